@@ -1,0 +1,117 @@
+//! Wall-clock time as Unix seconds, and the two text forms linegate speaks: Odoo's naive-UTC
+//! `YYYY-MM-DD HH:MM:SS` and RFC 3339 for our own records. A tiny civil-calendar conversion
+//! (Howard Hinnant's algorithm) is all this needs, so no date crate is pulled in.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// Seconds since the Unix epoch, floored.
+pub fn now_unix() -> i64 {
+    match SystemTime::now().duration_since(UNIX_EPOCH) {
+        Ok(d) => d.as_secs() as i64,
+        // A gateway without a clock battery can boot before 1970 only in theory; say 0.
+        Err(_) => 0,
+    }
+}
+
+/// Days since 1970-01-01 for a proleptic Gregorian date.
+fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = if y >= 0 { y } else { y - 399 } / 400;
+    let yoe = y - era * 400;
+    let mp = (m as i64 + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d as i64 - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// The date for a count of days since 1970-01-01.
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = if z >= 0 { z } else { z - 146_096 } / 146_097;
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    (y, m, d)
+}
+
+fn split(unix: i64) -> (i64, u32, u32, i64, i64, i64) {
+    let days = unix.div_euclid(86_400);
+    let secs = unix.rem_euclid(86_400);
+    let (y, m, d) = civil_from_days(days);
+    (y, m, d, secs / 3600, secs % 3600 / 60, secs % 60)
+}
+
+/// Odoo's datetime text: naive UTC, floored to the second.
+pub fn format_odoo(unix: i64) -> String {
+    let (y, mo, d, h, mi, s) = split(unix);
+    format!("{y:04}-{mo:02}-{d:02} {h:02}:{mi:02}:{s:02}")
+}
+
+/// RFC 3339 in UTC, for timestamps linegate records itself.
+pub fn format_rfc3339(unix: i64) -> String {
+    let (y, mo, d, h, mi, s) = split(unix);
+    format!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}Z")
+}
+
+/// Parses Odoo's `YYYY-MM-DD HH:MM:SS` (also accepts a `T` separator and a date alone).
+pub fn parse_odoo(text: &str) -> Option<i64> {
+    let b = text.as_bytes();
+    let num = |r: std::ops::Range<usize>| -> Option<i64> {
+        let s = text.get(r)?;
+        if s.bytes().all(|c| c.is_ascii_digit()) {
+            s.parse().ok()
+        } else {
+            None
+        }
+    };
+    if b.len() < 10 || b[4] != b'-' || b[7] != b'-' {
+        return None;
+    }
+    let (y, m, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
+    if !(1..=12).contains(&m) || !(1..=31).contains(&d) {
+        return None;
+    }
+    let (h, mi, s) = match b.len() {
+        10 => (0, 0, 0),
+        19 if matches!(b[10], b' ' | b'T') && b[13] == b':' && b[16] == b':' => {
+            (num(11..13)?, num(14..16)?, num(17..19)?)
+        }
+        _ => return None,
+    };
+    if h > 23 || mi > 59 || s > 60 {
+        return None;
+    }
+    Some(days_from_civil(y, m as u32, d as u32) * 86_400 + h * 3600 + mi * 60 + s)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn known_instants() {
+        assert_eq!(format_odoo(0), "1970-01-01 00:00:00");
+        assert_eq!(parse_odoo("2026-11-22 01:40:25"), Some(1_795_311_625));
+        assert_eq!(format_rfc3339(1_795_311_625), "2026-11-22T01:40:25Z");
+        assert_eq!(parse_odoo("2024-02-29"), Some(1_709_164_800));
+    }
+
+    #[test]
+    fn rejects_what_is_not_a_datetime() {
+        for bad in ["", "false", "2026-13-01 00:00:00", "2026-11-22 1:40:25", "20261122", "2026-11-22 01:40"] {
+            assert_eq!(parse_odoo(bad), None, "{bad:?}");
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn format_and_parse_are_inverse(unix in 0i64..8_000_000_000) {
+            prop_assert_eq!(parse_odoo(&format_odoo(unix)), Some(unix));
+        }
+    }
+}

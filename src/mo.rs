@@ -1,0 +1,92 @@
+//! What the floor knows about a manufacturing order, split by owner.
+
+use serde::Serialize;
+
+/// The upstream-owned values of one MO, as the sync writes them. Empty Odoo values (`false`)
+/// are `None` here.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct UpstreamMo {
+    pub id: i64,
+    pub name: String,
+    pub state: String,
+    pub product_id: Option<i64>,
+    pub product_name: Option<String>,
+    pub uom: Option<String>,
+    pub product_qty: f64,
+    pub qty_producing: f64,
+    pub origin: Option<String>,
+    pub create_date: Option<String>,
+    pub write_date: String,
+    pub planned_start: Option<String>,
+    pub planned_finish: Option<String>,
+    pub date_deadline: Option<String>,
+    pub transfer_id: Option<i64>,
+    pub transfer_name: Option<String>,
+    pub group_worker: Option<String>,
+    pub note: Option<String>,
+    pub initial_qty_target: Option<f64>,
+}
+
+/// The operator-owned values of one MO. Only the command layer changes them.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Protected {
+    pub auth_first: Option<String>,
+    pub auth_last: Option<String>,
+    pub leader_id: Option<String>,
+    pub roll_number: Option<String>,
+    pub ready_for_production: bool,
+    pub date_start: Option<String>,
+    pub date_finished: Option<String>,
+}
+
+impl Protected {
+    /// Where the MO stands on the floor, derived from the operator's data alone.
+    pub fn phase(&self) -> Phase {
+        if self.date_finished.is_some() {
+            Phase::Finished
+        } else if self.date_start.is_some() {
+            Phase::Running
+        } else if self.ready_for_production {
+            Phase::Ready
+        } else {
+            Phase::Waiting
+        }
+    }
+
+    /// True once an operator has recorded anything: such a row must outlive its MO in Odoo.
+    pub fn holds_operator_data(&self) -> bool {
+        *self != Protected::default()
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Phase {
+    Waiting,
+    Ready,
+    Running,
+    Finished,
+}
+
+impl Phase {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Phase::Waiting => "waiting",
+            Phase::Ready => "ready",
+            Phase::Running => "running",
+            Phase::Finished => "finished",
+        }
+    }
+}
+
+/// One MO as the store holds it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct MoRow {
+    #[serde(flatten)]
+    pub upstream: UpstreamMo,
+    #[serde(flatten)]
+    pub protected: Protected,
+    pub phase: Phase,
+    pub synced_at: String,
+    pub gone_at: Option<String>,
+}

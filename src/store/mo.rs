@@ -1,0 +1,449 @@
+//! SQL for the `mo` table. The sync writes through [`apply_page`], whose SQL is generated from
+//! [`UPSTREAM_COLUMNS`] alone; operators write through [`set_protected`], whose SQL names
+//! [`PROTECTED_COLUMNS`] alone. Neither can reach the other's columns.
+
+use std::collections::HashSet;
+use std::sync::OnceLock;
+
+use rusqlite::types::Value;
+use rusqlite::{params, Connection, OptionalExtension, Row, Transaction};
+
+use super::StoreError;
+use crate::mo::{MoRow, Protected, UpstreamMo};
+
+/// Every column the sync owns, besides the key `id`. The length ties it to [`upstream_values`].
+pub const UPSTREAM_COLUMNS: [&str; 18] = [
+    "name",
+    "state",
+    "product_id",
+    "product_name",
+    "uom",
+    "product_qty",
+    "qty_producing",
+    "origin",
+    "create_date",
+    "write_date",
+    "planned_start",
+    "planned_finish",
+    "date_deadline",
+    "transfer_id",
+    "transfer_name",
+    "group_worker",
+    "note",
+    "initial_qty_target",
+];
+
+/// Upstream columns that keep their value when a sync finds none (the seed's COALESCE): a
+/// transfer that is no longer found is still the MO's transfer.
+const KEEP_WHEN_MISSING: [&str; 2] = ["transfer_id", "transfer_name"];
+
+/// Every column operators own. Only [`set_protected`] writes them.
+pub const PROTECTED_COLUMNS: [&str; 7] = [
+    "auth_first",
+    "auth_last",
+    "leader_id",
+    "roll_number",
+    "ready_for_production",
+    "date_start",
+    "date_finished",
+];
+
+fn upstream_values(m: &UpstreamMo) -> [Value; 18] {
+    let text = |v: &Option<String>| v.clone().map_or(Value::Null, Value::Text);
+    [
+        Value::Text(m.name.clone()),
+        Value::Text(m.state.clone()),
+        m.product_id.map_or(Value::Null, Value::Integer),
+        text(&m.product_name),
+        text(&m.uom),
+        Value::Real(m.product_qty),
+        Value::Real(m.qty_producing),
+        text(&m.origin),
+        text(&m.create_date),
+        Value::Text(m.write_date.clone()),
+        text(&m.planned_start),
+        text(&m.planned_finish),
+        text(&m.date_deadline),
+        m.transfer_id.map_or(Value::Null, Value::Integer),
+        text(&m.transfer_name),
+        text(&m.group_worker),
+        text(&m.note),
+        m.initial_qty_target.map_or(Value::Null, Value::Real),
+    ]
+}
+
+/// The sync's upsert. It updates a row only when an upstream value differs (or the MO comes
+/// back into the domain), so an unchanged MO costs a read and no write.
+fn upsert_sql() -> &'static str {
+    static SQL: OnceLock<String> = OnceLock::new();
+    SQL.get_or_init(|| {
+        let n = UPSTREAM_COLUMNS.len();
+        let columns = UPSTREAM_COLUMNS.join(", ");
+        let placeholders: Vec<String> = (2..=n + 1).map(|i| format!("?{i}")).collect();
+        let new_value = |c: &str| {
+            if KEEP_WHEN_MISSING.contains(&c) {
+                format!("COALESCE(excluded.{c}, mo.{c})")
+            } else {
+                format!("excluded.{c}")
+            }
+        };
+        let sets: Vec<String> = UPSTREAM_COLUMNS.iter().map(|c| format!("{c} = {}", new_value(c))).collect();
+        let differs: Vec<String> = UPSTREAM_COLUMNS.iter().map(|c| format!("mo.{c} IS NOT {}", new_value(c))).collect();
+        format!(
+            "INSERT INTO mo (id, {columns}, synced_at) VALUES (?1, {}, ?{}) \
+             ON CONFLICT (id) DO UPDATE SET {}, synced_at = excluded.synced_at, gone_at = NULL \
+             WHERE {} OR mo.gone_at IS NOT NULL",
+            placeholders.join(", "),
+            n + 2,
+            sets.join(", "),
+            differs.join(" OR "),
+        )
+    })
+}
+
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct PageCounts {
+    pub inserted: u64,
+    pub updated: u64,
+    pub unchanged: u64,
+}
+
+impl std::ops::AddAssign for PageCounts {
+    fn add_assign(&mut self, o: PageCounts) {
+        self.inserted += o.inserted;
+        self.updated += o.updated;
+        self.unchanged += o.unchanged;
+    }
+}
+
+/// Writes one page of upstream MOs, plus the sync state that goes with it, in one transaction:
+/// a page is either wholly applied with its cursor or not at all.
+pub fn apply_page(
+    conn: &mut Connection,
+    rows: &[UpstreamMo],
+    state: &[(&str, &str, String)],
+    now: &str,
+) -> Result<PageCounts, StoreError> {
+    let tx = conn.transaction()?;
+    let mut counts = PageCounts::default();
+    {
+        let mut exists = tx.prepare_cached("SELECT 1 FROM mo WHERE id = ?1")?;
+        let mut upsert = tx.prepare_cached(upsert_sql())?;
+        for row in rows {
+            let existed = exists.exists([row.id])?;
+            let mut values = Vec::with_capacity(UPSTREAM_COLUMNS.len() + 2);
+            values.push(Value::Integer(row.id));
+            values.extend(upstream_values(row));
+            values.push(Value::Text(now.to_string()));
+            let changed = upsert.execute(rusqlite::params_from_iter(values))? > 0;
+            match (existed, changed) {
+                (false, _) => counts.inserted += 1,
+                (true, true) => counts.updated += 1,
+                (true, false) => counts.unchanged += 1,
+            }
+        }
+    }
+    for (source, key, value) in state {
+        super::sync::put_state(&tx, source, key, value)?;
+    }
+    tx.commit()?;
+    Ok(counts)
+}
+
+/// Marks every MO not in `present` as gone (kept with its operator data), and returns their ids.
+pub fn mark_gone(conn: &mut Connection, present: &HashSet<i64>, now: &str) -> Result<Vec<i64>, StoreError> {
+    let tx = conn.transaction()?;
+    let gone: Vec<i64> = {
+        let mut stmt = tx.prepare("SELECT id FROM mo WHERE gone_at IS NULL")?;
+        let ids = stmt.query_map([], |r| r.get::<_, i64>(0))?;
+        ids.filter(|id| id.as_ref().map_or(true, |id| !present.contains(id)))
+            .collect::<Result<_, _>>()?
+    };
+    {
+        let mut update = tx.prepare("UPDATE mo SET gone_at = ?2 WHERE id = ?1")?;
+        for id in &gone {
+            update.execute(params![id, now])?;
+        }
+    }
+    tx.commit()?;
+    Ok(gone)
+}
+
+/// Of `upstream` ids, those the store lacks or holds as gone: the reconcile fetches them.
+pub fn not_present(conn: &Connection, upstream: &[i64]) -> Result<Vec<i64>, StoreError> {
+    let mut stmt = conn.prepare_cached("SELECT gone_at IS NULL FROM mo WHERE id = ?1")?;
+    let mut missing = Vec::new();
+    for &id in upstream {
+        let present: Option<bool> = stmt.query_row([id], |r| r.get(0)).optional()?;
+        if present != Some(true) {
+            missing.push(id);
+        }
+    }
+    Ok(missing)
+}
+
+/// Deletes MOs gone before `cutoff` that hold no operator data or were finished before it.
+pub fn purge(conn: &mut Connection, cutoff: &str) -> Result<Vec<i64>, StoreError> {
+    const SQL: &str = "DELETE FROM mo WHERE gone_at IS NOT NULL AND gone_at < ?1 \
+        AND ((auth_first IS NULL AND auth_last IS NULL AND leader_id IS NULL AND roll_number IS NULL \
+              AND ready_for_production = 0 AND date_start IS NULL AND date_finished IS NULL) \
+             OR date_finished < ?1) RETURNING id";
+    let mut stmt = conn.prepare(SQL)?;
+    let ids = stmt.query_map([cutoff], |r| r.get(0))?.collect::<Result<_, _>>()?;
+    Ok(ids)
+}
+
+/// Writes an MO's protected columns, durably: the operator is told it happened.
+/// Returns false when no such MO exists.
+pub fn set_protected(conn: &mut Connection, id: i64, p: &Protected, now: &str) -> Result<bool, StoreError> {
+    super::durable(conn, |tx| set_protected_in(tx, id, p, now))
+}
+
+/// [`set_protected`] inside a caller's transaction (a changeover writes two MOs at once).
+pub fn set_protected_in(tx: &Transaction, id: i64, p: &Protected, now: &str) -> Result<bool, StoreError> {
+    static SQL: OnceLock<String> = OnceLock::new();
+    let sql = SQL.get_or_init(|| {
+        let sets: Vec<String> =
+            PROTECTED_COLUMNS.iter().enumerate().map(|(i, c)| format!("{c} = ?{}", i + 2)).collect();
+        format!(
+            "UPDATE mo SET {}, operator_updated_at = ?{} WHERE id = ?1",
+            sets.join(", "),
+            PROTECTED_COLUMNS.len() + 2
+        )
+    });
+    let n = tx.prepare_cached(sql)?.execute(params![
+        id,
+        p.auth_first,
+        p.auth_last,
+        p.leader_id,
+        p.roll_number,
+        p.ready_for_production,
+        p.date_start,
+        p.date_finished,
+        now
+    ])?;
+    Ok(n > 0)
+}
+
+const SELECT_ROW: &str = "SELECT id, name, state, product_id, product_name, uom, product_qty, qty_producing, \
+    origin, create_date, write_date, planned_start, planned_finish, date_deadline, transfer_id, transfer_name, \
+    group_worker, note, initial_qty_target, auth_first, auth_last, leader_id, roll_number, ready_for_production, \
+    date_start, date_finished, synced_at, gone_at FROM mo";
+
+fn read_row(r: &Row) -> rusqlite::Result<MoRow> {
+    let protected = Protected {
+        auth_first: r.get(19)?,
+        auth_last: r.get(20)?,
+        leader_id: r.get(21)?,
+        roll_number: r.get(22)?,
+        ready_for_production: r.get(23)?,
+        date_start: r.get(24)?,
+        date_finished: r.get(25)?,
+    };
+    Ok(MoRow {
+        upstream: UpstreamMo {
+            id: r.get(0)?,
+            name: r.get(1)?,
+            state: r.get(2)?,
+            product_id: r.get(3)?,
+            product_name: r.get(4)?,
+            uom: r.get(5)?,
+            product_qty: r.get(6)?,
+            qty_producing: r.get(7)?,
+            origin: r.get(8)?,
+            create_date: r.get(9)?,
+            write_date: r.get(10)?,
+            planned_start: r.get(11)?,
+            planned_finish: r.get(12)?,
+            date_deadline: r.get(13)?,
+            transfer_id: r.get(14)?,
+            transfer_name: r.get(15)?,
+            group_worker: r.get(16)?,
+            note: r.get(17)?,
+            initial_qty_target: r.get(18)?,
+        },
+        phase: protected.phase(),
+        protected,
+        synced_at: r.get(26)?,
+        gone_at: r.get(27)?,
+    })
+}
+
+pub fn get(conn: &Connection, id: i64) -> Result<Option<MoRow>, StoreError> {
+    let mut stmt = conn.prepare_cached(&format!("{SELECT_ROW} WHERE id = ?1"))?;
+    Ok(stmt.query_row([id], read_row).optional()?)
+}
+
+/// The MO currently called `name` (names move on backorder; a gone MO may share an old name).
+pub fn get_by_name(conn: &Connection, name: &str) -> Result<Option<MoRow>, StoreError> {
+    let sql = format!("{SELECT_ROW} WHERE name = ?1 ORDER BY gone_at IS NOT NULL, id DESC LIMIT 1");
+    Ok(conn.prepare_cached(&sql)?.query_row([name], read_row).optional()?)
+}
+
+pub fn all(conn: &Connection) -> Result<Vec<MoRow>, StoreError> {
+    let mut stmt = conn.prepare_cached(&format!("{SELECT_ROW} ORDER BY id"))?;
+    let rows = stmt.query_map([], read_row)?.collect::<Result<_, _>>()?;
+    Ok(rows)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn conn() -> Connection {
+        let mut conn = Connection::open_in_memory().unwrap();
+        super::super::configure(&conn).unwrap();
+        super::super::migrate(&mut conn, std::path::Path::new(":memory:")).unwrap();
+        conn
+    }
+
+    fn upstream(id: i64, state: &str, write_date: &str) -> UpstreamMo {
+        UpstreamMo {
+            id,
+            name: format!("WH/MO/{id:05}"),
+            state: state.into(),
+            product_id: Some(8),
+            product_name: Some("[FURN_7800] Desk Combination".into()),
+            uom: Some("Units".into()),
+            product_qty: 3.0,
+            qty_producing: 0.0,
+            origin: None,
+            create_date: Some("2026-11-22 01:36:38".into()),
+            write_date: write_date.into(),
+            planned_start: None,
+            planned_finish: None,
+            date_deadline: None,
+            transfer_id: None,
+            transfer_name: None,
+            group_worker: None,
+            note: None,
+            initial_qty_target: None,
+        }
+    }
+
+    #[test]
+    fn sync_sql_names_no_protected_column() {
+        for column in PROTECTED_COLUMNS {
+            assert!(!upsert_sql().contains(column), "{column} in {}", upsert_sql());
+            assert!(!UPSTREAM_COLUMNS.contains(&column));
+        }
+    }
+
+    #[test]
+    fn unchanged_rows_are_not_rewritten() {
+        let mut conn = conn();
+        let rows = vec![upstream(1, "confirmed", "2026-11-22 01:00:00"), upstream(2, "confirmed", "2026-11-22 01:00:00")];
+        let first = apply_page(&mut conn, &rows, &[], "t1").unwrap();
+        assert_eq!(first, PageCounts { inserted: 2, updated: 0, unchanged: 0 });
+        let before = conn.total_changes();
+        let again = apply_page(&mut conn, &rows, &[], "t2").unwrap();
+        assert_eq!(again, PageCounts { inserted: 0, updated: 0, unchanged: 2 });
+        assert_eq!(conn.total_changes(), before, "an unchanged page must write nothing");
+        assert_eq!(get(&conn, 1).unwrap().unwrap().synced_at, "t1");
+    }
+
+    #[test]
+    fn transfer_is_kept_when_a_sync_finds_none() {
+        let mut conn = conn();
+        let mut row = upstream(1, "confirmed", "2026-11-22 01:00:00");
+        row.transfer_id = Some(7);
+        row.transfer_name = Some("WH/OUT/00007".into());
+        apply_page(&mut conn, &[row.clone()], &[], "t1").unwrap();
+        row.transfer_id = None;
+        row.transfer_name = None;
+        row.state = "progress".into();
+        apply_page(&mut conn, &[row], &[], "t2").unwrap();
+        let stored = get(&conn, 1).unwrap().unwrap();
+        assert_eq!(stored.upstream.state, "progress");
+        assert_eq!(stored.upstream.transfer_id, Some(7));
+        assert_eq!(stored.upstream.transfer_name.as_deref(), Some("WH/OUT/00007"));
+    }
+
+    #[test]
+    fn gone_rows_keep_operator_data_until_finished_and_old() {
+        let mut conn = conn();
+        apply_page(&mut conn, &[upstream(1, "confirmed", "a"), upstream(2, "confirmed", "a")], &[], "t").unwrap();
+        let started = Protected { ready_for_production: true, date_start: Some("2026-01-01T00:00:00Z".into()), ..Default::default() };
+        set_protected(&mut conn, 1, &started, "t").unwrap();
+        let gone = mark_gone(&mut conn, &HashSet::new(), "2026-01-02T00:00:00Z").unwrap();
+        assert_eq!(gone, vec![1, 2]);
+        // Only the MO without operator data goes; the running one stays however old.
+        assert_eq!(purge(&mut conn, "2026-02-01T00:00:00Z").unwrap(), vec![2]);
+        let finished = Protected { date_finished: Some("2026-01-03T00:00:00Z".into()), ..started };
+        set_protected(&mut conn, 1, &finished, "t").unwrap();
+        assert_eq!(purge(&mut conn, "2026-01-02T12:00:00Z").unwrap(), Vec::<i64>::new());
+        assert_eq!(purge(&mut conn, "2026-02-01T00:00:00Z").unwrap(), vec![1]);
+    }
+
+    #[test]
+    fn a_gone_mo_that_returns_is_present_again() {
+        let mut conn = conn();
+        apply_page(&mut conn, &[upstream(1, "confirmed", "a")], &[], "t").unwrap();
+        mark_gone(&mut conn, &HashSet::new(), "g").unwrap();
+        assert_eq!(not_present(&conn, &[1, 2]).unwrap(), vec![1, 2]);
+        let counts = apply_page(&mut conn, &[upstream(1, "confirmed", "a")], &[], "t2").unwrap();
+        assert_eq!(counts.updated, 1);
+        assert_eq!(get(&conn, 1).unwrap().unwrap().gone_at, None);
+        assert_eq!(not_present(&conn, &[1, 2]).unwrap(), vec![2]);
+    }
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        Sync(Vec<(i64, u8)>),
+        Operator(i64, Protected),
+    }
+
+    fn protected_strategy() -> impl Strategy<Value = Protected> {
+        let text = || proptest::option::of("[0-9]{1,6}");
+        (text(), text(), text(), text(), any::<bool>(), text(), text()).prop_map(|(a, b, c, d, e, f, g)| Protected {
+            auth_first: a,
+            auth_last: b,
+            leader_id: c,
+            roll_number: d,
+            ready_for_production: e,
+            date_start: f,
+            date_finished: g,
+        })
+    }
+
+    fn op_strategy() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            proptest::collection::vec((1i64..6, 0u8..4), 0..6).prop_map(Op::Sync),
+            (1i64..6, protected_strategy()).prop_map(|(id, p)| Op::Operator(id, p)),
+        ]
+    }
+
+    proptest! {
+        /// Whatever the interleaving of sync pages and operator writes, an MO's protected values
+        /// are the ones its operator wrote last, and its upstream values the ones synced last.
+        #[test]
+        fn protected_values_are_always_the_operators_last_write(ops in proptest::collection::vec(op_strategy(), 1..40)) {
+            let mut conn = conn();
+            let states = ["confirmed", "progress", "to_close", "done"];
+            let mut last_operator: std::collections::HashMap<i64, Protected> = Default::default();
+            let mut last_state: std::collections::HashMap<i64, &str> = Default::default();
+            for (n, op) in ops.iter().enumerate() {
+                match op {
+                    Op::Sync(batch) => {
+                        let rows: Vec<UpstreamMo> = batch.iter().map(|&(id, s)| {
+                            upstream(id, states[s as usize], &format!("2026-11-22 01:00:{:02}", n % 60))
+                        }).collect();
+                        apply_page(&mut conn, &rows, &[], "t").unwrap();
+                        for &(id, s) in batch { last_state.insert(id, states[s as usize]); }
+                    }
+                    Op::Operator(id, p) => {
+                        let exists = set_protected(&mut conn, *id, p, "t").unwrap();
+                        prop_assert_eq!(exists, last_state.contains_key(id));
+                        if exists { last_operator.insert(*id, p.clone()); }
+                    }
+                }
+            }
+            for (id, state) in last_state {
+                let row = get(&conn, id).unwrap().unwrap();
+                prop_assert_eq!(row.upstream.state.as_str(), state);
+                prop_assert_eq!(row.protected, last_operator.get(&id).cloned().unwrap_or_default());
+            }
+        }
+    }
+}

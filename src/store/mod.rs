@@ -1,0 +1,154 @@
+//! The store: one SQLite connection, owned by one thread, off the async workers. Everything else
+//! talks to it through [`Store`], whose methods send a closure to that thread and await the
+//! answer. Only this module and its children touch SQL.
+
+pub mod mo;
+pub mod sync;
+
+use std::path::{Path, PathBuf};
+
+use rusqlite::Connection;
+use tokio::sync::oneshot;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("cannot open the database at {path}: {source}")]
+    Open { path: PathBuf, source: rusqlite::Error },
+    #[error("the database at {path} has schema version {found}, newer than this linegate knows ({known})")]
+    TooNew { path: PathBuf, found: u32, known: u32 },
+    #[error("the store has stopped")]
+    Closed,
+}
+
+/// Migrations, embedded at build time; the position in this list is the schema version.
+const MIGRATIONS: &[&str] = &[include_str!("../../migrations/0001_init.sql")];
+
+pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;
+
+type Job = Box<dyn FnOnce(&mut Connection) + Send>;
+
+/// A handle on the store. Cloning it is cheap; the connection closes when the last handle drops.
+#[derive(Clone)]
+pub struct Store {
+    /// Into the owner thread; it exits when every handle is gone.
+    jobs: std::sync::mpsc::Sender<Job>,
+}
+
+impl Store {
+    /// Opens (creating if needed) the database, migrates it, and starts its owner thread.
+    pub fn open(path: &Path) -> Result<Store, StoreError> {
+        let conn = open_connection(path)?;
+        let (jobs, rx) = std::sync::mpsc::channel::<Job>();
+        std::thread::Builder::new()
+            .name("linegate-store".into())
+            .spawn(move || {
+                let mut conn = conn;
+                while let Ok(job) = rx.recv() {
+                    job(&mut conn);
+                }
+            })
+            .expect("spawning the store thread");
+        Ok(Store { jobs })
+    }
+
+    /// Runs `f` on the store thread and returns its result.
+    pub async fn call<R, F>(&self, f: F) -> Result<R, StoreError>
+    where
+        R: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<R, StoreError> + Send + 'static,
+    {
+        let (tx, rx) = oneshot::channel();
+        let job: Job = Box::new(move |conn| {
+            // The caller may have gone (shutdown); the work is done and committed regardless.
+            let _ = tx.send(f(conn));
+        });
+        self.jobs.send(job).map_err(|_| StoreError::Closed)?;
+        rx.await.map_err(|_| StoreError::Closed)?
+    }
+}
+
+/// Opens a connection with linegate's settings and brings the schema up to date.
+pub fn open_connection(path: &Path) -> Result<Connection, StoreError> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        let _ = std::fs::create_dir_all(dir);
+    }
+    let open_err = |source| StoreError::Open { path: path.to_path_buf(), source };
+    let mut conn = Connection::open(path).map_err(open_err)?;
+    configure(&conn).map_err(open_err)?;
+    migrate(&mut conn, path)?;
+    Ok(conn)
+}
+
+/// Per-connection settings. WAL with `synchronous = NORMAL` survives a crash of the agent at
+/// any point; writes an acknowledgement depends on switch to FULL for their commit (see
+/// [`durable`]), so the SD card is not fsynced for data the next sync would fetch again.
+fn configure(conn: &Connection) -> rusqlite::Result<()> {
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", "NORMAL")?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    conn.busy_timeout(std::time::Duration::from_secs(5))?;
+    Ok(())
+}
+
+fn migrate(conn: &mut Connection, path: &Path) -> Result<(), StoreError> {
+    let found: u32 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    if found > SCHEMA_VERSION {
+        return Err(StoreError::TooNew { path: path.to_path_buf(), found, known: SCHEMA_VERSION });
+    }
+    for (index, sql) in MIGRATIONS.iter().enumerate().skip(found as usize) {
+        let tx = conn.transaction()?;
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", index as u32 + 1)?;
+        tx.commit()?;
+        tracing::info!(version = index + 1, "database migrated");
+    }
+    Ok(())
+}
+
+/// Runs `f` in a transaction whose commit is fsynced before this returns: for writes that
+/// someone is told have happened.
+pub fn durable<R>(
+    conn: &mut Connection,
+    f: impl FnOnce(&rusqlite::Transaction) -> Result<R, StoreError>,
+) -> Result<R, StoreError> {
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    let result = (|| {
+        let tx = conn.transaction()?;
+        let r = f(&tx)?;
+        tx.commit()?;
+        Ok(r)
+    })();
+    conn.pragma_update(None, "synchronous", "NORMAL")?;
+    result
+}
+
+/// The schema version of an open database.
+pub fn schema_version(conn: &Connection) -> Result<u32, StoreError> {
+    Ok(conn.pragma_query_value(None, "user_version", |r| r.get(0))?)
+}
+
+/// `PRAGMA integrity_check`: "ok" for a sound database.
+pub fn integrity_check(conn: &Connection) -> Result<String, StoreError> {
+    Ok(conn.query_row("PRAGMA integrity_check", [], |r| r.get(0))?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn migrates_once_and_refuses_a_newer_schema() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        let conn = open_connection(&path).unwrap();
+        assert_eq!(schema_version(&conn).unwrap(), SCHEMA_VERSION);
+        drop(conn);
+        let conn = open_connection(&path).unwrap();
+        assert_eq!(schema_version(&conn).unwrap(), SCHEMA_VERSION);
+        conn.pragma_update(None, "user_version", SCHEMA_VERSION + 1).unwrap();
+        drop(conn);
+        assert!(matches!(open_connection(&path), Err(StoreError::TooNew { .. })));
+    }
+}
