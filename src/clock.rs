@@ -103,7 +103,14 @@ mod tests {
 
     #[test]
     fn rejects_what_is_not_a_datetime() {
-        for bad in ["", "false", "2026-13-01 00:00:00", "2026-11-22 1:40:25", "20261122", "2026-11-22 01:40"] {
+        for bad in [
+            "",
+            "false",
+            "2026-13-01 00:00:00",
+            "2026-11-22 1:40:25",
+            "20261122",
+            "2026-11-22 01:40",
+        ] {
             assert_eq!(parse_odoo(bad), None, "{bad:?}");
         }
     }

@@ -19,7 +19,10 @@ pub struct ConfigError {
 
 impl ConfigError {
     fn new(key: impl Into<String>, message: impl Into<String>) -> Self {
-        ConfigError { key: key.into(), message: message.into() }
+        ConfigError {
+            key: key.into(),
+            message: message.into(),
+        }
     }
 }
 
@@ -41,7 +44,10 @@ pub struct StoreConfig {
 
 impl Default for StoreConfig {
     fn default() -> Self {
-        StoreConfig { path: PathBuf::from("/var/lib/linegate/linegate.db"), retention_days: 30 }
+        StoreConfig {
+            path: PathBuf::from("/var/lib/linegate/linegate.db"),
+            retention_days: 30,
+        }
     }
 }
 
@@ -185,10 +191,24 @@ impl OdooConfig {
     /// An API key wins over a password.
     pub fn secret(&self) -> Result<Secret, ConfigError> {
         let credentials = std::env::var_os("CREDENTIALS_DIRECTORY").map(PathBuf::from);
-        if let Some(key) = lookup("LINEGATE_ODOO_API_KEY", credentials.as_deref(), "odoo_api_key", &self.api_key_file, &self.api_key, "odoo.api_key")? {
+        if let Some(key) = lookup(
+            "LINEGATE_ODOO_API_KEY",
+            credentials.as_deref(),
+            "odoo_api_key",
+            &self.api_key_file,
+            &self.api_key,
+            "odoo.api_key",
+        )? {
             return Ok(Secret::ApiKey(key));
         }
-        if let Some(pw) = lookup("LINEGATE_ODOO_PASSWORD", credentials.as_deref(), "odoo_password", &self.password_file, &self.password, "odoo.password")? {
+        if let Some(pw) = lookup(
+            "LINEGATE_ODOO_PASSWORD",
+            credentials.as_deref(),
+            "odoo_password",
+            &self.password_file,
+            &self.password,
+            "odoo.password",
+        )? {
             return Ok(Secret::Password(pw));
         }
         Err(ConfigError::new(
@@ -200,9 +220,11 @@ impl OdooConfig {
     /// The MO domain, parsed and checked for shape.
     pub fn domain(&self) -> Result<serde_json::Value, ConfigError> {
         let key = "odoo.mo_domain";
-        let value: serde_json::Value = serde_json::from_str(&self.mo_domain)
-            .map_err(|e| ConfigError::new(key, format!("not JSON: {e}")))?;
-        let terms = value.as_array().ok_or_else(|| ConfigError::new(key, "must be a JSON array"))?;
+        let value: serde_json::Value =
+            serde_json::from_str(&self.mo_domain).map_err(|e| ConfigError::new(key, format!("not JSON: {e}")))?;
+        let terms = value
+            .as_array()
+            .ok_or_else(|| ConfigError::new(key, "must be a JSON array"))?;
         let mut needed: i64 = 1;
         for term in terms {
             match term {
@@ -292,21 +314,32 @@ impl Config {
                 return Err(ConfigError::new("odoo.database", "must not be empty"));
             }
             odoo.domain()?;
-            let secret = odoo.secret()?;
-            if odoo.api == OdooApi::Json2 && !matches!(secret, Secret::ApiKey(_)) {
-                return Err(ConfigError::new("odoo.api", "json2 needs an API key"));
-            }
-            if odoo.api == OdooApi::Jsonrpc && odoo.login.is_none() {
-                return Err(ConfigError::new("odoo.login", "/jsonrpc needs the login of the key's user"));
-            }
-            if matches!(secret, Secret::Password(_)) && odoo.login.is_none() {
-                return Err(ConfigError::new("odoo.login", "a password needs a login"));
-            }
             if !(1..=5000).contains(&odoo.page_size) {
                 return Err(ConfigError::new("odoo.page_size", "must be between 1 and 5000"));
             }
             if odoo.sync_interval < Duration::from_secs(1) {
                 return Err(ConfigError::new("odoo.sync_interval", "must be at least 1s"));
+            }
+        }
+        Ok(())
+    }
+
+    /// Resolves the secrets and checks they fit the chosen API. Separate from [`Config::validate`]
+    /// because `linegate status` must work without access to them.
+    pub fn validate_secrets(&self) -> Result<(), ConfigError> {
+        if let Some(odoo) = &self.odoo {
+            let secret = odoo.secret()?;
+            if odoo.api == OdooApi::Json2 && !matches!(secret, Secret::ApiKey(_)) {
+                return Err(ConfigError::new("odoo.api", "json2 needs an API key"));
+            }
+            if odoo.api == OdooApi::Jsonrpc && odoo.login.is_none() {
+                return Err(ConfigError::new(
+                    "odoo.login",
+                    "/jsonrpc needs the login of the key's user",
+                ));
+            }
+            if matches!(secret, Secret::Password(_)) && odoo.login.is_none() {
+                return Err(ConfigError::new("odoo.login", "a password needs a login"));
             }
         }
         Ok(())
@@ -347,6 +380,12 @@ fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
 mod tests {
     use super::*;
 
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        let config = Config::parse(text)?;
+        config.validate_secrets()?;
+        Ok(config)
+    }
+
     const MINIMAL: &str = r#"
         [store]
         path = "/tmp/x.db"
@@ -358,7 +397,7 @@ mod tests {
 
     #[test]
     fn minimal_config_gets_defaults() {
-        let config = Config::parse(MINIMAL).unwrap();
+        let config = parse(MINIMAL).unwrap();
         let odoo = config.odoo.unwrap();
         assert_eq!(odoo.sync_interval, Duration::from_secs(300));
         assert_eq!(odoo.page_size, 200);
@@ -368,7 +407,7 @@ mod tests {
 
     #[test]
     fn unknown_key_is_named() {
-        let err = Config::parse(&format!("{MINIMAL}\nsync_intervall = \"5m\"")).unwrap_err();
+        let err = parse(&format!("{MINIMAL}\nsync_intervall = \"5m\"")).unwrap_err();
         assert_eq!(err.key, "sync_intervall", "{err}");
     }
 
@@ -378,12 +417,15 @@ mod tests {
             ("mo_domain = '[[\"state\", \"=\"]]'", "odoo.mo_domain"),
             ("mo_domain = '[\"|\", [\"state\", \"=\", \"done\"]]'", "odoo.mo_domain"),
             ("page_size = 0", "odoo.page_size"),
-            ("api = \"json2\"\npassword = \"p\"\napi_key_file = \"/nonexistent\"", "odoo.api_key_file"),
+            (
+                "api = \"json2\"\npassword = \"p\"\napi_key_file = \"/nonexistent\"",
+                "odoo.api_key_file",
+            ),
         ] {
-            let err = Config::parse(&format!("{MINIMAL}\n{patch}")).unwrap_err();
+            let err = parse(&format!("{MINIMAL}\n{patch}")).unwrap_err();
             assert_eq!(err.key, key, "{patch}: {err}");
         }
-        let err = Config::parse(&MINIMAL.replace("8069\"", "8069\"\nsync_interval = \"5 minutes\"")).unwrap_err();
+        let err = parse(&MINIMAL.replace("8069\"", "8069\"\nsync_interval = \"5 minutes\"")).unwrap_err();
         assert!(err.to_string().contains("5 minutes"), "{err}");
     }
 
@@ -395,10 +437,10 @@ mod tests {
         std::fs::write(&file, "secret\n").unwrap();
         std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
         let text = MINIMAL.replace("api_key = \"k\"", &format!("api_key_file = {:?}", file));
-        let err = Config::parse(&text).unwrap_err();
+        let err = parse(&text).unwrap_err();
         assert_eq!(err.key, "odoo.api_key_file");
         std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o640)).unwrap();
-        let config = Config::parse(&text).unwrap();
+        let config = parse(&text).unwrap();
         assert_eq!(config.odoo.unwrap().secret().unwrap(), Secret::ApiKey("secret".into()));
     }
 

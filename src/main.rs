@@ -1,1 +1,98 @@
-fn main() {}
+//! The `linegate` binary: parse the command line, start logging, hand over to the library.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use linegate::commands::{self, Source};
+
+#[derive(Parser)]
+#[command(
+    name = "linegate",
+    version,
+    about = "Shop-floor gateway agent: Odoo MOs in a local store, for displays and panels"
+)]
+struct Cli {
+    /// The configuration file.
+    #[arg(long, global = true, default_value = linegate::config::DEFAULT_PATH)]
+    config: PathBuf,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the agent (what systemd starts).
+    Run,
+    /// Validate the configuration; exit 78 naming the key at fault.
+    CheckConfig,
+    /// Run one sync cycle in the foreground and print a summary.
+    Sync {
+        #[arg(long, required = true)]
+        once: bool,
+        #[arg(value_enum, default_value = "all")]
+        source: Source,
+    },
+    /// What the store knows, without the network.
+    Status {
+        #[arg(long)]
+        json: bool,
+    },
+    /// The agent against a built-in simulated Odoo, with a local database: see MOs flow.
+    Demo(linegate::demo::DemoArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+    let runtime = tokio::runtime::Runtime::new().expect("starting the tokio runtime");
+    let code = runtime.block_on(async {
+        match cli.command {
+            Command::CheckConfig => commands::check_config(&cli.config),
+            Command::Run => match commands::load(&cli.config) {
+                Ok(config) => run(config).await,
+                Err(code) => code,
+            },
+            Command::Sync { once: _, source } => match commands::load(&cli.config) {
+                Ok(config) => commands::sync_once(config, source).await,
+                Err(code) => code,
+            },
+            Command::Status { json } => match commands::load(&cli.config) {
+                Ok(config) => commands::status(config, json).await,
+                Err(code) => code,
+            },
+            Command::Demo(args) => linegate::demo::run(args, stop_signal()).await,
+        }
+    });
+    ExitCode::from(code)
+}
+
+async fn run(config: linegate::config::Config) -> u8 {
+    match linegate::app::run(config, stop_signal()).await {
+        Ok(()) => 0,
+        Err(linegate::app::AppError::Config(e)) => commands::report_config(&PathBuf::from("config"), &e),
+        Err(e) => {
+            tracing::error!(error = %e, "linegate failed");
+            commands::EXIT_FAILURE
+        }
+    }
+}
+
+/// A shutdown signal fired by SIGTERM (systemd) or SIGINT (Ctrl-C).
+fn stop_signal() -> linegate::shutdown::Shutdown {
+    let (trigger, shutdown) = linegate::shutdown::channel();
+    tokio::spawn(async move {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("installing the SIGTERM handler");
+        tokio::select! {
+            _ = term.recv() => tracing::info!("SIGTERM: stopping"),
+            _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT: stopping"),
+        }
+        trigger.fire();
+    });
+    shutdown
+}

@@ -87,8 +87,14 @@ fn upsert_sql() -> &'static str {
                 format!("excluded.{c}")
             }
         };
-        let sets: Vec<String> = UPSTREAM_COLUMNS.iter().map(|c| format!("{c} = {}", new_value(c))).collect();
-        let differs: Vec<String> = UPSTREAM_COLUMNS.iter().map(|c| format!("mo.{c} IS NOT {}", new_value(c))).collect();
+        let sets: Vec<String> = UPSTREAM_COLUMNS
+            .iter()
+            .map(|c| format!("{c} = {}", new_value(c)))
+            .collect();
+        let differs: Vec<String> = UPSTREAM_COLUMNS
+            .iter()
+            .map(|c| format!("mo.{c} IS NOT {}", new_value(c)))
+            .collect();
         format!(
             "INSERT INTO mo (id, {columns}, synced_at) VALUES (?1, {}, ?{}) \
              ON CONFLICT (id) DO UPDATE SET {}, synced_at = excluded.synced_at, gone_at = NULL \
@@ -169,6 +175,13 @@ pub fn mark_gone(conn: &mut Connection, present: &HashSet<i64>, now: &str) -> Re
     Ok(gone)
 }
 
+/// Ids of every MO not marked gone.
+pub fn all_present_ids(conn: &Connection) -> Result<Vec<i64>, StoreError> {
+    let mut stmt = conn.prepare_cached("SELECT id FROM mo WHERE gone_at IS NULL ORDER BY id")?;
+    let ids = stmt.query_map([], |r| r.get(0))?.collect::<Result<_, _>>()?;
+    Ok(ids)
+}
+
 /// Of `upstream` ids, those the store lacks or holds as gone: the reconcile fetches them.
 pub fn not_present(conn: &Connection, upstream: &[i64]) -> Result<Vec<i64>, StoreError> {
     let mut stmt = conn.prepare_cached("SELECT gone_at IS NULL FROM mo WHERE id = ?1")?;
@@ -203,8 +216,11 @@ pub fn set_protected(conn: &mut Connection, id: i64, p: &Protected, now: &str) -
 pub fn set_protected_in(tx: &Transaction, id: i64, p: &Protected, now: &str) -> Result<bool, StoreError> {
     static SQL: OnceLock<String> = OnceLock::new();
     let sql = SQL.get_or_init(|| {
-        let sets: Vec<String> =
-            PROTECTED_COLUMNS.iter().enumerate().map(|(i, c)| format!("{c} = ?{}", i + 2)).collect();
+        let sets: Vec<String> = PROTECTED_COLUMNS
+            .iter()
+            .enumerate()
+            .map(|(i, c)| format!("{c} = ?{}", i + 2))
+            .collect();
         format!(
             "UPDATE mo SET {}, operator_updated_at = ?{} WHERE id = ?1",
             sets.join(", "),
@@ -333,12 +349,29 @@ mod tests {
     #[test]
     fn unchanged_rows_are_not_rewritten() {
         let mut conn = conn();
-        let rows = vec![upstream(1, "confirmed", "2026-11-22 01:00:00"), upstream(2, "confirmed", "2026-11-22 01:00:00")];
+        let rows = vec![
+            upstream(1, "confirmed", "2026-11-22 01:00:00"),
+            upstream(2, "confirmed", "2026-11-22 01:00:00"),
+        ];
         let first = apply_page(&mut conn, &rows, &[], "t1").unwrap();
-        assert_eq!(first, PageCounts { inserted: 2, updated: 0, unchanged: 0 });
+        assert_eq!(
+            first,
+            PageCounts {
+                inserted: 2,
+                updated: 0,
+                unchanged: 0
+            }
+        );
         let before = conn.total_changes();
         let again = apply_page(&mut conn, &rows, &[], "t2").unwrap();
-        assert_eq!(again, PageCounts { inserted: 0, updated: 0, unchanged: 2 });
+        assert_eq!(
+            again,
+            PageCounts {
+                inserted: 0,
+                updated: 0,
+                unchanged: 2
+            }
+        );
         assert_eq!(conn.total_changes(), before, "an unchanged page must write nothing");
         assert_eq!(get(&conn, 1).unwrap().unwrap().synced_at, "t1");
     }
@@ -363,14 +396,27 @@ mod tests {
     #[test]
     fn gone_rows_keep_operator_data_until_finished_and_old() {
         let mut conn = conn();
-        apply_page(&mut conn, &[upstream(1, "confirmed", "a"), upstream(2, "confirmed", "a")], &[], "t").unwrap();
-        let started = Protected { ready_for_production: true, date_start: Some("2026-01-01T00:00:00Z".into()), ..Default::default() };
+        apply_page(
+            &mut conn,
+            &[upstream(1, "confirmed", "a"), upstream(2, "confirmed", "a")],
+            &[],
+            "t",
+        )
+        .unwrap();
+        let started = Protected {
+            ready_for_production: true,
+            date_start: Some("2026-01-01T00:00:00Z".into()),
+            ..Default::default()
+        };
         set_protected(&mut conn, 1, &started, "t").unwrap();
         let gone = mark_gone(&mut conn, &HashSet::new(), "2026-01-02T00:00:00Z").unwrap();
         assert_eq!(gone, vec![1, 2]);
         // Only the MO without operator data goes; the running one stays however old.
         assert_eq!(purge(&mut conn, "2026-02-01T00:00:00Z").unwrap(), vec![2]);
-        let finished = Protected { date_finished: Some("2026-01-03T00:00:00Z".into()), ..started };
+        let finished = Protected {
+            date_finished: Some("2026-01-03T00:00:00Z".into()),
+            ..started
+        };
         set_protected(&mut conn, 1, &finished, "t").unwrap();
         assert_eq!(purge(&mut conn, "2026-01-02T12:00:00Z").unwrap(), Vec::<i64>::new());
         assert_eq!(purge(&mut conn, "2026-02-01T00:00:00Z").unwrap(), vec![1]);

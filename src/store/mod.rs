@@ -74,7 +74,10 @@ pub fn open_connection(path: &Path) -> Result<Connection, StoreError> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         let _ = std::fs::create_dir_all(dir);
     }
-    let open_err = |source| StoreError::Open { path: path.to_path_buf(), source };
+    let open_err = |source| StoreError::Open {
+        path: path.to_path_buf(),
+        source,
+    };
     let mut conn = Connection::open(path).map_err(open_err)?;
     configure(&conn).map_err(open_err)?;
     migrate(&mut conn, path)?;
@@ -85,20 +88,31 @@ pub fn open_connection(path: &Path) -> Result<Connection, StoreError> {
 /// any point; writes an acknowledgement depends on switch to FULL for their commit (see
 /// [`durable`]), so the SD card is not fsynced for data the next sync would fetch again.
 fn configure(conn: &Connection) -> rusqlite::Result<()> {
+    // First, so that the other settings wait for a lock held by another process.
+    conn.busy_timeout(std::time::Duration::from_secs(5))?;
     conn.pragma_update(None, "journal_mode", "WAL")?;
     conn.pragma_update(None, "synchronous", "NORMAL")?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
-    conn.busy_timeout(std::time::Duration::from_secs(5))?;
     Ok(())
 }
 
 fn migrate(conn: &mut Connection, path: &Path) -> Result<(), StoreError> {
     let found: u32 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
     if found > SCHEMA_VERSION {
-        return Err(StoreError::TooNew { path: path.to_path_buf(), found, known: SCHEMA_VERSION });
+        return Err(StoreError::TooNew {
+            path: path.to_path_buf(),
+            found,
+            known: SCHEMA_VERSION,
+        });
     }
     for (index, sql) in MIGRATIONS.iter().enumerate().skip(found as usize) {
-        let tx = conn.transaction()?;
+        // IMMEDIATE, and the version read again inside: two processes starting at once (the
+        // agent and `linegate status`) must not both apply a step.
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let now: u32 = tx.pragma_query_value(None, "user_version", |r| r.get(0))?;
+        if now > index as u32 {
+            continue;
+        }
         tx.execute_batch(sql)?;
         tx.pragma_update(None, "user_version", index as u32 + 1)?;
         tx.commit()?;

@@ -16,7 +16,10 @@ pub fn put_state(conn: &Connection, source: &str, key: &str, value: &str) -> Res
 
 pub fn get_state(conn: &Connection, source: &str, key: &str) -> Result<Option<String>, StoreError> {
     const SQL: &str = "SELECT value FROM sync_state WHERE source = ?1 AND key = ?2";
-    Ok(conn.prepare_cached(SQL)?.query_row(params![source, key], |r| r.get(0)).optional()?)
+    Ok(conn
+        .prepare_cached(SQL)?
+        .query_row(params![source, key], |r| r.get(0))
+        .optional()?)
 }
 
 /// One sync run, as recorded and reported.
@@ -93,7 +96,9 @@ pub fn last_runs(conn: &Connection) -> Result<Vec<SourceStatus>, StoreError> {
     let mut out = Vec::new();
     for source in sources {
         let last = conn
-            .prepare_cached(&format!("SELECT {RUN_COLUMNS} FROM sync_run WHERE source = ?1 ORDER BY id DESC LIMIT 1"))?
+            .prepare_cached(&format!(
+                "SELECT {RUN_COLUMNS} FROM sync_run WHERE source = ?1 ORDER BY id DESC LIMIT 1"
+            ))?
             .query_row([&source], read_run)?;
         let last_ok = conn
             .prepare_cached(&format!(
@@ -131,14 +136,17 @@ pub fn status(conn: &Connection) -> Result<Status, StoreError> {
         let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get::<_, i64>(1)? as u64)))?;
         Ok(rows.collect::<Result<_, _>>()?)
     };
-    const PHASE: &str = "CASE WHEN date_finished IS NOT NULL THEN 'finished' WHEN date_start IS NOT NULL THEN 'running' \
+    const PHASE: &str =
+        "CASE WHEN date_finished IS NOT NULL THEN 'finished' WHEN date_start IS NOT NULL THEN 'running' \
         WHEN ready_for_production THEN 'ready' ELSE 'waiting' END";
     Ok(Status {
         schema_version: super::schema_version(conn)?,
         mos: count("SELECT count(*) FROM mo WHERE gone_at IS NULL")?,
         gone: count("SELECT count(*) FROM mo WHERE gone_at IS NOT NULL")?,
         by_state: grouped("SELECT state, count(*) FROM mo WHERE gone_at IS NULL GROUP BY state ORDER BY state")?,
-        by_phase: grouped(&format!("SELECT {PHASE} AS phase, count(*) FROM mo GROUP BY phase ORDER BY phase"))?,
+        by_phase: grouped(&format!(
+            "SELECT {PHASE} AS phase, count(*) FROM mo GROUP BY phase ORDER BY phase"
+        ))?,
         sources: last_runs(conn)?,
     })
 }

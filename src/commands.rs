@@ -1,0 +1,105 @@
+//! The one-shot commands behind the CLI. Each returns the process exit code.
+
+use std::path::Path;
+
+use crate::config::{Config, ConfigError};
+use crate::shutdown::Shutdown;
+use crate::store::{self, Store};
+use crate::sync::odoo::OdooSync;
+use crate::sync::scheduler;
+
+/// Exit code for a configuration error (sysexits' EX_CONFIG); the unit does not restart on it.
+pub const EXIT_CONFIG: u8 = 78;
+pub const EXIT_FAILURE: u8 = 1;
+
+/// Which upstream `sync --once` runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Source {
+    Odoo,
+    All,
+}
+
+pub fn load(path: &Path) -> Result<Config, u8> {
+    Config::load(path).map_err(|e| report_config(path, &e))
+}
+
+pub fn report_config(path: &Path, e: &ConfigError) -> u8 {
+    eprintln!("linegate: {}: {e}", path.display());
+    EXIT_CONFIG
+}
+
+pub fn check_config(path: &Path) -> u8 {
+    match Config::load(path).and_then(|c| c.validate_secrets().map(|()| c)) {
+        Ok(config) => {
+            let odoo = config
+                .odoo
+                .as_ref()
+                .map_or("no Odoo".to_string(), |o| format!("Odoo at {}", o.url));
+            println!("{}: ok ({odoo}, store {})", path.display(), config.store.path.display());
+            0
+        }
+        Err(e) => report_config(path, &e),
+    }
+}
+
+pub async fn sync_once(config: Config, source: Source) -> u8 {
+    if let Err(e) = config.validate_secrets() {
+        return report_config(Path::new("config"), &e);
+    }
+    let Some(odoo) = &config.odoo else {
+        eprintln!("linegate: nothing to sync: the configuration has no [odoo] section");
+        return EXIT_CONFIG;
+    };
+    debug_assert!(matches!(source, Source::Odoo | Source::All));
+    let store = match Store::open(&config.store.path) {
+        Ok(store) => store,
+        Err(e) => {
+            eprintln!("linegate: {e}");
+            return EXIT_FAILURE;
+        }
+    };
+    let retention = std::time::Duration::from_secs(u64::from(config.store.retention_days) * 86_400);
+    let mut sync = match OdooSync::new(odoo, store.clone(), retention) {
+        Ok(sync) => sync,
+        Err(e) => return report_config(Path::new("config"), &e),
+    };
+    match scheduler::run_once(&mut sync, &store, &config.store.path, &Shutdown::never()).await {
+        Ok(report) => {
+            println!("odoo: ok: {report}");
+            0
+        }
+        Err(e) => {
+            println!("odoo: FAILED: {e}");
+            EXIT_FAILURE
+        }
+    }
+}
+
+pub async fn status(config: Config, json: bool) -> u8 {
+    let path = config.store.path.clone();
+    if !path.exists() {
+        eprintln!("linegate: no database at {} yet: the agent has not run", path.display());
+        return EXIT_FAILURE;
+    }
+    let store = match Store::open(&path) {
+        Ok(store) => store,
+        Err(e) => {
+            eprintln!("linegate: {e}");
+            return EXIT_FAILURE;
+        }
+    };
+    match store.call(|c| store::sync::status(c)).await {
+        Ok(status) if json => {
+            println!("{}", serde_json::to_string_pretty(&status).expect("status serializes"));
+            0
+        }
+        Ok(status) => {
+            print!("{}", crate::status::render(&status, &path));
+            0
+        }
+        Err(e) => {
+            eprintln!("linegate: {e}");
+            EXIT_FAILURE
+        }
+    }
+}

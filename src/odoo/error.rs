@@ -1,0 +1,90 @@
+use std::time::Duration;
+
+/// What went wrong talking to Odoo, by cause. [`OdooError::is_retryable`] says which are worth
+/// another try; the rest are configuration or data problems to report, not to hammer.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum OdooError {
+    #[error("cannot reach Odoo: {0}")]
+    Transport(String),
+    #[error("Odoo did not answer within {0:?}")]
+    Timeout(Duration),
+    #[error("Odoo is unavailable (HTTP {status}): {detail}")]
+    Unavailable { status: u16, detail: String },
+    #[error("Odoo session expired")]
+    SessionExpired,
+    #[error("Odoo refused the credentials: {0}")]
+    AccessDenied(String),
+    #[error("Odoo refused access: {0}")]
+    AccessError(String),
+    #[error("{key}: Odoo has no field `{field}` on {model}")]
+    UnknownField { key: String, field: String, model: String },
+    #[error("Odoo error {name}: {message}")]
+    Rpc {
+        name: String,
+        message: String,
+        retryable: bool,
+    },
+    #[error("unexpected answer from Odoo: {0}")]
+    Decode(String),
+    #[error("{0}")]
+    Unsupported(String),
+}
+
+impl OdooError {
+    /// Worth retrying unchanged: the link or the server had a passing problem.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            OdooError::Transport(_)
+            | OdooError::Timeout(_)
+            | OdooError::Unavailable { .. }
+            | OdooError::SessionExpired => true,
+            OdooError::Rpc { retryable, .. } => *retryable,
+            _ => false,
+        }
+    }
+
+    /// The uplink or Odoo itself is down (as opposed to Odoo answering "no").
+    pub fn is_unreachable(&self) -> bool {
+        matches!(
+            self,
+            OdooError::Transport(_) | OdooError::Timeout(_) | OdooError::Unavailable { .. }
+        )
+    }
+
+    pub(super) fn from_reqwest(e: reqwest::Error, timeout: Duration) -> Self {
+        if e.is_timeout() {
+            OdooError::Timeout(timeout)
+        } else {
+            // The chain carries the useful part ("connection refused").
+            let mut text = e.to_string();
+            let mut source = std::error::Error::source(&e);
+            while let Some(s) = source {
+                text = format!("{text}: {s}");
+                source = s.source();
+            }
+            OdooError::Transport(text)
+        }
+    }
+
+    /// Classifies an Odoo exception by its class name, for both JSON-RPC and JSON-2.
+    pub(super) fn from_exception(status: Option<u16>, name: &str, message: &str) -> Self {
+        let message = message.trim().to_string();
+        match name {
+            "odoo.http.SessionExpiredException" => OdooError::SessionExpired,
+            "odoo.exceptions.AccessDenied" => OdooError::AccessDenied(message),
+            "werkzeug.exceptions.Unauthorized" => OdooError::AccessDenied(message),
+            "odoo.exceptions.AccessError" => OdooError::AccessError(message),
+            // A database the server cannot reach, a lock conflict, a worker killed mid-call.
+            _ => {
+                let retryable = name.starts_with("psycopg2")
+                    || matches!(status, Some(409) | Some(502) | Some(503) | Some(504))
+                    || (status == Some(500) && !name.starts_with("odoo.exceptions") && !name.starts_with("builtins"));
+                OdooError::Rpc {
+                    name: name.to_string(),
+                    message,
+                    retryable,
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,376 @@
+//! The Odoo client: JSON-2 with an API key on Odoo 19 and later, `/jsonrpc` `execute_kw` with a
+//! key or password on 16–18 (or when configured). It authenticates once, logs in again once when
+//! a session expires, retries only what is worth retrying, and never tries a refused login again
+//! within [`LOGIN_RETRY`], so a wrong password cannot trip Odoo's login lockout.
+
+mod error;
+pub mod mapping;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use reqwest::{StatusCode, Url};
+use serde_json::{json, Map, Value};
+
+pub use error::OdooError;
+pub use mapping::FieldPlan;
+
+use crate::config::{OdooApi, OdooConfig, Secret};
+
+/// Minimum time between two login attempts after one was refused.
+pub const LOGIN_RETRY: Duration = Duration::from_secs(60);
+
+/// Attempts for one call when the failure is worth retrying.
+const ATTEMPTS: u32 = 3;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Api {
+    Json2,
+    JsonRpc,
+}
+
+/// What the client learned on connecting: which API, which version, who we are.
+#[derive(Debug, Clone)]
+struct Session {
+    api: Api,
+    version: u32,
+    /// The user id for `/jsonrpc`; JSON-2 needs none.
+    uid: Option<i64>,
+}
+
+pub struct OdooClient {
+    http: reqwest::Client,
+    base: Url,
+    database: String,
+    login: Option<String>,
+    secret: Secret,
+    wanted: OdooApi,
+    timeout: Duration,
+    session: tokio::sync::Mutex<Option<Session>>,
+    /// Set when a login was refused; no new attempt before this instant.
+    login_not_before: std::sync::Mutex<Option<Instant>>,
+    requests: AtomicU64,
+}
+
+impl OdooClient {
+    /// Builds the client; nothing is sent until the first call.
+    pub fn new(config: &OdooConfig) -> Result<OdooClient, crate::config::ConfigError> {
+        let mut base = Url::parse(&config.url).map_err(|e| crate::config::ConfigError {
+            key: "odoo.url".into(),
+            message: e.to_string(),
+        })?;
+        if !base.path().ends_with('/') {
+            let path = format!("{}/", base.path());
+            base.set_path(&path);
+        }
+        Ok(OdooClient {
+            http: crate::http::client(config.request_timeout),
+            base,
+            database: config.database.clone(),
+            login: config.login.clone(),
+            secret: config.secret()?,
+            wanted: config.api,
+            timeout: config.request_timeout,
+            session: tokio::sync::Mutex::new(None),
+            login_not_before: std::sync::Mutex::new(None),
+            requests: AtomicU64::new(0),
+        })
+    }
+
+    /// HTTP requests sent so far.
+    pub fn requests(&self) -> u64 {
+        self.requests.load(Ordering::Relaxed)
+    }
+
+    /// The API in use and the server's major version, connecting first if needed.
+    pub async fn api(&self) -> Result<(Api, u32), OdooError> {
+        let s = self.session().await?;
+        Ok((s.api, s.version))
+    }
+
+    /// Asks the server's major version (works on every version, without authentication).
+    pub async fn server_version(&self) -> Result<u32, OdooError> {
+        let body = json!({"jsonrpc": "2.0", "method": "call", "id": 1, "params": {}});
+        let result = self.post_jsonrpc("web/webclient/version_info", &body).await?;
+        result
+            .get("server_version_info")
+            .and_then(|v| v.get(0))
+            .and_then(Value::as_u64)
+            .map(|v| v as u32)
+            .ok_or_else(|| OdooError::Decode(format!("no server_version_info in {result}")))
+    }
+
+    async fn session(&self) -> Result<Session, OdooError> {
+        let mut guard = self.session.lock().await;
+        if let Some(s) = guard.as_ref() {
+            return Ok(s.clone());
+        }
+        let version = self.server_version().await?;
+        let api = match (self.wanted, &self.secret) {
+            (OdooApi::Json2, _) if version < 19 => {
+                return Err(OdooError::Unsupported(format!(
+                    "odoo.api: JSON-2 needs Odoo 19 or later; this server runs {version}"
+                )))
+            }
+            (OdooApi::Json2, _) => Api::Json2,
+            (OdooApi::Auto, Secret::ApiKey(_)) if version >= 19 => Api::Json2,
+            _ => Api::JsonRpc,
+        };
+        let uid = match api {
+            Api::Json2 => None,
+            Api::JsonRpc => Some(self.authenticate().await?),
+        };
+        let session = Session { api, version, uid };
+        tracing::info!(version, api = ?api, "connected to Odoo");
+        *guard = Some(session.clone());
+        Ok(session)
+    }
+
+    async fn authenticate(&self) -> Result<i64, OdooError> {
+        let login = self.login.as_deref().ok_or_else(|| {
+            OdooError::Unsupported("odoo.login: this Odoo has no JSON-2; /jsonrpc needs the key's login".into())
+        })?;
+        if let Some(until) = *self.login_not_before.lock().unwrap() {
+            if Instant::now() < until {
+                return Err(OdooError::AccessDenied(format!(
+                    "login {login:?} was refused; not trying again for {}s",
+                    (until - Instant::now()).as_secs()
+                )));
+            }
+        }
+        let body = json!({"jsonrpc": "2.0", "method": "call", "id": 1, "params": {
+            "service": "common", "method": "authenticate",
+            "args": [self.database, login, self.secret.expose(), {}]}});
+        let result = self.post_jsonrpc("jsonrpc", &body).await;
+        let refused = |why: String| {
+            *self.login_not_before.lock().unwrap() = Some(Instant::now() + LOGIN_RETRY);
+            OdooError::AccessDenied(why)
+        };
+        match result {
+            Ok(Value::Number(uid)) => uid.as_i64().ok_or_else(|| OdooError::Decode(format!("uid {uid}"))),
+            // Odoo answers a wrong password with `false`, not with an error.
+            Ok(Value::Bool(false)) => Err(refused(format!(
+                "login {login:?} on database {:?} was refused",
+                self.database
+            ))),
+            Ok(other) => Err(OdooError::Decode(format!("authenticate answered {other}"))),
+            Err(OdooError::AccessDenied(m) | OdooError::AccessError(m)) => Err(refused(m)),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Calls `model.method` with named arguments. `ids`, when present, is the record set; the
+    /// rest are keyword arguments — which is also how `/jsonrpc` takes them.
+    pub async fn call(&self, model: &str, method: &str, named: Map<String, Value>) -> Result<Value, OdooError> {
+        let mut relogged = false;
+        let mut attempt = 1;
+        loop {
+            let session = self.session().await?;
+            let result = match session.api {
+                Api::Json2 => self.call_json2(model, method, &named).await,
+                Api::JsonRpc => self.call_jsonrpc(&session, model, method, &named).await,
+            };
+            match result {
+                Err(OdooError::SessionExpired) if !relogged => {
+                    relogged = true;
+                    tracing::info!("Odoo session expired; logging in again");
+                    *self.session.lock().await = None;
+                }
+                Err(e) if e.is_retryable() && attempt < ATTEMPTS => {
+                    tracing::debug!(model, method, attempt, error = %e, "retrying Odoo call");
+                    tokio::time::sleep(Duration::from_millis(500) * 2u32.pow(attempt - 1)).await;
+                    attempt += 1;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    async fn call_json2(&self, model: &str, method: &str, named: &Map<String, Value>) -> Result<Value, OdooError> {
+        let url = self.url(&format!("json/2/{model}/{method}"))?;
+        self.requests.fetch_add(1, Ordering::Relaxed);
+        let response = self
+            .http
+            .post(url)
+            .bearer_auth(self.secret.expose())
+            .header("X-Odoo-Database", &self.database)
+            .json(named)
+            .send()
+            .await
+            .map_err(|e| OdooError::from_reqwest(e, self.timeout))?;
+        let status = response.status();
+        let text = response
+            .text()
+            .await
+            .map_err(|e| OdooError::from_reqwest(e, self.timeout))?;
+        if status == StatusCode::OK {
+            return serde_json::from_str(&text).map_err(|e| OdooError::Decode(format!("{e}: {}", snippet(&text))));
+        }
+        match serde_json::from_str::<Value>(&text) {
+            Ok(Value::Object(err)) if err.contains_key("name") => {
+                let name = err.get("name").and_then(Value::as_str).unwrap_or("");
+                let message = err.get("message").and_then(Value::as_str).unwrap_or("");
+                Err(OdooError::from_exception(Some(status.as_u16()), name, message))
+            }
+            // Not Odoo speaking: a proxy, a restarting server.
+            _ => Err(http_failure(status, &text)),
+        }
+    }
+
+    async fn call_jsonrpc(
+        &self,
+        session: &Session,
+        model: &str,
+        method: &str,
+        named: &Map<String, Value>,
+    ) -> Result<Value, OdooError> {
+        let mut kwargs = named.clone();
+        let args = match kwargs.remove("ids") {
+            Some(ids) => vec![ids],
+            None => vec![],
+        };
+        let body = json!({"jsonrpc": "2.0", "method": "call", "id": 1, "params": {
+            "service": "object", "method": "execute_kw",
+            "args": [self.database, session.uid, self.secret.expose(), model, method, args, kwargs]}});
+        self.post_jsonrpc("jsonrpc", &body).await
+    }
+
+    /// Posts a JSON-RPC envelope and unwraps its `result` (absent for methods returning None).
+    async fn post_jsonrpc(&self, path: &str, body: &Value) -> Result<Value, OdooError> {
+        let url = self.url(path)?;
+        self.requests.fetch_add(1, Ordering::Relaxed);
+        let response = self
+            .http
+            .post(url)
+            .json(body)
+            .send()
+            .await
+            .map_err(|e| OdooError::from_reqwest(e, self.timeout))?;
+        let status = response.status();
+        let text = response
+            .text()
+            .await
+            .map_err(|e| OdooError::from_reqwest(e, self.timeout))?;
+        if status != StatusCode::OK {
+            return Err(http_failure(status, &text));
+        }
+        let mut envelope: Map<String, Value> =
+            serde_json::from_str(&text).map_err(|e| OdooError::Decode(format!("{e}: {}", snippet(&text))))?;
+        if let Some(error) = envelope.remove("error") {
+            if error.get("code").and_then(Value::as_i64) == Some(100) {
+                return Err(OdooError::SessionExpired);
+            }
+            let data = error.get("data");
+            let name = data.and_then(|d| d.get("name")).and_then(Value::as_str).unwrap_or("");
+            let message = data
+                .and_then(|d| d.get("message"))
+                .or_else(|| error.get("message"))
+                .and_then(Value::as_str)
+                .unwrap_or("");
+            return Err(OdooError::from_exception(None, name, message));
+        }
+        Ok(envelope.remove("result").unwrap_or(Value::Null))
+    }
+
+    fn url(&self, path: &str) -> Result<Url, OdooError> {
+        self.base
+            .join(path)
+            .map_err(|e| OdooError::Unsupported(format!("odoo.url: {e}")))
+    }
+
+    // --- ORM calls the sync uses -------------------------------------------------------------
+
+    pub async fn search_read(
+        &self,
+        model: &str,
+        domain: &Value,
+        fields: &[String],
+        order: &str,
+        limit: Option<u32>,
+    ) -> Result<Vec<Map<String, Value>>, OdooError> {
+        let mut named = Map::new();
+        named.insert("domain".into(), domain.clone());
+        named.insert("fields".into(), json!(fields));
+        named.insert("order".into(), json!(order));
+        if let Some(limit) = limit {
+            named.insert("limit".into(), json!(limit));
+        }
+        records(self.call(model, "search_read", named).await?)
+    }
+
+    pub async fn read(
+        &self,
+        model: &str,
+        ids: &[i64],
+        fields: &[String],
+    ) -> Result<Vec<Map<String, Value>>, OdooError> {
+        let mut named = Map::new();
+        named.insert("ids".into(), json!(ids));
+        named.insert("fields".into(), json!(fields));
+        records(self.call(model, "read", named).await?)
+    }
+
+    pub async fn search(&self, model: &str, domain: &Value) -> Result<Vec<i64>, OdooError> {
+        let mut named = Map::new();
+        named.insert("domain".into(), domain.clone());
+        let ids = self.call(model, "search", named).await?;
+        serde_json::from_value(ids).map_err(|e| OdooError::Decode(format!("search: {e}")))
+    }
+
+    /// Which of `names` exist on `model`. `fields_get` ignores unknown names (while `read`
+    /// fails the whole call on one), so this is how to ask.
+    pub async fn existing_fields(&self, model: &str, names: &[&str]) -> Result<Vec<String>, OdooError> {
+        let mut named = Map::new();
+        named.insert("allfields".into(), json!(names));
+        named.insert("attributes".into(), json!(["type"]));
+        match self.call(model, "fields_get", named).await? {
+            Value::Object(fields) => Ok(fields.keys().cloned().collect()),
+            other => Err(OdooError::Decode(format!(
+                "fields_get answered {}",
+                snippet(&other.to_string())
+            ))),
+        }
+    }
+
+    /// Learns which fields this server has and checks the configured instance fields exist.
+    pub async fn field_plan(&self, instance: &crate::config::InstanceFields) -> Result<FieldPlan, OdooError> {
+        let configured = instance.configured();
+        let mut wanted: Vec<&str> = mapping::STANDARD_FIELDS.to_vec();
+        wanted.extend(mapping::PLANNED_FIELDS_BEFORE_17);
+        wanted.extend(configured.iter().map(|(_, field)| *field));
+        let existing = self.existing_fields("mrp.production", &wanted).await?;
+        FieldPlan::new(&existing, instance)
+    }
+}
+
+fn records(value: Value) -> Result<Vec<Map<String, Value>>, OdooError> {
+    serde_json::from_value(value).map_err(|e| OdooError::Decode(format!("expected records: {e}")))
+}
+
+fn http_failure(status: StatusCode, text: &str) -> OdooError {
+    let detail = snippet(text);
+    if status.is_server_error() || status == StatusCode::CONFLICT || status == StatusCode::TOO_MANY_REQUESTS {
+        OdooError::Unavailable {
+            status: status.as_u16(),
+            detail,
+        }
+    } else if status == StatusCode::NOT_FOUND {
+        OdooError::Unsupported(format!("odoo.url: HTTP 404 — is this an Odoo server? {detail}"))
+    } else {
+        OdooError::Rpc {
+            name: format!("HTTP {}", status.as_u16()),
+            message: detail,
+            retryable: false,
+        }
+    }
+}
+
+/// The start of a body, on one line, for error messages.
+fn snippet(text: &str) -> String {
+    let one_line: String = text
+        .chars()
+        .take(160)
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    one_line.trim().to_string()
+}

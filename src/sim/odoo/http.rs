@@ -1,0 +1,504 @@
+//! The wire: Odoo's routes, envelopes, cookies and status codes, and the faults tests inject.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use http_body_util::{BodyExt, Full};
+use hyper::body::{Bytes, Incoming};
+use hyper::{Request, Response, StatusCode};
+use serde_json::{json, Map, Value};
+
+use super::orm::{self, OrmError};
+use super::{Fault, RequestRecord, State, WebSession};
+
+type Shared = Arc<Mutex<State>>;
+
+/// Failed logins within this window that lock `/web/session/authenticate`…
+const LOCKOUT_FAILURES: usize = 10;
+const LOCKOUT_WINDOW: Duration = Duration::from_secs(60);
+/// …for this long, for everyone on the address.
+const LOCKOUT: Duration = Duration::from_secs(60);
+
+pub async fn serve(listener: tokio::net::TcpListener, state: Shared, mut stopped: tokio::sync::watch::Receiver<bool>) {
+    loop {
+        let stream = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(_) => continue,
+            },
+            _ = stopped.wait_for(|s| *s) => return,
+        };
+        let _ = stream.set_nodelay(true);
+        let state = state.clone();
+        let mut conn_stopped = stopped.clone();
+        tokio::spawn(async move {
+            let service = hyper::service::service_fn(move |req| handle(state.clone(), req));
+            let conn = hyper::server::conn::http1::Builder::new()
+                .serve_connection(hyper_util::rt::TokioIo::new(stream), service);
+            tokio::select! {
+                _ = conn => {}
+                _ = conn_stopped.wait_for(|s| *s) => {}
+            }
+        });
+    }
+}
+
+/// Why a connection is closed without an answer.
+#[derive(Debug)]
+struct Dropped;
+impl std::fmt::Display for Dropped {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("connection dropped by fault injection")
+    }
+}
+impl std::error::Error for Dropped {}
+
+struct Answer {
+    status: StatusCode,
+    body: String,
+    headers: Vec<(&'static str, String)>,
+    record: RequestRecord,
+}
+
+async fn handle(state: Shared, req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Dropped> {
+    let method = req.method().clone();
+    let path = req.uri().path().to_string();
+    let headers = req.headers().clone();
+    let body = req
+        .into_body()
+        .collect()
+        .await
+        .map(|b| b.to_bytes())
+        .unwrap_or_default();
+    let (latency, fault) = {
+        let mut s = state.lock().unwrap_or_else(|e| e.into_inner());
+        let fault = if s.down {
+            Some(Fault::Drop)
+        } else {
+            s.faults.pop_front()
+        };
+        (s.config.latency, fault)
+    };
+    if !latency.is_zero() {
+        tokio::time::sleep(latency).await;
+    }
+    match fault {
+        Some(Fault::Drop) => return Err(Dropped),
+        Some(Fault::Stall(d)) => tokio::time::sleep(d).await,
+        Some(Fault::Status503) => {
+            let html = "<html><head><title>503 Service Unavailable</title></head><body><h1>503 Service Unavailable</h1></body></html>";
+            let record = RequestRecord {
+                path,
+                model: None,
+                method: None,
+                status: 503,
+                api: "other",
+            };
+            state.lock().unwrap_or_else(|e| e.into_inner()).requests.push(record);
+            return Ok(Response::builder()
+                .status(503)
+                .header("Content-Type", "text/html")
+                .body(Full::new(Bytes::from(html)))
+                .expect("valid response"));
+        }
+        None => {}
+    }
+    let answer = {
+        let mut s = state.lock().unwrap_or_else(|e| e.into_inner());
+        route(&mut s, &method, &path, &headers, &body)
+    };
+    let mut response = Response::builder().status(answer.status);
+    let json = answer.status != StatusCode::NOT_FOUND || answer.body.starts_with('{');
+    response = response.header(
+        "Content-Type",
+        if json {
+            "application/json; charset=utf-8"
+        } else {
+            "text/html; charset=utf-8"
+        },
+    );
+    for (name, value) in &answer.headers {
+        response = response.header(*name, value);
+    }
+    state
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .requests
+        .push(answer.record);
+    Ok(response
+        .body(Full::new(Bytes::from(answer.body)))
+        .expect("valid response"))
+}
+
+fn route(s: &mut State, method: &hyper::Method, path: &str, headers: &hyper::HeaderMap, body: &[u8]) -> Answer {
+    let record = |api: &'static str, model: Option<&str>, m: Option<&str>| RequestRecord {
+        path: path.to_string(),
+        model: model.map(str::to_string),
+        method: m.map(str::to_string),
+        status: 200,
+        api,
+    };
+    if let Some(rest) = path.strip_prefix("/json/2/").filter(|_| s.config.version >= 19) {
+        let (model, m) = rest.split_once('/').unwrap_or((rest, ""));
+        return json2(s, headers, body, record("json2", Some(model), Some(m)), model, m);
+    }
+    match (method.as_str(), path) {
+        ("GET", "/json/version") if s.config.version >= 19 => {
+            let v = s.config.version;
+            ok(
+                record("other", None, None),
+                json!({"version_info": [v, 0, 0, "final", 0, ""], "version": format!("{v}.0")}).to_string(),
+            )
+        }
+        ("POST", "/web/webclient/version_info") => {
+            let id = rpc_id(body);
+            ok(record("web", None, None), rpc_result(&id, Some(version(s))))
+        }
+        ("POST", "/jsonrpc") => jsonrpc(s, body, record("jsonrpc", None, None)),
+        ("POST", "/web/session/authenticate") => authenticate(s, body, record("web", None, Some("authenticate"))),
+        ("POST", "/web/session/destroy") => {
+            if let Some(sid) = cookie(headers) {
+                s.sessions.remove(&sid);
+            }
+            let id = rpc_id(body);
+            ok(
+                record("web", None, Some("destroy")),
+                json!({"jsonrpc": "2.0", "id": id}).to_string(),
+            )
+        }
+        ("POST", p) if p.starts_with("/web/dataset/call_kw") => call_kw(s, headers, body, path),
+        _ => Answer {
+            status: StatusCode::NOT_FOUND,
+            body: "<!doctype html>\n<title>404 Not Found</title>\n<h1>Not Found</h1>".into(),
+            headers: vec![],
+            record: RequestRecord {
+                status: 404,
+                ..record("other", None, None)
+            },
+        },
+    }
+}
+
+fn version(s: &State) -> Value {
+    let v = s.config.version;
+    json!({"server_version": format!("{v}.0"), "server_version_info": [v, 0, 0, "final", 0, ""],
+           "server_serie": format!("{v}.0"), "protocol_version": 1})
+}
+
+fn ok(record: RequestRecord, body: String) -> Answer {
+    Answer {
+        status: StatusCode::OK,
+        body,
+        headers: vec![],
+        record,
+    }
+}
+
+fn rpc_id(body: &[u8]) -> Value {
+    serde_json::from_slice::<Value>(body)
+        .ok()
+        .and_then(|v| v.get("id").cloned())
+        .unwrap_or(Value::Null)
+}
+
+/// A JSON-RPC success; a method that returned None has no `result` member at all.
+fn rpc_result(id: &Value, result: Option<Value>) -> String {
+    match result {
+        Some(result) => json!({"jsonrpc": "2.0", "id": id, "result": result}).to_string(),
+        None => json!({"jsonrpc": "2.0", "id": id}).to_string(),
+    }
+}
+
+fn rpc_error(id: &Value, name: &str, message: &str) -> String {
+    let last = message.lines().last().unwrap_or_default();
+    json!({"jsonrpc": "2.0", "id": id, "error": {"code": 0, "message": "Odoo Server Error", "data": {
+        "name": name, "message": message, "arguments": [message], "context": {},
+        "debug": format!("Traceback (most recent call last):\n  (simulated)\n{name}: {last}\n")}}})
+    .to_string()
+}
+
+fn session_expired() -> String {
+    json!({"jsonrpc": "2.0", "id": null, "error": {"code": 100, "message": "Odoo Session Expired", "data": {
+        "name": "odoo.http.SessionExpiredException", "message": "Session expired", "arguments": ["Session expired"],
+        "context": {}, "debug": "Traceback (most recent call last):\n  (simulated)\nodoo.http.SessionExpiredException: Session expired\n"}}})
+    .to_string()
+}
+
+fn json2_error(status: u16, name: &str, message: &str, werkzeug: bool) -> (StatusCode, String) {
+    let arguments = if werkzeug {
+        json!([message, status])
+    } else {
+        json!([message])
+    };
+    let body = json!({"name": name, "message": message, "arguments": arguments, "context": {},
+        "debug": format!("Traceback (most recent call last):\n  (simulated)\n{name}: {message}\n")});
+    (
+        StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+        body.to_string(),
+    )
+}
+
+fn json2(
+    s: &mut State,
+    headers: &hyper::HeaderMap,
+    body: &[u8],
+    record: RequestRecord,
+    model: &str,
+    method: &str,
+) -> Answer {
+    let fail = |record: RequestRecord, status: u16, name: &str, message: &str, extra: Vec<(&'static str, String)>| {
+        let (status, body) = json2_error(status, name, message, name.starts_with("werkzeug"));
+        Answer {
+            status,
+            body,
+            headers: extra,
+            record: RequestRecord {
+                status: status.as_u16(),
+                ..record
+            },
+        }
+    };
+    let bearer = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, key)| key.trim().to_string());
+    let www = vec![("WWW-Authenticate", "Bearer ".to_string())];
+    match bearer {
+        None => {
+            return fail(
+                record,
+                401,
+                "werkzeug.exceptions.Unauthorized",
+                "User not authenticated, use an API Key with a Bearer Authorization header.",
+                www,
+            )
+        }
+        Some(key) if key != s.config.api_key => {
+            return fail(record, 401, "werkzeug.exceptions.Unauthorized", "Invalid apikey", www)
+        }
+        Some(_) => {}
+    }
+    if let Some(db) = headers.get("x-odoo-database").and_then(|v| v.to_str().ok()) {
+        if db != s.config.database {
+            return fail(
+                record,
+                404,
+                "werkzeug.exceptions.NotFound",
+                &format!("database {db:?} not found"),
+                vec![],
+            );
+        }
+    }
+    let args: Map<String, Value> = match serde_json::from_slice::<Value>(body) {
+        Ok(Value::Object(args)) => args,
+        Ok(_) => Map::new(),
+        Err(e) => {
+            let message = format!("could not parse the body as json: {e}");
+            return fail(record, 400, "werkzeug.exceptions.BadRequest", &message, vec![]);
+        }
+    };
+    match orm::call(s, model, method, &args) {
+        Ok(result) => ok(record, result.unwrap_or(Value::Null).to_string()),
+        Err(e) => fail(record, e.status, e.json2_name, &e.json2_message, vec![]),
+    }
+}
+
+/// Named arguments from positional `args` and keyword `kwargs`, as Python binds them.
+fn bind(method: &str, args: &[Value], kwargs: Option<&Value>) -> Map<String, Value> {
+    let mut named: Map<String, Value> = orm::positional_names(method)
+        .iter()
+        .zip(args)
+        .map(|(n, v)| (n.to_string(), v.clone()))
+        .collect();
+    if let Some(Value::Object(kwargs)) = kwargs {
+        named.extend(kwargs.clone());
+    }
+    named
+}
+
+fn jsonrpc(s: &mut State, body: &[u8], mut record: RequestRecord) -> Answer {
+    let envelope: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+    let id = envelope.get("id").cloned().unwrap_or(Value::Null);
+    let params = envelope.get("params").cloned().unwrap_or(Value::Null);
+    let service = params.get("service").and_then(Value::as_str).unwrap_or_default();
+    let method = params.get("method").and_then(Value::as_str).unwrap_or_default();
+    let args = params
+        .get("args")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    let text = |i: usize| args.get(i).and_then(Value::as_str).unwrap_or_default().to_string();
+    match (service, method) {
+        ("common", "version") => ok(record, rpc_result(&id, Some(version(s)))),
+        ("common", "login" | "authenticate") => {
+            record.method = Some(method.to_string());
+            if text(0) != s.config.database {
+                return ok(
+                    record,
+                    rpc_error(&id, "odoo.exceptions.AccessError", "Database not found."),
+                );
+            }
+            // A wrong password is `false`, not an error.
+            let good = text(1) == s.config.login && (text(2) == s.config.password || text(2) == s.config.api_key);
+            ok(
+                record,
+                rpc_result(&id, Some(if good { json!(2) } else { json!(false) })),
+            )
+        }
+        ("object", "execute_kw" | "execute") => {
+            let model = text(3);
+            let m = text(4);
+            record.model = Some(model.clone());
+            record.method = Some(m.clone());
+            if text(0) != s.config.database {
+                let message = format!(
+                    "connection to server at \"127.0.0.1\", port 5432 failed: FATAL:  database \"{}\" does not exist\n",
+                    text(0)
+                );
+                return ok(record, rpc_error(&id, "psycopg2.OperationalError", &message));
+            }
+            let uid_ok = args.get(1).and_then(Value::as_i64) == Some(2);
+            if !uid_ok || (text(2) != s.config.password && text(2) != s.config.api_key) {
+                return ok(record, rpc_error(&id, "odoo.exceptions.AccessDenied", "Access Denied"));
+            }
+            let positional = args.get(5).and_then(Value::as_array).cloned().unwrap_or_default();
+            let named = bind(&m, &positional, args.get(6));
+            match orm::call(s, &model, &m, &named) {
+                Ok(result) => ok(record, rpc_result(&id, result)),
+                Err(OrmError { name, message, .. }) => ok(record, rpc_error(&id, name, &message)),
+            }
+        }
+        _ => ok(
+            record,
+            rpc_error(&id, "builtins.KeyError", &format!("{service}.{method}")),
+        ),
+    }
+}
+
+fn cookie(headers: &hyper::HeaderMap) -> Option<String> {
+    headers
+        .get_all("cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .find_map(|c| c.trim().strip_prefix("session_id=").map(str::to_string))
+}
+
+fn set_cookie(sid: &str) -> (&'static str, String) {
+    (
+        "Set-Cookie",
+        format!("session_id={sid}; Max-Age=604800; HttpOnly; Path=/"),
+    )
+}
+
+fn authenticate(s: &mut State, body: &[u8], record: RequestRecord) -> Answer {
+    let envelope: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+    let id = envelope.get("id").cloned().unwrap_or(Value::Null);
+    let p = envelope.get("params").cloned().unwrap_or(Value::Null);
+    let field = |k: &str| p.get(k).and_then(Value::as_str).unwrap_or_default().to_string();
+    let now = Instant::now();
+    if s.locked_until.is_some_and(|until| now < until) {
+        return ok(
+            record,
+            rpc_error(
+                &id,
+                "odoo.exceptions.AccessDenied",
+                "Too many login failures, please wait a bit before trying again.",
+            ),
+        );
+    }
+    if field("db") != s.config.database {
+        return ok(
+            record,
+            rpc_error(&id, "odoo.exceptions.AccessError", "Database not found."),
+        );
+    }
+    if field("login") != s.config.login || field("password") != s.config.password {
+        s.failed_logins.push_back(now);
+        while s
+            .failed_logins
+            .front()
+            .is_some_and(|t| now.duration_since(*t) > LOCKOUT_WINDOW)
+        {
+            s.failed_logins.pop_front();
+        }
+        if s.failed_logins.len() >= LOCKOUT_FAILURES {
+            s.locked_until = Some(now + LOCKOUT);
+            s.failed_logins.clear();
+        }
+        return ok(record, rpc_error(&id, "odoo.exceptions.AccessDenied", "Access Denied"));
+    }
+    let sid = s.new_session_id();
+    s.sessions.insert(
+        sid.clone(),
+        WebSession {
+            created: now,
+            dies_at: None,
+        },
+    );
+    let mut result = version(s);
+    result["uid"] = json!(2);
+    result["db"] = json!(s.config.database);
+    result["username"] = json!(s.config.login);
+    result["name"] = json!("Mitchell Admin");
+    Answer {
+        status: StatusCode::OK,
+        body: rpc_result(&id, Some(result)),
+        headers: vec![set_cookie(&sid)],
+        record,
+    }
+}
+
+fn call_kw(s: &mut State, headers: &hyper::HeaderMap, body: &[u8], path: &str) -> Answer {
+    let envelope: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+    let id = envelope.get("id").cloned().unwrap_or(Value::Null);
+    let p = envelope.get("params").cloned().unwrap_or(Value::Null);
+    let model = p.get("model").and_then(Value::as_str).unwrap_or_default().to_string();
+    let method = p.get("method").and_then(Value::as_str).unwrap_or_default().to_string();
+    let record = RequestRecord {
+        path: path.to_string(),
+        model: Some(model.clone()),
+        method: Some(method.clone()),
+        status: 200,
+        api: "web",
+    };
+    let now = Instant::now();
+    let alive = cookie(headers).filter(|sid| {
+        s.sessions
+            .get(sid)
+            .is_some_and(|session| session.dies_at.is_none_or(|dies| now < dies))
+    });
+    let Some(sid) = alive else {
+        return ok(record, session_expired());
+    };
+    // Odoo rotates a session's id every few hours: the old id keeps working for a short grace.
+    let mut extra = vec![];
+    let (rotation, grace) = (s.rotation, s.grace);
+    let session = s.sessions.get_mut(&sid).expect("checked above");
+    if session.dies_at.is_none() && now.duration_since(session.created) >= rotation {
+        session.dies_at = Some(now + grace);
+        let new = s.new_session_id();
+        s.sessions.insert(
+            new.clone(),
+            WebSession {
+                created: now,
+                dies_at: None,
+            },
+        );
+        extra.push(set_cookie(&new));
+    }
+    let args = p.get("args").and_then(Value::as_array).cloned().unwrap_or_default();
+    let named = bind(&method, &args, p.get("kwargs"));
+    let body = match orm::call(s, &model, &method, &named) {
+        Ok(result) => rpc_result(&id, result),
+        Err(OrmError { name, message, .. }) => rpc_error(&id, name, &message),
+    };
+    Answer {
+        status: StatusCode::OK,
+        body,
+        headers: extra,
+        record,
+    }
+}

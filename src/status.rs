@@ -1,0 +1,61 @@
+//! `linegate status`: what the store knows, without the network.
+
+use std::fmt::Write;
+
+use crate::store::sync::{RunRecord, Status};
+
+pub fn render(status: &Status, db: &std::path::Path) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "database  {} (schema {})", db.display(), status.schema_version);
+    let _ = writeln!(out, "MOs       {} in Odoo's domain, {} gone", status.mos, status.gone);
+    let list = |pairs: &[(String, u64)]| {
+        if pairs.is_empty() {
+            "none".to_string()
+        } else {
+            pairs
+                .iter()
+                .map(|(k, n)| format!("{k} {n}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        }
+    };
+    let _ = writeln!(out, "by state  {}", list(&status.by_state));
+    let _ = writeln!(out, "by phase  {}", list(&status.by_phase));
+    if status.sources.is_empty() {
+        let _ = writeln!(out, "sync      never ran");
+    }
+    for source in &status.sources {
+        let _ = writeln!(out, "{:<9} last run {}", source.source, run_line(&source.last));
+        if !source.last.ok {
+            match &source.last_ok {
+                Some(ok) => {
+                    let _ = writeln!(out, "{:<9} last good {}", "", run_line(ok));
+                }
+                None => {
+                    let _ = writeln!(out, "{:<9} never succeeded", "");
+                }
+            }
+        }
+    }
+    out
+}
+
+fn run_line(run: &RunRecord) -> String {
+    let outcome = match &run.error {
+        None => "ok".to_string(),
+        Some(error) => format!("FAILED: {error}"),
+    };
+    format!(
+        "{} {} in {:.2} s — fetched {}, inserted {}, updated {}, unchanged {}, gone {}, purged {}, {} requests",
+        run.started_at,
+        outcome,
+        run.duration_ms as f64 / 1000.0,
+        run.fetched,
+        run.inserted,
+        run.updated,
+        run.unchanged,
+        run.gone,
+        run.purged,
+        run.requests
+    )
+}

@@ -1,0 +1,171 @@
+//! When syncs run: once at start, then every interval with jitter; never two at once; at once on
+//! a trigger (`sync-now`); while Odoo is unreachable, retries that back off exponentially from
+//! [`RETRY_MIN`], so the first one after the link returns runs a full sync straight away.
+//! Refusals (a wrong key, a missing field) wait for the normal interval: retrying them sooner
+//! only adds load, and login attempts could trip Odoo's lockout.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use tokio::sync::{mpsc, watch};
+
+use super::lock::SyncLock;
+use super::odoo::{OdooSync, SOURCE};
+use super::{run_record, Report, SyncError};
+use crate::clock;
+use crate::shutdown::Shutdown;
+use crate::store::{self, Store};
+
+pub const RETRY_MIN: Duration = Duration::from_secs(2);
+const RETRY_MAX: Duration = Duration::from_secs(120);
+
+/// The uplink as the last sync saw it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Uplink {
+    Unknown,
+    Up,
+    /// Unreachable since this Unix time.
+    Down {
+        since: i64,
+        error: String,
+    },
+    /// Reachable, but it refused us (credentials, configuration).
+    Refused {
+        error: String,
+    },
+}
+
+/// Runs one sync under the cross-process lock and records it in the store.
+pub async fn run_once(
+    sync: &mut OdooSync,
+    store: &Store,
+    db: &std::path::Path,
+    shutdown: &Shutdown,
+) -> Result<Report, SyncError> {
+    let Some(_lock) = SyncLock::try_acquire(db).map_err(|e| {
+        SyncError::Store(store::StoreError::Open {
+            path: super::lock::lock_path(db),
+            source: rusqlite::Error::InvalidPath(e.to_string().into()),
+        })
+    })?
+    else {
+        return Err(SyncError::Busy);
+    };
+    let started = clock::now_unix();
+    let outcome = sync.run(shutdown).await;
+    if !matches!(outcome, Err(SyncError::Cancelled)) {
+        let record = run_record(SOURCE, started, &outcome);
+        store.call(move |c| store::sync::record_run(c, &record)).await?;
+    }
+    outcome
+}
+
+pub struct Scheduler {
+    pub sync: OdooSync,
+    pub store: Store,
+    pub db: PathBuf,
+    pub interval: Duration,
+    /// From the command layer (`sync-now`); the scheduler holds the receiving end.
+    pub triggers: mpsc::Receiver<()>,
+    /// To whoever reports the uplink (the status topic); dropped with the scheduler.
+    pub uplink: watch::Sender<Uplink>,
+}
+
+impl Scheduler {
+    pub async fn run(mut self, shutdown: Shutdown) {
+        let mut failures = 0u32;
+        let mut last_refusal: Option<String> = None;
+        loop {
+            let outcome = tokio::select! {
+                outcome = run_once(&mut self.sync, &self.store, &self.db, &shutdown) => outcome,
+                _ = shutdown.wait() => return,
+            };
+            let delay = match &outcome {
+                Ok(report) => {
+                    if failures > 0 || last_refusal.is_some() {
+                        tracing::info!(source = SOURCE, "Odoo reachable again");
+                    }
+                    failures = 0;
+                    last_refusal = None;
+                    self.uplink.send_replace(Uplink::Up);
+                    tracing::info!(source = SOURCE, %report, "sync done");
+                    jitter(self.interval, 0.1)
+                }
+                Err(SyncError::Cancelled) => return,
+                Err(e) if e.is_transient() => {
+                    failures += 1;
+                    let error = e.to_string();
+                    let since = match &*self.uplink.borrow() {
+                        Uplink::Down { since, .. } => *since,
+                        _ => clock::now_unix(),
+                    };
+                    self.uplink.send_replace(Uplink::Down {
+                        since,
+                        error: error.clone(),
+                    });
+                    let delay = backoff(failures, self.interval);
+                    tracing::warn!(source = SOURCE, %error, failures, retry_in = ?delay, "sync failed");
+                    delay
+                }
+                Err(e) => {
+                    let error = e.to_string();
+                    // An operator must act; say so once, not every interval.
+                    if last_refusal.as_deref() != Some(&error) {
+                        tracing::error!(source = SOURCE, %error, "sync refused; retrying on the normal schedule");
+                    }
+                    last_refusal = Some(error.clone());
+                    self.uplink.send_replace(Uplink::Refused { error });
+                    jitter(self.interval, 0.1)
+                }
+            };
+            tokio::select! {
+                _ = tokio::time::sleep(delay) => {}
+                Some(()) = self.triggers.recv() => tracing::info!(source = SOURCE, "sync requested"),
+                _ = shutdown.wait() => return,
+            }
+        }
+    }
+}
+
+/// Exponential backoff from [`RETRY_MIN`], never longer than the interval or [`RETRY_MAX`].
+pub fn backoff(failures: u32, interval: Duration) -> Duration {
+    let exp = RETRY_MIN.saturating_mul(1 << failures.saturating_sub(1).min(16));
+    jitter(exp.min(RETRY_MAX).min(interval), 0.2)
+}
+
+/// `d` moved by up to ±`fraction`, so gateways restarted together do not call Odoo in step.
+pub fn jitter(d: Duration, fraction: f64) -> Duration {
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_nanos() as u64;
+    // splitmix64: enough randomness for spreading timers.
+    let mut z = seed.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^= z >> 31;
+    let unit = (z >> 11) as f64 / (1u64 << 53) as f64; // [0, 1)
+    d.mul_f64(1.0 + fraction * (2.0 * unit - 1.0))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_and_is_capped() {
+        let hour = Duration::from_secs(3600);
+        let first = backoff(1, hour);
+        assert!(
+            first >= Duration::from_millis(1600) && first <= Duration::from_millis(2400),
+            "{first:?}"
+        );
+        let fourth = backoff(4, hour);
+        assert!(
+            fourth >= Duration::from_millis(12_800) && fourth <= Duration::from_millis(19_200),
+            "{fourth:?}"
+        );
+        assert!(backoff(30, hour) <= RETRY_MAX.mul_f64(1.2));
+        assert!(backoff(30, Duration::from_secs(5)) <= Duration::from_secs(6));
+    }
+}
