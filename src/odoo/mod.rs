@@ -165,10 +165,13 @@ impl OdooClient {
         let mut relogged = false;
         let mut attempt = 1;
         loop {
-            let session = self.session().await?;
-            let result = match session.api {
-                Api::Json2 => self.call_json2(model, method, &named).await,
-                Api::JsonRpc => self.call_jsonrpc(&session, model, method, &named).await,
+            // Connecting (version probe, login) is retried like the call itself.
+            let result = match self.session().await {
+                Ok(session) => match session.api {
+                    Api::Json2 => self.call_json2(model, method, &named).await,
+                    Api::JsonRpc => self.call_jsonrpc(&session, model, method, &named).await,
+                },
+                Err(e) => Err(e),
             };
             match result {
                 Err(OdooError::SessionExpired) if !relogged => {

@@ -1,0 +1,184 @@
+//! The `linegate` binary as a person on the gateway uses it: check-config, sync --once, status,
+//! and a `kill -9` in the middle of a sync.
+
+mod common;
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+use common::{mo_count, reader, sim, wait_until};
+use linegate::sim::odoo::SimOdoo;
+
+fn linegate(config: &Path, args: &[&str]) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_linegate"));
+    cmd.arg("--config").arg(config).args(args);
+    // The tests' secrets come from the files they write, never from the caller's environment.
+    cmd.env_remove("LINEGATE_ODOO_API_KEY")
+        .env_remove("LINEGATE_ODOO_PASSWORD")
+        .env_remove("CREDENTIALS_DIRECTORY");
+    cmd.env("RUST_LOG", "warn");
+    cmd
+}
+
+/// Runs the command off the async threads, so the simulated Odoo keeps answering.
+async fn output(mut cmd: Command) -> Output {
+    tokio::task::spawn_blocking(move || cmd.output().expect("linegate runs"))
+        .await
+        .unwrap()
+}
+
+fn text(output: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+/// A config for `sim` with its key in a private file, in `dir`.
+fn write_config(dir: &Path, sim: &SimOdoo, extra: &str) -> PathBuf {
+    let key = dir.join("odoo-api-key");
+    std::fs::write(&key, format!("{}\n", sim.config().api_key)).unwrap();
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let config = dir.join("linegate.toml");
+    let text = format!(
+        "[store]\npath = {:?}\n[odoo]\nurl = {:?}\ndatabase = \"mes\"\napi_key_file = {:?}\nrequest_timeout = \"5s\"\n{extra}",
+        dir.join("linegate.db"),
+        sim.url(),
+        key
+    );
+    std::fs::write(&config, text).unwrap();
+    config
+}
+
+#[test]
+fn check_config_accepts_the_shipped_example() {
+    // Given the example the package installs, with its secret from the environment
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("packaging/linegate.example.toml");
+    let mut cmd = linegate(&example, &["check-config"]);
+    cmd.env("LINEGATE_ODOO_API_KEY", "from-the-environment");
+    // When it is checked, then it passes
+    let out = cmd.output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(
+        text(&out).contains("ok (Odoo at https://odoo.example.com"),
+        "{}",
+        text(&out)
+    );
+}
+
+#[test]
+fn check_config_names_the_key_at_fault_and_exits_78() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases = [
+        ("[store]\npathh = \"/tmp/x.db\"\n", "pathh"),
+        (
+            "[odoo]\nurl = \"not a url\"\ndatabase = \"mes\"\napi_key = \"k\"\n",
+            "odoo.url",
+        ),
+        ("[odoo]\nurl = \"http://x\"\ndatabase = \"mes\"\n", "odoo.api_key"),
+        (
+            "[odoo]\nurl = \"http://x\"\ndatabase = \"mes\"\napi_key = \"k\"\nsync_interval = \"often\"\n",
+            "often",
+        ),
+    ];
+    for (config, key) in cases {
+        // Given a configuration with one mistake
+        let path = dir.path().join("bad.toml");
+        std::fs::write(&path, config).unwrap();
+        // When it is checked, then it exits 78 naming what to fix
+        let out = linegate(&path, &["check-config"]).output().unwrap();
+        assert_eq!(out.status.code(), Some(78), "{config}: {}", text(&out));
+        assert!(text(&out).contains(key), "{config}: {}", text(&out));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_world_readable_key_file_is_refused() {
+    let sim = sim(19, 1).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), &sim, "");
+    std::fs::set_permissions(dir.path().join("odoo-api-key"), std::fs::Permissions::from_mode(0o644)).unwrap();
+    let out = output(linegate(&config, &["check-config"])).await;
+    assert_eq!(out.status.code(), Some(78));
+    assert!(
+        text(&out).contains("odoo.api_key_file") && text(&out).contains("readable by every user"),
+        "{}",
+        text(&out)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sync_once_then_status_offline() {
+    // Given an Odoo with 25 MOs
+    let sim = sim(19, 25).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), &sim, "");
+
+    // When one sync runs in the foreground
+    let out = output(linegate(&config, &["sync", "--once", "odoo"])).await;
+
+    // Then it exits 0 with a one-line summary
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.starts_with("odoo: ok: fetched 25, inserted 25, updated 0, unchanged 0, gone 0"),
+        "{stdout}"
+    );
+
+    // When Odoo is gone, a sync fails with a clear error and a non-zero exit
+    sim.shutdown();
+    drop(sim);
+    let out = output(linegate(&config, &["sync", "--once"])).await;
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(text(&out).contains("FAILED: cannot reach Odoo"), "{}", text(&out));
+
+    // And status still answers from the store alone, showing both runs
+    let out = output(linegate(&config, &["status"])).await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let shown = text(&out);
+    assert!(shown.contains("MOs       25 in Odoo's domain, 0 gone"), "{shown}");
+    assert!(shown.contains("FAILED: cannot reach Odoo"), "{shown}");
+    assert!(shown.contains("last good"), "{shown}");
+    let out = output(linegate(&config, &["status", "--json"])).await;
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("status --json is JSON");
+    assert_eq!(json["mos"], 25);
+    assert_eq!(json["schema_version"], 1);
+    assert_eq!(json["sources"][0]["last_ok"]["inserted"], 25);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_during_a_sync_page_leaves_a_sound_database() {
+    // Given a slow Odoo with 2000 MOs, synced in pages of 100
+    let sim = sim(19, 2000).await;
+    sim.set_latency(Duration::from_millis(30));
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), &sim, "page_size = 100\n");
+    let db = dir.path().join("linegate.db");
+
+    // When the sync is killed with SIGKILL after some pages committed
+    let mut child = linegate(&config, &["sync", "--once"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_until("some committed pages", Duration::from_secs(30), || mo_count(&db) >= 300).await;
+    child.kill().unwrap();
+    child.wait().unwrap();
+
+    // Then the database is sound and holds whole pages only
+    let conn = reader(&db);
+    let check: String = conn.query_row("PRAGMA integrity_check", [], |r| r.get(0)).unwrap();
+    assert_eq!(check, "ok");
+    let stored = mo_count(&db);
+    assert!(stored % 100 == 0 && stored < 2000, "{stored} MOs");
+    drop(conn);
+
+    // And the next sync completes
+    sim.set_latency(Duration::ZERO);
+    let out = output(linegate(&config, &["sync", "--once"])).await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!(mo_count(&db), 2000);
+}
