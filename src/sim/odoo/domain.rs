@@ -69,8 +69,10 @@ fn parse_one(terms: &[Value], pos: &mut usize, fields: &[Field], model: &str) ->
                 .filter(|f| f.stored)
                 .ok_or_else(|| {
                     OrmError::value(format!(
-                        "Invalid field {model}.{name} in condition ({:?}, {:?}, {})",
-                        name, op, leaf[2]
+                        "Invalid field {model}.{name} in condition ({}, {}, {})",
+                        py_repr(&leaf[0]),
+                        py_repr(&leaf[1]),
+                        py_repr(&leaf[2])
                     ))
                 })?;
             const OPS: [&str; 13] = [
@@ -89,16 +91,65 @@ fn parse_one(terms: &[Value], pos: &mut usize, fields: &[Field], model: &str) ->
                 "=ilike",
             ];
             if !OPS.contains(&op) {
-                return Err(OrmError::value(format!("Invalid operator {op:?} in condition")));
+                return Err(OrmError::value(format!(
+                    "Invalid operator {} in condition",
+                    py_repr(&leaf[1])
+                )));
             }
+            // A date alone compared with a datetime means its midnight.
+            let value = match &leaf[2] {
+                Value::String(s) if field.kind == "datetime" && s.len() == 10 => Value::String(format!("{s} 00:00:00")),
+                other => other.clone(),
+            };
             Ok(Expr::Leaf {
                 field: name.to_string(),
                 op: op.to_string(),
-                value: leaf[2].clone(),
+                value,
                 relational: field.relation.is_some(),
             })
         }
-        other => Err(OrmError::value(format!("Invalid leaf {other}"))),
+        other => Err(OrmError::value(format!("Invalid leaf {}", py_repr(other)))),
+    }
+}
+
+/// A JSON value as Python's `repr` prints it (Odoo's messages quote conditions this way).
+pub fn py_repr(value: &Value) -> String {
+    match value {
+        Value::Null => "None".into(),
+        Value::Bool(true) => "True".into(),
+        Value::Bool(false) => "False".into(),
+        Value::Number(n) => n.to_string(),
+        Value::String(s) => {
+            let quote = if s.contains('\'') && !s.contains('"') {
+                '"'
+            } else {
+                '\''
+            };
+            let mut out = String::from(quote);
+            for c in s.chars() {
+                match c {
+                    '\\' => out.push_str("\\\\"),
+                    '\n' => out.push_str("\\n"),
+                    '\r' => out.push_str("\\r"),
+                    '\t' => out.push_str("\\t"),
+                    c if c == quote => {
+                        out.push('\\');
+                        out.push(c);
+                    }
+                    c => out.push(c),
+                }
+            }
+            out.push(quote);
+            out
+        }
+        Value::Array(items) => format!("[{}]", items.iter().map(py_repr).collect::<Vec<_>>().join(", ")),
+        Value::Object(map) => format!(
+            "{{{}}}",
+            map.iter()
+                .map(|(k, v)| format!("{}: {}", py_repr(&Value::String(k.clone())), py_repr(v)))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
     }
 }
 
@@ -210,10 +261,15 @@ pub fn sort(records: &mut [&Map<String, Value>], order: &str, fields: &[Field], 
         let descending = match words.next().map(str::to_lowercase).as_deref() {
             None | Some("asc") => false,
             Some("desc") => true,
-            Some(other) => return Err(OrmError::value(format!("Invalid order direction {other:?}"))),
+            Some(other) => {
+                return Err(OrmError::value(format!(
+                    "Invalid order direction {}",
+                    py_repr(&Value::String(other.to_string()))
+                )))
+            }
         };
         if !fields.iter().any(|f| f.name == name && f.stored) {
-            return Err(OrmError::value(format!("Invalid field {name:?} on model {model:?}")));
+            return Err(OrmError::value(format!("Invalid field '{name}' on model '{model}'")));
         }
         keys.push((name.to_string(), descending));
     }

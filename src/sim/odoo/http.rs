@@ -140,19 +140,31 @@ fn route(s: &mut State, method: &hyper::Method, path: &str, headers: &hyper::Hea
     };
     if let Some(rest) = path.strip_prefix("/json/2/").filter(|_| s.config.version >= 19) {
         let (model, m) = rest.split_once('/').unwrap_or((rest, ""));
+        if method != hyper::Method::POST {
+            return Answer {
+                status: StatusCode::METHOD_NOT_ALLOWED,
+                body: "<!doctype html>\n<html lang=en>\n<title>405 Method Not Allowed</title>\n\
+                       <h1>Method Not Allowed</h1>\n<p>The method is not allowed for the requested URL.</p>\n"
+                    .into(),
+                headers: vec![("Allow", "POST".to_string())],
+                record: RequestRecord {
+                    status: 405,
+                    ..record("json2", Some(model), Some(m))
+                },
+            };
+        }
         return json2(s, headers, body, record("json2", Some(model), Some(m)), model, m);
     }
     match (method.as_str(), path) {
         ("GET", "/json/version") if s.config.version >= 19 => {
             let v = s.config.version;
-            ok(
-                record("other", None, None),
-                json!({"version_info": [v, 0, 0, "final", 0, ""], "version": format!("{v}.0")}).to_string(),
-            )
+            let body = json!({"version_info": [v, 0, 0, "final", 0, ""], "version": format!("{v}.0")}).to_string();
+            anonymous_cookie(s, headers, ok(record("other", None, None), body))
         }
         ("POST", "/web/webclient/version_info") => {
             let id = rpc_id(body);
-            ok(record("web", None, None), rpc_result(&id, Some(version(s))))
+            let answer = ok(record("web", None, None), rpc_result(&id, Some(version(s))));
+            anonymous_cookie(s, headers, answer)
         }
         ("POST", "/jsonrpc") => jsonrpc(s, body, record("jsonrpc", None, None)),
         ("POST", "/web/session/authenticate") => authenticate(s, body, record("web", None, Some("authenticate"))),
@@ -160,12 +172,21 @@ fn route(s: &mut State, method: &hyper::Method, path: &str, headers: &hyper::Hea
             if let Some(sid) = cookie(headers) {
                 s.sessions.remove(&sid);
             }
+            // Logging out leaves a fresh anonymous session behind, and clears `cids`.
             let id = rpc_id(body);
-            ok(
+            let sid = s.new_session_id();
+            let mut answer = ok(
                 record("web", None, Some("destroy")),
                 json!({"jsonrpc": "2.0", "id": id}).to_string(),
-            )
+            );
+            let expires = http_date(crate::clock::now_unix() + 365 * 86_400);
+            answer.headers = vec![
+                ("Set-Cookie", format!("cids=; Expires={expires}; Max-Age=0; Path=/")),
+                set_cookie(&sid),
+            ];
+            answer
         }
+        ("POST", "/web/session/get_session_info") => get_session_info(s, headers, body, path),
         ("POST", p) if p.starts_with("/web/dataset/call_kw") => call_kw(s, headers, body, path),
         _ => Answer {
             status: StatusCode::NOT_FOUND,
@@ -177,6 +198,24 @@ fn route(s: &mut State, method: &hyper::Method, path: &str, headers: &hyper::Hea
             },
         },
     }
+}
+
+/// The session info `/web/session/authenticate` and `get_session_info` answer (the recorded
+/// keys a client may read; the real one has many more).
+fn session_info(s: &State) -> Value {
+    let mut result = json!({
+        "uid": 2, "is_system": true, "is_admin": true, "is_public": false, "is_internal_user": true,
+        "user_context": {"lang": "en_US", "tz": "Europe/Brussels", "uid": 2}, "db": s.config.database,
+        "support_url": "https://www.odoo.com/buy", "name": "Mitchell Admin", "username": s.config.login,
+        "partner_display_name": "YourCompany, Mitchell Admin", "partner_id": 3, "home_action_id": false,
+        "user_companies": {"current_company": 1, "allowed_companies": {
+            "1": {"id": 1, "name": "My Company (San Francisco)", "sequence": 0, "child_ids": [], "parent_id": false,
+                  "currency_id": 1}}, "disallowed_ancestor_companies": {}},
+    });
+    if let (Some(result), Value::Object(version)) = (result.as_object_mut(), version(s)) {
+        result.extend(version);
+    }
+    result
 }
 
 fn version(s: &State) -> Value {
@@ -211,9 +250,14 @@ fn rpc_result(id: &Value, result: Option<Value>) -> String {
 
 fn rpc_error(id: &Value, name: &str, message: &str) -> String {
     let last = message.lines().last().unwrap_or_default();
+    // Odoo hides the traceback of AccessDenied: `debug` is the exception line alone.
+    let debug = if name == "odoo.exceptions.AccessDenied" {
+        format!("{name}: {message}\n")
+    } else {
+        format!("Traceback (most recent call last):\n  (simulated)\n{name}: {last}\n")
+    };
     json!({"jsonrpc": "2.0", "id": id, "error": {"code": 0, "message": "Odoo Server Error", "data": {
-        "name": name, "message": message, "arguments": [message], "context": {},
-        "debug": format!("Traceback (most recent call last):\n  (simulated)\n{name}: {last}\n")}}})
+        "name": name, "message": message, "arguments": [message], "context": {}, "debug": debug}}})
     .to_string()
 }
 
@@ -295,7 +339,7 @@ fn json2(
         Ok(Value::Object(args)) => args,
         Ok(_) => Map::new(),
         Err(e) => {
-            let message = format!("could not parse the body as json: {e}");
+            let message = format!("could not parse the body as json: {}", python_json_error(body, &e));
             return fail(record, 400, "werkzeug.exceptions.BadRequest", &message, vec![]);
         }
     };
@@ -386,11 +430,83 @@ fn cookie(headers: &hyper::HeaderMap) -> Option<String> {
         .find_map(|c| c.trim().strip_prefix("session_id=").map(str::to_string))
 }
 
+/// Odoo's session cookie: `Expires` a year ahead, `Max-Age` a week (both as recorded).
 fn set_cookie(sid: &str) -> (&'static str, String) {
+    let expires = http_date(crate::clock::now_unix() + 365 * 86_400);
     (
         "Set-Cookie",
-        format!("session_id={sid}; Max-Age=604800; HttpOnly; Path=/"),
+        format!("session_id={sid}; Expires={expires}; Max-Age=604800; HttpOnly; Path=/"),
     )
+}
+
+/// An HTTP date: `Mon, 22 Nov 2027 01:40:44 GMT`.
+fn http_date(unix: i64) -> String {
+    const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let text = crate::clock::format_odoo(unix);
+    let month = text[5..7].parse::<usize>().unwrap_or(1).clamp(1, 12);
+    format!(
+        "{}, {} {} {} {} GMT",
+        DAYS[unix.div_euclid(86_400).rem_euclid(7) as usize],
+        &text[8..10],
+        MONTHS[month - 1],
+        &text[0..4],
+        &text[11..19]
+    )
+}
+
+/// A request without a session cookie gets a new (anonymous) session from the routes that save
+/// sessions, as `version_info` and `/json/version` do. It is not logged in: `call_kw` with it
+/// answers "Session Expired".
+fn anonymous_cookie(s: &mut State, headers: &hyper::HeaderMap, mut answer: Answer) -> Answer {
+    if cookie(headers).is_none() {
+        let sid = s.new_session_id();
+        answer.headers.push(set_cookie(&sid));
+    }
+    answer
+}
+
+/// Python's `json.loads` message for the common mistakes, so the 400 reads as Odoo's does.
+fn python_json_error(body: &[u8], error: &serde_json::Error) -> String {
+    let text = String::from_utf8_lossy(body);
+    let chars: Vec<char> = text.chars().collect();
+    let at = |pos: usize| {
+        let line = chars[..pos].iter().filter(|c| **c == '\n').count() + 1;
+        let column = match chars[..pos].iter().rposition(|c| *c == '\n') {
+            Some(nl) => pos - nl,
+            None => pos + 1,
+        };
+        format!("line {line} column {column} (char {pos})")
+    };
+    let start = chars
+        .iter()
+        .position(|c| !matches!(c, ' ' | '\t' | '\n' | '\r'))
+        .unwrap_or(chars.len());
+    let rest: String = chars[start..].iter().collect();
+    let value_starts = rest.starts_with(['{', '[', '"', '-'])
+        || rest.starts_with(|c: char| c.is_ascii_digit())
+        || ["true", "false", "null", "NaN", "Infinity"]
+            .iter()
+            .any(|w| rest.starts_with(w));
+    if !value_starts {
+        return format!("Expecting value: {}", at(start));
+    }
+    if error.to_string().starts_with("trailing characters") {
+        // serde's line and column point at the extra data.
+        let (line, column) = (error.line(), error.column());
+        let mut pos = 0;
+        let mut current = 1;
+        while current < line && pos < chars.len() {
+            if chars[pos] == '\n' {
+                current += 1;
+            }
+            pos += 1;
+        }
+        return format!("Extra data: {}", at((pos + column.saturating_sub(1)).min(chars.len())));
+    }
+    error.to_string()
 }
 
 fn authenticate(s: &mut State, body: &[u8], record: RequestRecord) -> Answer {
@@ -438,15 +554,12 @@ fn authenticate(s: &mut State, body: &[u8], record: RequestRecord) -> Answer {
             dies_at: None,
         },
     );
-    let mut result = version(s);
-    result["uid"] = json!(2);
-    result["db"] = json!(s.config.database);
-    result["username"] = json!(s.config.login);
-    result["name"] = json!("Mitchell Admin");
+    let result = session_info(s);
+    // Odoo 19 sends the new cookie twice on this route (recorded).
     Answer {
         status: StatusCode::OK,
         body: rpc_result(&id, Some(result)),
-        headers: vec![set_cookie(&sid)],
+        headers: vec![set_cookie(&sid), set_cookie(&sid)],
         record,
     }
 }
@@ -464,15 +577,32 @@ fn call_kw(s: &mut State, headers: &hyper::HeaderMap, body: &[u8], path: &str) -
         status: 200,
         api: "web",
     };
+    let Some((_, extra)) = web_session(s, headers) else {
+        return ok(record, session_expired());
+    };
+    let args = p.get("args").and_then(Value::as_array).cloned().unwrap_or_default();
+    let named = bind(&method, &args, p.get("kwargs"));
+    let body = match orm::call(s, &model, &method, &named) {
+        Ok(result) => rpc_result(&id, result),
+        Err(OrmError { name, message, .. }) => rpc_error(&id, name, &message),
+    };
+    Answer {
+        status: StatusCode::OK,
+        body,
+        headers: extra,
+        record,
+    }
+}
+
+/// The logged-in web session of a request, and the `Set-Cookie` to send when its id was rotated
+/// now; None when the cookie is missing, unknown, destroyed or past its rotation grace.
+fn web_session(s: &mut State, headers: &hyper::HeaderMap) -> Option<(String, Vec<(&'static str, String)>)> {
     let now = Instant::now();
-    let alive = cookie(headers).filter(|sid| {
+    let sid = cookie(headers).filter(|sid| {
         s.sessions
             .get(sid)
             .is_some_and(|session| session.dies_at.is_none_or(|dies| now < dies))
-    });
-    let Some(sid) = alive else {
-        return ok(record, session_expired());
-    };
+    })?;
     // Odoo rotates a session's id every few hours: the old id keeps working for a short grace.
     let mut extra = vec![];
     let (rotation, grace) = (s.rotation, s.grace);
@@ -488,16 +618,31 @@ fn call_kw(s: &mut State, headers: &hyper::HeaderMap, body: &[u8], path: &str) -
             },
         );
         extra.push(set_cookie(&new));
+        return Some((new, extra));
     }
-    let args = p.get("args").and_then(Value::as_array).cloned().unwrap_or_default();
-    let named = bind(&method, &args, p.get("kwargs"));
-    let body = match orm::call(s, &model, &method, &named) {
-        Ok(result) => rpc_result(&id, result),
-        Err(OrmError { name, message, .. }) => rpc_error(&id, name, &message),
+    Some((sid, extra))
+}
+
+/// `/web/session/get_session_info`: the session's user, and its cookie sent again.
+fn get_session_info(s: &mut State, headers: &hyper::HeaderMap, body: &[u8], path: &str) -> Answer {
+    let id = rpc_id(body);
+    let record = RequestRecord {
+        path: path.to_string(),
+        model: None,
+        method: Some("get_session_info".into()),
+        status: 200,
+        api: "web",
     };
+    let Some((sid, mut extra)) = web_session(s, headers) else {
+        return ok(record, session_expired());
+    };
+    if extra.is_empty() {
+        extra.push(set_cookie(&sid));
+    }
+    let result = session_info(s);
     Answer {
         status: StatusCode::OK,
-        body,
+        body: rpc_result(&id, Some(result)),
         headers: extra,
         record,
     }

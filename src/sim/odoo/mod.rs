@@ -99,6 +99,8 @@ pub(crate) struct State {
     faults: VecDeque<Fault>,
     requests: Vec<RequestRecord>,
     random: u64,
+    /// The last id `message_post` gave.
+    next_message: i64,
 }
 
 pub struct SimOdoo {
@@ -117,6 +119,9 @@ const PRODUCTS: [(i64, &str); 5] = [
     (62, "[FURN_7023] Wood Panel"),
     (63, "[FURN_8621] Plastic Laminate"),
 ];
+
+/// (bill of materials id, product id) of the demo data: a BoM shows as its product's name.
+const BOMS: [(i64, i64); 5] = [(1, 8), (2, 54), (3, 55), (4, 63), (5, 62)];
 
 impl SimOdoo {
     /// Binds 127.0.0.1 on a free port and serves on the current tokio runtime.
@@ -142,6 +147,7 @@ impl SimOdoo {
             faults: VecDeque::new(),
             requests: Vec::new(),
             random: seed as u64 | 1,
+            next_message: 1000,
         }));
         let (stop, stopped) = tokio::sync::watch::channel(false);
         tokio::spawn(http::serve(listener, state.clone(), stopped));
@@ -333,7 +339,7 @@ impl State {
         self.next_picking += 1;
         let now = State::now();
         let record = json!({
-            "id": id, "name": format!("WH/OUT/{id:05}"), "origin": origin, "state": "assigned",
+            "id": id, "name": format!("WH/OUT/{id:05}"), "origin": origin, "state": "assigned", "priority": "0",
             "create_date": now, "write_date": now, "scheduled_date": now,
             "picking_type_id": [2, "YourCompany: Delivery Orders"],
         });

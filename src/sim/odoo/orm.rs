@@ -35,13 +35,12 @@ impl OrmError {
         OrmError::same("odoo.exceptions.AccessError", 403, message)
     }
     fn missing(model: &str, ids: &[i64]) -> OrmError {
-        let ids: Vec<String> = ids.iter().map(|i| format!("{i},")).collect();
         OrmError::same(
             "odoo.exceptions.MissingError",
             404,
             format!(
-                "Record does not exist or has been deleted.\n(Record: {model}({}), User: 2)",
-                ids.join(" ")
+                "Record does not exist or has been deleted.\n(Record: {}, User: 2)",
+                recordset(model, ids)
             ),
         )
     }
@@ -76,6 +75,15 @@ impl OrmError {
             json2_name: "werkzeug.exceptions.UnprocessableEntity",
             json2_message: message,
         }
+    }
+}
+
+/// A record set as Python prints it: `mrp.production(7,)`, `mrp.production(7, 8)`.
+fn recordset(model: &str, ids: &[i64]) -> String {
+    let ids: Vec<String> = ids.iter().map(i64::to_string).collect();
+    match ids.len() {
+        1 => format!("{model}({},)", ids[0]),
+        _ => format!("{model}({})", ids.join(", ")),
     }
 }
 
@@ -121,6 +129,7 @@ pub fn mo_fields(version: u32, custom: &[String]) -> Vec<Field> {
         field("workorder_ids", "one2many", true, Some("mrp.workorder")),
         field("move_finished_ids", "one2many", true, Some("stock.move")),
         field("move_raw_ids", "one2many", true, Some("stock.move")),
+        field("move_dest_ids", "one2many", true, Some("stock.move")),
         field("picking_ids", "many2many", false, Some("stock.picking")),
     ];
     if version >= 19 {
@@ -143,11 +152,66 @@ pub fn picking_fields() -> Vec<Field> {
         field("name", "char", true, None),
         field("origin", "char", true, None),
         field("state", "selection", true, None),
+        field("priority", "selection", true, None),
         field("create_date", "datetime", true, None),
         field("write_date", "datetime", true, None),
         field("scheduled_date", "datetime", true, None),
         field("picking_type_id", "many2one", true, Some("stock.picking.type")),
     ]
+}
+
+/// The label, readonly, required and selection attributes `fields_get` gives (recorded on 19).
+fn describe(model: &str, name: &str) -> (String, bool, bool, Option<Value>) {
+    const PRIORITY: &str = r#"[["0", "Normal"], ["1", "Urgent"]]"#;
+    const MO_STATE: &str = r#"[["draft", "Draft"], ["confirmed", "Confirmed"], ["progress", "In Progress"],
+        ["to_close", "To Close"], ["done", "Done"], ["cancel", "Cancelled"]]"#;
+    const RESERVATION: &str = r#"[["confirmed", "Waiting"], ["assigned", "Ready"],
+        ["waiting", "Waiting Another Operation"]]"#;
+    const PICKING_STATE: &str = r#"[["draft", "Draft"], ["waiting", "Waiting Another Operation"],
+        ["confirmed", "Waiting"], ["assigned", "Ready"], ["done", "Done"], ["cancel", "Cancelled"]]"#;
+    let selection = |text: &str| serde_json::from_str::<Value>(text).ok();
+    let (label, readonly, required, choices) = match (model, name) {
+        (_, "id") => ("ID", true, false, None),
+        (_, "create_date") => ("Created on", true, false, None),
+        (_, "write_date") => ("Last Updated on", true, false, None),
+        (_, "priority") => ("Priority", false, false, selection(PRIORITY)),
+        ("mrp.production", "name") => ("Reference", true, false, None),
+        ("mrp.production", "state") => ("State", true, false, selection(MO_STATE)),
+        ("mrp.production", "origin") => ("Source", false, false, None),
+        ("mrp.production", "product_id") => ("Product", false, true, None),
+        ("mrp.production", "product_qty") => ("Quantity To Produce", false, true, None),
+        ("mrp.production", "product_uom_id") => ("Unit", false, true, None),
+        ("mrp.production", "lot_producing_ids" | "lot_producing_id") => ("Lot/Serial Number", false, false, None),
+        ("mrp.production", "qty_producing") => ("Quantity Producing", false, false, None),
+        ("mrp.production", "qty_produced") => ("Quantity Produced", true, false, None),
+        ("mrp.production", "date_deadline") => ("Deadline", false, false, None),
+        ("mrp.production", "date_start") => ("Start", false, true, None),
+        ("mrp.production", "date_finished") => ("End", true, false, None),
+        ("mrp.production", "date_planned_start") => ("Scheduled Date", false, true, None),
+        ("mrp.production", "date_planned_finished") => ("Scheduled End Date", false, false, None),
+        ("mrp.production", "bom_id") => ("Bill of Material", false, false, None),
+        ("mrp.production", "reservation_state") => ("MO Readiness", true, false, selection(RESERVATION)),
+        ("mrp.production", "move_finished_ids") => ("Finished Products", false, false, None),
+        ("mrp.production", "move_raw_ids") => ("Components", false, false, None),
+        ("mrp.production", "workorder_ids") => ("Work Orders", false, false, None),
+        ("mrp.production", "move_dest_ids") => ("Stock Movements of Produced Goods", false, false, None),
+        ("mrp.production", "user_id") => ("Responsible", false, false, None),
+        ("mrp.production", "company_id") => ("Company", false, true, None),
+        ("mrp.production", "picking_ids") => ("Picking associated to this manufacturing order", true, false, None),
+        ("stock.picking", "name") => ("Reference", false, false, None),
+        ("stock.picking", "origin") => ("Source Document", false, false, None),
+        ("stock.picking", "state") => ("Status", true, false, selection(PICKING_STATE)),
+        ("stock.picking", "scheduled_date") => ("Scheduled Date", false, true, None),
+        ("stock.picking", "picking_type_id") => ("Operation Type", false, true, None),
+        _ => {
+            let mut label = name.replace('_', " ");
+            if let Some(first) = label.get_mut(0..1) {
+                first.make_ascii_uppercase();
+            }
+            return (label, false, false, None);
+        }
+    };
+    (label.to_string(), readonly, required, choices)
 }
 
 /// A new MO record with every stored field set, as the ORM's `create` leaves it.
@@ -165,13 +229,18 @@ pub fn new_mo(
     let now_unix = crate::clock::now_unix();
     let now = json!(crate::clock::format_odoo(now_unix));
     let tomorrow = json!(crate::clock::format_odoo(now_unix + 86_400));
+    let bom = super::BOMS
+        .iter()
+        .find(|(_, p)| *p == product.0)
+        .map_or(Value::Bool(false), |(b, _)| json!([b, product.1.clone()]));
     let mut record = json!({
         "id": id, "name": name, "state": mo_state, "priority": "0",
         "product_id": [product.0, product.1.clone()], "product_qty": qty, "product_uom_id": [1, "Units"],
         "qty_producing": 0.0, "origin": origin.map_or(Value::Bool(false), Value::String),
         "create_date": now, "write_date": now, "date_deadline": false,
-        "bom_id": [1, product.1], "company_id": [1, "My Company (San Francisco)"], "user_id": [2, "Mitchell Admin"],
+        "bom_id": bom, "company_id": [1, "My Company (San Francisco)"], "user_id": [2, "Mitchell Admin"],
         "reservation_state": "assigned", "workorder_ids": [], "move_finished_ids": [], "move_raw_ids": [],
+        "move_dest_ids": [],
     });
     let record = record.as_object_mut().expect("an object literal");
     if state.config.version >= 19 {
@@ -267,15 +336,15 @@ pub fn call(state: &mut State, model: &str, method: &str, args: &Map<String, Val
         "read" => {
             let ids = ids()?;
             let names = field_list(&fields, args.get("fields"), model)?;
-            let missing: Vec<i64> = ids.iter().copied().filter(|id| !table.contains_key(id)).collect();
-            if !missing.is_empty() {
-                return Err(OrmError::missing(model, &missing));
-            }
+            // Records that do not exist (any more) are left out of the answer, not an error.
             Ok(Some(Value::Array(
-                ids.iter().map(|id| project(&table[id], &names)).collect(),
+                ids.iter()
+                    .filter_map(|id| table.get(id))
+                    .map(|r| project(r, &names))
+                    .collect(),
             )))
         }
-        "fields_get" => Ok(Some(fields_get(&fields, args))),
+        "fields_get" => Ok(Some(fields_get(model, &fields, args))),
         "write" => {
             let ids = ids()?;
             let vals = args
@@ -285,14 +354,13 @@ pub fn call(state: &mut State, model: &str, method: &str, args: &Map<String, Val
             write(state, model, &fields, &ids, vals)?;
             Ok(Some(json!(true)))
         }
-        "create" if model == "mrp.production" => create(state, args),
-        "action_confirm" | "action_start" | "action_cancel" | "button_mark_done" if model == "mrp.production" => {
+        "create" if model == "mrp.production" => create(state, &fields, args),
+        "action_confirm" | "action_start" | "action_cancel" if model == "mrp.production" => {
             let ids = ids()?;
             let new_state = match method {
                 "action_confirm" => "confirmed",
                 "action_start" => "progress",
-                "action_cancel" => "cancel",
-                _ => "done",
+                _ => "cancel",
             };
             write(
                 state,
@@ -304,8 +372,131 @@ pub fn call(state: &mut State, model: &str, method: &str, args: &Map<String, Val
             // action_start returns None: JSON-RPC then has no `result`, JSON-2 answers `null`.
             Ok((method != "action_start").then_some(json!(true)))
         }
+        "set_qty_producing" if model == "mrp.production" => {
+            let ids = ids()?;
+            existing(state, model, &ids)?;
+            for id in &ids {
+                if let Some(mo) = state.mos.get_mut(id) {
+                    recompute_state(mo);
+                }
+            }
+            Ok(None)
+        }
+        "button_mark_done" if model == "mrp.production" => mark_done(state, model, &ids()?, args),
+        "message_post" => {
+            let ids = ids()?;
+            existing(state, model, &ids)?;
+            if ids.len() != 1 {
+                return Err(OrmError::value(format!(
+                    "Expected singleton: {}",
+                    recordset(model, &ids)
+                )));
+            }
+            state.next_message += 1;
+            Ok(Some(json!(state.next_message)))
+        }
         _ => Err(OrmError::unknown_method(model, method)),
     }
+}
+
+fn existing(state: &State, model: &str, ids: &[i64]) -> Result<(), OrmError> {
+    let table = if model == "mrp.production" {
+        &state.mos
+    } else {
+        &state.pickings
+    };
+    let missing: Vec<i64> = ids.iter().copied().filter(|id| !table.contains_key(id)).collect();
+    if missing.is_empty() {
+        Ok(())
+    } else {
+        Err(OrmError::missing(model, &missing))
+    }
+}
+
+fn float(record: &Map<String, Value>, name: &str) -> f64 {
+    record.get(name).and_then(Value::as_f64).unwrap_or(0.0)
+}
+
+/// `state` is a stored computed field: without work orders, producing the whole quantity makes
+/// an open MO `to_close`, producing part of it `progress`.
+fn recompute_state(mo: &mut Map<String, Value>) {
+    let open = matches!(
+        mo.get("state").and_then(Value::as_str),
+        Some("confirmed" | "progress" | "to_close")
+    );
+    let (producing, qty) = (float(mo, "qty_producing"), float(mo, "product_qty"));
+    if !open || producing <= 0.0 {
+        return;
+    }
+    let new_state = if producing >= qty { "to_close" } else { "progress" };
+    mo.insert("state".into(), json!(new_state));
+}
+
+/// `button_mark_done`: closes MOs; the whole quantity is taken as produced when none was
+/// reported (an untracked product). A partial quantity returns the backorder wizard and changes
+/// nothing, unless the context says `skip_backorder` (with `mo_ids_to_backorder` for the MOs
+/// that get a backorder for the rest).
+fn mark_done(state: &mut State, model: &str, ids: &[i64], args: &Map<String, Value>) -> Answer {
+    existing(state, model, ids)?;
+    let context = args
+        .get("context")
+        .and_then(Value::as_object)
+        .cloned()
+        .unwrap_or_default();
+    let skip_backorder = context
+        .get("skip_backorder")
+        .is_some_and(|v| v.as_bool() != Some(false));
+    let to_backorder: Vec<i64> = context
+        .get("mo_ids_to_backorder")
+        .and_then(Value::as_array)
+        .map(|a| a.iter().filter_map(Value::as_i64).collect())
+        .unwrap_or_default();
+    let partial: Vec<i64> = ids
+        .iter()
+        .copied()
+        .filter(|id| {
+            let mo = &state.mos[id];
+            let producing = float(mo, "qty_producing");
+            producing > 0.0 && producing < float(mo, "product_qty")
+        })
+        .collect();
+    if !partial.is_empty() && !skip_backorder {
+        let lines: Vec<Value> = partial
+            .iter()
+            .map(|id| json!([0, 0, {"mrp_production_id": id, "to_backorder": true}]))
+            .collect();
+        let mut ctx = context.clone();
+        ctx.insert("default_mrp_production_ids".into(), json!(ids));
+        ctx.insert("default_mrp_production_backorder_line_ids".into(), json!(lines));
+        return Ok(Some(json!({
+            "id": 617, "name": "You produced less than initial demand", "type": "ir.actions.act_window",
+            "res_model": "mrp.production.backorder", "view_mode": "form", "views": [[false, "form"]],
+            "target": "new", "context": ctx, "binding_type": "action", "binding_view_types": "list,form",
+        })));
+    }
+    let now = State::now();
+    for id in ids {
+        if partial.contains(id) && to_backorder.contains(id) {
+            let producing = float(&state.mos[id], "qty_producing");
+            state.backorder(*id, producing);
+            if let Some(mo) = state.mos.get_mut(id) {
+                mo.insert("date_finished".into(), now.clone());
+            }
+            continue;
+        }
+        let Some(mo) = state.mos.get_mut(id) else { continue };
+        if matches!(mo.get("state").and_then(Value::as_str), Some("done" | "cancel")) {
+            continue;
+        }
+        if float(mo, "qty_producing") <= 0.0 {
+            let qty = float(mo, "product_qty");
+            mo.insert("qty_producing".into(), json!(qty));
+        }
+        mo.insert("state".into(), json!("done"));
+        mo.insert("date_finished".into(), now.clone());
+        mo.insert("write_date".into(), now.clone());
+    }
+    Ok(Some(json!(true)))
 }
 
 fn search<'a>(
@@ -329,7 +520,7 @@ fn search<'a>(
     let default_order = if model == "mrp.production" {
         "priority desc, date_start asc, id asc"
     } else {
-        "id desc"
+        "priority desc, scheduled_date asc, id desc"
     };
     let order = args
         .get("order")
@@ -338,9 +529,11 @@ fn search<'a>(
         .unwrap_or(default_order);
     domain::sort(&mut found, order, fields, model)?;
     let offset = args.get("offset").and_then(Value::as_u64).unwrap_or(0) as usize;
+    // Python's `if limit:` — 0, null and false all mean no limit.
     let limit = args
         .get("limit")
         .and_then(Value::as_u64)
+        .filter(|l| *l > 0)
         .map_or(usize::MAX, |l| l as usize);
     Ok(found.into_iter().skip(offset).take(limit).collect())
 }
@@ -372,7 +565,7 @@ fn project(record: &Map<String, Value>, names: &[String]) -> Value {
     )
 }
 
-fn fields_get(fields: &[Field], args: &Map<String, Value>) -> Value {
+fn fields_get(model: &str, fields: &[Field], args: &Map<String, Value>) -> Value {
     let wanted: Option<Vec<&str>> = args
         .get("allfields")
         .and_then(Value::as_array)
@@ -390,13 +583,15 @@ fn fields_get(fields: &[Field], args: &Map<String, Value>) -> Value {
         {
             continue;
         }
+        let (label, readonly, required, selection) = describe(model, &f.name);
         let mut description = json!({
-            "type": f.kind, "string": f.name.replace('_', " "), "store": f.stored,
-            "readonly": matches!(f.name.as_str(), "id" | "create_date" | "write_date" | "state" | "name"),
-            "required": matches!(f.name.as_str(), "product_id" | "product_qty" | "product_uom_id"),
+            "type": f.kind, "string": label, "store": f.stored, "readonly": readonly, "required": required,
         });
         if let Some(relation) = f.relation {
             description["relation"] = json!(relation);
+        }
+        if let Some(selection) = selection {
+            description["selection"] = selection;
         }
         if let Some(attributes) = &attributes {
             description
@@ -409,6 +604,59 @@ fn fields_get(fields: &[Field], args: &Map<String, Value>) -> Value {
     Value::Object(out)
 }
 
+/// The display name of a related record, as a many2one shows it next to the id.
+fn display_name(relation: &str, id: i64) -> String {
+    let known = match (relation, id) {
+        ("product.product", _) => super::PRODUCTS.iter().find(|p| p.0 == id).map(|p| p.1),
+        ("mrp.bom", _) => super::BOMS
+            .iter()
+            .find(|b| b.0 == id)
+            .and_then(|b| super::PRODUCTS.iter().find(|p| p.0 == b.1))
+            .map(|p| p.1),
+        ("res.users", 1) => Some("OdooBot"),
+        ("res.users", 2) => Some("Mitchell Admin"),
+        ("res.company", 1) => Some("My Company (San Francisco)"),
+        ("res.company", 2) => Some("My Company (Chicago)"),
+        ("uom.uom", 1) => Some("Units"),
+        ("stock.picking.type", 2) => Some("YourCompany: Delivery Orders"),
+        _ => None,
+    };
+    known.map_or_else(|| format!("{relation},{id}"), str::to_string)
+}
+
+/// A written value as the ORM stores it and reads it back: floats as floats, many2one as
+/// `[id, name]`, empty as `false`.
+fn convert(field: &Field, value: &Value, current: Option<&Value>) -> Result<Value, OrmError> {
+    let invalid = || OrmError::value(format!("Wrong value for {}: {value}", field.name));
+    Ok(match (field.kind, value) {
+        ("float", Value::Number(n)) => json!(n.as_f64().ok_or_else(invalid)?),
+        ("float", Value::Bool(false) | Value::Null) => json!(0.0),
+        ("float", _) => return Err(invalid()),
+        ("integer", Value::Number(_)) => value.clone(),
+        ("integer", Value::Bool(false) | Value::Null) => json!(0),
+        ("many2one", Value::Number(n)) => {
+            let id = n.as_i64().ok_or_else(invalid)?;
+            json!([id, display_name(field.relation.unwrap_or_default(), id)])
+        }
+        ("many2one", Value::Array(pair)) if pair.len() == 2 && pair[0].is_i64() => value.clone(),
+        ("one2many" | "many2many", Value::Array(commands)) => {
+            // Only `[6, 0, ids]` (replace) changes the ids the simulation keeps.
+            let mut ids = current.cloned().unwrap_or(json!([]));
+            for command in commands {
+                if let Some([code, _, Value::Array(new)]) = command.as_array().map(Vec::as_slice) {
+                    if code == 6 {
+                        ids = Value::Array(new.clone());
+                    }
+                }
+            }
+            ids
+        }
+        ("datetime", Value::String(s)) if s.len() == 10 => json!(format!("{s} 00:00:00")),
+        (_, Value::Null) => Value::Bool(false),
+        _ => value.clone(),
+    })
+}
+
 fn write(
     state: &mut State,
     model: &str,
@@ -419,34 +667,47 @@ fn write(
     if let Some(unknown) = vals.keys().find(|k| !fields.iter().any(|f| &f.name == *k)) {
         return Err(OrmError::value(format!("Invalid field '{unknown}' on '{model}'")));
     }
+    existing(state, model, ids)?;
     let table = if model == "mrp.production" {
         &mut state.mos
     } else {
         &mut state.pickings
     };
-    let missing: Vec<i64> = ids.iter().copied().filter(|id| !table.contains_key(id)).collect();
-    if !missing.is_empty() {
-        return Err(OrmError::missing(model, &missing));
-    }
     let now = State::now();
     for id in ids {
         let record = table.get_mut(id).expect("checked above");
-        record.extend(vals.clone());
+        for (name, value) in vals {
+            let field = fields.iter().find(|f| &f.name == name).expect("checked above");
+            let converted = convert(field, value, record.get(name))?;
+            record.insert(name.clone(), converted);
+        }
+        if model == "mrp.production" && vals.contains_key("qty_producing") && !vals.contains_key("state") {
+            recompute_state(record);
+        }
         record.insert("write_date".into(), now.clone());
     }
     Ok(())
 }
 
-fn create(state: &mut State, args: &Map<String, Value>) -> Answer {
-    let list = match args.get("vals_list") {
-        Some(Value::Array(list)) => list.clone(),
-        Some(Value::Object(one)) => vec![Value::Object(one.clone())],
+/// `create`: a list of values gives a list of ids, a single dict gives the id alone (as Odoo's
+/// RPC layer answers for `create(vals)`).
+fn create(state: &mut State, fields: &[Field], args: &Map<String, Value>) -> Answer {
+    let (list, single) = match args.get("vals_list") {
+        Some(Value::Array(list)) => (list.clone(), false),
+        Some(Value::Object(one)) => (vec![Value::Object(one.clone())], true),
         _ => return Err(OrmError::missing_argument("vals_list")),
     };
     let mut ids = Vec::new();
     for vals in list {
         let vals = vals.as_object().cloned().unwrap_or_default();
+        if let Some(unknown) = vals.keys().find(|k| !fields.iter().any(|f| &f.name == *k)) {
+            return Err(OrmError::value(format!(
+                "Invalid field '{unknown}' on 'mrp.production'"
+            )));
+        }
         let Some(product_id) = vals.get("product_id").and_then(Value::as_i64) else {
+            // A failed create still consumes a number of the sequence: names have gaps.
+            state.next_mo += 1;
             return Err(OrmError::validation(
                 "The operation cannot be completed: Missing required value for the field 'Product' (product_id).\n\
                  Model: 'Manufacturing Order' (mrp.production)\n\
@@ -455,23 +716,31 @@ fn create(state: &mut State, args: &Map<String, Value>) -> Answer {
                     .into(),
             ));
         };
-        let name = super::PRODUCTS
-            .iter()
-            .find(|p| p.0 == product_id)
-            .map_or("Product", |p| p.1);
         let custom: Map<String, Value> = vals
             .iter()
-            .filter(|(k, _)| k.starts_with("x_"))
+            .filter(|(k, _)| state.config.custom_fields.contains(k))
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
         let id = state.create_mo(super::NewMo {
-            product: Some((product_id, name.to_string())),
+            product: Some((product_id, display_name("product.product", product_id))),
             qty: vals.get("product_qty").and_then(Value::as_f64).unwrap_or(1.0),
             state: "draft".into(),
             origin: vals.get("origin").and_then(Value::as_str).map(str::to_string),
             custom,
         });
+        // The other values are written as `write` would store them.
+        let rest: Map<String, Value> = vals
+            .into_iter()
+            .filter(|(k, _)| !matches!(k.as_str(), "product_id" | "product_qty" | "origin" | "id"))
+            .filter(|(k, _)| !state.config.custom_fields.contains(k))
+            .collect();
+        let record = state.mos.get_mut(&id).expect("just created");
+        for (name, value) in &rest {
+            let field = fields.iter().find(|f| &f.name == name).expect("checked above");
+            let converted = convert(field, value, record.get(name))?;
+            record.insert(name.clone(), converted);
+        }
         ids.push(id);
     }
-    Ok(Some(json!(ids)))
+    Ok(Some(if single { json!(ids[0]) } else { json!(ids) }))
 }
