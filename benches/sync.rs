@@ -1,34 +1,80 @@
 //! `cargo bench --bench sync`: the Odoo sync figures the foundation issue asks for, measured on
-//! the release binary (`linegate sync --once`, a child process, so its CPU time and peak RSS
-//! are its own) against the simulated Odoo with 10,000 MOs and 20 ms per request.
+//! the release binary (`linegate sync --once`, a child process, so its CPU time and memory are
+//! its own) against the simulated Odoo with 10,000 MOs (`BENCH_MOS` overrides) and 20 ms per
+//! request.
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
-use std::process::Command;
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use linegate::sim::odoo::{SimOdoo, SimOdooConfig};
 
-const MOS: usize = 10_000;
 const LATENCY: Duration = Duration::from_millis(20);
-const CHANGED: i64 = 50;
+const CHANGED: usize = 50;
+
+fn mos() -> usize {
+    std::env::var("BENCH_MOS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10_000)
+}
 
 struct Run {
     label: &'static str,
     wall: Duration,
-    cpu: Duration,
-    summary: String,
+    agent_cpu: Duration,
+    sim_cpu: Duration,
+    peak_rss_kib: u64,
     requests: usize,
     picking_requests: usize,
     db_bytes: u64,
+    summary: String,
 }
 
-fn children_usage() -> (Duration, i64) {
+/// CPU time of waited-for children (the agent), or of this process (the simulated Odoo).
+fn cpu(who: libc::c_int) -> Duration {
     let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: getrusage fills the struct we own; RUSAGE_CHILDREN covers waited-for children.
-    unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, &mut usage) };
+    // SAFETY: getrusage only fills the struct we own.
+    unsafe { libc::getrusage(who, &mut usage) };
     let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
-    (tv(usage.ru_utime) + tv(usage.ru_stime), usage.ru_maxrss)
+    tv(usage.ru_utime) + tv(usage.ru_stime)
+}
+
+/// Runs the agent to completion, sampling its peak RSS (VmHWM) from /proc. getrusage's
+/// ru_maxrss is no use here: it counts this process's pages, shared with the child between
+/// fork and exec.
+fn run_watching_rss(mut cmd: Command) -> (Output, u64) {
+    let child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("linegate runs");
+    let status_file = format!("/proc/{}/status", child.id());
+    let done = std::sync::atomic::AtomicBool::new(false);
+    std::thread::scope(|scope| {
+        let watcher = scope.spawn(|| {
+            let mut peak = 0;
+            while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                let hwm = std::fs::read_to_string(&status_file).ok().and_then(|s| {
+                    s.lines().find_map(|l| {
+                        l.strip_prefix("VmHWM:")?
+                            .trim()
+                            .trim_end_matches("kB")
+                            .trim()
+                            .parse()
+                            .ok()
+                    })
+                });
+                peak = peak.max(hwm.unwrap_or(0));
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            peak
+        });
+        let out = child.wait_with_output().expect("linegate finishes");
+        done.store(true, std::sync::atomic::Ordering::Relaxed);
+        (out, watcher.join().unwrap())
+    })
 }
 
 fn db_bytes(dir: &Path) -> u64 {
@@ -41,41 +87,43 @@ fn db_bytes(dir: &Path) -> u64 {
 
 async fn sync_once(label: &'static str, config: &Path, dir: &Path, sim: &SimOdoo) -> Run {
     sim.reset_requests();
-    let (cpu_before, _) = children_usage();
+    let (agent_before, sim_before) = (cpu(libc::RUSAGE_CHILDREN), cpu(libc::RUSAGE_SELF));
     let started = Instant::now();
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_linegate"));
     cmd.arg("--config")
         .arg(config)
         .args(["sync", "--once"])
         .env("RUST_LOG", "warn");
-    let out = tokio::task::spawn_blocking(move || cmd.output().expect("linegate runs"))
+    let (out, peak_rss_kib) = tokio::task::spawn_blocking(move || run_watching_rss(cmd))
         .await
         .unwrap();
     let wall = started.elapsed();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let (cpu_after, _) = children_usage();
     let requests = sim.requests();
     Run {
         label,
         wall,
-        cpu: cpu_after - cpu_before,
-        summary: String::from_utf8_lossy(&out.stdout).trim().to_string(),
+        agent_cpu: cpu(libc::RUSAGE_CHILDREN) - agent_before,
+        sim_cpu: cpu(libc::RUSAGE_SELF) - sim_before,
+        peak_rss_kib,
         requests: requests.len(),
         picking_requests: requests
             .iter()
             .filter(|r| r.model.as_deref() == Some("stock.picking"))
             .count(),
         db_bytes: db_bytes(dir),
+        summary: String::from_utf8_lossy(&out.stdout).trim().to_string(),
     }
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
+    let mos = mos();
     let sim = SimOdoo::start(SimOdooConfig::default()).await.expect("simulated Odoo");
-    let ids = sim.seed(MOS);
+    let ids = sim.seed(mos);
     // Spread the write dates over the past hours, as a real plant's would be.
     for (k, id) in ids.iter().enumerate() {
-        sim.backdate_write(*id, (MOS - k) as i64 * 3);
+        sim.backdate_write(*id, (mos - k) as i64 * 3);
     }
     sim.set_latency(LATENCY);
 
@@ -84,49 +132,42 @@ async fn main() {
     std::fs::write(&key, &sim.config().api_key).unwrap();
     std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
     let config = dir.path().join("linegate.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[store]\npath = {:?}\n[odoo]\nurl = {:?}\ndatabase = \"mes\"\napi_key_file = {:?}\n",
-            dir.path().join("linegate.db"),
-            sim.url(),
-            key
-        ),
-    )
-    .unwrap();
+    let db = dir.path().join("linegate.db");
+    let toml = format!(
+        "[store]\npath = {db:?}\n[odoo]\nurl = {:?}\ndatabase = \"mes\"\napi_key_file = {key:?}\n",
+        sim.url()
+    );
+    std::fs::write(&config, toml).unwrap();
 
     let mut runs = vec![sync_once("first full sync", &config, dir.path(), &sim).await];
-    for id in ids.iter().step_by(MOS / CHANGED as usize) {
+    for id in ids.iter().step_by((mos / CHANGED).max(1)).take(CHANGED) {
         sim.set_state(*id, "progress");
     }
     runs.push(sync_once("incremental, 50 changed", &config, dir.path(), &sim).await);
     runs.push(sync_once("idle", &config, dir.path(), &sim).await);
-    let (_, peak_rss_kib) = children_usage();
 
     println!(
-        "linegate sync benchmark: {MOS} MOs, {} ms per request, page size 200",
+        "linegate sync benchmark: {mos} MOs, {} ms per request, page size 200",
         LATENCY.as_millis()
     );
     println!(
-        "{:<26} {:>9} {:>9} {:>9} {:>8} {:>10}",
-        "run", "wall s", "cpu s", "requests", "picking", "db bytes"
+        "{:<24} {:>7} {:>9} {:>8} {:>8} {:>8} {:>7} {:>9}",
+        "run", "wall s", "agent cpu", "sim cpu", "peak MiB", "requests", "picking", "db bytes"
     );
     for r in &runs {
         println!(
-            "{:<26} {:>9.2} {:>9.2} {:>9} {:>8} {:>10}",
+            "{:<24} {:>7.2} {:>9.2} {:>8.2} {:>8.1} {:>8} {:>7} {:>9}",
             r.label,
             r.wall.as_secs_f64(),
-            r.cpu.as_secs_f64(),
+            r.agent_cpu.as_secs_f64(),
+            r.sim_cpu.as_secs_f64(),
+            r.peak_rss_kib as f64 / 1024.0,
             r.requests,
             r.picking_requests,
             r.db_bytes
         );
     }
-    println!(
-        "peak RSS of the agent (largest run): {:.1} MiB",
-        peak_rss_kib as f64 / 1024.0
-    );
     for r in &runs {
-        println!("{:<26} {}", r.label, r.summary);
+        println!("{:<24} {}", r.label, r.summary);
     }
 }

@@ -79,7 +79,20 @@ pub fn open_connection(path: &Path) -> Result<Connection, StoreError> {
         source,
     };
     let mut conn = Connection::open(path).map_err(open_err)?;
-    configure(&conn).map_err(open_err)?;
+    // Switching a new database to WAL takes an exclusive lock that SQLite's busy handler does
+    // not wait for; two processes opening at once (the agent and `linegate status`) retry here.
+    let mut attempts = 0;
+    while let Err(e) = configure(&conn) {
+        let busy = matches!(
+            e.sqlite_error_code(),
+            Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
+        );
+        attempts += 1;
+        if !busy || attempts >= 50 {
+            return Err(open_err(e));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
     migrate(&mut conn, path)?;
     Ok(conn)
 }

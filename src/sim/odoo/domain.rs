@@ -173,29 +173,34 @@ impl Expr {
 
 /// The value compared: a many2one compares by id, except for text operators, which see its name.
 fn leaf(stored: &Value, op: &str, wanted: &Value, relational: bool) -> bool {
-    let (id, text) = match stored {
-        Value::Array(pair) if relational && pair.len() == 2 => (pair[0].clone(), pair[1].as_str().map(str::to_string)),
-        Value::String(s) => (stored.clone(), Some(s.clone())),
-        Value::Number(n) => (stored.clone(), Some(n.to_string())),
-        _ => (Value::Bool(false), None),
+    // Borrowed throughout: a page's picking lookup evaluates hundreds of leaves per record.
+    let number_text;
+    let (id, text): (&Value, Option<&str>) = match stored {
+        Value::Array(pair) if relational && pair.len() == 2 => (&pair[0], pair[1].as_str()),
+        Value::String(s) => (stored, Some(s.as_str())),
+        Value::Number(n) => {
+            number_text = n.to_string();
+            (stored, Some(number_text.as_str()))
+        }
+        _ => (&Value::Bool(false), None),
     };
     let empty = matches!(stored, Value::Bool(false) | Value::Null) || matches!(stored, Value::Array(a) if a.is_empty());
     match op {
         "=" if *wanted == Value::Bool(false) => empty,
         "!=" if *wanted == Value::Bool(false) => !empty,
-        "=" => !empty && compare(&id, wanted) == Some(Ordering::Equal),
-        "!=" => empty || compare(&id, wanted) != Some(Ordering::Equal),
-        ">" => !empty && compare(&id, wanted) == Some(Ordering::Greater),
-        ">=" => !empty && matches!(compare(&id, wanted), Some(Ordering::Greater | Ordering::Equal)),
-        "<" => !empty && compare(&id, wanted) == Some(Ordering::Less),
-        "<=" => !empty && matches!(compare(&id, wanted), Some(Ordering::Less | Ordering::Equal)),
+        "=" => !empty && compare(id, wanted) == Some(Ordering::Equal),
+        "!=" => empty || compare(id, wanted) != Some(Ordering::Equal),
+        ">" => !empty && compare(id, wanted) == Some(Ordering::Greater),
+        ">=" => !empty && matches!(compare(id, wanted), Some(Ordering::Greater | Ordering::Equal)),
+        "<" => !empty && compare(id, wanted) == Some(Ordering::Less),
+        "<=" => !empty && matches!(compare(id, wanted), Some(Ordering::Less | Ordering::Equal)),
         "in" | "not in" => {
-            let list = wanted.as_array().cloned().unwrap_or_default();
+            let list = wanted.as_array().map(Vec::as_slice).unwrap_or_default();
             let found = list.iter().any(|w| {
                 if *w == Value::Bool(false) {
                     empty
                 } else {
-                    !empty && compare(&id, w) == Some(Ordering::Equal)
+                    !empty && compare(id, w) == Some(Ordering::Equal)
                 }
             });
             found == (op == "in")
@@ -205,6 +210,9 @@ fn leaf(stored: &Value, op: &str, wanted: &Value, relational: bool) -> bool {
             let hit = text.is_some_and(|t| {
                 if op == "like" {
                     t.contains(pattern)
+                } else if t.is_ascii() && pattern.is_ascii() {
+                    let (t, p) = (t.as_bytes(), pattern.as_bytes());
+                    p.is_empty() || t.windows(p.len()).any(|w| w.eq_ignore_ascii_case(p))
                 } else {
                     t.to_lowercase().contains(&pattern.to_lowercase())
                 }
@@ -215,7 +223,7 @@ fn leaf(stored: &Value, op: &str, wanted: &Value, relational: bool) -> bool {
             let pattern = wanted.as_str().unwrap_or_default();
             text.is_some_and(|t| {
                 if op == "=like" {
-                    like(&t, pattern)
+                    like(t, pattern)
                 } else {
                     like(&t.to_lowercase(), &pattern.to_lowercase())
                 }
@@ -253,7 +261,12 @@ fn compare(a: &Value, b: &Value) -> Option<Ordering> {
 
 /// Sorts by an `order` clause (`field [asc|desc], …`). Empty values sort last ascending, as
 /// PostgreSQL's NULLs do.
-pub fn sort(records: &mut [&Map<String, Value>], order: &str, fields: &[Field], model: &str) -> Result<(), OrmError> {
+pub fn sort<'a>(
+    records: &mut [&'a Map<String, Value>],
+    order: &str,
+    fields: &[Field],
+    model: &str,
+) -> Result<(), OrmError> {
     let mut keys = Vec::new();
     for part in order.split(',') {
         let mut words = part.split_whitespace();
@@ -275,17 +288,20 @@ pub fn sort(records: &mut [&Map<String, Value>], order: &str, fields: &[Field], 
     }
     records.sort_by(|a, b| {
         for (name, descending) in &keys {
-            let key = |r: &Map<String, Value>| match r.get(name) {
-                Some(Value::Array(pair)) if pair.len() == 2 => pair[0].clone(),
-                Some(v) => v.clone(),
-                None => Value::Bool(false),
+            const EMPTY: Value = Value::Bool(false);
+            let key = |r: &'a Map<String, Value>| -> &'a Value {
+                match r.get(name) {
+                    Some(Value::Array(pair)) if pair.len() == 2 => &pair[0],
+                    Some(v) => v,
+                    None => &EMPTY,
+                }
             };
             let (x, y) = (key(a), key(b));
-            let ordering = match (x == Value::Bool(false), y == Value::Bool(false)) {
+            let ordering = match (*x == EMPTY, *y == EMPTY) {
                 (true, true) => Ordering::Equal,
                 (true, false) => Ordering::Greater,
                 (false, true) => Ordering::Less,
-                _ => compare(&x, &y).unwrap_or(Ordering::Equal),
+                _ => compare(x, y).unwrap_or(Ordering::Equal),
             };
             let ordering = if *descending { ordering.reverse() } else { ordering };
             if ordering != Ordering::Equal {
