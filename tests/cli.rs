@@ -182,3 +182,38 @@ async fn kill_9_during_a_sync_page_leaves_a_sound_database() {
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     assert_eq!(mo_count(&db), 2000);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_agent_stops_cleanly_on_sigterm() {
+    // Given `linegate run` syncing against an Odoo with 30 MOs
+    let sim = sim(19, 30).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), &sim, "sync_interval = \"1s\"\n");
+    let db = dir.path().join("linegate.db");
+    let child = linegate(&config, &["run"])
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_until("the first sync", Duration::from_secs(15), || mo_count(&db) == 30).await;
+
+    // When systemd sends SIGTERM
+    // SAFETY: kill(2) on our own child's pid.
+    assert_eq!(unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) }, 0);
+    let out = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
+        .await
+        .unwrap();
+
+    // Then it exits 0, saying so, and leaves a sound database
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(
+        text(&out).contains("SIGTERM: stopping") && text(&out).contains("linegate stopped"),
+        "{}",
+        text(&out)
+    );
+    let check: String = reader(&db)
+        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(check, "ok");
+}
