@@ -285,6 +285,12 @@ async fn an_idle_sync_writes_nothing_to_the_database() {
     let data_version =
         |c: &rusqlite::Connection| -> i64 { c.query_row("PRAGMA data_version", [], |r| r.get(0)).unwrap() };
     let before = data_version(&watcher);
+    // A later second than the first sync, so anything stamped with the time would differ.
+    let first_second = linegate::clock::now_unix();
+    wait_until("the next second", Duration::from_secs(2), || {
+        linegate::clock::now_unix() > first_second
+    })
+    .await;
 
     // When a sync runs with nothing new in Odoo (it re-reads the overlap window and reconciles)
     let idle = f.sync().await;

@@ -191,21 +191,12 @@ impl OdooClient {
 
     async fn call_json2(&self, model: &str, method: &str, named: &Map<String, Value>) -> Result<Value, OdooError> {
         let url = self.url(&format!("json/2/{model}/{method}"))?;
-        self.requests.fetch_add(1, Ordering::Relaxed);
-        let response = self
+        let request = self
             .http
             .post(url)
             .bearer_auth(self.secret.expose())
-            .header("X-Odoo-Database", &self.database)
-            .json(named)
-            .send()
-            .await
-            .map_err(|e| OdooError::from_reqwest(e, self.timeout))?;
-        let status = response.status();
-        let text = response
-            .text()
-            .await
-            .map_err(|e| OdooError::from_reqwest(e, self.timeout))?;
+            .header("X-Odoo-Database", &self.database);
+        let (status, text) = self.send(request.json(named)).await?;
         if status == StatusCode::OK {
             return serde_json::from_str(&text).map_err(|e| OdooError::Decode(format!("{e}: {}", snippet(&text))));
         }
@@ -241,19 +232,7 @@ impl OdooClient {
     /// Posts a JSON-RPC envelope and unwraps its `result` (absent for methods returning None).
     async fn post_jsonrpc(&self, path: &str, body: &Value) -> Result<Value, OdooError> {
         let url = self.url(path)?;
-        self.requests.fetch_add(1, Ordering::Relaxed);
-        let response = self
-            .http
-            .post(url)
-            .json(body)
-            .send()
-            .await
-            .map_err(|e| OdooError::from_reqwest(e, self.timeout))?;
-        let status = response.status();
-        let text = response
-            .text()
-            .await
-            .map_err(|e| OdooError::from_reqwest(e, self.timeout))?;
+        let (status, text) = self.send(self.http.post(url).json(body)).await?;
         if status != StatusCode::OK {
             return Err(http_failure(status, &text));
         }
@@ -273,6 +252,21 @@ impl OdooClient {
             return Err(OdooError::from_exception(None, name, message));
         }
         Ok(envelope.remove("result").unwrap_or(Value::Null))
+    }
+
+    /// Sends one request and reads its whole body; every request to Odoo passes here.
+    async fn send(&self, request: reqwest::RequestBuilder) -> Result<(StatusCode, String), OdooError> {
+        self.requests.fetch_add(1, Ordering::Relaxed);
+        let response = request
+            .send()
+            .await
+            .map_err(|e| OdooError::from_reqwest(e, self.timeout))?;
+        let status = response.status();
+        let text = response
+            .text()
+            .await
+            .map_err(|e| OdooError::from_reqwest(e, self.timeout))?;
+        Ok((status, text))
     }
 
     fn url(&self, path: &str) -> Result<Url, OdooError> {

@@ -22,7 +22,6 @@ pub const SOURCE: &str = "odoo";
 pub const OVERLAP: i64 = 60;
 
 const CURSOR: &str = "cursor";
-const LAST_RECONCILE: &str = "last_reconcile";
 
 pub struct OdooSync {
     client: OdooClient,
@@ -31,6 +30,9 @@ pub struct OdooSync {
     instance: InstanceFields,
     page_size: u32,
     reconcile_interval: Duration,
+    /// When this process last reconciled. Kept in memory, not in the store, so that an idle
+    /// run writes nothing; a restarted agent (or `sync --once`) reconciles on its first run.
+    last_reconcile: Option<Instant>,
     retention: Duration,
     /// Learned from the server on the first run; dropped after a failure so it is asked again.
     plan: Option<FieldPlan>,
@@ -78,6 +80,7 @@ impl OdooSync {
             instance: config.fields.clone(),
             page_size: config.page_size,
             reconcile_interval: config.reconcile_interval,
+            last_reconcile: None,
             retention,
             plan: None,
         })
@@ -118,12 +121,13 @@ impl OdooSync {
             }
         };
         self.incremental(&plan, shutdown, report).await?;
-        let last: Option<String> = self.state(LAST_RECONCILE).await?;
-        let due = last
-            .and_then(|t| t.parse::<i64>().ok())
-            .is_none_or(|t| clock::now_unix() - t >= self.reconcile_interval.as_secs() as i64);
+        let due = self
+            .last_reconcile
+            .is_none_or(|at| at.elapsed() >= self.reconcile_interval);
         if due && !shutdown.is_set() {
+            let started = Instant::now();
             self.reconcile(&plan, shutdown, report).await?;
+            self.last_reconcile = Some(started);
         }
         Ok(())
     }
@@ -214,18 +218,7 @@ impl OdooSync {
         let upstream = self.client.search("mrp.production", &self.domain).await?;
         let ids = upstream.clone();
         let missing = self.store.call(move |c| store::mo::not_present(c, &ids)).await?;
-        let fields = plan.fields();
-        for chunk in missing.chunks(self.page_size as usize) {
-            if shutdown.is_set() {
-                return Err(SyncError::Cancelled);
-            }
-            let domain = json!([["id", "in", chunk]]);
-            let records = self
-                .client
-                .search_read("mrp.production", &domain, &fields, "id asc", None)
-                .await?;
-            self.apply(plan, &records, report).await?;
-        }
+        self.fetch_ids(plan, &missing, shutdown, report).await?;
         let present: HashSet<i64> = upstream.into_iter().collect();
         let known = present.clone();
         let left = self
@@ -237,15 +230,8 @@ impl OdooSync {
                     .collect::<Vec<_>>())
             })
             .await?;
-        for chunk in left.chunks(self.page_size as usize) {
-            // Their last state (done, cancelled) is worth showing; deleted ones simply do not come back.
-            let domain = json!([["id", "in", chunk]]);
-            let records = self
-                .client
-                .search_read("mrp.production", &domain, &fields, "id asc", None)
-                .await?;
-            self.apply(plan, &records, report).await?;
-        }
+        // Their last state (done, cancelled) is worth showing; deleted ones simply do not come back.
+        self.fetch_ids(plan, &left, shutdown, report).await?;
         let retention = self.retention;
         let (gone, purged) = self
             .store
@@ -255,7 +241,6 @@ impl OdooSync {
                 let gone = store::mo::mark_gone(c, &present, &now)?;
                 let cutoff = clock::format_rfc3339(now_unix - retention.as_secs() as i64);
                 let purged = store::mo::purge(c, &cutoff)?;
-                store::sync::put_state(c, SOURCE, LAST_RECONCILE, &now_unix.to_string())?;
                 Ok((gone, purged))
             })
             .await?;
@@ -263,6 +248,29 @@ impl OdooSync {
         report.purged += purged.len() as u64;
         if !gone.is_empty() {
             tracing::info!(count = gone.len(), ids = ?gone, "MOs left the Odoo domain; kept as gone");
+        }
+        Ok(())
+    }
+
+    /// Fetches MOs by id, a page at a time, and applies them.
+    async fn fetch_ids(
+        &self,
+        plan: &FieldPlan,
+        ids: &[i64],
+        shutdown: &Shutdown,
+        report: &mut Report,
+    ) -> Result<(), SyncError> {
+        let fields = plan.fields();
+        for chunk in ids.chunks(self.page_size as usize) {
+            if shutdown.is_set() {
+                return Err(SyncError::Cancelled);
+            }
+            let domain = json!([["id", "in", chunk]]);
+            let records = self
+                .client
+                .search_read("mrp.production", &domain, &fields, "id asc", None)
+                .await?;
+            self.apply(plan, &records, report).await?;
         }
         Ok(())
     }
