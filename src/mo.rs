@@ -37,6 +37,17 @@ pub struct Protected {
     pub ready_for_production: bool,
     pub date_start: Option<String>,
     pub date_finished: Option<String>,
+    /// The line the MO runs on.
+    pub line: Option<String>,
+}
+
+/// Who wrote an MO's protected columns, from where, and whether the clock could be trusted.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Audit {
+    pub operator: Option<String>,
+    pub station: String,
+    pub at: String,
+    pub clock_synced: bool,
 }
 
 impl Protected {

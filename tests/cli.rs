@@ -145,7 +145,7 @@ async fn sync_once_then_status_offline() {
     let out = output(linegate(&config, &["status", "--json"])).await;
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("status --json is JSON");
     assert_eq!(json["mos"], 25);
-    assert_eq!(json["schema_version"], 1);
+    assert_eq!(json["schema_version"], linegate::store::SCHEMA_VERSION);
     assert_eq!(json["sources"][0]["last_ok"]["inserted"], 25);
 }
 

@@ -8,7 +8,7 @@ mod common;
 use std::time::Duration;
 
 use common::{config, mo_count, odoo_config, reader, sim, wait_until};
-use linegate::mo::Protected;
+use linegate::mo::{Audit, Protected};
 use linegate::shutdown::{self, Shutdown};
 use linegate::sim::odoo::{Fault, NewMo, SimOdoo, SimOdooConfig};
 use linegate::store::{self, Store};
@@ -61,9 +61,15 @@ impl Fixture {
 
     /// What a panel's command does to the protected columns (the command layer's write).
     async fn operator(&self, id: i64, p: Protected) {
+        let audit = Audit {
+            operator: Some("ana".into()),
+            station: "ws-1".into(),
+            at: "2026-11-22T08:00:00Z".into(),
+            clock_synced: true,
+        };
         let written = self
             .store
-            .call(move |c| store::mo::set_protected(c, id, &p, "2026-11-22T08:00:00Z"))
+            .call(move |c| store::mo::set_protected(c, id, &p, &audit))
             .await;
         assert!(written.unwrap(), "MO {id} exists");
     }

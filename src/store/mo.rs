@@ -9,7 +9,7 @@ use rusqlite::types::Value;
 use rusqlite::{params, Connection, OptionalExtension, Row, Transaction};
 
 use super::StoreError;
-use crate::mo::{MoRow, Protected, UpstreamMo};
+use crate::mo::{Audit, MoRow, Protected, UpstreamMo};
 
 /// Every column the sync owns, besides the key `id`. The length ties it to [`upstream_values`].
 pub const UPSTREAM_COLUMNS: [&str; 18] = [
@@ -38,7 +38,7 @@ pub const UPSTREAM_COLUMNS: [&str; 18] = [
 const KEEP_WHEN_MISSING: [&str; 2] = ["transfer_id", "transfer_name"];
 
 /// Every column operators own. Only [`set_protected`] writes them.
-pub const PROTECTED_COLUMNS: [&str; 7] = [
+pub const PROTECTED_COLUMNS: [&str; 8] = [
     "auth_first",
     "auth_last",
     "leader_id",
@@ -46,6 +46,7 @@ pub const PROTECTED_COLUMNS: [&str; 7] = [
     "ready_for_production",
     "date_start",
     "date_finished",
+    "line",
 ];
 
 fn upstream_values(m: &UpstreamMo) -> [Value; 18] {
@@ -199,7 +200,7 @@ pub fn not_present(conn: &Connection, upstream: &[i64]) -> Result<Vec<i64>, Stor
 pub fn purge(conn: &mut Connection, cutoff: &str) -> Result<Vec<i64>, StoreError> {
     const SQL: &str = "DELETE FROM mo WHERE gone_at IS NOT NULL AND gone_at < ?1 \
         AND ((auth_first IS NULL AND auth_last IS NULL AND leader_id IS NULL AND roll_number IS NULL \
-              AND ready_for_production = 0 AND date_start IS NULL AND date_finished IS NULL) \
+              AND ready_for_production = 0 AND date_start IS NULL AND date_finished IS NULL AND line IS NULL) \
              OR date_finished < ?1) RETURNING id";
     let mut stmt = conn.prepare(SQL)?;
     let ids = stmt.query_map([cutoff], |r| r.get(0))?.collect::<Result<_, _>>()?;
@@ -208,12 +209,12 @@ pub fn purge(conn: &mut Connection, cutoff: &str) -> Result<Vec<i64>, StoreError
 
 /// Writes an MO's protected columns, durably: the operator is told it happened.
 /// Returns false when no such MO exists.
-pub fn set_protected(conn: &mut Connection, id: i64, p: &Protected, now: &str) -> Result<bool, StoreError> {
-    super::durable(conn, |tx| set_protected_in(tx, id, p, now))
+pub fn set_protected(conn: &mut Connection, id: i64, p: &Protected, audit: &Audit) -> Result<bool, StoreError> {
+    super::durable(conn, |tx| set_protected_in(tx, id, p, audit))
 }
 
 /// [`set_protected`] inside a caller's transaction (a changeover writes two MOs at once).
-pub fn set_protected_in(tx: &Transaction, id: i64, p: &Protected, now: &str) -> Result<bool, StoreError> {
+pub fn set_protected_in(tx: &Transaction, id: i64, p: &Protected, audit: &Audit) -> Result<bool, StoreError> {
     static SQL: OnceLock<String> = OnceLock::new();
     let sql = SQL.get_or_init(|| {
         let sets: Vec<String> = PROTECTED_COLUMNS
@@ -221,10 +222,14 @@ pub fn set_protected_in(tx: &Transaction, id: i64, p: &Protected, now: &str) -> 
             .enumerate()
             .map(|(i, c)| format!("{c} = ?{}", i + 2))
             .collect();
+        let n = PROTECTED_COLUMNS.len();
         format!(
-            "UPDATE mo SET {}, operator_updated_at = ?{} WHERE id = ?1",
+            "UPDATE mo SET {}, operator_updated_at = ?{}, operator = ?{}, station = ?{}, clock_synced = ?{} WHERE id = ?1",
             sets.join(", "),
-            PROTECTED_COLUMNS.len() + 2
+            n + 2,
+            n + 3,
+            n + 4,
+            n + 5
         )
     });
     let n = tx.prepare_cached(sql)?.execute(params![
@@ -236,7 +241,11 @@ pub fn set_protected_in(tx: &Transaction, id: i64, p: &Protected, now: &str) -> 
         p.ready_for_production,
         p.date_start,
         p.date_finished,
-        now
+        p.line,
+        audit.at,
+        audit.operator,
+        audit.station,
+        audit.clock_synced
     ])?;
     Ok(n > 0)
 }
@@ -244,7 +253,7 @@ pub fn set_protected_in(tx: &Transaction, id: i64, p: &Protected, now: &str) -> 
 const SELECT_ROW: &str = "SELECT id, name, state, product_id, product_name, uom, product_qty, qty_producing, \
     origin, create_date, write_date, planned_start, planned_finish, date_deadline, transfer_id, transfer_name, \
     group_worker, note, initial_qty_target, auth_first, auth_last, leader_id, roll_number, ready_for_production, \
-    date_start, date_finished, synced_at, gone_at FROM mo";
+    date_start, date_finished, synced_at, gone_at, line FROM mo";
 
 fn read_row(r: &Row) -> rusqlite::Result<MoRow> {
     let protected = Protected {
@@ -255,6 +264,7 @@ fn read_row(r: &Row) -> rusqlite::Result<MoRow> {
         ready_for_production: r.get(23)?,
         date_start: r.get(24)?,
         date_finished: r.get(25)?,
+        line: r.get(28)?,
     };
     Ok(MoRow {
         upstream: UpstreamMo {
@@ -314,6 +324,15 @@ mod tests {
         conn
     }
 
+    fn audit() -> Audit {
+        Audit {
+            operator: Some("op".into()),
+            station: "ws1".into(),
+            at: "t".into(),
+            clock_synced: true,
+        }
+    }
+
     fn upstream(id: i64, state: &str, write_date: &str) -> UpstreamMo {
         UpstreamMo {
             id,
@@ -340,9 +359,12 @@ mod tests {
 
     #[test]
     fn sync_sql_names_no_protected_column() {
-        for column in PROTECTED_COLUMNS {
-            assert!(!upsert_sql().contains(column), "{column} in {}", upsert_sql());
-            assert!(!UPSTREAM_COLUMNS.contains(&column));
+        let identifiers: Vec<&str> = upsert_sql()
+            .split(|c: char| !(c.is_alphanumeric() || c == '_'))
+            .collect();
+        for column in PROTECTED_COLUMNS.iter().chain(&["operator", "station", "clock_synced"]) {
+            assert!(!identifiers.contains(column), "{column} in {}", upsert_sql());
+            assert!(!UPSTREAM_COLUMNS.contains(column));
         }
     }
 
@@ -408,7 +430,7 @@ mod tests {
             date_start: Some("2026-01-01T00:00:00Z".into()),
             ..Default::default()
         };
-        set_protected(&mut conn, 1, &started, "t").unwrap();
+        set_protected(&mut conn, 1, &started, &audit()).unwrap();
         let gone = mark_gone(&mut conn, &HashSet::new(), "2026-01-02T00:00:00Z").unwrap();
         assert_eq!(gone, vec![1, 2]);
         // Only the MO without operator data goes; the running one stays however old.
@@ -417,7 +439,7 @@ mod tests {
             date_finished: Some("2026-01-03T00:00:00Z".into()),
             ..started
         };
-        set_protected(&mut conn, 1, &finished, "t").unwrap();
+        set_protected(&mut conn, 1, &finished, &audit()).unwrap();
         assert_eq!(purge(&mut conn, "2026-01-02T12:00:00Z").unwrap(), Vec::<i64>::new());
         assert_eq!(purge(&mut conn, "2026-02-01T00:00:00Z").unwrap(), vec![1]);
     }
@@ -442,14 +464,17 @@ mod tests {
 
     fn protected_strategy() -> impl Strategy<Value = Protected> {
         let text = || proptest::option::of("[0-9]{1,6}");
-        (text(), text(), text(), text(), any::<bool>(), text(), text()).prop_map(|(a, b, c, d, e, f, g)| Protected {
-            auth_first: a,
-            auth_last: b,
-            leader_id: c,
-            roll_number: d,
-            ready_for_production: e,
-            date_start: f,
-            date_finished: g,
+        (text(), text(), text(), text(), any::<bool>(), text(), text(), text()).prop_map(|(a, b, c, d, e, f, g, h)| {
+            Protected {
+                auth_first: a,
+                auth_last: b,
+                leader_id: c,
+                roll_number: d,
+                ready_for_production: e,
+                date_start: f,
+                date_finished: g,
+                line: h,
+            }
         })
     }
 
@@ -479,7 +504,7 @@ mod tests {
                         for &(id, s) in batch { last_state.insert(id, states[s as usize]); }
                     }
                     Op::Operator(id, p) => {
-                        let exists = set_protected(&mut conn, *id, p, "t").unwrap();
+                        let exists = set_protected(&mut conn, *id, p, &audit()).unwrap();
                         prop_assert_eq!(exists, last_state.contains_key(id));
                         if exists { last_operator.insert(*id, p.clone()); }
                     }
