@@ -2,9 +2,11 @@
 //! starts one task per concern, and on shutdown stops them in order within a deadline.
 //!
 //! ```text
-//!   Odoo ──HTTP──▶ sync::Scheduler ──pages──▶ Store (one SQLite owner thread)
-//!                        ▲
-//!                triggers (sync-now)
+//!   Odoo ──HTTP──▶ sync::Scheduler ──pages──▶ Store ◀──protected writes── command::Commands
+//!                     ▲      │                  │                            ▲
+//!          sync-now ──┘      └── changes ──▶ mqtt::Publisher ──retained──▶   │
+//!                                                   │                        │
+//!   broker ◀──────────────── mqtt::link (owns the event loop) ──commands─────┘
 //! ```
 
 use std::time::Duration;
@@ -12,7 +14,9 @@ use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 
+use crate::command::{Commands, Limits};
 use crate::config::{Config, ConfigError};
+use crate::mqtt::{self, Identity, LinkState, Publisher};
 use crate::shutdown::Shutdown;
 use crate::store::{Store, StoreError};
 use crate::sync::odoo::OdooSync;
@@ -38,20 +42,39 @@ pub async fn run(config: Config, shutdown: Shutdown) -> Result<(), AppError> {
     let store = Store::open(&config.store.path)?;
     let retention = Duration::from_secs(u64::from(config.store.retention_days) * 86_400);
     let mut tasks: JoinSet<&'static str> = JoinSet::new();
+    // The tasks' own stop signal: fired on the caller's shutdown, or when any task dies.
+    let (stop, stopping) = crate::shutdown::channel();
 
-    // Held for the command layer's `sync-now`; the scheduler drains it.
-    let (_sync_now, triggers) = mpsc::channel::<()>(1);
-    let (uplink, _uplink_rx) = watch::channel(Uplink::Unknown);
+    // sync-now: the command layer sends, the scheduler receives (capacity 1: one pending
+    // request is as good as many).
+    let (sync_now, triggers) = mpsc::channel::<()>(1);
+    // The Odoo uplink as the last sync saw it: the scheduler sends, the publisher shows it.
+    let (uplink_tx, uplink) = watch::channel(Uplink::Unknown);
+    // Store changes: the sync and the command layer send, the publisher shows them. Only
+    // created when a broker is configured.
+    let (changes, changes_rx) = match &config.mqtt {
+        Some(_) => {
+            let (tx, rx) = crate::changes::channel();
+            (Some(tx), Some(rx))
+        }
+        None => (None, None),
+    };
+
     if let Some(odoo) = &config.odoo {
+        let mut sync = OdooSync::new(odoo, store.clone(), retention)?;
+        if let Some(changes) = &changes {
+            sync.notify(changes.clone());
+        }
         let scheduler = Scheduler {
-            sync: OdooSync::new(odoo, store.clone(), retention)?,
+            sync,
             store: store.clone(),
             db: config.store.path.clone(),
             interval: odoo.sync_interval,
             triggers,
-            uplink,
+            uplink: uplink_tx,
+            changes: changes.clone(),
         };
-        let shutdown = shutdown.clone();
+        let shutdown = stopping.clone();
         tasks.spawn(async move {
             scheduler.run(shutdown).await;
             "odoo sync"
@@ -59,16 +82,72 @@ pub async fn run(config: Config, shutdown: Shutdown) -> Result<(), AppError> {
     } else {
         tracing::warn!("no [odoo] section: the store is served as it is, nothing is synced");
     }
+
+    if let (Some(mqtt_config), Some(changes), Some(changes_rx)) = (&config.mqtt, changes, changes_rx) {
+        let identity = Identity {
+            prefix: mqtt_config.topic_prefix(),
+            gateway: mqtt_config.gateway_id(),
+            started_at: crate::clock::format_rfc3339(crate::clock::now_unix()),
+        };
+        let (client, events) = rumqttc::v5::AsyncClient::new(mqtt::options(mqtt_config, &identity)?, 1024);
+        // Commands: the link receives them from the broker, the command task applies them.
+        let (commands_tx, commands_rx) = mpsc::unbounded_channel();
+        let (link_tx, link_rx) = watch::channel(LinkState::default());
+        let link = mqtt::link(
+            events,
+            client.clone(),
+            identity.prefix.clone(),
+            commands_tx,
+            link_tx,
+            stopping.clone(),
+        );
+        tasks.spawn(async move {
+            link.await;
+            "mqtt link"
+        });
+        let publisher = Publisher {
+            client: client.clone(),
+            store: store.clone(),
+            identity: identity.clone(),
+            changes: changes_rx,
+            link: link_rx,
+            uplink,
+        };
+        let publisher_shutdown = stopping.clone();
+        tasks.spawn(async move {
+            publisher.run(publisher_shutdown).await;
+            "mqtt publisher"
+        });
+        let limits = Limits {
+            max_age: mqtt_config.command_max_age,
+            max_payload: mqtt_config.max_payload,
+        };
+        let commands = Commands::new(store.clone(), limits, sync_now);
+        let serve = mqtt::serve_commands(
+            commands,
+            client,
+            identity.prefix,
+            commands_rx,
+            changes,
+            stopping.clone(),
+        );
+        tasks.spawn(async move {
+            serve.await;
+            "commands"
+        });
+    }
     tracing::info!(db = %config.store.path.display(), "linegate running");
 
     let died = tokio::select! {
         _ = shutdown.wait() => None,
-        Some(Ok(name)) = tasks.join_next() => Some(name),
+        Some(joined) = tasks.join_next() => Some(joined.unwrap_or("a task (it panicked)")),
     };
-    // Every task watches `shutdown`; a dead task means the rest must stop too.
+    // Every task watches `stopping`; a dead task means the rest must stop too.
+    stop.fire();
     let drained = tokio::time::timeout(DRAIN_DEADLINE, async { while tasks.join_next().await.is_some() {} }).await;
     if drained.is_err() {
         tracing::warn!("tasks did not stop within {DRAIN_DEADLINE:?}; leaving them");
+        tasks.abort_all();
     }
     drop(store);
     match died {

@@ -13,6 +13,15 @@ pub fn now_unix() -> i64 {
     }
 }
 
+/// Whether the kernel says the clock is synchronised (NTP or similar). A gateway without a
+/// clock battery boots in the past; operator writes carry this so their times can be judged.
+pub fn synchronized() -> bool {
+    let mut tx: libc::timex = unsafe { std::mem::zeroed() };
+    // SAFETY: modes = 0 only reads the kernel's state into the struct we own.
+    let state = unsafe { libc::adjtimex(&mut tx) };
+    state >= 0 && state != libc::TIME_ERROR && tx.status & libc::STA_UNSYNC == 0
+}
+
 /// Days since 1970-01-01 for a proleptic Gregorian date.
 fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
     let y = if m <= 2 { y - 1 } else { y };

@@ -31,7 +31,7 @@ pub async fn run(args: DemoArgs, shutdown: Shutdown) -> u8 {
         Ok(()) => 0,
         Err(e) => {
             eprintln!("linegate demo: {e}");
-            crate::commands::EXIT_FAILURE
+            crate::cli::EXIT_FAILURE
         }
     }
 }
@@ -59,6 +59,7 @@ async fn demo(args: DemoArgs, shutdown: Shutdown) -> anyhow::Result<()> {
             ..Default::default()
         },
         odoo: Some(odoo),
+        mqtt: None,
     };
     // A config file for the other commands, so `linegate status` can look at the demo's store.
     let config_path = args.db.with_extension("toml");

@@ -1,11 +1,14 @@
 //! linegate: the shop-floor gateway agent.
 pub mod app;
+pub mod changes;
+pub mod cli;
 pub mod clock;
-pub mod commands;
+pub mod command;
 pub mod config;
 pub mod demo;
 pub mod http;
 pub mod mo;
+pub mod mqtt;
 pub mod odoo;
 pub mod shutdown;
 pub mod sim;

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use linegate::commands::{self, Source};
+use linegate::cli::{self, Source};
 
 #[derive(Parser)]
 #[command(
@@ -52,17 +52,17 @@ fn main() -> ExitCode {
     let runtime = tokio::runtime::Runtime::new().expect("starting the tokio runtime");
     let code = runtime.block_on(async {
         match cli.command {
-            Command::CheckConfig => commands::check_config(&cli.config),
-            Command::Run => match commands::load(&cli.config) {
+            Command::CheckConfig => cli::check_config(&cli.config),
+            Command::Run => match cli::load(&cli.config) {
                 Ok(config) => run(config).await,
                 Err(code) => code,
             },
-            Command::Sync { once: _, source } => match commands::load(&cli.config) {
-                Ok(config) => commands::sync_once(config, source).await,
+            Command::Sync { once: _, source } => match cli::load(&cli.config) {
+                Ok(config) => cli::sync_once(config, source).await,
                 Err(code) => code,
             },
-            Command::Status { json } => match commands::load(&cli.config) {
-                Ok(config) => commands::status(config, json).await,
+            Command::Status { json } => match cli::load(&cli.config) {
+                Ok(config) => cli::status(config, json).await,
                 Err(code) => code,
             },
             Command::Demo(args) => linegate::demo::run(args, stop_signal()).await,
@@ -74,10 +74,10 @@ fn main() -> ExitCode {
 async fn run(config: linegate::config::Config) -> u8 {
     match linegate::app::run(config, stop_signal()).await {
         Ok(()) => 0,
-        Err(linegate::app::AppError::Config(e)) => commands::report_config(&PathBuf::from("config"), &e),
+        Err(linegate::app::AppError::Config(e)) => cli::report_config(&PathBuf::from("config"), &e),
         Err(e) => {
             tracing::error!(error = %e, "linegate failed");
-            commands::EXIT_FAILURE
+            cli::EXIT_FAILURE
         }
     }
 }

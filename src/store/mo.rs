@@ -108,11 +108,13 @@ fn upsert_sql() -> &'static str {
     })
 }
 
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Default, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct PageCounts {
     pub inserted: u64,
     pub updated: u64,
     pub unchanged: u64,
+    /// Ids of the MOs inserted or updated, for the displays.
+    pub changed: Vec<i64>,
 }
 
 impl std::ops::AddAssign for PageCounts {
@@ -120,6 +122,7 @@ impl std::ops::AddAssign for PageCounts {
         self.inserted += o.inserted;
         self.updated += o.updated;
         self.unchanged += o.unchanged;
+        self.changed.extend(o.changed);
     }
 }
 
@@ -147,6 +150,9 @@ pub fn apply_page(
                 (false, _) => counts.inserted += 1,
                 (true, true) => counts.updated += 1,
                 (true, false) => counts.unchanged += 1,
+            }
+            if changed {
+                counts.changed.push(row.id);
             }
         }
     }
@@ -306,6 +312,80 @@ pub fn get_by_name(conn: &Connection, name: &str) -> Result<Option<MoRow>, Store
     Ok(conn.prepare_cached(&sql)?.query_row([name], read_row).optional()?)
 }
 
+/// Rows matching a `WHERE …` tail (with its ORDER BY / LIMIT), for the queries below.
+fn select(conn: &Connection, tail: &str, params: impl rusqlite::Params) -> Result<Vec<MoRow>, StoreError> {
+    let mut stmt = conn.prepare_cached(&format!("{SELECT_ROW} {tail}"))?;
+    let rows = stmt.query_map(params, read_row)?.collect::<Result<_, _>>()?;
+    Ok(rows)
+}
+
+pub fn get_many(conn: &Connection, ids: &[i64]) -> Result<Vec<MoRow>, StoreError> {
+    let mut rows = Vec::with_capacity(ids.len());
+    for &id in ids {
+        rows.extend(get(conn, id)?);
+    }
+    Ok(rows)
+}
+
+pub fn all_ids(conn: &Connection) -> Result<Vec<i64>, StoreError> {
+    let mut stmt = conn.prepare_cached("SELECT id FROM mo ORDER BY id")?;
+    let ids = stmt.query_map([], |r| r.get(0))?.collect::<Result<_, _>>()?;
+    Ok(ids)
+}
+
+/// Most MOs a list for a panel or a line display holds.
+pub const LIST_LIMIT: u32 = 200;
+
+const RUNNING: &str = "date_start IS NOT NULL AND date_finished IS NULL";
+const READY: &str = "ready_for_production AND date_start IS NULL AND gone_at IS NULL";
+const WAITING: &str = "NOT ready_for_production AND date_start IS NULL AND date_finished IS NULL AND gone_at IS NULL";
+
+/// Lines that have something running or registered for them.
+pub fn lines(conn: &Connection) -> Result<Vec<String>, StoreError> {
+    let sql =
+        format!("SELECT DISTINCT line FROM mo WHERE line IS NOT NULL AND (({RUNNING}) OR ({READY})) ORDER BY line");
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let lines = stmt.query_map([], |r| r.get(0))?.collect::<Result<_, _>>()?;
+    Ok(lines)
+}
+
+/// What runs on `line`, and what is ready next for it (registered for it, or for no line).
+pub fn line_view(conn: &Connection, line: &str) -> Result<(Vec<MoRow>, Vec<MoRow>), StoreError> {
+    let running = select(
+        conn,
+        &format!("WHERE line = ?1 AND {RUNNING} ORDER BY date_start, id"),
+        [line],
+    )?;
+    let ready = select(
+        conn,
+        &format!("WHERE (line = ?1 OR line IS NULL) AND {READY} ORDER BY planned_start, id LIMIT {LIST_LIMIT}"),
+        [line],
+    )?;
+    Ok((running, ready))
+}
+
+/// Open MOs in a phase (waiting, ready or running), optionally for one line; at most
+/// [`LIST_LIMIT`], the earliest planned first.
+pub fn in_phase(conn: &Connection, phase: crate::mo::Phase, line: Option<&str>) -> Result<Vec<MoRow>, StoreError> {
+    use crate::mo::Phase;
+    let condition = match phase {
+        Phase::Waiting => WAITING,
+        Phase::Ready => READY,
+        Phase::Running => RUNNING,
+        Phase::Finished => "date_finished IS NOT NULL",
+    };
+    let line_filter = match (phase, line) {
+        (_, None) => "?1 IS NULL",
+        (Phase::Ready | Phase::Waiting, Some(_)) => "(line = ?1 OR line IS NULL)",
+        (_, Some(_)) => "line = ?1",
+    };
+    select(
+        conn,
+        &format!("WHERE {condition} AND {line_filter} ORDER BY planned_start, id LIMIT {LIST_LIMIT}"),
+        [line],
+    )
+}
+
 pub fn all(conn: &Connection) -> Result<Vec<MoRow>, StoreError> {
     let mut stmt = conn.prepare_cached(&format!("{SELECT_ROW} ORDER BY id"))?;
     let rows = stmt.query_map([], read_row)?.collect::<Result<_, _>>()?;
@@ -377,22 +457,14 @@ mod tests {
         ];
         let first = apply_page(&mut conn, &rows, &[], "t1").unwrap();
         assert_eq!(
-            first,
-            PageCounts {
-                inserted: 2,
-                updated: 0,
-                unchanged: 0
-            }
+            (first.inserted, first.updated, first.unchanged, first.changed),
+            (2, 0, 0, vec![1, 2])
         );
         let before = conn.total_changes();
         let again = apply_page(&mut conn, &rows, &[], "t2").unwrap();
         assert_eq!(
-            again,
-            PageCounts {
-                inserted: 0,
-                updated: 0,
-                unchanged: 2
-            }
+            (again.inserted, again.updated, again.unchanged, again.changed),
+            (0, 0, 2, vec![])
         );
         assert_eq!(conn.total_changes(), before, "an unchanged page must write nothing");
         assert_eq!(get(&conn, 1).unwrap().unwrap().synced_at, "t1");

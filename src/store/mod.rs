@@ -2,6 +2,7 @@
 //! talks to it through [`Store`], whose methods send a closure to that thread and await the
 //! answer. Only this module and its children touch SQL.
 
+pub mod command;
 pub mod mo;
 pub mod sync;
 

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 
 use super::{Report, SyncError};
+use crate::changes::{self, Change};
 use crate::clock;
 use crate::config::{InstanceFields, OdooConfig};
 use crate::mo::UpstreamMo;
@@ -36,6 +37,8 @@ pub struct OdooSync {
     retention: Duration,
     /// Learned from the server on the first run; dropped after a failure so it is asked again.
     plan: Option<FieldPlan>,
+    /// To the displays: which MOs each page changed. None when nothing shows them.
+    changes: Option<changes::Sender>,
 }
 
 /// Where the incremental sync stands: the newest (write_date, id) applied.
@@ -81,9 +84,15 @@ impl OdooSync {
             page_size: config.page_size,
             reconcile_interval: config.reconcile_interval,
             last_reconcile: None,
+            changes: None,
             retention,
             plan: None,
         })
+    }
+
+    /// Tells `changes` about every MO a run writes.
+    pub fn notify(&mut self, changes: changes::Sender) {
+        self.changes = Some(changes);
     }
 
     pub fn client(&self) -> &OdooClient {
@@ -176,13 +185,15 @@ impl OdooSync {
             newest = newest.max(Some(last.clone()));
             let cursor = newest.as_ref().map(Position::encode).unwrap_or_default();
             report.fetched += mos.len() as u64;
-            report.counts += self
+            let counts = self
                 .store
                 .call(move |c| {
                     let now = clock::format_rfc3339(clock::now_unix());
                     store::mo::apply_page(c, &mos, &[(SOURCE, CURSOR, cursor)], &now)
                 })
                 .await?;
+            self.tell_changed(&counts.changed);
+            report.counts += counts;
             position = Some(last);
             if !full_page {
                 break;
@@ -246,6 +257,10 @@ impl OdooSync {
             .await?;
         report.gone += gone.len() as u64;
         report.purged += purged.len() as u64;
+        self.tell_changed(&gone);
+        if !purged.is_empty() {
+            changes::tell(&self.changes, Change::Purged(purged));
+        }
         if !gone.is_empty() {
             tracing::info!(count = gone.len(), ids = ?gone, "MOs left the Odoo domain; kept as gone");
         }
@@ -283,11 +298,20 @@ impl OdooSync {
     ) -> Result<(), SyncError> {
         let mos = self.with_transfers(plan, records).await?;
         report.fetched += mos.len() as u64;
-        report.counts += self
+        let now = clock::format_rfc3339(clock::now_unix());
+        let counts = self
             .store
-            .call(move |c| store::mo::apply_page(c, &mos, &[], &clock::format_rfc3339(clock::now_unix())))
+            .call(move |c| store::mo::apply_page(c, &mos, &[], &now))
             .await?;
+        self.tell_changed(&counts.changed);
+        report.counts += counts;
         Ok(())
+    }
+
+    fn tell_changed(&self, ids: &[i64]) {
+        if !ids.is_empty() {
+            changes::tell(&self.changes, Change::Mos(ids.to_vec()));
+        }
     }
 }
 

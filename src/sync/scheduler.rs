@@ -69,6 +69,8 @@ pub struct Scheduler {
     pub triggers: mpsc::Receiver<()>,
     /// To whoever reports the uplink (the status topic); dropped with the scheduler.
     pub uplink: watch::Sender<Uplink>,
+    /// To the displays: a run ended (the status topic shows the last sync).
+    pub changes: Option<crate::changes::Sender>,
 }
 
 impl Scheduler {
@@ -80,6 +82,9 @@ impl Scheduler {
                 outcome = run_once(&mut self.sync, &self.store, &self.db, &shutdown) => outcome,
                 _ = shutdown.wait() => return,
             };
+            if !matches!(outcome, Err(SyncError::Cancelled | SyncError::Busy)) {
+                crate::changes::tell(&self.changes, crate::changes::Change::Synced);
+            }
             let delay = match &outcome {
                 Ok(report) => {
                     if failures > 0 || last_refusal.is_some() {

@@ -37,6 +37,7 @@ pub fn config(odoo: OdooConfig, db: &Path) -> Config {
             retention_days: 30,
         },
         odoo: Some(odoo),
+        mqtt: None,
     }
 }
 
@@ -69,4 +70,242 @@ pub fn count(db: &Path, sql: &str) -> i64 {
 
 pub fn mo_count(db: &Path) -> i64 {
     count(db, "SELECT count(*) FROM mo WHERE gone_at IS NULL")
+}
+
+/// A real mosquitto from Debian's package, on a free loopback port, killed on drop.
+pub struct Mosquitto {
+    child: Option<std::process::Child>,
+    pub port: u16,
+    dir: tempfile::TempDir,
+}
+
+impl Mosquitto {
+    pub async fn start() -> Mosquitto {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let dir = tempfile::tempdir().unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        let conf = dir.path().join("mosquitto.conf");
+        // set_tcp_nodelay: without it Nagle adds 40-90 ms to every request/reply.
+        std::fs::write(
+            &conf,
+            format!("listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\nset_tcp_nodelay true\nlog_dest none\n"),
+        )
+        .unwrap();
+        let mut broker = Mosquitto { child: None, port, dir };
+        broker.spawn().await;
+        broker
+    }
+
+    async fn spawn(&mut self) {
+        let binary = ["/usr/sbin/mosquitto", "/usr/bin/mosquitto"]
+            .into_iter()
+            .find(|p| Path::new(p).exists())
+            .expect("mosquitto is installed (apt-get install mosquitto)");
+        let child = std::process::Command::new(binary)
+            .arg("-c")
+            .arg(self.dir.path().join("mosquitto.conf"))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("mosquitto starts");
+        self.child = Some(child);
+        let port = self.port;
+        wait_until("mosquitto to listen", Duration::from_secs(10), || {
+            std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+        })
+        .await;
+    }
+
+    /// Kills the broker (it keeps nothing: persistence is off).
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    pub async fn restart(&mut self) {
+        self.stop();
+        self.spawn().await;
+    }
+}
+
+impl Drop for Mosquitto {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// A real MQTT 5 client standing in for a line display: it keeps the last payload of every
+/// topic under the gateway's prefix.
+pub struct Display {
+    pub seen: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, String>>>,
+    _task: tokio::task::JoinHandle<()>,
+}
+
+impl Display {
+    pub async fn start(port: u16, prefix: &str) -> Display {
+        use rumqttc::v5::mqttbytes::v5::Packet;
+        use rumqttc::v5::{mqttbytes::QoS, AsyncClient, Event, MqttOptions};
+        let id = format!("display-{}", std::process::id() as u64 * 1000 + rand_suffix());
+        let mut options = MqttOptions::new(id, "127.0.0.1", port);
+        options.set_keep_alive(Duration::from_secs(5));
+        let (client, mut events) = AsyncClient::new(options, 100);
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(std::collections::HashMap::new()));
+        let filter = format!("{prefix}/#");
+        let store = seen.clone();
+        let task = tokio::spawn(async move {
+            loop {
+                match events.poll().await {
+                    Ok(Event::Incoming(Packet::ConnAck(_))) => {
+                        let _ = client.try_subscribe(filter.clone(), QoS::AtLeastOnce);
+                    }
+                    Ok(Event::Incoming(Packet::Publish(p))) => {
+                        let topic = String::from_utf8_lossy(&p.topic).to_string();
+                        let payload = String::from_utf8_lossy(&p.payload).to_string();
+                        store.lock().unwrap().insert(topic, payload);
+                    }
+                    Ok(_) => {}
+                    Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+                }
+            }
+        });
+        Display { seen, _task: task }
+    }
+
+    pub fn json(&self, topic: &str) -> Option<serde_json::Value> {
+        self.seen
+            .lock()
+            .unwrap()
+            .get(topic)
+            .and_then(|p| serde_json::from_str(p).ok())
+    }
+
+    pub fn forget(&self) {
+        self.seen.lock().unwrap().clear();
+    }
+
+    /// Waits until `topic` carries JSON for which `check` holds, and returns it.
+    pub async fn wait(&self, topic: &str, what: &str, check: impl Fn(&serde_json::Value) -> bool) -> serde_json::Value {
+        wait_until(what, Duration::from_secs(15), || {
+            self.json(topic).is_some_and(|v| check(&v))
+        })
+        .await;
+        self.json(topic).unwrap()
+    }
+}
+
+fn rand_suffix() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    N.fetch_add(1, Ordering::Relaxed)
+}
+
+/// A real MQTT 5 client standing in for a workstation panel.
+pub struct Panel {
+    client: rumqttc::v5::AsyncClient,
+    prefix: String,
+    station: String,
+    replies: std::sync::Arc<std::sync::Mutex<Vec<serde_json::Value>>>,
+    _task: tokio::task::JoinHandle<()>,
+}
+
+impl Panel {
+    pub async fn start(port: u16, prefix: &str, station: &str) -> Panel {
+        use rumqttc::v5::mqttbytes::v5::Packet;
+        use rumqttc::v5::{mqttbytes::QoS, AsyncClient, Event, MqttOptions};
+        let mut options = MqttOptions::new(format!("panel-{station}-{}", rand_suffix()), "127.0.0.1", port);
+        options.set_keep_alive(Duration::from_secs(5));
+        let (client, mut events) = AsyncClient::new(options, 100);
+        let replies = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let filter = format!("{prefix}/reply/{station}");
+        let (subscribed_tx, subscribed_rx) = tokio::sync::oneshot::channel();
+        let mut subscribed_tx = Some(subscribed_tx);
+        let sink = replies.clone();
+        let sub_client = client.clone();
+        let task = tokio::spawn(async move {
+            loop {
+                match events.poll().await {
+                    Ok(Event::Incoming(Packet::ConnAck(_))) => {
+                        let _ = sub_client.try_subscribe(filter.clone(), QoS::AtLeastOnce);
+                    }
+                    Ok(Event::Incoming(Packet::SubAck(_))) => {
+                        if let Some(tx) = subscribed_tx.take() {
+                            let _ = tx.send(());
+                        }
+                    }
+                    Ok(Event::Incoming(Packet::Publish(p))) => {
+                        if let Ok(v) = serde_json::from_slice(&p.payload) {
+                            sink.lock().unwrap().push(v);
+                        }
+                    }
+                    Ok(_) => {}
+                    Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+                }
+            }
+        });
+        tokio::time::timeout(Duration::from_secs(10), subscribed_rx)
+            .await
+            .expect("panel subscribed")
+            .unwrap();
+        Panel {
+            client,
+            prefix: prefix.to_string(),
+            station: station.to_string(),
+            replies,
+            _task: task,
+        }
+    }
+
+    /// Publishes raw bytes as a command.
+    pub async fn publish(&self, action: &str, payload: impl Into<Vec<u8>>) {
+        let topic = format!("{}/cmd/{}/{action}", self.prefix, self.station);
+        self.client
+            .publish(topic, rumqttc::v5::mqttbytes::QoS::AtLeastOnce, false, payload.into())
+            .await
+            .unwrap();
+    }
+
+    /// Sends a command and waits for the reply with its request_id.
+    pub async fn send(&self, action: &str, body: serde_json::Value) -> serde_json::Value {
+        let id = body["request_id"]
+            .as_str()
+            .expect("tests give a request_id")
+            .to_string();
+        self.publish(action, body.to_string()).await;
+        self.reply_for(&id).await
+    }
+
+    pub async fn reply_for(&self, request_id: &str) -> serde_json::Value {
+        let found = || {
+            self.replies
+                .lock()
+                .unwrap()
+                .iter()
+                .rev()
+                .find(|r| r["request_id"] == request_id)
+                .cloned()
+        };
+        wait_until(&format!("the reply to {request_id}"), Duration::from_secs(15), || {
+            found().is_some()
+        })
+        .await;
+        found().unwrap()
+    }
+
+    /// Waits for the next reply that matches `check` (for payloads without a request_id).
+    pub async fn reply_where(&self, what: &str, check: impl Fn(&serde_json::Value) -> bool) -> serde_json::Value {
+        let found = || self.replies.lock().unwrap().iter().rev().find(|r| check(r)).cloned();
+        wait_until(what, Duration::from_secs(15), || found().is_some()).await;
+        found().unwrap()
+    }
+
+    pub fn replies(&self) -> Vec<serde_json::Value> {
+        self.replies.lock().unwrap().clone()
+    }
 }

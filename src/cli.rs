@@ -1,4 +1,4 @@
-//! The one-shot commands behind the CLI. Each returns the process exit code.
+//! The one-shot commands of the command line. Each returns the process exit code.
 
 use std::path::Path;
 

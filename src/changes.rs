@@ -1,0 +1,29 @@
+//! What changed in the store, told to whoever shows it (the MQTT publisher). Senders are the
+//! sync and the command layer; the channel is unbounded because a sender must never wait on
+//! the displays, and what it carries is small (ids).
+
+use tokio::sync::mpsc;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    /// These MOs were written (inserted, updated, marked gone, or by an operator).
+    Mos(Vec<i64>),
+    /// These MOs were deleted from the store.
+    Purged(Vec<i64>),
+    /// A sync run ended and was recorded.
+    Synced,
+}
+
+pub type Sender = mpsc::UnboundedSender<Change>;
+pub type Receiver = mpsc::UnboundedReceiver<Change>;
+
+pub fn channel() -> (Sender, Receiver) {
+    mpsc::unbounded_channel()
+}
+
+/// Sends unless nobody listens (no broker configured, or shutting down).
+pub fn tell(to: &Option<Sender>, change: Change) {
+    if let Some(tx) = to {
+        let _ = tx.send(change);
+    }
+}

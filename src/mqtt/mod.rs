@@ -1,0 +1,394 @@
+//! linegate on the plant's broker. Three tasks, wired in `app.rs`:
+//!
+//! - [`link`]: owns rumqttc's event loop and polls it without pause. It never waits on SQLite
+//!   or HTTP: commands go out on an unbounded channel (the broker's inflight window bounds
+//!   it), connection changes on a watch. It subscribes again after every ConnAck without a
+//!   session, and backs off with jitter between failed connects (rumqttc has no backoff).
+//! - [`Publisher`]: retained state for the displays, read from SQLite: everything on every
+//!   (re)connect, then what changed.
+//! - [`serve_commands`]: panel commands through the command layer; the reply is published and
+//!   the message acknowledged only after the command's transaction committed.
+
+pub mod payload;
+pub mod topics;
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use rumqttc::v5::mqttbytes::v5::{ConnectReturnCode, LastWill, Packet, Publish, PublishProperties};
+use rumqttc::v5::mqttbytes::QoS;
+use rumqttc::v5::{AsyncClient, Event, EventLoop, MqttOptions};
+use rumqttc::{NetworkOptions, TlsConfiguration, Transport};
+use tokio::sync::{mpsc, watch};
+
+use crate::changes::{Change, Receiver as Changes, Sender as ChangeSender};
+use crate::command::{Commands, Request};
+use crate::config::{ConfigError, MqttConfig};
+use crate::shutdown::Shutdown;
+use crate::store::{self, Store};
+use crate::sync::scheduler::Uplink;
+use topics::Topic;
+
+/// How long the broker keeps our session (and the commands queued for us) while we are away.
+const SESSION_EXPIRY_SECS: u32 = 7 * 24 * 3600;
+const MAX_PACKET: u32 = 1024 * 1024;
+const RECONNECT_MIN: Duration = Duration::from_millis(500);
+const RECONNECT_MAX: Duration = Duration::from_secs(30);
+
+/// The link as the other tasks see it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct LinkState {
+    pub connected: bool,
+    /// Counts connections: a new value means "republish everything".
+    pub generation: u64,
+}
+
+/// Everything the tasks share about this gateway's place on the broker.
+#[derive(Debug, Clone)]
+pub struct Identity {
+    pub prefix: String,
+    pub gateway: String,
+    pub started_at: String,
+}
+
+/// The client options: persistent session with manual acks (a command is acknowledged only
+/// once applied), a retained last will on the status topic, TCP_NODELAY, TLS when configured.
+pub fn options(config: &MqttConfig, identity: &Identity) -> Result<MqttOptions, ConfigError> {
+    let mut options = MqttOptions::new(config.client_id(), config.host.clone(), config.port);
+    options
+        .set_keep_alive(config.keep_alive)
+        .set_clean_start(false)
+        .set_session_expiry_interval(Some(SESSION_EXPIRY_SECS))
+        .set_manual_acks(true)
+        .set_request_channel_capacity(1024)
+        // Generous on purpose: a payload over `max_payload` must reach the command layer to
+        // be refused with a reply. Beyond this the broker drops it (the limit goes to the
+        // broker in CONNECT), rather than the client dropping the connection in a loop.
+        .set_max_packet_size(Some(MAX_PACKET.max(config.max_payload as u32 + 4096)))
+        .set_last_will(LastWill::new(
+            Topic::Status.build(&identity.prefix),
+            payload::lost(&identity.gateway, &identity.started_at).to_string(),
+            QoS::AtLeastOnce,
+            true,
+            None,
+        ));
+    let mut network = NetworkOptions::new();
+    // Nagle plus the broker's delayed ACK costs 40-90 ms per request/reply on loopback.
+    network.set_tcp_nodelay(true);
+    network.set_connection_timeout(10);
+    options.set_network_options(network);
+    if let Some(user) = &config.username {
+        options.set_credentials(user.clone(), config.password()?.unwrap_or_default());
+    }
+    if let Some(ca_file) = &config.ca_file {
+        let read = |key: &str, path: &std::path::Path| {
+            std::fs::read(path).map_err(|e| ConfigError {
+                key: key.into(),
+                message: format!("{}: {e}", path.display()),
+            })
+        };
+        let ca = read("mqtt.ca_file", ca_file)?;
+        let client_auth = match (&config.client_cert_file, &config.client_key_file) {
+            (Some(cert), Some(key)) => Some((read("mqtt.client_cert_file", cert)?, read("mqtt.client_key_file", key)?)),
+            _ => None,
+        };
+        // rumqttc builds its rustls config from the process-wide provider: ring.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        options.set_transport(Transport::Tls(TlsConfiguration::Simple {
+            ca,
+            alpn: None,
+            client_auth,
+        }));
+    }
+    Ok(options)
+}
+
+/// Polls the event loop until shutdown has been flushed to the broker (or cannot be).
+pub async fn link(
+    mut events: EventLoop,
+    client: AsyncClient,
+    prefix: String,
+    commands: mpsc::UnboundedSender<Publish>,
+    state: watch::Sender<LinkState>,
+    shutdown: Shutdown,
+) {
+    let filter = Topic::command_filter(&prefix);
+    let mut backoff = RECONNECT_MIN;
+    let mut last_error: Option<String> = None;
+    loop {
+        let event = tokio::select! {
+            event = events.poll() => event,
+            // After shutdown the publisher sends "offline" and DISCONNECT; keep polling so they
+            // reach the broker, but not forever.
+            _ = async { shutdown.wait().await; tokio::time::sleep(Duration::from_secs(3)).await } => return,
+        };
+        match event {
+            Ok(Event::Incoming(Packet::ConnAck(ack))) if ack.code == ConnectReturnCode::Success => {
+                backoff = RECONNECT_MIN;
+                last_error = None;
+                if !ack.session_present {
+                    // A new session has no subscriptions: make them again.
+                    if let Err(e) = client.try_subscribe(filter.clone(), QoS::AtLeastOnce) {
+                        tracing::error!(error = %e, "cannot subscribe to commands");
+                    }
+                }
+                state.send_modify(|s| {
+                    s.connected = true;
+                    s.generation += 1;
+                });
+                tracing::info!(session_present = ack.session_present, "connected to the MQTT broker");
+            }
+            Ok(Event::Incoming(Packet::Publish(publish))) => {
+                let topic = String::from_utf8_lossy(&publish.topic).to_string();
+                match Topic::parse(&prefix, &topic) {
+                    Some(Topic::Command { .. }) => {
+                        let _ = commands.send(publish);
+                    }
+                    _ => {
+                        // Not ours to handle: acknowledge it so it is not redelivered forever.
+                        tracing::warn!(topic, "message on an unknown topic dropped");
+                        let _ = client.try_ack(&publish);
+                    }
+                }
+            }
+            Ok(Event::Outgoing(rumqttc::Outgoing::Disconnect)) if shutdown.is_set() => return,
+            Ok(_) => {}
+            Err(e) => {
+                state.send_modify(|s| s.connected = false);
+                if shutdown.is_set() {
+                    return;
+                }
+                let text = e.to_string();
+                // Once per distinct failure, not once per retry.
+                if last_error.as_deref() != Some(&text) {
+                    tracing::warn!(error = %text, host = ?client_host(&events), "MQTT connection failed; retrying with backoff");
+                    last_error = Some(text);
+                }
+                let delay = crate::sync::scheduler::jitter(backoff, 0.3);
+                tokio::select! {
+                    _ = tokio::time::sleep(delay) => {}
+                    _ = shutdown.wait() => return,
+                }
+                backoff = (backoff * 2).min(RECONNECT_MAX);
+            }
+        }
+    }
+}
+
+fn client_host(events: &EventLoop) -> String {
+    let (host, port) = events.options.broker_address();
+    format!("{host}:{port}")
+}
+
+/// Publishes retained state for the displays.
+pub struct Publisher {
+    pub client: AsyncClient,
+    pub store: Store,
+    pub identity: Identity,
+    pub changes: Changes,
+    pub link: watch::Receiver<LinkState>,
+    pub uplink: watch::Receiver<Uplink>,
+}
+
+impl Publisher {
+    pub async fn run(mut self, shutdown: Shutdown) {
+        // What each line topic last carried, so a change elsewhere does not republish it.
+        let mut lines: HashMap<String, String> = HashMap::new();
+        loop {
+            tokio::select! {
+                changed = self.link.changed() => {
+                    if changed.is_err() { return }
+                    if self.link.borrow().connected {
+                        lines.clear();
+                        if let Err(e) = self.republish_all(&mut lines).await {
+                            tracing::warn!(error = %e, "republishing retained state failed");
+                        }
+                    }
+                }
+                Some(change) = self.changes.recv() => {
+                    if !self.link.borrow().connected {
+                        // Everything is republished on the next connect.
+                        continue;
+                    }
+                    if let Err(e) = self.publish_change(change, &mut lines).await {
+                        tracing::warn!(error = %e, "publishing a change failed");
+                    }
+                }
+                changed = self.uplink.changed() => {
+                    if changed.is_err() { return }
+                    let _ = self.publish_status(true).await;
+                }
+                _ = shutdown.wait() => break,
+            }
+        }
+        // A clean goodbye: the broker sends the last will only when we vanish.
+        if self.link.borrow().connected {
+            let _ = self.publish_status(false).await;
+            let _ = self.client.disconnect().await;
+        }
+    }
+
+    async fn retained(&self, topic: Topic, payload: String) -> Result<(), rumqttc::v5::ClientError> {
+        self.client
+            .publish(topic.build(&self.identity.prefix), QoS::AtLeastOnce, true, payload)
+            .await
+    }
+
+    async fn republish_all(&self, lines: &mut HashMap<String, String>) -> Result<(), PublishError> {
+        self.publish_status(true).await?;
+        let ids = self.store.call(|c| store::mo::all_ids(c)).await?;
+        for chunk in ids.chunks(500) {
+            self.publish_mos(chunk.to_vec()).await?;
+        }
+        self.publish_lines(lines).await?;
+        tracing::info!(mos = ids.len(), "retained state republished");
+        Ok(())
+    }
+
+    async fn publish_change(&self, change: Change, lines: &mut HashMap<String, String>) -> Result<(), PublishError> {
+        match change {
+            Change::Mos(ids) => {
+                self.publish_mos(ids).await?;
+                self.publish_lines(lines).await?;
+            }
+            Change::Purged(ids) => {
+                for id in ids {
+                    // An empty retained message clears the topic.
+                    self.retained(Topic::Mo(id), String::new()).await?;
+                }
+                self.publish_lines(lines).await?;
+            }
+            Change::Synced => self.publish_status(true).await?,
+        }
+        Ok(())
+    }
+
+    async fn publish_mos(&self, ids: Vec<i64>) -> Result<(), PublishError> {
+        let rows = self.store.call(move |c| store::mo::get_many(c, &ids)).await?;
+        for row in rows {
+            self.retained(Topic::Mo(row.upstream.id), payload::mo(&row).to_string())
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Every line's view; only those that changed are published. A line with nothing left
+    /// gets an empty view rather than a stale one.
+    async fn publish_lines(&self, published: &mut HashMap<String, String>) -> Result<(), PublishError> {
+        let views = self
+            .store
+            .call(|c| {
+                let names = store::mo::lines(c)?;
+                names
+                    .into_iter()
+                    .map(|l| Ok((l.clone(), store::mo::line_view(c, &l)?)))
+                    .collect::<Result<Vec<_>, _>>()
+            })
+            .await?;
+        let mut current: HashMap<String, String> = views
+            .iter()
+            .map(|(name, (running, ready))| (name.clone(), payload::line(name, running, ready).to_string()))
+            .collect();
+        for name in published.keys() {
+            current
+                .entry(name.clone())
+                .or_insert_with(|| payload::line(name, &[], &[]).to_string());
+        }
+        for (name, text) in &current {
+            if published.get(name) != Some(text) {
+                self.retained(Topic::Line(name.clone()), text.clone()).await?;
+            }
+        }
+        *published = current;
+        Ok(())
+    }
+
+    async fn publish_status(&self, online: bool) -> Result<(), PublishError> {
+        let runs = self.store.call(|c| store::sync::last_runs(c)).await?;
+        let last: Vec<_> = runs.into_iter().map(|s| s.last).collect();
+        let uplink = self.uplink.borrow().clone();
+        let status = payload::status(
+            online,
+            &self.identity.gateway,
+            &self.identity.started_at,
+            &uplink,
+            &last,
+        );
+        self.retained(Topic::Status, status.to_string()).await?;
+        Ok(())
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+enum PublishError {
+    #[error(transparent)]
+    Store(#[from] store::StoreError),
+    #[error("MQTT client: {0}")]
+    Client(#[from] rumqttc::v5::ClientError),
+}
+
+/// Runs panel commands: through the command layer, then the reply, then the acknowledgement.
+pub async fn serve_commands(
+    commands: Commands,
+    client: AsyncClient,
+    prefix: String,
+    mut incoming: mpsc::UnboundedReceiver<Publish>,
+    changes: ChangeSender,
+    shutdown: Shutdown,
+) {
+    loop {
+        let publish = tokio::select! {
+            Some(publish) = incoming.recv() => publish,
+            // Stop intake; an unacknowledged command is redelivered to the next run.
+            _ = shutdown.wait() => return,
+            else => return,
+        };
+        let topic = String::from_utf8_lossy(&publish.topic).to_string();
+        let Some(Topic::Command { station, action }) = Topic::parse(&prefix, &topic) else {
+            let _ = client.try_ack(&publish);
+            continue;
+        };
+        let request = Request {
+            station: station.clone(),
+            action,
+            payload: publish.payload.to_vec(),
+            received_unix: crate::clock::now_unix(),
+        };
+        let handled = commands.handle(request).await;
+        let reply = serde_json::to_string(&handled.reply).expect("replies serialize");
+        match &handled.reply.error {
+            Some(error) => {
+                tracing::warn!(station, request_id = ?handled.reply.request_id, code = error.code, message = error.message, "command refused")
+            }
+            None => {
+                tracing::info!(station, request_id = ?handled.reply.request_id, action = handled.reply.action, replayed = handled.replayed, "command done")
+            }
+        }
+        if !handled.changed.is_empty() {
+            let _ = changes.send(Change::Mos(handled.changed.clone()));
+        }
+        let reply_topic = Topic::Reply { station }.build(&prefix);
+        if let Err(e) = client
+            .publish(reply_topic, QoS::AtLeastOnce, false, reply.clone())
+            .await
+        {
+            tracing::warn!(error = %e, "reply not sent");
+        }
+        // MQTT 5 request/response: answer where the panel asked, with its correlation data.
+        if let Some(props) = &publish.properties {
+            if let Some(response_topic) = &props.response_topic {
+                let properties = PublishProperties {
+                    correlation_data: props.correlation_data.clone(),
+                    ..Default::default()
+                };
+                let _ = client
+                    .publish_with_properties(response_topic.clone(), QoS::AtLeastOnce, false, reply, properties)
+                    .await;
+            }
+        }
+        // Only now: the command is committed and answered.
+        if let Err(e) = client.ack(&publish).await {
+            tracing::warn!(error = %e, "acknowledgement not sent; the broker will redeliver");
+        }
+    }
+}

@@ -1,0 +1,109 @@
+//! The JSON the displays receive, documented in docs/mqtt.md. Every payload carries `schema`.
+
+use serde_json::{json, Value};
+
+use crate::command::auth;
+use crate::mo::{MoRow, Phase};
+use crate::store::sync::RunRecord;
+use crate::sync::scheduler::Uplink;
+
+pub const SCHEMA: u32 = 1;
+
+/// `…/mo/<id>`: everything the floor knows of one MO.
+pub fn mo(row: &MoRow) -> Value {
+    let u = &row.upstream;
+    let p = &row.protected;
+    let produced = match (&p.auth_first, &p.auth_last) {
+        (Some(first), Some(last)) => auth::count(first, last),
+        _ => None,
+    };
+    let target = u.initial_qty_target.unwrap_or(u.product_qty);
+    let loss = produced.map(|n| target - n as f64);
+    json!({
+        "schema": SCHEMA,
+        "id": u.id,
+        "name": u.name,
+        "state": u.state,
+        "phase": row.phase.as_str(),
+        "gone": row.gone_at.is_some(),
+        "product": {"id": u.product_id, "name": u.product_name},
+        "uom": u.uom,
+        "product_qty": u.product_qty,
+        "qty_producing": u.qty_producing,
+        "initial_qty_target": u.initial_qty_target,
+        "origin": u.origin,
+        "transfer": {"id": u.transfer_id, "name": u.transfer_name},
+        "planned_start": u.planned_start,
+        "planned_finish": u.planned_finish,
+        "date_deadline": u.date_deadline,
+        "group_worker": u.group_worker,
+        "note": u.note,
+        "operator": {
+            "ready_for_production": p.ready_for_production,
+            "auth_first": p.auth_first,
+            "auth_last": p.auth_last,
+            "roll_number": p.roll_number,
+            "leader_id": p.leader_id,
+            "line": p.line,
+            "date_start": p.date_start,
+            "date_finished": p.date_finished,
+        },
+        "produced": produced,
+        "loss": loss,
+        "last_synced_at": row.synced_at,
+    })
+}
+
+/// `…/line/<line>`: what runs there and what is ready next.
+pub fn line(name: &str, running: &[MoRow], ready: &[MoRow]) -> Value {
+    let brief = |r: &MoRow| {
+        json!({
+            "id": r.upstream.id, "name": r.upstream.name, "product": r.upstream.product_name,
+            "product_qty": r.upstream.product_qty, "phase": r.phase.as_str(),
+            "auth_first": r.protected.auth_first, "roll_number": r.protected.roll_number,
+            "leader_id": r.protected.leader_id, "date_start": r.protected.date_start,
+        })
+    };
+    debug_assert!(running.iter().all(|r| r.phase == Phase::Running));
+    json!({
+        "schema": SCHEMA,
+        "line": name,
+        "running": running.iter().map(brief).collect::<Vec<_>>(),
+        "ready": ready.iter().map(brief).collect::<Vec<_>>(),
+    })
+}
+
+/// `…/status`: the agent's own state; also its last will (with `online: false`).
+pub fn status(online: bool, gateway: &str, started_at: &str, uplink: &Uplink, last_runs: &[RunRecord]) -> Value {
+    let uplink = match uplink {
+        Uplink::Unknown => json!({"state": "unknown"}),
+        Uplink::Up => json!({"state": "up"}),
+        Uplink::Down { since, error } => {
+            json!({"state": "down", "since": crate::clock::format_rfc3339(*since), "error": error})
+        }
+        Uplink::Refused { error } => json!({"state": "refused", "error": error}),
+    };
+    let syncs: serde_json::Map<String, Value> = last_runs
+        .iter()
+        .map(|r| {
+            let run = json!({"at": r.started_at, "ok": r.ok, "error": r.error, "duration_ms": r.duration_ms,
+                "fetched": r.fetched, "inserted": r.inserted, "updated": r.updated, "gone": r.gone});
+            (r.source.clone(), run)
+        })
+        .collect();
+    json!({
+        "schema": SCHEMA,
+        "state": if online { "online" } else { "offline" },
+        "gateway": gateway,
+        "version": env!("CARGO_PKG_VERSION"),
+        "started_at": started_at,
+        "uplink": {"odoo": uplink},
+        "last_sync": syncs,
+    })
+}
+
+/// The last will: what the broker says for us when we vanish without a word.
+pub fn lost(gateway: &str, started_at: &str) -> Value {
+    json!({"schema": SCHEMA, "state": "offline", "reason": "connection lost", "gateway": gateway,
+           "version": env!("CARGO_PKG_VERSION"), "started_at": started_at})
+}

@@ -1,0 +1,154 @@
+//! Every topic linegate speaks, as a type: `build` and `parse` are inverse (a property test
+//! below), and subscriptions come from the same place. Segments that come from names (lines,
+//! stations) are percent-encoded so that `/`, `+`, `#` and empty names cannot add, wildcard or
+//! empty a level.
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Topic {
+    /// Retained: online/offline, uplink, last syncs. Also the last will.
+    Status,
+    /// Retained: one MO, by Odoo id.
+    Mo(i64),
+    /// Retained: what runs on a line and what is ready next.
+    Line(String),
+    /// In: a panel's command.
+    Command { station: String, action: String },
+    /// Out: replies to one station's panel.
+    Reply { station: String },
+}
+
+impl Topic {
+    pub fn build(&self, prefix: &str) -> String {
+        match self {
+            Topic::Status => format!("{prefix}/status"),
+            Topic::Mo(id) => format!("{prefix}/mo/{id}"),
+            Topic::Line(line) => format!("{prefix}/line/{}", encode(line)),
+            Topic::Command { station, action } => format!("{prefix}/cmd/{}/{}", encode(station), encode(action)),
+            Topic::Reply { station } => format!("{prefix}/reply/{}", encode(station)),
+        }
+    }
+
+    /// The topic for `name` under `prefix`, or None for anything linegate does not speak.
+    pub fn parse(prefix: &str, name: &str) -> Option<Topic> {
+        let rest = name.strip_prefix(prefix)?.strip_prefix('/')?;
+        let levels: Vec<&str> = rest.split('/').collect();
+        match levels.as_slice() {
+            ["status"] => Some(Topic::Status),
+            ["mo", id] => id.parse().ok().filter(|_| !id.starts_with('+')).map(Topic::Mo),
+            ["line", line] => Some(Topic::Line(decode(line)?)),
+            ["cmd", station, action] => Some(Topic::Command {
+                station: decode(station)?,
+                action: decode(action)?,
+            }),
+            ["reply", station] => Some(Topic::Reply {
+                station: decode(station)?,
+            }),
+            _ => None,
+        }
+    }
+
+    /// What the agent subscribes to: every station's commands.
+    pub fn command_filter(prefix: &str) -> String {
+        format!("{prefix}/cmd/+/+")
+    }
+}
+
+/// One topic level from a name: never empty, no `/`, `+`, `#`, `%` or control characters.
+pub fn encode(name: &str) -> String {
+    if name.is_empty() {
+        return "%".to_string();
+    }
+    let mut out = String::with_capacity(name.len());
+    for c in name.chars() {
+        match c {
+            '/' | '+' | '#' | '%' | '\0'..='\u{1f}' | '\u{7f}' => {
+                let mut buf = [0u8; 4];
+                for b in c.encode_utf8(&mut buf).bytes() {
+                    out.push_str(&format!("%{b:02X}"));
+                }
+            }
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// The inverse of [`encode`]; None for a level `encode` cannot have made.
+pub fn decode(level: &str) -> Option<String> {
+    if level == "%" {
+        return Some(String::new());
+    }
+    if level.is_empty() || level.contains(['+', '#', '/']) {
+        return None;
+    }
+    let bytes = level.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = level.get(i + 1..i + 3)?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    let text = String::from_utf8(out).ok()?;
+    // Only canonical encodings decode, so that build(parse(t)) == t as well.
+    (encode(&text) == level).then_some(text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    const PREFIX: &str = "linegate/gw-1";
+
+    #[test]
+    fn names_cannot_escape_their_level() {
+        let topic = Topic::Line("A/B+#".into()).build(PREFIX);
+        assert_eq!(topic, "linegate/gw-1/line/A%2FB%2B%23");
+        assert_eq!(Topic::Line(String::new()).build(PREFIX), "linegate/gw-1/line/%");
+        assert_eq!(
+            Topic::parse(PREFIX, "linegate/gw-1/cmd/ws1/start-production"),
+            Some(Topic::Command {
+                station: "ws1".into(),
+                action: "start-production".into()
+            })
+        );
+        assert_eq!(Topic::parse(PREFIX, "linegate/gw-1/cmd/ws1/start/extra"), None);
+        assert_eq!(Topic::parse(PREFIX, "linegate/gw-2/status"), None);
+        assert_eq!(Topic::parse(PREFIX, "linegate/gw-1/mo/x"), None);
+    }
+
+    fn topic() -> impl Strategy<Value = Topic> {
+        let name = || "\\PC{0,12}";
+        prop_oneof![
+            Just(Topic::Status),
+            any::<i64>().prop_map(Topic::Mo),
+            name().prop_map(Topic::Line),
+            (name(), name()).prop_map(|(station, action)| Topic::Command { station, action }),
+            name().prop_map(|station| Topic::Reply { station }),
+        ]
+    }
+
+    proptest! {
+        #[test]
+        fn build_and_parse_are_inverse(t in topic()) {
+            let built = t.build(PREFIX);
+            prop_assert!(!built.contains(['+', '#']), "{built}");
+            prop_assert!(!built.contains("//") && !built.ends_with('/'), "{built}");
+            prop_assert_eq!(Topic::parse(PREFIX, &built), Some(t));
+        }
+
+        #[test]
+        fn parse_then_build_gives_the_same_topic(level in "[a-zA-Z0-9%/+#-]{0,10}") {
+            let name = format!("{PREFIX}/line/{level}");
+            if let Some(t) = Topic::parse(PREFIX, &name) {
+                prop_assert_eq!(t.build(PREFIX), name);
+            }
+        }
+    }
+}

@@ -1,0 +1,485 @@
+//! linegate on a real mosquitto: what displays receive and what panels get back, with real
+//! MQTT clients (rumqttc, and mosquitto_pub/sub speaking MQTT 3.1.1 as panel firmware does).
+
+mod common;
+
+use std::time::Duration;
+
+use common::{config, mo_count, odoo_config, reader, sim, wait_until, Display, Mosquitto, Panel};
+use linegate::config::MqttConfig;
+use linegate::shutdown;
+use serde_json::{json, Value};
+
+const GATEWAY: &str = "gw-test";
+const PREFIX: &str = "linegate/gw-test";
+
+struct Agent {
+    trigger: shutdown::Trigger,
+    task: tokio::task::JoinHandle<Result<(), linegate::app::AppError>>,
+}
+
+impl Agent {
+    async fn start(sim: &linegate::sim::odoo::SimOdoo, port: u16, db: &std::path::Path) -> Agent {
+        let mut config = config(odoo_config(sim), db);
+        config.mqtt = Some(MqttConfig::new("127.0.0.1", port, GATEWAY));
+        let (trigger, shutdown) = shutdown::channel();
+        let task = tokio::spawn(linegate::app::run(config, shutdown));
+        Agent { trigger, task }
+    }
+
+    async fn stop(self) {
+        self.trigger.fire();
+        self.task.await.unwrap().unwrap();
+    }
+}
+
+fn mo_topic(id: i64) -> String {
+    format!("{PREFIX}/mo/{id}")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panel_runs_the_seed_flow_and_displays_follow() {
+    // Given an agent with three MOs from Odoo, a display and a panel on the broker
+    let broker = Mosquitto::start().await;
+    let sim = sim(19, 3).await;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("linegate.db");
+    let display = Display::start(broker.port, PREFIX).await;
+    let agent = Agent::start(&sim, broker.port, &db).await;
+    let panel = Panel::start(broker.port, PREFIX, "ws-1").await;
+    display
+        .wait(&mo_topic(1), "MO 1 on display", |v| v["phase"] == "waiting")
+        .await;
+    display
+        .wait(&format!("{PREFIX}/status"), "status online", |v| v["state"] == "online")
+        .await;
+
+    // When the panel registers MO 1 by its name
+    let reply = panel
+        .send("register-mo", json!({"request_id": "r1", "operator": "ana", "mo": "WH/MO/00001", "auth_first": "000100", "roll_number": "R-7", "line": "L1"}))
+        .await;
+    // Then it gets ok, and the display shows it ready, on line L1's list
+    assert_eq!(reply["ok"], true, "{reply}");
+    display
+        .wait(&mo_topic(1), "MO 1 ready", |v| {
+            v["phase"] == "ready" && v["operator"]["auth_first"] == "000100"
+        })
+        .await;
+    display
+        .wait(&format!("{PREFIX}/line/L1"), "L1 lists MO 1 as ready", |v| {
+            v["ready"][0]["id"] == 1
+        })
+        .await;
+
+    // When production starts (leader id with leading zeros), then it runs on L1
+    let reply = panel
+        .send(
+            "start-production",
+            json!({"request_id": "r2", "operator": "ana", "mo": 1, "leader_id": "007", "line": "L1"}),
+        )
+        .await;
+    assert_eq!(reply["ok"], true, "{reply}");
+    let shown = display
+        .wait(&mo_topic(1), "MO 1 running", |v| v["phase"] == "running")
+        .await;
+    assert_eq!(shown["operator"]["leader_id"], "007");
+    display
+        .wait(&format!("{PREFIX}/line/L1"), "L1 runs MO 1", |v| {
+            v["running"][0]["id"] == 1
+        })
+        .await;
+
+    // When Odoo changes MO 1's quantity and a sync runs, the display shows it, operator data intact
+    sim.write_mo(
+        1,
+        serde_json::Map::from_iter([("product_qty".to_string(), json!(500.0))]),
+    );
+    let shown = display
+        .wait(&mo_topic(1), "the synced quantity", |v| v["product_qty"] == 500.0)
+        .await;
+    assert_eq!(shown["operator"]["auth_first"], "000100");
+    assert_eq!(shown["phase"], "running");
+
+    // When MO 2 is registered and the line changes over to it at code 000400
+    panel
+        .send(
+            "register-mo",
+            json!({"request_id": "r3", "operator": "ana", "mo": 2, "auth_first": "000001", "roll_number": "R-8"}),
+        )
+        .await;
+    let reply = panel
+        .send(
+            "changeover",
+            json!({"request_id": "r4", "operator": "ana", "current_mo": 1, "next_mo": 2, "new_auth": "000400"}),
+        )
+        .await;
+    assert_eq!(reply["ok"], true, "{reply}");
+    // Then MO 1 finished at 000399 (300 produced), MO 2 runs from 000400 with MO 1's leader
+    let one = display
+        .wait(&mo_topic(1), "MO 1 finished", |v| v["phase"] == "finished")
+        .await;
+    assert_eq!(
+        (one["operator"]["auth_last"].clone(), one["produced"].clone()),
+        (json!("000399"), json!(300))
+    );
+    assert_eq!(one["loss"], 200.0);
+    let two = display
+        .wait(&mo_topic(2), "MO 2 running", |v| v["phase"] == "running")
+        .await;
+    assert_eq!(two["operator"]["auth_first"], "000400");
+    assert_eq!(two["operator"]["leader_id"], "007");
+    assert_eq!(two["operator"]["line"], "L1");
+    display
+        .wait(&format!("{PREFIX}/line/L1"), "L1 runs MO 2", |v| {
+            v["running"][0]["id"] == 2
+        })
+        .await;
+
+    // When production ends at code 000451
+    let reply = panel
+        .send(
+            "end-production",
+            json!({"request_id": "r5", "operator": "ana", "mo": "2", "authenticity": "000451"}),
+        )
+        .await;
+    assert_eq!(reply["ok"], true, "{reply}");
+    let two = display
+        .wait(&mo_topic(2), "MO 2 finished", |v| v["phase"] == "finished")
+        .await;
+    assert_eq!(
+        (two["operator"]["auth_last"].clone(), two["produced"].clone()),
+        (json!("000450"), json!(51))
+    );
+    display
+        .wait(&format!("{PREFIX}/line/L1"), "L1 idle", |v| v["running"] == json!([]))
+        .await;
+
+    // And the queries answer from the store
+    let reply = panel.send("mo-options", json!({"request_id": "q1"})).await;
+    let ids: Vec<i64> = reply["result"]["mos"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["id"].as_i64().unwrap())
+        .collect();
+    assert_eq!(ids, vec![3]);
+    agent.stop().await;
+    display
+        .wait(&format!("{PREFIX}/status"), "status offline", |v| {
+            v["state"] == "offline"
+        })
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_repeated_request_id_gets_the_stored_reply_and_writes_nothing() {
+    let broker = Mosquitto::start().await;
+    let sim = sim(19, 2).await;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("linegate.db");
+    let agent = Agent::start(&sim, broker.port, &db).await;
+    wait_until("the first sync", Duration::from_secs(10), || mo_count(&db) == 2).await;
+    let panel = Panel::start(broker.port, PREFIX, "ws-2").await;
+
+    // Given a registration that succeeded
+    let body = json!({"request_id": "dup-1", "operator": "ana", "mo": 1, "auth_first": "5", "roll_number": "R"});
+    let first = panel.send("register-mo", body.clone()).await;
+    assert_eq!(first["ok"], true);
+    let changed_at: String = reader(&db)
+        .query_row("SELECT operator_updated_at FROM mo WHERE id = 1", [], |r| r.get(0))
+        .unwrap();
+
+    // When the panel sends it again (a retry after a lost reply)
+    let count_before = panel.replies().len();
+    panel.publish("register-mo", body.to_string()).await;
+    wait_until("the second reply", Duration::from_secs(10), || {
+        panel.replies().len() > count_before
+    })
+    .await;
+
+    // Then the reply is the stored one (not "already_registered"), and nothing was written
+    let second = panel.replies().last().cloned().unwrap();
+    assert_eq!(second, first);
+    let logged = common::count(&db, "SELECT count(*) FROM command_log WHERE request_id = 'dup-1'");
+    assert_eq!(logged, 1);
+    let still: String = reader(&db)
+        .query_row("SELECT operator_updated_at FROM mo WHERE id = 1", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(still, changed_at);
+    agent.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_refusal_has_its_code_and_writes_nothing() {
+    let broker = Mosquitto::start().await;
+    let sim = sim(19, 3).await;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("linegate.db");
+    let agent = Agent::start(&sim, broker.port, &db).await;
+    wait_until("the first sync", Duration::from_secs(10), || mo_count(&db) == 3).await;
+    let panel = Panel::start(broker.port, PREFIX, "ws-3").await;
+    // MO 1 registered and running; MO 2 registered; MO 3 untouched.
+    let ok = |v: Value| assert_eq!(v["ok"], true, "{v}");
+    ok(panel
+        .send(
+            "register-mo",
+            json!({"request_id": "s1", "operator": "a", "mo": 1, "auth_first": "100", "roll_number": "R"}),
+        )
+        .await);
+    ok(panel
+        .send(
+            "start-production",
+            json!({"request_id": "s2", "operator": "a", "mo": 1, "leader_id": "9"}),
+        )
+        .await);
+    ok(panel
+        .send(
+            "register-mo",
+            json!({"request_id": "s3", "operator": "a", "mo": 2, "mid_production": true}),
+        )
+        .await);
+    let writes_before = common::count(&db, "SELECT count(*) FROM mo WHERE operator_updated_at IS NOT NULL");
+
+    let long_ago = linegate::clock::format_rfc3339(linegate::clock::now_unix() - 3600);
+    let cases: Vec<(&str, Value, &str)> = vec![
+        (
+            "register-mo",
+            json!({"operator": "a", "mo": 99, "auth_first": "1", "roll_number": "R"}),
+            "unknown_mo",
+        ),
+        (
+            "register-mo",
+            json!({"operator": "a", "mo": "WH/MO/99999", "auth_first": "1", "roll_number": "R"}),
+            "unknown_mo",
+        ),
+        (
+            "register-mo",
+            json!({"operator": "a", "mo": 2, "auth_first": "1", "roll_number": "R"}),
+            "already_registered",
+        ),
+        (
+            "register-mo",
+            json!({"operator": "a", "mo": 1, "auth_first": "1", "roll_number": "R"}),
+            "already_started",
+        ),
+        (
+            "register-mo",
+            json!({"operator": "a", "mo": 3, "auth_first": "12a", "roll_number": "R"}),
+            "invalid_field",
+        ),
+        (
+            "register-mo",
+            json!({"operator": "a", "mo": 3, "roll_number": "R"}),
+            "missing_field",
+        ),
+        (
+            "register-mo",
+            json!({"operator": "a", "mo": 3, "auth_first": "1", "roll_number": "R", "state": "done"}),
+            "invalid_field",
+        ),
+        (
+            "register-mo",
+            json!({"operator": "a", "mo": 3, "auth_first": "1", "roll_number": "R", "sent_at": long_ago}),
+            "stale",
+        ),
+        (
+            "start-production",
+            json!({"operator": "a", "mo": 3, "leader_id": "7"}),
+            "not_ready",
+        ),
+        (
+            "start-production",
+            json!({"operator": "a", "mo": 1, "leader_id": "7"}),
+            "already_started",
+        ),
+        (
+            "start-production",
+            json!({"operator": "a", "mo": 2, "leader_id": 7}),
+            "invalid_field",
+        ),
+        (
+            "changeover",
+            json!({"operator": "a", "current_mo": 2, "next_mo": 3, "new_auth": "500"}),
+            "not_running",
+        ),
+        (
+            "changeover",
+            json!({"operator": "a", "current_mo": 1, "next_mo": 3, "new_auth": "500"}),
+            "not_ready",
+        ),
+        (
+            "changeover",
+            json!({"operator": "a", "current_mo": 1, "next_mo": 2, "new_auth": "050"}),
+            "invalid_field",
+        ),
+        (
+            "end-production",
+            json!({"operator": "a", "mo": 2, "authenticity": "500"}),
+            "not_running",
+        ),
+        (
+            "end-production",
+            json!({"operator": "a", "mo": 1, "authenticity": "0000"}),
+            "invalid_field",
+        ),
+        (
+            "end-production",
+            json!({"mo": 1, "authenticity": "500"}),
+            "missing_field",
+        ),
+        ("self-destruct", json!({"operator": "a"}), "unknown_action"),
+    ];
+    for (n, (action, mut body, code)) in cases.into_iter().enumerate() {
+        let id = format!("bad-{n}");
+        body["request_id"] = json!(id);
+        let reply = panel.send(action, body.clone()).await;
+        assert_eq!(reply["ok"], false, "{action} {body}: {reply}");
+        assert_eq!(reply["error"]["code"], code, "{action} {body}: {reply}");
+        assert!(!reply["error"]["message"].as_str().unwrap().is_empty());
+    }
+    // Malformed payloads: not JSON, not an object, too large.
+    panel.publish("register-mo", "this is not json").await;
+    panel
+        .reply_where("invalid_json", |r| {
+            r["error"]["code"] == "invalid_json" && r["request_id"].is_null()
+        })
+        .await;
+    panel.publish("register-mo", "[1, 2]").await;
+    panel.publish("register-mo", vec![b'x'; 64 * 1024]).await;
+    panel
+        .reply_where("too_large", |r| r["error"]["code"] == "too_large")
+        .await;
+
+    // Then nothing was written by any of them, and the agent still answers
+    let writes_after = common::count(&db, "SELECT count(*) FROM mo WHERE operator_updated_at IS NOT NULL");
+    assert_eq!(writes_after, writes_before);
+    let state: (Option<String>, Option<String>) = reader(&db)
+        .query_row("SELECT auth_first, date_start FROM mo WHERE id = 3", [], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
+        .unwrap();
+    assert_eq!(state, (None, None));
+    ok(panel.send("ready-mo", json!({"request_id": "after"})).await);
+    agent.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn displays_recover_after_a_broker_restart_without_persistence() {
+    // Given displays showing state from a running agent
+    let mut broker = Mosquitto::start().await;
+    let sim = sim(19, 5).await;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("linegate.db");
+    let agent = Agent::start(&sim, broker.port, &db).await;
+    let display = Display::start(broker.port, PREFIX).await;
+    display.wait(&mo_topic(5), "MO 5", |v| v["id"] == 5).await;
+
+    // When the broker restarts and forgets every retained message
+    broker.restart().await;
+    display.forget();
+
+    // Then the agent republishes everything from SQLite within seconds
+    for id in 1..=5 {
+        display.wait(&mo_topic(id), "MO republished", |v| v["id"] == id).await;
+    }
+    display
+        .wait(&format!("{PREFIX}/status"), "status", |v| v["state"] == "online")
+        .await;
+    agent.stop().await;
+}
+
+/// mosquitto_pub / mosquitto_sub from Debian's package, MQTT 3.1.1, as small panel firmware.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_mqtt_311_panel_drives_the_agent_with_mosquitto_clients() {
+    let broker = Mosquitto::start().await;
+    let sim = sim(19, 2).await;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("linegate.db");
+    let agent = Agent::start(&sim, broker.port, &db).await;
+    wait_until("the first sync", Duration::from_secs(10), || mo_count(&db) == 2).await;
+    let port = broker.port.to_string();
+
+    // Given a mosquitto_sub on the station's reply topic, whose lines we collect
+    let reply_topic = format!("{PREFIX}/reply/ws-9");
+    let mut sub = std::process::Command::new("mosquitto_sub")
+        .args([
+            "-V",
+            "mqttv311",
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &port,
+            "-t",
+            &reply_topic,
+            "-W",
+            "30",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("mosquitto_sub");
+    let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let sink = lines.clone();
+    let stdout = sub.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+            sink.lock().unwrap().push(line);
+        }
+    });
+    let pub_311 = |topic: &str, message: &str| {
+        std::process::Command::new("mosquitto_pub")
+            .args([
+                "-V",
+                "mqttv311",
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &port,
+                "-q",
+                "1",
+                "-t",
+                topic,
+                "-m",
+                message,
+            ])
+            .status()
+            .unwrap()
+            .success()
+    };
+    // mosquitto_sub says nothing when it is subscribed; a probe it echoes back does.
+    let subscribed = tokio::time::timeout(Duration::from_secs(10), async {
+        while lines.lock().unwrap().is_empty() {
+            pub_311(&reply_topic, "{\"probe\":true}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+    .await;
+    assert!(subscribed.is_ok(), "mosquitto_sub never subscribed");
+
+    // When a register-mo command is published with mosquitto_pub
+    let command =
+        json!({"request_id": "m311-1", "operator": "budi", "mo": 1, "auth_first": "000777", "roll_number": "R-1"});
+    assert!(pub_311(&format!("{PREFIX}/cmd/ws-9/register-mo"), &command.to_string()));
+
+    // Then mosquitto_sub receives the ok reply, and the MO is registered
+    let reply = || {
+        lines
+            .lock()
+            .unwrap()
+            .iter()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .find(|v| v["request_id"] == "m311-1")
+    };
+    wait_until("the reply through mosquitto_sub", Duration::from_secs(15), || {
+        reply().is_some()
+    })
+    .await;
+    assert_eq!(reply().unwrap()["ok"], true, "{:?}", reply());
+    let _ = sub.kill();
+    let _ = sub.wait();
+    let display = Display::start(broker.port, PREFIX).await;
+    display
+        .wait(&mo_topic(1), "MO 1 ready", |v| v["operator"]["auth_first"] == "000777")
+        .await;
+    agent.stop().await;
+}
