@@ -112,6 +112,7 @@ pub async fn run(config: Config, shutdown: Shutdown) -> Result<(), AppError> {
             changes: changes_rx,
             link: link_rx,
             uplink,
+            last_status: Default::default(),
         };
         let publisher_shutdown = stopping.clone();
         tasks.spawn(async move {

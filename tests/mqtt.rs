@@ -483,3 +483,77 @@ async fn an_mqtt_311_panel_drives_the_agent_with_mosquitto_clients() {
         .await;
     agent.stop().await;
 }
+
+/// `linegate run` as a process, with a config for `sim` and the broker on `port`.
+fn write_agent_config(dir: &std::path::Path, sim: &linegate::sim::odoo::SimOdoo, port: u16) -> std::path::PathBuf {
+    let config = dir.join("linegate.toml");
+    let text = format!(
+        "[store]\npath = {:?}\n[odoo]\nurl = {:?}\ndatabase = \"mes\"\napi_key = {:?}\nsync_interval = \"1s\"\n\
+         [mqtt]\nhost = \"127.0.0.1\"\nport = {port}\ngateway_id = \"{GATEWAY}\"\n",
+        dir.join("linegate.db"),
+        sim.url(),
+        sim.config().api_key
+    );
+    std::fs::write(&config, text).unwrap();
+    config
+}
+
+fn spawn_agent(config: &std::path::Path, failpoint: Option<&str>) -> std::process::Child {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_linegate"));
+    cmd.arg("--config").arg(config).arg("run").env("RUST_LOG", "warn");
+    cmd.env_remove("LINEGATE_FAILPOINT").env_remove("LINEGATE_ODOO_API_KEY");
+    if let Some(point) = failpoint {
+        cmd.env("LINEGATE_FAILPOINT", point);
+    }
+    cmd.stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("linegate runs")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crash_between_receipt_and_reply_applies_the_command_exactly_once() {
+    for point in ["command-before-commit", "command-after-commit"] {
+        // Given an agent process that will die at `point` while handling its next command
+        let broker = Mosquitto::start().await;
+        let sim = sim(19, 2).await;
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("linegate.db");
+        let config = write_agent_config(dir.path(), &sim, broker.port);
+        let mut agent = spawn_agent(&config, Some(point));
+        let display = Display::start(broker.port, PREFIX).await;
+        display
+            .wait(&mo_topic(2), "the agent's first publish", |v| v["id"] == 2)
+            .await;
+        let panel = Panel::start(broker.port, PREFIX, "ws-k").await;
+
+        // When a panel sends a registration and the agent dies handling it
+        let command =
+            json!({"request_id": "crash-1", "operator": "ana", "mo": 2, "auth_first": "000010", "roll_number": "R"});
+        panel.publish("register-mo", command.to_string()).await;
+        let died = tokio::task::spawn_blocking(move || agent.wait().unwrap())
+            .await
+            .unwrap();
+        assert!(!died.success(), "{point}: the failpoint fired");
+        let logged = common::count(&db, "SELECT count(*) FROM command_log");
+        assert_eq!(logged, i64::from(point == "command-after-commit"), "{point}");
+
+        // And the agent starts again (the broker kept its session and the unacknowledged command)
+        let mut agent = spawn_agent(&config, None);
+
+        // Then the panel gets its ok reply, and the command was applied exactly once
+        let reply = panel.reply_for("crash-1").await;
+        assert_eq!(reply["ok"], true, "{point}: {reply}");
+        display
+            .wait(&mo_topic(2), "MO 2 registered", |v| {
+                v["operator"]["auth_first"] == "000010"
+            })
+            .await;
+        assert_eq!(
+            common::count(&db, "SELECT count(*) FROM command_log WHERE request_id = 'crash-1'"),
+            1
+        );
+        let _ = agent.kill();
+        let _ = agent.wait();
+    }
+}

@@ -188,6 +188,8 @@ pub struct Publisher {
     pub changes: Changes,
     pub link: watch::Receiver<LinkState>,
     pub uplink: watch::Receiver<Uplink>,
+    /// The status last published, so an unchanged one is not sent again.
+    pub last_status: std::sync::Mutex<Option<String>>,
 }
 
 impl Publisher {
@@ -235,6 +237,8 @@ impl Publisher {
     }
 
     async fn republish_all(&self, lines: &mut HashMap<String, String>) -> Result<(), PublishError> {
+        // The broker may have lost everything: nothing counts as published any more.
+        *self.last_status.lock().unwrap_or_else(|e| e.into_inner()) = None;
         self.publish_status(true).await?;
         let ids = self.store.call(|c| store::mo::all_ids(c)).await?;
         for chunk in ids.chunks(500) {
@@ -314,7 +318,12 @@ impl Publisher {
             &uplink,
             &last,
         );
-        self.retained(Topic::Status, status.to_string()).await?;
+        let status = status.to_string();
+        let unchanged = self.last_status.lock().unwrap_or_else(|e| e.into_inner()).as_ref() == Some(&status);
+        if !unchanged {
+            self.retained(Topic::Status, status.clone()).await?;
+            *self.last_status.lock().unwrap_or_else(|e| e.into_inner()) = Some(status);
+        }
         Ok(())
     }
 }
@@ -325,6 +334,15 @@ enum PublishError {
     Store(#[from] store::StoreError),
     #[error("MQTT client: {0}")]
     Client(#[from] rumqttc::v5::ClientError),
+}
+
+/// Crash tests' hook: `LINEGATE_FAILPOINT=<name>` kills the process here, as `kill -9` would,
+/// at a moment no test could hit from outside.
+fn failpoint(name: &str) {
+    if std::env::var("LINEGATE_FAILPOINT").is_ok_and(|v| v == name) {
+        eprintln!("failpoint {name}: aborting");
+        std::process::abort();
+    }
 }
 
 /// Runs panel commands: through the command layer, then the reply, then the acknowledgement.
@@ -354,7 +372,9 @@ pub async fn serve_commands(
             payload: publish.payload.to_vec(),
             received_unix: crate::clock::now_unix(),
         };
+        failpoint("command-before-commit");
         let handled = commands.handle(request).await;
+        failpoint("command-after-commit");
         let reply = serde_json::to_string(&handled.reply).expect("replies serialize");
         match &handled.reply.error {
             Some(error) => {
