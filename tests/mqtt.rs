@@ -557,3 +557,110 @@ async fn a_crash_between_receipt_and_reply_applies_the_command_exactly_once() {
         let _ = agent.wait();
     }
 }
+
+/// Runs a shell command (openssl, mosquitto_passwd) and insists it succeeds.
+fn sh(dir: &std::path::Path, script: &str) {
+    let status = std::process::Command::new("sh")
+        .arg("-ec")
+        .arg(script)
+        .current_dir(dir)
+        .status()
+        .unwrap();
+    assert!(status.success(), "{script}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_agent_connects_with_tls_a_client_certificate_and_a_password() {
+    // Given a mosquitto whose second listener wants TLS, a client certificate and a password
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o755)).unwrap();
+    sh(
+        d,
+        "openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.pem -days 2 -subj /CN=linegate-test-ca \
+           -addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign,cRLSign 2>/dev/null",
+    );
+    for (name, usage) in [("server", "serverAuth"), ("client", "clientAuth")] {
+        sh(d, &format!(
+            "openssl req -newkey rsa:2048 -nodes -keyout {name}.key -out {name}.csr -subj /CN={name} 2>/dev/null\n\
+             printf 'basicConstraints=CA:FALSE\\nextendedKeyUsage={usage}\\nsubjectAltName=IP:127.0.0.1\\n' > {name}.ext\n\
+             openssl x509 -req -in {name}.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out {name}.pem -days 2 -extfile {name}.ext 2>/dev/null"
+        ));
+    }
+    sh(
+        d,
+        "mosquitto_passwd -c -b passwd gateway s3cret && chmod 0644 passwd *.key *.pem",
+    );
+    let plain = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let tls = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let p = |f: &str| d.join(f).display().to_string();
+    std::fs::write(
+        d.join("mosquitto.conf"),
+        format!(
+            "per_listener_settings true\npersistence false\nlog_dest none\nset_tcp_nodelay true\n\
+             listener {plain} 127.0.0.1\nallow_anonymous true\n\
+             listener {tls} 127.0.0.1\nallow_anonymous false\npassword_file {}\ncafile {}\ncertfile {}\nkeyfile {}\nrequire_certificate true\n",
+            p("passwd"), p("ca.pem"), p("server.pem"), p("server.key")
+        ),
+    )
+    .unwrap();
+    let binary = ["/usr/sbin/mosquitto", "/usr/bin/mosquitto"]
+        .into_iter()
+        .find(|b| std::path::Path::new(b).exists())
+        .unwrap();
+    let mut broker = std::process::Command::new(binary)
+        .arg("-c")
+        .arg(d.join("mosquitto.conf"))
+        .spawn()
+        .unwrap();
+    wait_until("the TLS listener", Duration::from_secs(10), || {
+        std::net::TcpStream::connect(("127.0.0.1", tls)).is_ok()
+    })
+    .await;
+
+    // When the agent is configured for it (password in a private file)
+    let sim = sim(19, 1).await;
+    std::fs::write(d.join("mqtt-password"), "s3cret\n").unwrap();
+    std::fs::set_permissions(d.join("mqtt-password"), std::fs::Permissions::from_mode(0o600)).unwrap();
+    let config = d.join("linegate.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[store]\npath = {:?}\n[odoo]\nurl = {:?}\ndatabase = \"mes\"\napi_key = {:?}\n\
+             [mqtt]\nhost = \"127.0.0.1\"\nport = {tls}\ngateway_id = \"{GATEWAY}\"\nusername = \"gateway\"\n\
+             password_file = {:?}\nca_file = {:?}\nclient_cert_file = {:?}\nclient_key_file = {:?}\n",
+            p("linegate.db"),
+            sim.url(),
+            sim.config().api_key,
+            p("mqtt-password"),
+            p("ca.pem"),
+            p("client.pem"),
+            p("client.key")
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&config, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let display = Display::start(plain, PREFIX).await;
+    let mut agent = spawn_agent(&config, None);
+
+    // Then its state reaches a display on the plain listener: it got in
+    display
+        .wait(&format!("{PREFIX}/status"), "status online over TLS", |v| {
+            v["state"] == "online"
+        })
+        .await;
+    display.wait(&mo_topic(1), "MO 1 over TLS", |v| v["id"] == 1).await;
+    let _ = agent.kill();
+    let _ = agent.wait();
+    let _ = broker.kill();
+    let _ = broker.wait();
+}
