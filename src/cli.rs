@@ -75,20 +75,22 @@ pub async fn sync_once(config: Config, source: Source) -> u8 {
     }
 }
 
+/// Prints what the store knows. It only reads: no migration, no write, so it is safe beside a
+/// running agent and on a database this binary does not know (it says so instead).
 pub async fn status(config: Config, json: bool) -> u8 {
     let path = config.store.path.clone();
     if !path.exists() {
         eprintln!("linegate: no database at {} yet: the agent has not run", path.display());
         return EXIT_FAILURE;
     }
-    let store = match Store::open(&path) {
-        Ok(store) => store,
-        Err(e) => {
-            eprintln!("linegate: {e}");
-            return EXIT_FAILURE;
-        }
-    };
-    match store.call(|c| store::sync::status(c)).await {
+    let db = path.clone();
+    let read = tokio::task::spawn_blocking(move || -> Result<_, store::sync::ReadOnlyError> {
+        let conn = store::sync::open_read_only(&db)?;
+        Ok(store::sync::status(&conn)?)
+    })
+    .await
+    .expect("the status read does not panic");
+    match read {
         Ok(status) if json => {
             println!("{}", serde_json::to_string_pretty(&status).expect("status serializes"));
             0

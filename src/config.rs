@@ -356,23 +356,39 @@ impl OdooConfig {
         let terms = value
             .as_array()
             .ok_or_else(|| ConfigError::new(key, "must be a JSON array"))?;
-        let mut needed: i64 = 1;
-        for term in terms {
-            match term {
-                serde_json::Value::String(op) if op == "&" || op == "|" => needed += 1,
-                serde_json::Value::String(op) if op == "!" => {}
-                serde_json::Value::Array(leaf) if leaf.len() == 3 && leaf[0].is_string() && leaf[1].is_string() => {
-                    needed -= 1
-                }
-                other => return Err(ConfigError::new(key, format!("not a domain term: {other}"))),
-            }
-        }
-        // Consecutive complete expressions are and-ed by Odoo; an operator short of operands is not.
-        if !terms.is_empty() && needed > 0 {
-            return Err(ConfigError::new(key, "an operator lacks operands"));
-        }
+        check_domain_arity(terms).map_err(|why| ConfigError::new(key, why))?;
         Ok(value)
     }
+}
+
+/// Odoo's `normalize_domain`, as a check: the count of expressions still expected, where a
+/// complete expression followed by more terms gets an implicit `&` in front (so
+/// `[A, "|", B, C]` is `A & (B | C)`), and any operator still short of operands at the end
+/// makes the domain "syntactically not correct". Checking it here turns what would be an
+/// Odoo error on every sync into a configuration error at start.
+fn check_domain_arity(terms: &[serde_json::Value]) -> Result<(), String> {
+    let mut expected: u32 = 1;
+    for term in terms {
+        if expected == 0 {
+            expected = 1;
+        }
+        match term {
+            serde_json::Value::String(op) if op == "&" || op == "|" => expected += 1,
+            serde_json::Value::String(op) if op == "!" => {}
+            serde_json::Value::Array(leaf) if is_leaf(leaf) => expected -= 1,
+            other => return Err(format!("not a domain term: {other}")),
+        }
+    }
+    if !terms.is_empty() && expected > 0 {
+        return Err("an operator lacks operands".into());
+    }
+    Ok(())
+}
+
+/// `[field, operator, value]`, or Odoo's TRUE_LEAF `[1, "=", 1]` / FALSE_LEAF `[0, "=", 1]`.
+fn is_leaf(leaf: &[serde_json::Value]) -> bool {
+    let constant = |v: &serde_json::Value| *v == 0 || *v == 1;
+    leaf.len() == 3 && (leaf[0].is_string() || constant(&leaf[0])) && leaf[1].is_string()
 }
 
 fn lookup(
@@ -416,20 +432,47 @@ fn read_secret(path: &Path, key: &str, check_mode: bool) -> Result<String, Confi
 }
 
 impl Config {
+    /// Reads, parses and validates the file. Inline secrets are refused when others can read
+    /// the file: only the file itself knows that, so [`Config::parse`] cannot check it.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| ConfigError::new("(file)", format!("{}: {e}", path.display())))?;
-        Config::parse(&text)
+        let config = Config::parse(&text)?;
+        config.refuse_inline_secrets(readable_by_others(path).then_some(path))?;
+        Ok(config)
     }
 
     /// Parses and validates; every error names the key at fault.
     pub fn parse(text: &str) -> Result<Config, ConfigError> {
-        let config: Config = toml::from_str(text).map_err(|e| {
-            let key = e.message().split('`').nth(1).unwrap_or("(syntax)").to_string();
-            ConfigError::new(key, e.to_string().trim().replace('\n', " "))
-        })?;
+        let config: Config = toml::from_str(text).map_err(|e| toml_error(text, &e))?;
         config.validate()?;
         Ok(config)
+    }
+
+    /// `readable_by`: the config file, when users other than its owner and group can read it.
+    /// A secret written inline in such a file is every user's secret.
+    fn refuse_inline_secrets(&self, readable_by: Option<&Path>) -> Result<(), ConfigError> {
+        let Some(path) = readable_by else { return Ok(()) };
+        let odoo = self.odoo.as_ref();
+        let inline = [
+            ("odoo.api_key", odoo.is_some_and(|o| o.api_key.is_some())),
+            ("odoo.password", odoo.is_some_and(|o| o.password.is_some())),
+            (
+                "mqtt.password",
+                self.mqtt.as_ref().is_some_and(|m| m.password.is_some()),
+            ),
+        ];
+        match inline.into_iter().find(|(_, set)| *set) {
+            Some((key, _)) => Err(ConfigError::new(
+                key,
+                format!(
+                    "{} is readable by every user: move the secret to {key}_file (or the environment), \
+                     or chmod o-r the file",
+                    path.display()
+                ),
+            )),
+            None => Ok(()),
+        }
     }
 
     pub fn validate(&self) -> Result<(), ConfigError> {
@@ -453,6 +496,10 @@ impl Config {
             }
             if odoo.sync_interval < Duration::from_secs(1) {
                 return Err(ConfigError::new("odoo.sync_interval", "must be at least 1s"));
+            }
+            // Below a second every request would time out; reconcile_interval may be 0 ("every run").
+            if odoo.request_timeout < Duration::from_secs(1) {
+                return Err(ConfigError::new("odoo.request_timeout", "must be at least 1s"));
             }
         }
         Ok(())
@@ -484,6 +531,81 @@ impl Config {
         }
         Ok(())
     }
+}
+
+/// True when the file's mode lets users outside its owner and group read it.
+fn readable_by_others(path: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).is_ok_and(|m| m.permissions().mode() & 0o004 != 0)
+}
+
+/// A TOML or deserialization error, named by the dotted key it is about. serde's messages name
+/// only the last part of a key (`unknown field \`foo\``) or none at all (`invalid type: string
+/// "abc", expected u32`), so the key is found from where the error points in the document.
+fn toml_error(text: &str, e: &toml::de::Error) -> ConfigError {
+    let message = e.message().trim().replace('\n', " ");
+    let Some(span) = e.span() else {
+        let key = quoted_name(&message).unwrap_or("(syntax)").to_string();
+        return ConfigError::new(key, message);
+    };
+    let line = text[..span.start.min(text.len())].matches('\n').count() + 1;
+    let key = match key_at(text, span.start) {
+        // A table is named when one of its keys is missing: add that key.
+        Some((path, true)) if message.starts_with("missing field") => match quoted_name(&message) {
+            Some(field) => format!("{path}.{field}"),
+            None => path,
+        },
+        Some((path, _)) => path,
+        None => quoted_name(&message).unwrap_or("(syntax)").to_string(),
+    };
+    ConfigError::new(key, format!("line {line}: {message}"))
+}
+
+/// The first `name` quoted in backticks in a serde message.
+fn quoted_name(message: &str) -> Option<&str> {
+    message.split('`').nth(1)
+}
+
+/// The dotted path of the key or value at byte `offset` of `text`, and whether it is a table.
+fn key_at(text: &str, offset: usize) -> Option<(String, bool)> {
+    let (document, _) = toml::de::DeTable::parse_recoverable(text);
+    let mut path = Vec::new();
+    let found = locate(document.get_ref(), offset, &mut path)?;
+    Some((path.join("."), found))
+}
+
+/// Walks `table` for the entry whose key or value covers `offset`, leaving its path in `path`.
+/// Nested tables are searched first: a `[table]`'s span is its header, away from its keys.
+fn locate(table: &toml::de::DeTable, offset: usize, path: &mut Vec<String>) -> Option<bool> {
+    use toml::de::DeValue;
+    let covers = |span: std::ops::Range<usize>| span.contains(&offset);
+    for (key, value) in table.iter() {
+        path.push(key.get_ref().to_string());
+        if covers(key.span()) {
+            return Some(matches!(value.get_ref(), DeValue::Table(_)));
+        }
+        let children: Vec<&toml::de::DeTable> = match value.get_ref() {
+            DeValue::Table(t) => vec![t],
+            DeValue::Array(items) => items
+                .iter()
+                .filter_map(|item| match item.get_ref() {
+                    DeValue::Table(t) => Some(t),
+                    _ => None,
+                })
+                .collect(),
+            _ => vec![],
+        };
+        for child in children {
+            if let Some(is_table) = locate(child, offset, path) {
+                return Some(is_table);
+            }
+        }
+        if covers(value.span()) {
+            return Some(matches!(value.get_ref(), DeValue::Table(_)));
+        }
+        path.pop();
+    }
+    None
 }
 
 /// Durations are written as `300`, `90s`, `5m`, `1h` or `2d`.
@@ -548,7 +670,7 @@ mod tests {
     #[test]
     fn unknown_key_is_named() {
         let err = parse(&format!("{MINIMAL}\nsync_intervall = \"5m\"")).unwrap_err();
-        assert_eq!(err.key, "sync_intervall", "{err}");
+        assert_eq!(err.key, "odoo.sync_intervall", "{err}");
     }
 
     #[test]
@@ -557,6 +679,13 @@ mod tests {
             ("mo_domain = '[[\"state\", \"=\"]]'", "odoo.mo_domain"),
             ("mo_domain = '[\"|\", [\"state\", \"=\", \"done\"]]'", "odoo.mo_domain"),
             ("page_size = 0", "odoo.page_size"),
+            ("page_size = \"abc\"", "odoo.page_size"),
+            ("page_size = -1", "odoo.page_size"),
+            ("sync_interval = \"often\"", "odoo.sync_interval"),
+            ("request_timeout = \"0s\"", "odoo.request_timeout"),
+            ("[odoo.fields]\nfoo = \"x_foo\"", "odoo.fields.foo"),
+            ("fields.note = 3", "odoo.fields.note"),
+            ("[mqtt]\nport = \"high\"", "mqtt.port"),
             (
                 "api = \"json2\"\npassword = \"p\"\napi_key_file = \"/nonexistent\"",
                 "odoo.api_key_file",
@@ -567,6 +696,96 @@ mod tests {
         }
         let err = parse(&MINIMAL.replace("8069\"", "8069\"\nsync_interval = \"5 minutes\"")).unwrap_err();
         assert!(err.to_string().contains("5 minutes"), "{err}");
+        assert_eq!(err.key, "odoo.sync_interval");
+    }
+
+    #[test]
+    fn keys_of_other_tables_and_missing_keys_are_named_with_their_table() {
+        // Given a typo in [store], a missing required key, an unknown table
+        for (text, key) in [
+            (MINIMAL.replace("path = ", "pathh = "), "store.pathh"),
+            (MINIMAL.replace("url = \"http://127.0.0.1:8069\"", ""), "odoo.url"),
+            (format!("{MINIMAL}\n[stor]\npath = \"x\""), "stor"),
+            (
+                format!("{MINIMAL}\nmo_domain = [\n  \"state\",\n  1]"),
+                "odoo.mo_domain",
+            ),
+        ] {
+            // When parsed, then the error names the dotted key and its line
+            let err = parse(&text).unwrap_err();
+            assert_eq!(err.key, key, "{text}: {err}");
+            assert!(err.message.starts_with("line "), "{err}");
+        }
+    }
+
+    fn domain(text: &str) -> Result<serde_json::Value, ConfigError> {
+        let mut odoo = OdooConfig::with_api_key("http://x", "mes", "k");
+        odoo.mo_domain = text.to_string();
+        odoo.domain()
+    }
+
+    #[test]
+    fn domains_odoo_normalizes_are_accepted() {
+        let (a, b, c) = (r#"["state","=","done"]"#, r#"["id",">",1]"#, r#"["name","ilike","MO"]"#);
+        for text in [
+            "[]".to_string(),
+            format!("[{a}]"),
+            format!("[{a}, {b}]"),
+            format!(r#"["|", {a}, {b}]"#),
+            format!(r#"[{a}, "|", {b}, {c}]"#),
+            format!(r#"["!", {a}]"#),
+            format!(r#"[{a}, "!", {b}]"#),
+            format!(r#"["&", "|", {a}, {b}, "!", {c}]"#),
+            r#"[[1, "=", 1]]"#.to_string(),
+        ] {
+            assert!(domain(&text).is_ok(), "{text}: {:?}", domain(&text));
+        }
+    }
+
+    #[test]
+    fn domains_with_operators_short_of_operands_are_refused() {
+        let (a, b) = (r#"["state","=","done"]"#, r#"["id",">",1]"#);
+        for text in [
+            format!(r#"["|", {a}]"#),
+            format!(r#"[{a}, "|", {b}]"#),
+            format!(r#"[{a}, "!"]"#),
+            format!(r#"[{a}, "&"]"#),
+            r#"["!"]"#.to_string(),
+            format!(r#"["|", "&", {a}, {b}]"#),
+            format!(r#"[{a}, "xor", {b}]"#),
+            r#"{"state": "done"}"#.to_string(),
+        ] {
+            let err = domain(&text).unwrap_err();
+            assert_eq!(err.key, "odoo.mo_domain", "{text}");
+        }
+    }
+
+    #[test]
+    fn inline_secrets_are_refused_in_a_file_others_can_read() {
+        use std::os::unix::fs::PermissionsExt;
+        let mqtt = "[mqtt]\nusername = \"gw\"\npassword = \"p\"\n";
+        let with_key_file = MINIMAL.replace("api_key = \"k\"", "api_key_file = \"/etc/linegate/key\"");
+        for (text, key) in [
+            (MINIMAL.to_string(), "odoo.api_key"),
+            (
+                MINIMAL.replace("api_key = \"k\"", "login = \"u\"\npassword = \"p\""),
+                "odoo.password",
+            ),
+            (format!("{with_key_file}\n{mqtt}"), "mqtt.password"),
+        ] {
+            // Given a config file with an inline secret, readable by every user
+            let dir = tempfile::tempdir().unwrap();
+            let file = dir.path().join("linegate.toml");
+            std::fs::write(&file, &text).unwrap();
+            std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
+            // When it is loaded, then the secret's key is named
+            let err = Config::load(&file).unwrap_err();
+            assert_eq!(err.key, key, "{err}");
+            assert!(err.message.contains("readable by every user"), "{err}");
+            // And once only its owner and group can read it, it loads
+            std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o640)).unwrap();
+            Config::load(&file).unwrap();
+        }
     }
 
     #[test]

@@ -72,26 +72,31 @@ fn check_config_accepts_the_shipped_example() {
 #[test]
 fn check_config_names_the_key_at_fault_and_exits_78() {
     let dir = tempfile::tempdir().unwrap();
+    let odoo = "[odoo]\nurl = \"http://x\"\ndatabase = \"mes\"\napi_key = \"k\"\n";
     let cases = [
-        ("[store]\npathh = \"/tmp/x.db\"\n", "pathh"),
+        ("[store]\npathh = \"/tmp/x.db\"\n".to_string(), "store.pathh"),
         (
-            "[odoo]\nurl = \"not a url\"\ndatabase = \"mes\"\napi_key = \"k\"\n",
+            "[odoo]\nurl = \"not a url\"\ndatabase = \"mes\"\napi_key = \"k\"\n".to_string(),
             "odoo.url",
         ),
-        ("[odoo]\nurl = \"http://x\"\ndatabase = \"mes\"\n", "odoo.api_key"),
         (
-            "[odoo]\nurl = \"http://x\"\ndatabase = \"mes\"\napi_key = \"k\"\nsync_interval = \"often\"\n",
-            "often",
+            "[odoo]\nurl = \"http://x\"\ndatabase = \"mes\"\n".to_string(),
+            "odoo.api_key",
         ),
+        (format!("{odoo}sync_interval = \"often\"\n"), "odoo.sync_interval"),
+        (format!("{odoo}page_size = \"abc\"\n"), "odoo.page_size"),
+        (format!("{odoo}page_size = -1\n"), "odoo.page_size"),
+        (format!("{odoo}[odoo.fields]\nfoo = \"x_foo\"\n"), "odoo.fields.foo"),
     ];
     for (config, key) in cases {
-        // Given a configuration with one mistake
+        // Given a configuration with one mistake, readable only by its owner (inline key)
         let path = dir.path().join("bad.toml");
-        std::fs::write(&path, config).unwrap();
-        // When it is checked, then it exits 78 naming what to fix
+        std::fs::write(&path, &config).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        // When it is checked, then it exits 78 naming the dotted key to fix
         let out = linegate(&path, &["check-config"]).output().unwrap();
         assert_eq!(out.status.code(), Some(78), "{config}: {}", text(&out));
-        assert!(text(&out).contains(key), "{config}: {}", text(&out));
+        assert!(text(&out).contains(&format!(": {key}: ")), "{config}: {}", text(&out));
     }
 }
 
@@ -147,6 +152,37 @@ async fn sync_once_then_status_offline() {
     assert_eq!(json["mos"], 25);
     assert_eq!(json["schema_version"], linegate::store::SCHEMA_VERSION);
     assert_eq!(json["sources"][0]["last_ok"]["inserted"], 25);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_reads_an_older_database_without_migrating_or_writing_it() {
+    // Given a database at schema version 1, as an older linegate left it
+    let sim = sim(19, 1).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), &sim, "");
+    let db = dir.path().join("linegate.db");
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    conn.pragma_update(None, "journal_mode", "WAL").unwrap();
+    conn.execute_batch(include_str!("../migrations/0001_init.sql")).unwrap();
+    conn.pragma_update(None, "user_version", 1).unwrap();
+    drop(conn);
+    let modified = std::fs::metadata(&db).unwrap().modified().unwrap();
+
+    // When status runs
+    let out = output(linegate(&config, &["status"])).await;
+
+    // Then it says which schema it found and which it knows, and fails
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let known = linegate::store::SCHEMA_VERSION;
+    assert!(
+        text(&out).contains(&format!("schema version 1, older than this linegate's ({known})")),
+        "{}",
+        text(&out)
+    );
+    // And the database is untouched: not written, not migrated
+    assert_eq!(std::fs::metadata(&db).unwrap().modified().unwrap(), modified);
+    let version: u32 = reader(&db).query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
+    assert_eq!(version, 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -12,7 +12,9 @@ use linegate::mo::{Audit, Protected};
 use linegate::shutdown::{self, Shutdown};
 use linegate::sim::odoo::{Fault, NewMo, SimOdoo, SimOdooConfig};
 use linegate::store::{self, Store};
+use linegate::sync::lock::SyncLock;
 use linegate::sync::odoo::OdooSync;
+use linegate::sync::scheduler::{Scheduler, Uplink};
 use linegate::sync::{Report, SyncError};
 use serde_json::json;
 
@@ -358,6 +360,143 @@ async fn a_row_committed_late_with_an_old_write_date_is_still_picked_up() {
     // Then the overlap window catches it
     assert_eq!(report.counts.updated, 1);
     assert_eq!(f.row(3).await.upstream.product_qty, 99.0);
+}
+
+#[tokio::test]
+async fn a_change_committed_beyond_the_overlap_is_repaired_by_the_reconcile() {
+    // Given a synced store
+    let mut f = Fixture::new(sim(19, 10).await).await;
+    f.sync().await;
+
+    // When a change commits stamped 120 s back, beyond the incremental sync's overlap
+    f.sim.write_mo(
+        3,
+        serde_json::Map::from_iter([("product_qty".to_string(), json!(99.0))]),
+    );
+    f.sim.backdate_write(3, 120);
+    let report = f.sync().await;
+
+    // Then the reconcile sees the write date differ and reads the MO again
+    assert_eq!(report.counts.updated, 1);
+    let row = f.row(3).await;
+    assert_eq!(row.upstream.product_qty, 99.0);
+    let upstream = f.sim.mo(3).unwrap();
+    assert_eq!(row.upstream.write_date, upstream["write_date"].as_str().unwrap());
+}
+
+#[tokio::test]
+async fn a_transfer_created_later_for_an_unchanged_mo_is_linked() {
+    // Given an MO without a transfer, synced, whose write date is older than the overlap
+    let sim = sim(19, 0).await;
+    let old = sim.create_mo(NewMo {
+        qty: 4.0,
+        ..Default::default()
+    });
+    sim.backdate_write(old, 120);
+    sim.create_mo(NewMo {
+        qty: 1.0,
+        ..Default::default()
+    });
+    let mut f = Fixture::new(sim).await;
+    f.sync().await;
+    assert_eq!(f.row(old).await.upstream.transfer_id, None);
+
+    // When a delivery naming it is created in Odoo (the MO itself does not change), and a sync runs
+    let picking = f.sim.create_picking("WH/MO/00001");
+    f.sim.reset_requests();
+    let report = f.sync().await;
+
+    // Then the reconcile linked the transfer, with one stock.picking request for its page
+    let row = f.row(old).await;
+    assert_eq!(row.upstream.transfer_id, Some(picking));
+    assert_eq!(row.upstream.transfer_name.as_deref(), Some("WH/OUT/00001"));
+    assert_eq!(report.counts.updated, 1);
+    let picking_calls = f
+        .sim
+        .requests()
+        .iter()
+        .filter(|r| r.model.as_deref() == Some("stock.picking"))
+        .count();
+    assert_eq!(
+        picking_calls, 2,
+        "one for the incremental page, one for the reconcile's"
+    );
+
+    // And the next sync finds nothing to change
+    let again = f.sync().await;
+    assert_eq!((again.counts.inserted, again.counts.updated), (0, 0));
+}
+
+#[tokio::test]
+async fn odoo_saas_version_answers_are_understood() {
+    for (version, expect) in [(18, "jsonrpc"), (19, "json2")] {
+        // Given an Odoo SaaS, whose version_info says ["saas~18", 1, 0, "final", 0, "e"]
+        let sim = SimOdoo::start(SimOdooConfig {
+            version,
+            saas: true,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+        sim.seed(3);
+        let mut f = Fixture::new(sim).await;
+
+        // When the agent syncs
+        let report = f.sync().await;
+
+        // Then it took the major version from the string and used that version's API
+        assert_eq!(report.counts.inserted, 3, "saas~{version}");
+        let (_, major) = f.sync.client().api().await.unwrap();
+        assert_eq!(major, version);
+        let apis: Vec<&str> = f
+            .sim
+            .requests()
+            .iter()
+            .filter(|r| r.model.is_some())
+            .map(|r| r.api)
+            .collect();
+        assert!(apis.iter().all(|a| *a == expect), "saas~{version}: {apis:?}");
+    }
+}
+
+#[tokio::test]
+async fn another_sync_holding_the_lock_does_not_report_the_uplink_down() {
+    // Given a `linegate sync --once` holding the sync lock, and an uplink last seen up
+    let sim = sim(19, 3).await;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("linegate.db");
+    let store = Store::open(&db).unwrap();
+    let sync = OdooSync::new(&odoo_config(&sim), store.clone(), RETENTION).unwrap();
+    let lock = SyncLock::try_acquire(&db).unwrap().expect("the lock is free");
+    let (uplink_tx, mut uplink) = tokio::sync::watch::channel(Uplink::Up);
+    let (_sync_now, triggers) = tokio::sync::mpsc::channel(1);
+    let (trigger, shutdown) = shutdown::channel();
+    let scheduler = Scheduler {
+        sync,
+        store,
+        db: db.clone(),
+        interval: Duration::from_secs(3600),
+        triggers,
+        uplink: uplink_tx,
+        changes: None,
+    };
+
+    // When the agent's scheduler runs and finds the lock taken
+    let task = tokio::spawn(scheduler.run(shutdown));
+
+    // Then the uplink keeps its state: nothing is known to be wrong with Odoo
+    let changed = tokio::time::timeout(Duration::from_secs(1), uplink.changed()).await;
+    assert!(changed.is_err(), "the uplink became {:?}", *uplink.borrow());
+    // And once the other sync is done, the scheduler runs its own soon, long before the interval
+    drop(lock);
+    let ok_runs = || common::count(&db, "SELECT count(*) FROM sync_run WHERE ok");
+    wait_until("the scheduler's retried sync", Duration::from_secs(10), || {
+        ok_runs() == 1
+    })
+    .await;
+    assert_eq!(*uplink.borrow(), Uplink::Up);
+    trigger.fire();
+    task.await.unwrap();
 }
 
 #[tokio::test]

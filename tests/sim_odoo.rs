@@ -282,6 +282,43 @@ async fn version_info_common_version_and_json_version_have_the_recorded_shapes()
 }
 
 #[tokio::test]
+async fn a_saas_server_answers_its_version_with_saas_strings() {
+    // Given an Odoo SaaS 18 and a SaaS 19
+    let saas18 = start(SimOdooConfig {
+        version: 18,
+        saas: true,
+        ..Default::default()
+    })
+    .await;
+    let saas19 = start(SimOdooConfig {
+        saas: true,
+        ..Default::default()
+    })
+    .await;
+
+    // When asking their versions
+    let web = rpc(&saas18, "/web/webclient/version_info", json!({}), None).await;
+    let common = rpc(
+        &saas18,
+        "/jsonrpc",
+        json!({"service": "common", "method": "version", "args": []}),
+        None,
+    )
+    .await;
+    let json_version = raw(client().get(format!("{}/json/version", saas19.url()))).await;
+
+    // Then the major version is inside a string, as SaaS answers
+    let info = json!({"server_version": "saas~18.1", "server_version_info": ["saas~18", 1, 0, "final", 0, "e"],
+        "server_serie": "saas~18.1", "protocol_version": 1});
+    assert_eq!(web.json()["result"], info);
+    assert_eq!(common.json()["result"], info);
+    assert_eq!(
+        json_version.json(),
+        json!({"version_info": ["saas~19", 1, 0, "final", 0, "e"], "version": "saas~19.1"})
+    );
+}
+
+#[tokio::test]
 async fn common_authenticate_answers_a_uid_or_false_and_refuses_an_unknown_database() {
     // Given an Odoo 19 with login admin/admin and an API key
     let sim = odoo19().await;

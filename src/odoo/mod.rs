@@ -92,12 +92,7 @@ impl OdooClient {
     pub async fn server_version(&self) -> Result<u32, OdooError> {
         let body = json!({"jsonrpc": "2.0", "method": "call", "id": 1, "params": {}});
         let result = self.post_jsonrpc("web/webclient/version_info", &body).await?;
-        result
-            .get("server_version_info")
-            .and_then(|v| v.get(0))
-            .and_then(Value::as_u64)
-            .map(|v| v as u32)
-            .ok_or_else(|| OdooError::Decode(format!("no server_version_info in {result}")))
+        major_version(&result).ok_or_else(|| OdooError::Decode(format!("no server version in {result}")))
     }
 
     async fn session(&self) -> Result<Session, OdooError> {
@@ -340,6 +335,29 @@ impl OdooClient {
     }
 }
 
+/// The major version in a `version_info` answer. On-premise servers say `[19, 0, 0, "final", 0,
+/// ""]`; Odoo SaaS says `["saas~18", 1, 0, "final", 0, "e"]` and `"saas~18.1"`, so the number
+/// is taken from the first text that has one.
+fn major_version(info: &Value) -> Option<u32> {
+    let first = info.get("server_version_info").and_then(|v| v.get(0));
+    if let Some(n) = first.and_then(Value::as_u64) {
+        return u32::try_from(n).ok();
+    }
+    let texts = [first, info.get("server_serie"), info.get("server_version")];
+    texts
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .find_map(leading_number)
+}
+
+/// The first run of digits in `text`: 18 in "saas~18.1", 17 in "17.0+e".
+fn leading_number(text: &str) -> Option<u32> {
+    let start = text.find(|c: char| c.is_ascii_digit())?;
+    let digits: String = text[start..].chars().take_while(char::is_ascii_digit).collect();
+    digits.parse().ok()
+}
+
 fn records(value: Value) -> Result<Vec<Map<String, Value>>, OdooError> {
     serde_json::from_value(value).map_err(|e| OdooError::Decode(format!("expected records: {e}")))
 }
@@ -370,4 +388,21 @@ fn snippet(text: &str) -> String {
         .map(|c| if c.is_control() { ' ' } else { c })
         .collect();
     one_line.trim().to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn major_version_reads_on_premise_and_saas_answers() {
+        let on_premise = json!({"server_version": "19.0", "server_version_info": [19, 0, 0, "final", 0, ""]});
+        assert_eq!(major_version(&on_premise), Some(19));
+        let saas = json!({"server_version": "saas~18.1", "server_serie": "saas~18.1",
+            "server_version_info": ["saas~18", 1, 0, "final", 0, "e"]});
+        assert_eq!(major_version(&saas), Some(18));
+        let serie_only = json!({"server_serie": "saas~17.4", "server_version_info": ["saas", 4]});
+        assert_eq!(major_version(&serie_only), Some(17));
+        assert_eq!(major_version(&json!({"server_version": "master"})), None);
+    }
 }

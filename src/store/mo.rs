@@ -189,6 +189,24 @@ pub fn all_present_ids(conn: &Connection) -> Result<Vec<i64>, StoreError> {
     Ok(ids)
 }
 
+/// (id, write_date) of every MO not marked gone: the reconcile compares them with Odoo's.
+pub fn present_write_dates(conn: &Connection) -> Result<Vec<(i64, String)>, StoreError> {
+    const SQL: &str = "SELECT id, write_date FROM mo WHERE gone_at IS NULL ORDER BY id";
+    let mut stmt = conn.prepare_cached(SQL)?;
+    let rows = stmt
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<Result<_, _>>()?;
+    Ok(rows)
+}
+
+/// Ids of MOs not marked gone that have no transfer yet: the reconcile looks for one.
+pub fn present_without_transfer(conn: &Connection) -> Result<Vec<i64>, StoreError> {
+    const SQL: &str = "SELECT id FROM mo WHERE gone_at IS NULL AND transfer_id IS NULL ORDER BY id";
+    let mut stmt = conn.prepare_cached(SQL)?;
+    let ids = stmt.query_map([], |r| r.get(0))?.collect::<Result<_, _>>()?;
+    Ok(ids)
+}
+
 /// Of `upstream` ids, those the store lacks or holds as gone: the reconcile fetches them.
 pub fn not_present(conn: &Connection, upstream: &[i64]) -> Result<Vec<i64>, StoreError> {
     let mut stmt = conn.prepare_cached("SELECT gone_at IS NULL FROM mo WHERE id = ?1")?;
@@ -526,6 +544,23 @@ mod tests {
         assert_eq!(counts.updated, 1);
         assert_eq!(get(&conn, 1).unwrap().unwrap().gone_at, None);
         assert_eq!(not_present(&conn, &[1, 2]).unwrap(), vec![2]);
+    }
+
+    #[test]
+    fn the_reconcile_sees_write_dates_and_missing_transfers_of_present_mos_only() {
+        // Given two present MOs, one with a transfer, and a gone one
+        let mut conn = conn();
+        let mut linked = upstream(2, "confirmed", "b");
+        linked.transfer_id = Some(7);
+        let rows = [upstream(1, "confirmed", "a"), linked, upstream(3, "confirmed", "c")];
+        apply_page(&mut conn, &rows, &[], "t").unwrap();
+        mark_gone(&mut conn, &HashSet::from([1, 2]), "g").unwrap();
+        // Then the gone one is in neither list, and only the one without a transfer needs one
+        assert_eq!(
+            present_write_dates(&conn).unwrap(),
+            vec![(1, "a".to_string()), (2, "b".to_string())]
+        );
+        assert_eq!(present_without_transfer(&conn).unwrap(), vec![1]);
     }
 
     #[derive(Debug, Clone)]

@@ -1,7 +1,9 @@
 //! SQL for the sync's own records: its cursors (`sync_state`) and its run history (`sync_run`),
-//! and the summary `linegate status` prints.
+//! and the summary `linegate status` prints, from a connection that cannot write.
 
-use rusqlite::{params, Connection, OptionalExtension};
+use std::path::{Path, PathBuf};
+
+use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
 use serde::Serialize;
 
 use super::StoreError;
@@ -145,8 +147,127 @@ pub fn status(conn: &Connection) -> Result<Status, StoreError> {
         gone: count("SELECT count(*) FROM mo WHERE gone_at IS NOT NULL")?,
         by_state: grouped("SELECT state, count(*) FROM mo WHERE gone_at IS NULL GROUP BY state ORDER BY state")?,
         by_phase: grouped(&format!(
-            "SELECT {PHASE} AS phase, count(*) FROM mo GROUP BY phase ORDER BY phase"
+            "SELECT {PHASE} AS phase, count(*) FROM mo WHERE gone_at IS NULL GROUP BY phase ORDER BY phase"
         ))?,
         sources: last_runs(conn)?,
     })
+}
+
+/// Why a database cannot be read as it is, without changing it.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadOnlyError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(
+        "the database at {path} has schema version {found}, older than this linegate's ({known}): \
+         the agent migrates it when it starts"
+    )]
+    TooOld { path: PathBuf, found: u32, known: u32 },
+}
+
+/// Opens the database for reading only: no migration, no PRAGMA that writes, no file created.
+/// Refuses a schema this binary does not know, newer or older, instead of misreading it.
+pub fn open_read_only(path: &Path) -> Result<Connection, ReadOnlyError> {
+    let open_err = |source| StoreError::Open {
+        path: path.to_path_buf(),
+        source,
+    };
+    let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let conn = Connection::open_with_flags(path, flags).map_err(open_err)?;
+    // The agent may be committing a page; wait for it rather than fail.
+    conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(open_err)?;
+    let found = super::schema_version(&conn)?;
+    let known = super::SCHEMA_VERSION;
+    let path = path.to_path_buf();
+    if found > known {
+        return Err(StoreError::TooNew { path, found, known }.into());
+    }
+    if found < known {
+        return Err(ReadOnlyError::TooOld { path, found, known });
+    }
+    Ok(conn)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mo::{Audit, Protected, UpstreamMo};
+
+    fn mo(id: i64) -> UpstreamMo {
+        UpstreamMo {
+            id,
+            name: format!("WH/MO/{id:05}"),
+            state: "confirmed".into(),
+            product_id: None,
+            product_name: None,
+            uom: None,
+            product_qty: 1.0,
+            qty_producing: 0.0,
+            origin: None,
+            create_date: None,
+            write_date: "2026-11-22 01:36:38".into(),
+            planned_start: None,
+            planned_finish: None,
+            date_deadline: None,
+            transfer_id: None,
+            transfer_name: None,
+            group_worker: None,
+            note: None,
+            initial_qty_target: None,
+        }
+    }
+
+    #[test]
+    fn status_counts_phases_of_present_mos_only() {
+        // Given a present MO and a running one that has left Odoo's domain
+        let dir = tempfile::tempdir().unwrap();
+        let mut conn = super::super::open_connection(&dir.path().join("t.db")).unwrap();
+        super::super::mo::apply_page(&mut conn, &[mo(1), mo(2)], &[], "t").unwrap();
+        let running = Protected {
+            date_start: Some("2026-11-22T08:00:00Z".into()),
+            ..Default::default()
+        };
+        let audit = Audit {
+            operator: None,
+            station: "ws-1".into(),
+            at: "t".into(),
+            clock_synced: true,
+        };
+        super::super::mo::set_protected(&mut conn, 2, &running, &audit).unwrap();
+        super::super::mo::mark_gone(&mut conn, &std::collections::HashSet::from([1]), "g").unwrap();
+        // When the status is read
+        let status = status(&conn).unwrap();
+        // Then every count leaves the gone MO out
+        assert_eq!((status.mos, status.gone), (1, 1));
+        assert_eq!(status.by_state, vec![("confirmed".to_string(), 1)]);
+        assert_eq!(status.by_phase, vec![("waiting".to_string(), 1)]);
+    }
+
+    #[test]
+    fn read_only_open_refuses_other_schema_versions_and_changes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        let conn = super::super::open_connection(&path).unwrap();
+        drop(conn);
+        assert!(open_read_only(&path).is_ok());
+        for version in [super::super::SCHEMA_VERSION - 1, super::super::SCHEMA_VERSION + 1] {
+            // Given a database at another schema version
+            Connection::open(&path)
+                .unwrap()
+                .pragma_update(None, "user_version", version)
+                .unwrap();
+            // When it is opened read-only, then the error names both versions
+            let err = open_read_only(&path).unwrap_err().to_string();
+            assert!(
+                err.contains(&format!("version {version}")) && err.contains(&super::super::SCHEMA_VERSION.to_string()),
+                "{err}"
+            );
+            // And the database is as it was
+            let found: u32 = Connection::open(&path)
+                .unwrap()
+                .pragma_query_value(None, "user_version", |r| r.get(0))
+                .unwrap();
+            assert_eq!(found, version);
+        }
+    }
 }

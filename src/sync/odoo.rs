@@ -1,8 +1,10 @@
 //! One Odoo sync run: pages of MOs changed since the cursor, each page with its transfers in one
-//! request and in one SQLite transaction; and, when due, a full reconcile of ids that notices
-//! MOs that left the domain, then the retention purge.
+//! request and in one SQLite transaction; and, when due, a full reconcile of ids and write dates
+//! that repairs what the incremental sync cannot see (MOs that left the domain, changes that
+//! committed too late for the overlap, transfers created after their MO), then the retention
+//! purge.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
@@ -129,13 +131,15 @@ impl OdooSync {
                 plan
             }
         };
-        self.incremental(&plan, shutdown, report).await?;
+        // Every MO this run read from Odoo, with its transfers: the reconcile need not ask again.
+        let mut fetched = HashSet::new();
+        self.incremental(&plan, shutdown, report, &mut fetched).await?;
         let due = self
             .last_reconcile
             .is_none_or(|at| at.elapsed() >= self.reconcile_interval);
         if due && !shutdown.is_set() {
             let started = Instant::now();
-            self.reconcile(&plan, shutdown, report).await?;
+            self.reconcile(&plan, shutdown, report, &mut fetched).await?;
             self.last_reconcile = Some(started);
         }
         Ok(())
@@ -145,7 +149,13 @@ impl OdooSync {
         Ok(self.store.call(move |c| store::sync::get_state(c, SOURCE, key)).await?)
     }
 
-    async fn incremental(&self, plan: &FieldPlan, shutdown: &Shutdown, report: &mut Report) -> Result<(), SyncError> {
+    async fn incremental(
+        &self,
+        plan: &FieldPlan,
+        shutdown: &Shutdown,
+        report: &mut Report,
+        fetched: &mut HashSet<i64>,
+    ) -> Result<(), SyncError> {
         let saved = self.state(CURSOR).await?.as_deref().and_then(Position::parse);
         // Start a little before the cursor (see OVERLAP); unchanged rows seen again cost no write.
         let mut position = saved.as_ref().map(|p| {
@@ -185,6 +195,7 @@ impl OdooSync {
             newest = newest.max(Some(last.clone()));
             let cursor = newest.as_ref().map(Position::encode).unwrap_or_default();
             report.fetched += mos.len() as u64;
+            fetched.extend(mos.iter().map(|m| m.id));
             let counts = self
                 .store
                 .call(move |c| {
@@ -212,37 +223,51 @@ impl OdooSync {
             .iter()
             .map(|r| plan.upstream_mo(r))
             .collect::<Result<Vec<_>, _>>()?;
-        if let Some(domain) = mapping::picking_domain(&mos) {
+        self.find_transfers(&mut mos).await?;
+        Ok(mos)
+    }
+
+    /// Sets the transfer of every MO in `mos` that has one, with one `stock.picking` request.
+    async fn find_transfers(&self, mos: &mut [UpstreamMo]) -> Result<(), SyncError> {
+        if let Some(domain) = mapping::picking_domain(mos) {
             let fields = ["id", "name", "origin"].map(String::from);
             let pickings = self
                 .client
                 .search_read("stock.picking", &domain, &fields, "id desc", None)
                 .await?;
-            mapping::assign_transfers(&mut mos, &mapping::pickings(&pickings));
+            mapping::assign_transfers(mos, &mapping::pickings(&pickings));
         }
-        Ok(mos)
+        Ok(())
     }
 
-    /// Compares every id in the domain with the store: fetches what the store lacks, records the
-    /// final state of MOs that left and marks them gone, then purges old gone ones.
-    async fn reconcile(&self, plan: &FieldPlan, shutdown: &Shutdown, report: &mut Report) -> Result<(), SyncError> {
-        let upstream = self.client.search("mrp.production", &self.domain).await?;
-        let ids = upstream.clone();
-        let missing = self.store.call(move |c| store::mo::not_present(c, &ids)).await?;
-        self.fetch_ids(plan, &missing, shutdown, report).await?;
-        let present: HashSet<i64> = upstream.into_iter().collect();
-        let known = present.clone();
-        let left = self
+    /// Compares every id and write date in the domain with the store: fetches what the store
+    /// lacks or holds at another write date (a change committed too late for [`OVERLAP`]),
+    /// records the final state of MOs that left and marks them gone, links transfers created
+    /// since, then purges old gone MOs.
+    async fn reconcile(
+        &self,
+        plan: &FieldPlan,
+        shutdown: &Shutdown,
+        report: &mut Report,
+        fetched: &mut HashSet<i64>,
+    ) -> Result<(), SyncError> {
+        let upstream = self.upstream_write_dates().await?;
+        let stored: HashMap<i64, String> = self
             .store
-            .call(move |c| {
-                Ok(store::mo::all_present_ids(c)?
-                    .into_iter()
-                    .filter(|id| !known.contains(id))
-                    .collect::<Vec<_>>())
-            })
+            .call(|c| Ok(store::mo::present_write_dates(c)?.into_iter().collect()))
             .await?;
+        let stale: Vec<i64> = upstream
+            .iter()
+            .filter(|(id, write_date)| stored.get(id) != Some(write_date))
+            .map(|(id, _)| *id)
+            .collect();
+        self.fetch_ids(plan, &stale, shutdown, report, fetched).await?;
+        let present: HashSet<i64> = upstream.into_iter().map(|(id, _)| id).collect();
+        let mut left: Vec<i64> = stored.into_keys().filter(|id| !present.contains(id)).collect();
+        left.sort_unstable();
         // Their last state (done, cancelled) is worth showing; deleted ones simply do not come back.
-        self.fetch_ids(plan, &left, shutdown, report).await?;
+        self.fetch_ids(plan, &left, shutdown, report, fetched).await?;
+        self.link_transfers(&present, fetched, shutdown, report).await?;
         let retention = self.retention;
         let (gone, purged) = self
             .store
@@ -267,6 +292,68 @@ impl OdooSync {
         Ok(())
     }
 
+    /// (id, write_date) of every MO in the domain, in one request: two short fields per MO, so
+    /// even thousands of MOs make a small answer.
+    async fn upstream_write_dates(&self) -> Result<Vec<(i64, String)>, SyncError> {
+        let fields = ["id", "write_date"].map(String::from);
+        let records = self
+            .client
+            .search_read("mrp.production", &self.domain, &fields, "id asc", None)
+            .await?;
+        records
+            .iter()
+            .map(|r| {
+                let id = r.get("id").and_then(Value::as_i64);
+                // A missing write_date matches no stored one, so the MO is read again in full.
+                let write_date = r.get("write_date").and_then(Value::as_str).unwrap_or_default();
+                id.map(|id| (id, write_date.to_string()))
+                    .ok_or_else(|| OdooError::Decode(format!("mrp.production without an id: {r:?}")).into())
+            })
+            .collect()
+    }
+
+    /// A transfer created after its MO was synced changes nothing on the MO, so no sync reads
+    /// the MO again: look it up for present MOs that have none and were not read this run, one
+    /// `stock.picking` request per page, and write only the MOs that got one.
+    async fn link_transfers(
+        &self,
+        present: &HashSet<i64>,
+        fetched: &HashSet<i64>,
+        shutdown: &Shutdown,
+        report: &mut Report,
+    ) -> Result<(), SyncError> {
+        let mut ids = self.store.call(|c| store::mo::present_without_transfer(c)).await?;
+        ids.retain(|id| present.contains(id) && !fetched.contains(id));
+        for chunk in ids.chunks(self.page_size as usize) {
+            if shutdown.is_set() {
+                return Err(SyncError::Cancelled);
+            }
+            let chunk = chunk.to_vec();
+            let mut mos: Vec<UpstreamMo> = self
+                .store
+                .call(move |c| {
+                    Ok(store::mo::get_many(c, &chunk)?
+                        .into_iter()
+                        .map(|r| r.upstream)
+                        .collect())
+                })
+                .await?;
+            self.find_transfers(&mut mos).await?;
+            mos.retain(|m| m.transfer_id.is_some());
+            if mos.is_empty() {
+                continue;
+            }
+            let now = clock::format_rfc3339(clock::now_unix());
+            let counts = self
+                .store
+                .call(move |c| store::mo::apply_page(c, &mos, &[], &now))
+                .await?;
+            self.tell_changed(&counts.changed);
+            report.counts += counts;
+        }
+        Ok(())
+    }
+
     /// Fetches MOs by id, a page at a time, and applies them.
     async fn fetch_ids(
         &self,
@@ -274,6 +361,7 @@ impl OdooSync {
         ids: &[i64],
         shutdown: &Shutdown,
         report: &mut Report,
+        fetched: &mut HashSet<i64>,
     ) -> Result<(), SyncError> {
         let fields = plan.fields();
         for chunk in ids.chunks(self.page_size as usize) {
@@ -285,18 +373,14 @@ impl OdooSync {
                 .client
                 .search_read("mrp.production", &domain, &fields, "id asc", None)
                 .await?;
-            self.apply(plan, &records, report).await?;
+            let mos = self.with_transfers(plan, &records).await?;
+            fetched.extend(mos.iter().map(|m| m.id));
+            self.apply(mos, report).await?;
         }
         Ok(())
     }
 
-    async fn apply(
-        &self,
-        plan: &FieldPlan,
-        records: &[serde_json::Map<String, Value>],
-        report: &mut Report,
-    ) -> Result<(), SyncError> {
-        let mos = self.with_transfers(plan, records).await?;
+    async fn apply(&self, mos: Vec<UpstreamMo>, report: &mut Report) -> Result<(), SyncError> {
         report.fetched += mos.len() as u64;
         let now = clock::format_rfc3339(clock::now_unix());
         let counts = self

@@ -1,6 +1,8 @@
 //! When syncs run: once at start, then every interval with jitter; never two at once; at once on
 //! a trigger (`sync-now`); while Odoo is unreachable, retries that back off exponentially from
-//! [`RETRY_MIN`], so the first one after the link returns runs a full sync straight away.
+//! [`RETRY_MIN`] up to [`RETRY_MAX`], so a full sync runs within that long of the link's return.
+//! A run that finds another sync holding the lock (`linegate sync --once`) says nothing about
+//! the uplink: it leaves the uplink as it was and tries again after [`RETRY_MIN`].
 //! Refusals (a wrong key, a missing field) wait for the normal interval: retrying them sooner
 //! only adds load, and login attempts could trip Odoo's lockout.
 
@@ -17,7 +19,9 @@ use crate::shutdown::Shutdown;
 use crate::store::{self, Store};
 
 pub const RETRY_MIN: Duration = Duration::from_secs(2);
-const RETRY_MAX: Duration = Duration::from_secs(120);
+/// While Odoo is unreachable a retry costs one failed connection and the gateway has nothing
+/// else to do with it, so the cap is what bounds how late the link's return is noticed.
+pub const RETRY_MAX: Duration = Duration::from_secs(30);
 
 /// The uplink as the last sync saw it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -97,6 +101,11 @@ impl Scheduler {
                     jitter(self.interval, 0.1)
                 }
                 Err(SyncError::Cancelled) => return,
+                // Another sync is doing the work; the uplink is as that one will find it.
+                Err(SyncError::Busy) => {
+                    tracing::info!(source = SOURCE, "another sync is running; trying again shortly");
+                    jitter(RETRY_MIN.min(self.interval), 0.2)
+                }
                 Err(e) if e.is_transient() => {
                     failures += 1;
                     let error = e.to_string();
@@ -170,7 +179,13 @@ mod tests {
             fourth >= Duration::from_millis(12_800) && fourth <= Duration::from_millis(19_200),
             "{fourth:?}"
         );
-        assert!(backoff(30, hour) <= RETRY_MAX.mul_f64(1.2));
+        // 2 s doubled five times is 64 s: past the cap, so the link's return is seen within 36 s
+        let sixth = backoff(6, hour);
+        assert!(
+            sixth >= Duration::from_secs(24) && sixth <= Duration::from_secs(36),
+            "{sixth:?}"
+        );
+        assert!(backoff(30, hour) <= Duration::from_secs(36));
         assert!(backoff(30, Duration::from_secs(5)) <= Duration::from_secs(6));
     }
 }

@@ -157,8 +157,8 @@ fn route(s: &mut State, method: &hyper::Method, path: &str, headers: &hyper::Hea
     }
     match (method.as_str(), path) {
         ("GET", "/json/version") if s.config.version >= 19 => {
-            let v = s.config.version;
-            let body = json!({"version_info": [v, 0, 0, "final", 0, ""], "version": format!("{v}.0")}).to_string();
+            let (info, text) = version_info(s);
+            let body = json!({"version_info": info, "version": text}).to_string();
             anonymous_cookie(s, headers, ok(record("other", None, None), body))
         }
         ("POST", "/web/webclient/version_info") => {
@@ -219,9 +219,21 @@ fn session_info(s: &State) -> Value {
 }
 
 fn version(s: &State) -> Value {
+    let (info, text) = version_info(s);
+    json!({"server_version": text, "server_version_info": info, "server_serie": text, "protocol_version": 1})
+}
+
+/// `server_version_info` and `server_version`: numbers on premise, `saas~` strings on SaaS.
+fn version_info(s: &State) -> (Value, String) {
     let v = s.config.version;
-    json!({"server_version": format!("{v}.0"), "server_version_info": [v, 0, 0, "final", 0, ""],
-           "server_serie": format!("{v}.0"), "protocol_version": 1})
+    if s.config.saas {
+        (
+            json!([format!("saas~{v}"), 1, 0, "final", 0, "e"]),
+            format!("saas~{v}.1"),
+        )
+    } else {
+        (json!([v, 0, 0, "final", 0, ""]), format!("{v}.0"))
+    }
 }
 
 fn ok(record: RequestRecord, body: String) -> Answer {

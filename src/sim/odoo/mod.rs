@@ -30,6 +30,9 @@ pub struct SimOdooConfig {
     pub latency: Duration,
     /// Fields this instance adds to `mrp.production` (char fields, `false` until written).
     pub custom_fields: Vec<String>,
+    /// Answer version questions as Odoo SaaS does: `["saas~18", 1, 0, "final", 0, "e"]` and
+    /// `"saas~18.1"` instead of `[18, 0, 0, "final", 0, ""]` and `"18.0"`.
+    pub saas: bool,
 }
 
 impl Default for SimOdooConfig {
@@ -42,6 +45,7 @@ impl Default for SimOdooConfig {
             api_key: "0123456789abcdef0123456789abcdef01234567".into(),
             latency: Duration::ZERO,
             custom_fields: Vec::new(),
+            saas: false,
         }
     }
 }
