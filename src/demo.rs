@@ -62,7 +62,7 @@ async fn demo(args: DemoArgs, shutdown: Shutdown) -> anyhow::Result<()> {
         mqtt: None,
     };
     let mut config = config;
-    let broker = match LocalBroker::start() {
+    let broker = match crate::sim::mosquitto::Mosquitto::start() {
         Ok(broker) => {
             let mut mqtt = crate::config::MqttConfig::new("127.0.0.1", broker.port, "demo");
             mqtt.command_max_age = Duration::from_secs(300);
@@ -131,83 +131,6 @@ async fn demo(args: DemoArgs, shutdown: Shutdown) -> anyhow::Result<()> {
     agent.await??;
     drop(broker);
     Ok(())
-}
-
-/// mosquitto from the system's package, on a free loopback port, for the demo's lifetime.
-struct LocalBroker {
-    child: std::process::Child,
-    port: u16,
-    _dir: tempfile_dir::TempDir,
-}
-
-impl LocalBroker {
-    fn start() -> Result<LocalBroker, String> {
-        let binary = ["/usr/sbin/mosquitto", "/usr/bin/mosquitto", "/usr/local/sbin/mosquitto"]
-            .into_iter()
-            .find(|p| std::path::Path::new(p).exists())
-            .ok_or("mosquitto is not installed")?;
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .map_err(|e| e.to_string())?
-            .port();
-        let dir = tempfile_dir::TempDir::new().map_err(|e| e.to_string())?;
-        let conf = dir.path().join("mosquitto.conf");
-        // set_tcp_nodelay: without it every request/reply waits 40-90 ms for Nagle.
-        let text = format!(
-            "listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\nset_tcp_nodelay true\nlog_dest none\n"
-        );
-        std::fs::write(&conf, text).map_err(|e| e.to_string())?;
-        let child = std::process::Command::new(binary)
-            .arg("-c")
-            .arg(&conf)
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .map_err(|e| format!("{binary}: {e}"))?;
-        let broker = LocalBroker { child, port, _dir: dir };
-        for _ in 0..100 {
-            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                return Ok(broker);
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        Err("mosquitto did not start listening".into())
-    }
-}
-
-impl Drop for LocalBroker {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// A private directory that is removed with its contents, without another dependency.
-mod tempfile_dir {
-    use std::path::{Path, PathBuf};
-
-    pub struct TempDir(PathBuf);
-
-    impl TempDir {
-        pub fn new() -> std::io::Result<TempDir> {
-            let path = std::env::temp_dir().join(format!("linegate-demo-{}", std::process::id()));
-            std::fs::create_dir_all(&path)?;
-            // mosquitto drops root privileges before it reads nothing more than its config.
-            use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755))?;
-            Ok(TempDir(path))
-        }
-
-        pub fn path(&self) -> &Path {
-            &self.0
-        }
-    }
-
-    impl Drop for TempDir {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
 }
 
 /// What a planner does in Odoo between two syncs, in turn.

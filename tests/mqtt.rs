@@ -44,9 +44,9 @@ async fn a_panel_runs_the_seed_flow_and_displays_follow() {
     let sim = sim(19, 3).await;
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("linegate.db");
-    let display = Display::start(broker.port, PREFIX).await;
-    let agent = Agent::start(&sim, broker.port, &db).await;
-    let panel = Panel::start(broker.port, PREFIX, "ws-1").await;
+    let display = Display::start(broker.port(), PREFIX).await;
+    let agent = Agent::start(&sim, broker.port(), &db).await;
+    let panel = Panel::start(broker.port(), PREFIX, "ws-1").await;
     display
         .wait(&mo_topic(1), "MO 1 on display", |v| v["phase"] == "waiting")
         .await;
@@ -177,9 +177,9 @@ async fn a_repeated_request_id_gets_the_stored_reply_and_writes_nothing() {
     let sim = sim(19, 2).await;
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("linegate.db");
-    let agent = Agent::start(&sim, broker.port, &db).await;
+    let agent = Agent::start(&sim, broker.port(), &db).await;
     wait_until("the first sync", Duration::from_secs(10), || mo_count(&db) == 2).await;
-    let panel = Panel::start(broker.port, PREFIX, "ws-2").await;
+    let panel = Panel::start(broker.port(), PREFIX, "ws-2").await;
 
     // Given a registration that succeeded
     let body = json!({"request_id": "dup-1", "operator": "ana", "mo": 1, "auth_first": "5", "roll_number": "R"});
@@ -215,9 +215,9 @@ async fn every_refusal_has_its_code_and_writes_nothing() {
     let sim = sim(19, 3).await;
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("linegate.db");
-    let agent = Agent::start(&sim, broker.port, &db).await;
+    let agent = Agent::start(&sim, broker.port(), &db).await;
     wait_until("the first sync", Duration::from_secs(10), || mo_count(&db) == 3).await;
-    let panel = Panel::start(broker.port, PREFIX, "ws-3").await;
+    let panel = Panel::start(broker.port(), PREFIX, "ws-3").await;
     // MO 1 registered and running; MO 2 registered; MO 3 untouched.
     let ok = |v: Value| assert_eq!(v["ok"], true, "{v}");
     ok(panel
@@ -370,8 +370,8 @@ async fn displays_recover_after_a_broker_restart_without_persistence() {
     let sim = sim(19, 5).await;
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("linegate.db");
-    let agent = Agent::start(&sim, broker.port, &db).await;
-    let display = Display::start(broker.port, PREFIX).await;
+    let agent = Agent::start(&sim, broker.port(), &db).await;
+    let display = Display::start(broker.port(), PREFIX).await;
     display.wait(&mo_topic(5), "MO 5", |v| v["id"] == 5).await;
 
     // When the broker restarts and forgets every retained message
@@ -395,9 +395,9 @@ async fn an_mqtt_311_panel_drives_the_agent_with_mosquitto_clients() {
     let sim = sim(19, 2).await;
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("linegate.db");
-    let agent = Agent::start(&sim, broker.port, &db).await;
+    let agent = Agent::start(&sim, broker.port(), &db).await;
     wait_until("the first sync", Duration::from_secs(10), || mo_count(&db) == 2).await;
-    let port = broker.port.to_string();
+    let port = broker.port().to_string();
 
     // Given a mosquitto_sub on the station's reply topic, whose lines we collect
     let reply_topic = format!("{PREFIX}/reply/ws-9");
@@ -477,7 +477,7 @@ async fn an_mqtt_311_panel_drives_the_agent_with_mosquitto_clients() {
     assert_eq!(reply().unwrap()["ok"], true, "{:?}", reply());
     let _ = sub.kill();
     let _ = sub.wait();
-    let display = Display::start(broker.port, PREFIX).await;
+    let display = Display::start(broker.port(), PREFIX).await;
     display
         .wait(&mo_topic(1), "MO 1 ready", |v| v["operator"]["auth_first"] == "000777")
         .await;
@@ -495,6 +495,9 @@ fn write_agent_config(dir: &std::path::Path, sim: &linegate::sim::odoo::SimOdoo,
         sim.config().api_key
     );
     std::fs::write(&config, text).unwrap();
+    // It holds the API key inline: only its owner may read it.
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&config, std::fs::Permissions::from_mode(0o600)).unwrap();
     config
 }
 
@@ -519,13 +522,13 @@ async fn a_crash_between_receipt_and_reply_applies_the_command_exactly_once() {
         let sim = sim(19, 2).await;
         let dir = tempfile::tempdir().unwrap();
         let db = dir.path().join("linegate.db");
-        let config = write_agent_config(dir.path(), &sim, broker.port);
+        let config = write_agent_config(dir.path(), &sim, broker.port());
         let mut agent = spawn_agent(&config, Some(point));
-        let display = Display::start(broker.port, PREFIX).await;
+        let display = Display::start(broker.port(), PREFIX).await;
         display
             .wait(&mo_topic(2), "the agent's first publish", |v| v["id"] == 2)
             .await;
-        let panel = Panel::start(broker.port, PREFIX, "ws-k").await;
+        let panel = Panel::start(broker.port(), PREFIX, "ws-k").await;
 
         // When a panel sends a registration and the agent dies handling it
         let command =

@@ -72,72 +72,23 @@ pub fn mo_count(db: &Path) -> i64 {
     count(db, "SELECT count(*) FROM mo WHERE gone_at IS NULL")
 }
 
-/// A real mosquitto from Debian's package, on a free loopback port, killed on drop.
-pub struct Mosquitto {
-    child: Option<std::process::Child>,
-    pub port: u16,
-    dir: tempfile::TempDir,
-}
+/// A real mosquitto from Debian's package (see linegate::sim::mosquitto).
+pub struct Mosquitto(pub linegate::sim::mosquitto::Mosquitto);
 
 impl Mosquitto {
     pub async fn start() -> Mosquitto {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let dir = tempfile::tempdir().unwrap();
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
-        let conf = dir.path().join("mosquitto.conf");
-        // set_tcp_nodelay: without it Nagle adds 40-90 ms to every request/reply.
-        std::fs::write(
-            &conf,
-            format!("listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\nset_tcp_nodelay true\nlog_dest none\n"),
-        )
-        .unwrap();
-        let mut broker = Mosquitto { child: None, port, dir };
-        broker.spawn().await;
-        broker
+        let broker = tokio::task::spawn_blocking(linegate::sim::mosquitto::Mosquitto::start)
+            .await
+            .unwrap();
+        Mosquitto(broker.expect("mosquitto starts (apt-get install mosquitto)"))
     }
 
-    async fn spawn(&mut self) {
-        let binary = ["/usr/sbin/mosquitto", "/usr/bin/mosquitto"]
-            .into_iter()
-            .find(|p| Path::new(p).exists())
-            .expect("mosquitto is installed (apt-get install mosquitto)");
-        let child = std::process::Command::new(binary)
-            .arg("-c")
-            .arg(self.dir.path().join("mosquitto.conf"))
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .expect("mosquitto starts");
-        self.child = Some(child);
-        let port = self.port;
-        wait_until("mosquitto to listen", Duration::from_secs(10), || {
-            std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
-        })
-        .await;
-    }
-
-    /// Kills the broker (it keeps nothing: persistence is off).
-    pub fn stop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+    pub fn port(&self) -> u16 {
+        self.0.port
     }
 
     pub async fn restart(&mut self) {
-        self.stop();
-        self.spawn().await;
-    }
-}
-
-impl Drop for Mosquitto {
-    fn drop(&mut self) {
-        self.stop();
+        tokio::task::block_in_place(|| self.0.restart()).expect("mosquitto restarts");
     }
 }
 
