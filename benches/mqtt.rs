@@ -206,7 +206,7 @@ async fn main() {
     let fifty = round_trips(&panel, &replies, 50.0, 250, 11).await;
     let mut next_mo = 261;
     let mut ramp = Vec::new();
-    for rate in [100.0, 200.0, 400.0, 800.0] {
+    for rate in [100.0, 200.0, 400.0, 800.0, 1600.0, 3200.0] {
         let count = (rate * 2.0) as usize;
         if next_mo + count > mos {
             break;

@@ -31,6 +31,7 @@ use topics::Topic;
 
 /// How long the broker keeps our session (and the commands queued for us) while we are away.
 const SESSION_EXPIRY_SECS: u32 = 7 * 24 * 3600;
+const OUTGOING_INFLIGHT: u16 = 100;
 const MAX_PACKET: u32 = 1024 * 1024;
 const RECONNECT_MIN: Duration = Duration::from_millis(500);
 const RECONNECT_MAX: Duration = Duration::from_secs(30);
@@ -61,6 +62,9 @@ pub fn options(config: &MqttConfig, identity: &Identity) -> Result<MqttOptions, 
         .set_session_expiry_interval(Some(SESSION_EXPIRY_SECS))
         .set_manual_acks(true)
         .set_request_channel_capacity(1024)
+        // rumqttc preallocates a slot per possible inflight publish: 65,535 by default, 14 MB.
+        // The broker's receive maximum is far lower anyway (mosquitto: 20).
+        .set_outgoing_inflight_upper_limit(OUTGOING_INFLIGHT)
         // Generous on purpose: a payload over `max_payload` must reach the command layer to
         // be refused with a reply. Beyond this the broker drops it (the limit goes to the
         // broker in CONNECT), rather than the client dropping the connection in a loop.
