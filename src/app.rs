@@ -21,6 +21,7 @@ use crate::shutdown::Shutdown;
 use crate::store::{Store, StoreError};
 use crate::sync::odoo::OdooSync;
 use crate::sync::scheduler::{Scheduler, Uplink};
+use crate::sync::sicantik::SicantikSync;
 
 /// How long the tasks get to finish once shutdown is triggered.
 pub const DRAIN_DEADLINE: Duration = Duration::from_secs(10);
@@ -80,7 +81,41 @@ pub async fn run(config: Config, shutdown: Shutdown) -> Result<(), AppError> {
             "odoo sync"
         });
     } else {
-        tracing::warn!("no [odoo] section: the store is served as it is, nothing is synced");
+        tracing::warn!("no [odoo] section: MOs are served as the store has them, nothing is synced");
+    }
+    let mut uplinks = vec![("odoo", uplink)];
+
+    if let Some(sicantik) = &config.sicantik {
+        let mut sync = SicantikSync::new(sicantik, store.clone())?;
+        if let Some(changes) = &changes {
+            sync.notify(changes.clone());
+        }
+        let (uplink_tx, uplink_rx) = watch::channel(Uplink::Unknown);
+        uplinks.push(("sicantik", uplink_rx));
+        // sync-now is for Odoo; SICANTIK keeps its own schedule (its sender is dropped here).
+        let (_, triggers) = mpsc::channel::<()>(1);
+        let scheduler = Scheduler {
+            sync,
+            store: store.clone(),
+            db: config.store.path.clone(),
+            interval: sicantik.list_interval.min(sicantik.expiry_interval),
+            triggers,
+            uplink: uplink_tx,
+            changes: changes.clone(),
+        };
+        let shutdown = stopping.clone();
+        tasks.spawn(async move {
+            scheduler.run(shutdown).await;
+            "sicantik sync"
+        });
+        if let Some(url) = &sicantik.webhook_url {
+            let deliver =
+                crate::outbox::deliver_webhooks(store.clone(), url.clone(), sicantik.request_timeout, stopping.clone());
+            tasks.spawn(async move {
+                deliver.await;
+                "webhook outbox"
+            });
+        }
     }
 
     if let (Some(mqtt_config), Some(changes), Some(changes_rx)) = (&config.mqtt, changes, changes_rx) {
@@ -111,7 +146,8 @@ pub async fn run(config: Config, shutdown: Shutdown) -> Result<(), AppError> {
             identity: identity.clone(),
             changes: changes_rx,
             link: link_rx,
-            uplink,
+            uplinks,
+            permits_zone: config.sicantik.as_ref().map(|s| s.zone_offset()).transpose()?,
             last_status: Default::default(),
         };
         let publisher_shutdown = stopping.clone();

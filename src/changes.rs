@@ -12,6 +12,8 @@ pub enum Change {
     Purged(Vec<i64>),
     /// A sync run ended and was recorded.
     Synced,
+    /// Permits, their expiry dates or reminders changed.
+    Permits,
 }
 
 pub type Sender = mpsc::UnboundedSender<Change>;

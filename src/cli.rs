@@ -7,6 +7,7 @@ use crate::shutdown::Shutdown;
 use crate::store::{self, Store};
 use crate::sync::odoo::OdooSync;
 use crate::sync::scheduler;
+use crate::sync::sicantik::SicantikSync;
 
 /// Exit code for a configuration error (sysexits' EX_CONFIG); the unit does not restart on it.
 pub const EXIT_CONFIG: u8 = 78;
@@ -16,6 +17,7 @@ pub const EXIT_FAILURE: u8 = 1;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Source {
     Odoo,
+    Sicantik,
     All,
 }
 
@@ -46,11 +48,12 @@ pub async fn sync_once(config: Config, source: Source) -> u8 {
     if let Err(e) = config.validate_secrets() {
         return report_config(Path::new("config"), &e);
     }
-    let Some(odoo) = &config.odoo else {
-        eprintln!("linegate: nothing to sync: the configuration has no [odoo] section");
+    let odoo = config.odoo.as_ref().filter(|_| source != Source::Sicantik);
+    let sicantik = config.sicantik.as_ref().filter(|_| source != Source::Odoo);
+    if odoo.is_none() && sicantik.is_none() {
+        eprintln!("linegate: nothing to sync: the configuration has no section for {source:?}");
         return EXIT_CONFIG;
-    };
-    debug_assert!(matches!(source, Source::Odoo | Source::All));
+    }
     let store = match Store::open(&config.store.path) {
         Ok(store) => store,
         Err(e) => {
@@ -58,18 +61,33 @@ pub async fn sync_once(config: Config, source: Source) -> u8 {
             return EXIT_FAILURE;
         }
     };
-    let retention = std::time::Duration::from_secs(u64::from(config.store.retention_days) * 86_400);
-    let mut sync = match OdooSync::new(odoo, store.clone(), retention) {
-        Ok(sync) => sync,
-        Err(e) => return report_config(Path::new("config"), &e),
-    };
-    match scheduler::run_once(&mut sync, &store, &config.store.path, &Shutdown::never()).await {
+    let mut code = 0;
+    if let Some(odoo) = odoo {
+        let retention = std::time::Duration::from_secs(u64::from(config.store.retention_days) * 86_400);
+        match OdooSync::new(odoo, store.clone(), retention) {
+            Ok(mut sync) => code = code.max(once(&mut sync, &store, &config.store.path).await),
+            Err(e) => return report_config(Path::new("config"), &e),
+        }
+    }
+    if let Some(sicantik) = sicantik {
+        match SicantikSync::new(sicantik, store.clone()) {
+            Ok(mut sync) => code = code.max(once(&mut sync, &store, &config.store.path).await),
+            Err(e) => return report_config(Path::new("config"), &e),
+        }
+    }
+    code
+}
+
+/// One run of one source, with its one-line summary.
+async fn once<S: scheduler::Source>(sync: &mut S, store: &Store, db: &Path) -> u8 {
+    let name = sync.name();
+    match scheduler::run_once(sync, store, db, &Shutdown::never()).await {
         Ok(report) => {
-            println!("odoo: ok: {report}");
+            println!("{name}: ok: {report}");
             0
         }
         Err(e) => {
-            println!("odoo: FAILED: {e}");
+            println!("{name}: FAILED: {e}");
             EXIT_FAILURE
         }
     }

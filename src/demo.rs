@@ -60,6 +60,7 @@ async fn demo(args: DemoArgs, shutdown: Shutdown) -> anyhow::Result<()> {
         },
         odoo: Some(odoo),
         mqtt: None,
+        sicantik: None,
     };
     let mut config = config;
     let broker = match crate::sim::mosquitto::Mosquitto::start() {

@@ -21,6 +21,17 @@ pub fn render(status: &Status, db: &std::path::Path) -> String {
     };
     let _ = writeln!(out, "by state  {}", list(&status.by_state));
     let _ = writeln!(out, "by phase  {}", list(&status.by_phase));
+    let p = &status.permits;
+    if p.permits > 0 || p.types > 0 {
+        let _ = writeln!(
+            out,
+            "permits   {} ({} with expiry, {} waiting for it, {} unknown to SICANTIK), {} types",
+            p.permits, p.expiry_known, p.expiry_pending, p.expiry_unknown, p.types
+        );
+    }
+    if !status.outbox.is_empty() {
+        let _ = writeln!(out, "outbox    {}", list(&status.outbox));
+    }
     if status.sources.is_empty() {
         let _ = writeln!(out, "sync      never ran");
     }

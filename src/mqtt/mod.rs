@@ -191,7 +191,10 @@ pub struct Publisher {
     pub identity: Identity,
     pub changes: Changes,
     pub link: watch::Receiver<LinkState>,
-    pub uplink: watch::Receiver<Uplink>,
+    /// Each sync's uplink as its scheduler last saw it; shown in the status after every run.
+    pub uplinks: Vec<(&'static str, watch::Receiver<Uplink>)>,
+    /// The regency's zone offset when SICANTIK is synced: permits' expiry summary.
+    pub permits_zone: Option<i64>,
     /// The status last published, so an unchanged one is not sent again.
     pub last_status: std::sync::Mutex<Option<String>>,
 }
@@ -220,10 +223,6 @@ impl Publisher {
                         tracing::warn!(error = %e, "publishing a change failed");
                     }
                 }
-                changed = self.uplink.changed() => {
-                    if changed.is_err() { return }
-                    let _ = self.publish_status(true).await;
-                }
                 _ = shutdown.wait() => break,
             }
         }
@@ -249,6 +248,7 @@ impl Publisher {
             self.publish_mos(chunk.to_vec()).await?;
         }
         self.publish_lines(lines).await?;
+        self.publish_permits().await?;
         tracing::info!(mos = ids.len(), "retained state republished");
         Ok(())
     }
@@ -267,8 +267,41 @@ impl Publisher {
                 self.publish_lines(lines).await?;
             }
             Change::Synced => self.publish_status(true).await?,
+            Change::Permits => self.publish_permits().await?,
         }
         Ok(())
+    }
+
+    /// The expiring-permits summary, then every reminder waiting in the outbox.
+    async fn publish_permits(&self) -> Result<(), PublishError> {
+        let Some(zone) = self.permits_zone else { return Ok(()) };
+        let permits = self.store.call(|c| store::permit::with_expiry(c)).await?;
+        let now = crate::clock::now_unix();
+        let summary = payload::expiring(
+            &permits,
+            crate::sicantik::expiry::today(now, zone),
+            &crate::clock::format_rfc3339(now),
+        );
+        self.retained(Topic::PermitsExpiring, summary.to_string()).await?;
+        loop {
+            let due = self
+                .store
+                .call(|c| {
+                    store::permit::outbox_due(c, "mqtt", &crate::clock::format_rfc3339(crate::clock::now_unix()), 100)
+                })
+                .await?;
+            if due.is_empty() {
+                return Ok(());
+            }
+            for (id, message, _) in due {
+                let topic = Topic::PermitReminder.build(&self.identity.prefix);
+                self.client.publish(topic, QoS::AtLeastOnce, false, message).await?;
+                let now = crate::clock::format_rfc3339(crate::clock::now_unix());
+                self.store
+                    .call(move |c| store::permit::outbox_delivered(c, id, &now))
+                    .await?;
+            }
+        }
     }
 
     async fn publish_mos(&self, ids: Vec<i64>) -> Result<(), PublishError> {
@@ -314,12 +347,16 @@ impl Publisher {
     async fn publish_status(&self, online: bool) -> Result<(), PublishError> {
         let runs = self.store.call(|c| store::sync::last_runs(c)).await?;
         let last: Vec<_> = runs.into_iter().map(|s| s.last).collect();
-        let uplink = self.uplink.borrow().clone();
+        let uplinks: Vec<(&str, Uplink)> = self
+            .uplinks
+            .iter()
+            .map(|(name, rx)| (*name, rx.borrow().clone()))
+            .collect();
         let status = payload::status(
             online,
             &self.identity.gateway,
             &self.identity.started_at,
-            &uplink,
+            &uplinks,
             &last,
         );
         let status = status.to_string();

@@ -74,8 +74,14 @@ pub fn line(name: &str, running: &[MoRow], ready: &[MoRow]) -> Value {
 }
 
 /// `…/status`: the agent's own state; also its last will (with `online: false`).
-pub fn status(online: bool, gateway: &str, started_at: &str, uplink: &Uplink, last_runs: &[RunRecord]) -> Value {
-    let uplink = match uplink {
+pub fn status(
+    online: bool,
+    gateway: &str,
+    started_at: &str,
+    uplinks: &[(&str, Uplink)],
+    last_runs: &[RunRecord],
+) -> Value {
+    let uplink = |u: &Uplink| match u {
         Uplink::Unknown => json!({"state": "unknown"}),
         Uplink::Up => json!({"state": "up"}),
         Uplink::Down { since, error } => {
@@ -83,11 +89,14 @@ pub fn status(online: bool, gateway: &str, started_at: &str, uplink: &Uplink, la
         }
         Uplink::Refused { error } => json!({"state": "refused", "error": error}),
     };
+    let uplinks: serde_json::Map<String, Value> =
+        uplinks.iter().map(|(name, u)| (name.to_string(), uplink(u))).collect();
     let syncs: serde_json::Map<String, Value> = last_runs
         .iter()
         .map(|r| {
             let run = json!({"at": r.started_at, "ok": r.ok, "error": r.error, "duration_ms": r.duration_ms,
-                "fetched": r.fetched, "inserted": r.inserted, "updated": r.updated, "gone": r.gone});
+                "fetched": r.fetched, "inserted": r.inserted, "updated": r.updated, "gone": r.gone,
+                "details": r.details, "unknown": r.unknown, "reminders": r.reminders});
             (r.source.clone(), run)
         })
         .collect();
@@ -97,9 +106,36 @@ pub fn status(online: bool, gateway: &str, started_at: &str, uplink: &Uplink, la
         "gateway": gateway,
         "version": env!("CARGO_PKG_VERSION"),
         "started_at": started_at,
-        "uplink": {"odoo": uplink},
+        "uplink": uplinks,
         "last_sync": syncs,
     })
+}
+
+/// `…/permits/expiring`: permits within 60 days of expiry or expired in the last 30, soonest
+/// first (at most 200), and counts by status of all permits with a known expiry.
+pub fn expiring(permits: &[crate::store::permit::Expiring], today: i64, as_of: &str) -> Value {
+    use crate::sicantik::expiry::{days_left, Status};
+    let mut counts = serde_json::Map::new();
+    for s in ["ok", "warning", "critical", "expired"] {
+        counts.insert(s.into(), json!(0));
+    }
+    let mut listed = Vec::new();
+    for p in permits {
+        let Some(days) = days_left(&p.expiry, today) else {
+            continue;
+        };
+        let status = Status::of(days);
+        if let Some(n) = counts.get_mut(status.as_str()) {
+            *n = json!(n.as_u64().unwrap_or(0) + 1);
+        }
+        if (-30..=60).contains(&days) && listed.len() < 200 {
+            listed.push(
+                json!({"pendaftaran_id": p.pendaftaran_id, "no_surat": p.no_surat, "permit": p.permit,
+                "applicant": p.applicant, "expiry": p.expiry, "days_left": days, "status": status.as_str()}),
+            );
+        }
+    }
+    json!({"schema": SCHEMA, "as_of": as_of, "counts": counts, "permits": listed})
 }
 
 /// The last will: what the broker says for us when we vanish without a word.

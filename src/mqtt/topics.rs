@@ -15,6 +15,10 @@ pub enum Topic {
     Command { station: String, action: String },
     /// Out: replies to one station's panel.
     Reply { station: String },
+    /// Retained: permits expiring soon (SICANTIK).
+    PermitsExpiring,
+    /// Events: one per permit reminder.
+    PermitReminder,
 }
 
 impl Topic {
@@ -25,6 +29,8 @@ impl Topic {
             Topic::Line(line) => format!("{prefix}/line/{}", encode(line)),
             Topic::Command { station, action } => format!("{prefix}/cmd/{}/{}", encode(station), encode(action)),
             Topic::Reply { station } => format!("{prefix}/reply/{}", encode(station)),
+            Topic::PermitsExpiring => format!("{prefix}/permits/expiring"),
+            Topic::PermitReminder => format!("{prefix}/permits/reminder"),
         }
     }
 
@@ -34,6 +40,8 @@ impl Topic {
         let levels: Vec<&str> = rest.split('/').collect();
         match levels.as_slice() {
             ["status"] => Some(Topic::Status),
+            ["permits", "expiring"] => Some(Topic::PermitsExpiring),
+            ["permits", "reminder"] => Some(Topic::PermitReminder),
             ["mo", id] => id.parse().ok().filter(|_| !id.starts_with('+')).map(Topic::Mo),
             ["line", line] => Some(Topic::Line(decode(line)?)),
             ["cmd", station, action] => Some(Topic::Command {
@@ -131,6 +139,8 @@ mod tests {
             name().prop_map(Topic::Line),
             (name(), name()).prop_map(|(station, action)| Topic::Command { station, action }),
             name().prop_map(|station| Topic::Reply { station }),
+            Just(Topic::PermitsExpiring),
+            Just(Topic::PermitReminder),
         ]
     }
 

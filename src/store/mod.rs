@@ -4,6 +4,7 @@
 
 pub mod command;
 pub mod mo;
+pub mod permit;
 pub mod sync;
 
 use std::path::{Path, PathBuf};
@@ -27,6 +28,7 @@ pub enum StoreError {
 const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/0001_init.sql"),
     include_str!("../../migrations/0002_commands.sql"),
+    include_str!("../../migrations/0003_permits.sql"),
 ];
 
 pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;

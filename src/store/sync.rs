@@ -39,6 +39,10 @@ pub struct RunRecord {
     pub gone: u64,
     pub purged: u64,
     pub requests: u64,
+    /// SICANTIK: permit details found, permits no endpoint knows, reminders produced.
+    pub details: u64,
+    pub unknown: u64,
+    pub reminders: u64,
 }
 
 /// Runs kept per source; older ones are trimmed as new ones arrive.
@@ -46,7 +50,8 @@ const RUNS_KEPT: i64 = 200;
 
 pub fn record_run(conn: &mut Connection, run: &RunRecord) -> Result<(), StoreError> {
     const INSERT: &str = "INSERT INTO sync_run (source, started_at, duration_ms, ok, error, fetched, inserted, \
-        updated, unchanged, gone, purged, requests) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)";
+        updated, unchanged, gone, purged, requests, details, unknown, reminders) \
+        VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)";
     const TRIM: &str = "DELETE FROM sync_run WHERE source = ?1 AND id <= \
         (SELECT id FROM sync_run WHERE source = ?1 ORDER BY id DESC LIMIT 1 OFFSET ?2)";
     let tx = conn.transaction()?;
@@ -62,7 +67,10 @@ pub fn record_run(conn: &mut Connection, run: &RunRecord) -> Result<(), StoreErr
         run.unchanged as i64,
         run.gone as i64,
         run.purged as i64,
-        run.requests as i64
+        run.requests as i64,
+        run.details as i64,
+        run.unknown as i64,
+        run.reminders as i64
     ])?;
     tx.prepare_cached(TRIM)?.execute(params![run.source, RUNS_KEPT])?;
     tx.commit()?;
@@ -83,11 +91,15 @@ fn read_run(r: &rusqlite::Row) -> rusqlite::Result<RunRecord> {
         gone: r.get::<_, i64>(9)? as u64,
         purged: r.get::<_, i64>(10)? as u64,
         requests: r.get::<_, i64>(11)? as u64,
+        details: r.get::<_, i64>(12)? as u64,
+        unknown: r.get::<_, i64>(13)? as u64,
+        reminders: r.get::<_, i64>(14)? as u64,
     })
 }
 
 const RUN_COLUMNS: &str =
-    "source, started_at, duration_ms, ok, error, fetched, inserted, updated, unchanged, gone, purged, requests";
+    "source, started_at, duration_ms, ok, error, fetched, inserted, updated, unchanged, gone, purged, requests, \
+     details, unknown, reminders";
 
 /// The newest run per source, and the newest successful one.
 pub fn last_runs(conn: &Connection) -> Result<Vec<SourceStatus>, StoreError> {
@@ -129,6 +141,9 @@ pub struct Status {
     pub by_state: Vec<(String, u64)>,
     pub by_phase: Vec<(String, u64)>,
     pub sources: Vec<SourceStatus>,
+    pub permits: super::permit::PermitCounts,
+    /// Messages waiting to go out, by channel.
+    pub outbox: Vec<(String, u64)>,
 }
 
 pub fn status(conn: &Connection) -> Result<Status, StoreError> {
@@ -150,6 +165,8 @@ pub fn status(conn: &Connection) -> Result<Status, StoreError> {
             "SELECT {PHASE} AS phase, count(*) FROM mo WHERE gone_at IS NULL GROUP BY phase ORDER BY phase"
         ))?,
         sources: last_runs(conn)?,
+        permits: super::permit::counts(conn)?,
+        outbox: super::permit::outbox_depth(conn)?,
     })
 }
 

@@ -10,20 +10,26 @@ pub struct SyncLock {
     _file: File,
 }
 
-pub fn lock_path(db: &Path) -> PathBuf {
+/// One lock per source: Odoo and SICANTIK syncs do not wait for each other.
+pub fn lock_path(db: &Path, source: &str) -> PathBuf {
     let mut name = db.file_name().unwrap_or_default().to_os_string();
-    name.push(".sync-lock");
+    name.push(format!(".{source}.sync-lock"));
     db.with_file_name(name)
 }
 
 impl SyncLock {
     /// Takes the lock, or returns None when another sync holds it.
+    /// The Odoo sync's lock.
     pub fn try_acquire(db: &Path) -> std::io::Result<Option<SyncLock>> {
+        SyncLock::try_acquire_for(db, "odoo")
+    }
+
+    pub fn try_acquire_for(db: &Path, source: &str) -> std::io::Result<Option<SyncLock>> {
         let file = OpenOptions::new()
             .create(true)
             .truncate(false)
             .write(true)
-            .open(lock_path(db))?;
+            .open(lock_path(db, source))?;
         match file.try_lock() {
             Ok(()) => Ok(Some(SyncLock { _file: file })),
             Err(TryLockError::WouldBlock) => Ok(None),

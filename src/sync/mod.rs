@@ -4,6 +4,7 @@
 pub mod lock;
 pub mod odoo;
 pub mod scheduler;
+pub mod sicantik;
 
 use std::time::Duration;
 
@@ -22,22 +23,27 @@ pub struct Report {
     pub purged: u64,
     pub requests: u64,
     pub duration: Duration,
+    /// SICANTIK: permit details found, permits no endpoint knows, reminders produced.
+    pub details: u64,
+    pub unknown: u64,
+    pub reminders: u64,
 }
 
 impl std::fmt::Display for Report {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "fetched {}, inserted {}, updated {}, unchanged {}, gone {}, purged {}, {} requests, {:.2} s",
-            self.fetched,
-            self.counts.inserted,
-            self.counts.updated,
-            self.counts.unchanged,
-            self.gone,
-            self.purged,
-            self.requests,
-            self.duration.as_secs_f64()
-        )
+            "fetched {}, inserted {}, updated {}, unchanged {}, gone {}, purged {}",
+            self.fetched, self.counts.inserted, self.counts.updated, self.counts.unchanged, self.gone, self.purged
+        )?;
+        if self.details + self.unknown + self.reminders > 0 {
+            write!(
+                f,
+                ", details {}, unknown {}, reminders {}",
+                self.details, self.unknown, self.reminders
+            )?;
+        }
+        write!(f, ", {} requests, {:.2} s", self.requests, self.duration.as_secs_f64())
     }
 }
 
@@ -46,6 +52,12 @@ pub enum SyncError {
     /// Odoo failed; `partial` is what the run committed before that.
     #[error("{error}")]
     Odoo { error: OdooError, partial: Box<Report> },
+    /// SICANTIK failed; `partial` is what the run committed before that.
+    #[error("{error}")]
+    Sicantik {
+        error: crate::sicantik::SicantikError,
+        partial: Box<Report>,
+    },
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error("another sync is running")]
@@ -59,6 +71,7 @@ impl SyncError {
     pub fn is_transient(&self) -> bool {
         match self {
             SyncError::Odoo { error, .. } => error.is_retryable(),
+            SyncError::Sicantik { error, .. } => error.is_retryable(),
             SyncError::Busy => true,
             SyncError::Store(_) | SyncError::Cancelled => false,
         }
@@ -70,6 +83,7 @@ pub fn run_record(source: &str, started_unix: i64, outcome: &Result<Report, Sync
     let (report, error) = match outcome {
         Ok(report) => (report.clone(), None),
         Err(SyncError::Odoo { error, partial }) => ((**partial).clone(), Some(error.to_string())),
+        Err(SyncError::Sicantik { error, partial }) => ((**partial).clone(), Some(error.to_string())),
         Err(other) => (Report::default(), Some(other.to_string())),
     };
     RunRecord {
@@ -85,5 +99,8 @@ pub fn run_record(source: &str, started_unix: i64, outcome: &Result<Report, Sync
         gone: report.gone,
         purged: report.purged,
         requests: report.requests,
+        details: report.details,
+        unknown: report.unknown,
+        reminders: report.reminders,
     }
 }

@@ -399,6 +399,16 @@ impl OdooSync {
     }
 }
 
+impl super::scheduler::Source for OdooSync {
+    fn name(&self) -> &'static str {
+        SOURCE
+    }
+
+    fn run(&mut self, shutdown: &Shutdown) -> impl std::future::Future<Output = Result<Report, SyncError>> + Send {
+        OdooSync::run(self, shutdown)
+    }
+}
+
 impl From<OdooError> for SyncError {
     fn from(error: OdooError) -> Self {
         SyncError::Odoo {

@@ -12,7 +12,6 @@ use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 
 use super::lock::SyncLock;
-use super::odoo::{OdooSync, SOURCE};
 use super::{run_record, Report, SyncError};
 use crate::clock;
 use crate::shutdown::Shutdown;
@@ -39,16 +38,25 @@ pub enum Uplink {
     },
 }
 
+/// Something the scheduler can sync.
+pub trait Source: Send {
+    /// Names it in logs, the run history and the lock file.
+    fn name(&self) -> &'static str;
+    /// One run; stops between requests when `shutdown` fires.
+    fn run(&mut self, shutdown: &Shutdown) -> impl std::future::Future<Output = Result<Report, SyncError>> + Send;
+}
+
 /// Runs one sync under the cross-process lock and records it in the store.
-pub async fn run_once(
-    sync: &mut OdooSync,
+pub async fn run_once<S: Source>(
+    sync: &mut S,
     store: &Store,
     db: &std::path::Path,
     shutdown: &Shutdown,
 ) -> Result<Report, SyncError> {
-    let Some(_lock) = SyncLock::try_acquire(db).map_err(|e| {
+    let source = sync.name();
+    let Some(_lock) = SyncLock::try_acquire_for(db, source).map_err(|e| {
         SyncError::Store(store::StoreError::Open {
-            path: super::lock::lock_path(db),
+            path: super::lock::lock_path(db, source),
             source: rusqlite::Error::InvalidPath(e.to_string().into()),
         })
     })?
@@ -58,14 +66,14 @@ pub async fn run_once(
     let started = clock::now_unix();
     let outcome = sync.run(shutdown).await;
     if !matches!(outcome, Err(SyncError::Cancelled)) {
-        let record = run_record(SOURCE, started, &outcome);
+        let record = run_record(source, started, &outcome);
         store.call(move |c| store::sync::record_run(c, &record)).await?;
     }
     outcome
 }
 
-pub struct Scheduler {
-    pub sync: OdooSync,
+pub struct Scheduler<S> {
+    pub sync: S,
     pub store: Store,
     pub db: PathBuf,
     pub interval: Duration,
@@ -77,8 +85,9 @@ pub struct Scheduler {
     pub changes: Option<crate::changes::Sender>,
 }
 
-impl Scheduler {
+impl<S: Source> Scheduler<S> {
     pub async fn run(mut self, shutdown: Shutdown) {
+        let source = self.sync.name();
         let mut failures = 0u32;
         let mut last_refusal: Option<String> = None;
         loop {
@@ -92,18 +101,18 @@ impl Scheduler {
             let delay = match &outcome {
                 Ok(report) => {
                     if failures > 0 || last_refusal.is_some() {
-                        tracing::info!(source = SOURCE, "Odoo reachable again");
+                        tracing::info!(source, "upstream reachable again");
                     }
                     failures = 0;
                     last_refusal = None;
                     self.uplink.send_replace(Uplink::Up);
-                    tracing::info!(source = SOURCE, %report, "sync done");
+                    tracing::info!(source, %report, "sync done");
                     jitter(self.interval, 0.1)
                 }
                 Err(SyncError::Cancelled) => return,
                 // Another sync is doing the work; the uplink is as that one will find it.
                 Err(SyncError::Busy) => {
-                    tracing::info!(source = SOURCE, "another sync is running; trying again shortly");
+                    tracing::info!(source, "another sync is running; trying again shortly");
                     jitter(RETRY_MIN.min(self.interval), 0.2)
                 }
                 Err(e) if e.is_transient() => {
@@ -118,14 +127,14 @@ impl Scheduler {
                         error: error.clone(),
                     });
                     let delay = backoff(failures, self.interval);
-                    tracing::warn!(source = SOURCE, %error, failures, retry_in = ?delay, "sync failed");
+                    tracing::warn!(source, %error, failures, retry_in = ?delay, "sync failed");
                     delay
                 }
                 Err(e) => {
                     let error = e.to_string();
                     // An operator must act; say so once, not every interval.
                     if last_refusal.as_deref() != Some(&error) {
-                        tracing::error!(source = SOURCE, %error, "sync refused; retrying on the normal schedule");
+                        tracing::error!(source, %error, "sync refused; retrying on the normal schedule");
                     }
                     last_refusal = Some(error.clone());
                     self.uplink.send_replace(Uplink::Refused { error });
@@ -134,7 +143,7 @@ impl Scheduler {
             };
             tokio::select! {
                 _ = tokio::time::sleep(delay) => {}
-                Some(()) = self.triggers.recv() => tracing::info!(source = SOURCE, "sync requested"),
+                Some(()) = self.triggers.recv() => tracing::info!(source, "sync requested"),
                 _ = shutdown.wait() => return,
             }
         }

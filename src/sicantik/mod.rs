@@ -1,0 +1,256 @@
+//! The SICANTIK backoffice client (`../shared/protocols/sicantik.md`): every request a GET
+//! through one rate limiter, JSON asked for and XML still understood, the 404s told apart
+//! (end of a listing, unknown permit number, a real error), transient failures retried.
+
+pub mod expiry;
+pub mod parse;
+
+use std::num::NonZeroU32;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::Engine;
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use reqwest::{StatusCode, Url};
+
+pub use parse::Row;
+
+const ATTEMPTS: u32 = 3;
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum SicantikError {
+    #[error("cannot reach SICANTIK: {0}")]
+    Transport(String),
+    #[error("SICANTIK did not answer within {0:?}")]
+    Timeout(Duration),
+    #[error("SICANTIK answered HTTP {status} on {endpoint}: {detail}")]
+    Status {
+        endpoint: &'static str,
+        status: u16,
+        detail: String,
+    },
+    #[error("SICANTIK's answer on {endpoint} cannot be read: {detail}")]
+    Parse { endpoint: &'static str, detail: String },
+}
+
+impl SicantikError {
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            SicantikError::Transport(_) | SicantikError::Timeout(_) => true,
+            SicantikError::Status { status, .. } => *status >= 500 || *status == 429,
+            SicantikError::Parse { .. } => false,
+        }
+    }
+}
+
+/// What a GET came back with.
+enum Answer {
+    Rows(Vec<Row>),
+    /// 404 "Tidak ada data..": an empty list, or paging past its end.
+    NoData,
+    /// 404 "No Izin tidak Terdaftar!": the number is not known (to this endpoint).
+    NotRegistered,
+}
+
+pub struct SicantikClient {
+    http: reqwest::Client,
+    base: Url,
+    timeout: Duration,
+    /// Every request waits here: the server has no limit of its own, so we keep the courtesy.
+    limiter: Arc<DefaultDirectRateLimiter>,
+    requests: AtomicU64,
+}
+
+/// A rate limiter letting through `per_second` requests a second, one at a time.
+pub fn limiter(per_second: f64) -> DefaultDirectRateLimiter {
+    let period = Duration::from_secs_f64(1.0 / per_second.max(0.001));
+    let quota = Quota::with_period(period)
+        .expect("a positive period")
+        .allow_burst(NonZeroU32::MIN);
+    RateLimiter::direct(quota)
+}
+
+impl SicantikClient {
+    pub fn new(base: &str, rate_limit: f64, timeout: Duration) -> Result<SicantikClient, String> {
+        let mut base = Url::parse(base).map_err(|e| e.to_string())?;
+        if !base.path().ends_with('/') {
+            let path = format!("{}/", base.path());
+            base.set_path(&path);
+        }
+        Ok(SicantikClient {
+            http: crate::http::client(timeout),
+            base,
+            timeout,
+            limiter: Arc::new(limiter(rate_limit)),
+            requests: AtomicU64::new(0),
+        })
+    }
+
+    pub fn requests(&self) -> u64 {
+        self.requests.load(Ordering::Relaxed)
+    }
+
+    async fn get(&self, endpoint: &'static str, path: &str, query: &[(&str, &str)]) -> Result<Answer, SicantikError> {
+        let mut attempt = 1;
+        loop {
+            match self.get_once(endpoint, path, query).await {
+                Err(e) if e.is_retryable() && attempt < ATTEMPTS => {
+                    tracing::debug!(endpoint, attempt, error = %e, "retrying SICANTIK request");
+                    tokio::time::sleep(Duration::from_secs(1) * attempt).await;
+                    attempt += 1;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    async fn get_once(
+        &self,
+        endpoint: &'static str,
+        path: &str,
+        query: &[(&str, &str)],
+    ) -> Result<Answer, SicantikError> {
+        let mut url = self
+            .base
+            .join(path)
+            .map_err(|e| SicantikError::Transport(e.to_string()))?;
+        if !query.is_empty() {
+            // Form-encoded: base64's + / = travel as %2B %2F %3D, never as a space.
+            url.query_pairs_mut().extend_pairs(query);
+        }
+        self.limiter.until_ready().await;
+        self.requests.fetch_add(1, Ordering::Relaxed);
+        let response = self
+            .http
+            .get(url)
+            .header("Accept", "application/json")
+            .send()
+            .await
+            .map_err(|e| self.transport(e))?;
+        let status = response.status();
+        let body = response.text().await.map_err(|e| self.transport(e))?;
+        if status == StatusCode::NOT_FOUND {
+            return match body.trim() {
+                b if b.contains("Tidak ada data") => Ok(Answer::NoData),
+                b if b.contains("No Izin tidak Terdaftar") => Ok(Answer::NotRegistered),
+                "" => Err(SicantikError::Status {
+                    endpoint,
+                    status: 404,
+                    detail: "empty body (a required parameter is missing)".into(),
+                }),
+                b => Err(SicantikError::Status {
+                    endpoint,
+                    status: 404,
+                    detail: parse::snippet(b),
+                }),
+            };
+        }
+        if !status.is_success() {
+            return Err(SicantikError::Status {
+                endpoint,
+                status: status.as_u16(),
+                detail: parse::snippet(&body),
+            });
+        }
+        let (rows, warned) = parse::rows(&body).map_err(|e| SicantikError::Parse { endpoint, detail: e.0 })?;
+        if warned {
+            tracing::warn!(
+                endpoint,
+                "SICANTIK prints PHP warnings before its answers; read past them"
+            );
+        }
+        Ok(Answer::Rows(rows))
+    }
+
+    fn transport(&self, e: reqwest::Error) -> SicantikError {
+        if e.is_timeout() {
+            SicantikError::Timeout(self.timeout)
+        } else {
+            let mut text = e.to_string();
+            let mut source = std::error::Error::source(&e);
+            while let Some(s) = source {
+                text = format!("{text}: {s}");
+                source = s.source();
+            }
+            SicantikError::Transport(text)
+        }
+    }
+
+    /// Permit types. An install with none answers 404 with an empty body.
+    pub async fn permit_types(&self) -> Result<Vec<Row>, SicantikError> {
+        match self.get("jenisperizinanlist", "jenisperizinanlist", &[]).await {
+            Ok(Answer::Rows(rows)) => Ok(rows),
+            Ok(_) => Ok(vec![]),
+            Err(SicantikError::Status {
+                status: 404, detail, ..
+            }) if detail.starts_with("empty body") => Ok(vec![]),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// One page of issued permits, newest first; None past the end.
+    pub async fn issued(&self, limit: u32, offset: u32) -> Result<Option<Vec<Row>>, SicantikError> {
+        let path = format!("listpermohonanterbit/limit/{limit}/offset/{offset}");
+        match self.get("listpermohonanterbit", &path, &[]).await? {
+            Answer::Rows(rows) if !rows.is_empty() => Ok(Some(rows)),
+            _ => Ok(None),
+        }
+    }
+
+    /// A permit's detail (with its expiry), by its number: `cekperizinan` first, then
+    /// `cekperizinanizin`, which decodes the number instead of comparing base64 text.
+    pub async fn detail(&self, no_surat: &str) -> Result<Option<Row>, SicantikError> {
+        let encoded = base64::engine::general_purpose::STANDARD.encode(no_surat.as_bytes());
+        for (endpoint, path) in [
+            ("cekperizinan", "cekperizinan"),
+            ("cekperizinanizin", "cekperizinanizin"),
+        ] {
+            if let Answer::Rows(mut rows) = self.get(endpoint, path, &[("no_izin", encoded.as_str())]).await? {
+                if !rows.is_empty() {
+                    return Ok(Some(rows.swap_remove(0)));
+                }
+            }
+        }
+        Ok(None)
+    }
+}
+
+/// `0812-3456-789` → `+628123456789`: what WhatsApp gateways expect.
+pub fn normalise_phone(raw: &str) -> Option<String> {
+    let digits: String = raw
+        .chars()
+        .filter(|c| !matches!(c, ' ' | '-' | '(' | ')' | '.'))
+        .collect();
+    if digits.is_empty() || digits.chars().skip(1).any(|c| !c.is_ascii_digit()) {
+        return None;
+    }
+    Some(if let Some(rest) = digits.strip_prefix('+') {
+        format!("+{rest}")
+    } else if let Some(rest) = digits.strip_prefix('0') {
+        format!("+62{rest}")
+    } else if digits.starts_with("62") {
+        format!("+{digits}")
+    } else {
+        digits
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn phones_become_international() {
+        assert_eq!(
+            super::normalise_phone("0812-3456-789").as_deref(),
+            Some("+628123456789")
+        );
+        assert_eq!(
+            super::normalise_phone("(0361) 123 456").as_deref(),
+            Some("+62361123456")
+        );
+        assert_eq!(super::normalise_phone("62812345").as_deref(), Some("+62812345"));
+        assert_eq!(super::normalise_phone("+62 812").as_deref(), Some("+62812"));
+        assert_eq!(super::normalise_phone("-"), None);
+        assert_eq!(super::normalise_phone("n/a"), None);
+    }
+}

@@ -1,0 +1,286 @@
+//! SQL for SICANTIK's permits and permit types, their reminders, and the outbox that carries
+//! reminders out at least once.
+
+use std::collections::HashMap;
+
+use rusqlite::{params, Connection, OptionalExtension};
+use serde::Serialize;
+
+use super::StoreError;
+use crate::sicantik::Row;
+
+/// A permit as the listing shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listed {
+    pub pendaftaran_id: String,
+    pub no_surat: String,
+    pub applicant: Option<String>,
+    pub permit_name: Option<String>,
+}
+
+/// A permit's detail, from cekperizinan.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Detail {
+    pub expiry: Option<String>,
+    pub issued: Option<String>,
+    pub received: Option<String>,
+    pub phone: Option<String>,
+    pub address: Option<String>,
+    pub company: Option<String>,
+}
+
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct ListCounts {
+    pub new: u64,
+    pub changed: u64,
+    pub unchanged: u64,
+}
+
+/// Permit types, by id; unknown fields kept as JSON. Returns how many were written.
+pub fn upsert_types(conn: &mut Connection, rows: &[Row]) -> Result<u64, StoreError> {
+    const SQL: &str = "INSERT INTO permit_type (id, name, grp, sla_days, extra) VALUES (?1, ?2, ?3, ?4, ?5) \
+        ON CONFLICT (id) DO UPDATE SET name = excluded.name, grp = excluded.grp, sla_days = excluded.sla_days, \
+        extra = excluded.extra WHERE name IS NOT excluded.name OR grp IS NOT excluded.grp \
+        OR sla_days IS NOT excluded.sla_days OR extra IS NOT excluded.extra";
+    let tx = conn.transaction()?;
+    let mut written = 0;
+    {
+        let mut stmt = tx.prepare_cached(SQL)?;
+        for row in rows {
+            let field = |k: &str| row.get(k).cloned().flatten();
+            let (Some(id), Some(name)) = (field("id"), field("jenis_perizinan")) else {
+                continue;
+            };
+            let known = ["id", "jenis_perizinan", "kelompok_izin", "v_hari"];
+            let extra: serde_json::Map<String, serde_json::Value> = row
+                .iter()
+                .filter(|(k, _)| !known.contains(&k.as_str()))
+                .map(|(k, v)| {
+                    (
+                        k.clone(),
+                        v.clone().map_or(serde_json::Value::Null, serde_json::Value::String),
+                    )
+                })
+                .collect();
+            let extra = serde_json::Value::Object(extra).to_string();
+            written += stmt.execute(params![id, name, field("kelompok_izin"), field("v_hari"), extra])? as u64;
+        }
+    }
+    tx.commit()?;
+    Ok(written)
+}
+
+/// Listed permits in one transaction: new ones inserted, changed ones updated (a new permit
+/// number means its detail must be fetched again), unchanged ones not written.
+pub fn upsert_listed(conn: &mut Connection, listed: &[Listed], now: &str) -> Result<ListCounts, StoreError> {
+    const SQL: &str =
+        "INSERT INTO permit (pendaftaran_id, no_surat, applicant, permit_name, permit_type_id, listed_at) \
+        VALUES (?1, ?2, ?3, ?4, (SELECT id FROM permit_type WHERE name = ?4), ?5) \
+        ON CONFLICT (pendaftaran_id) DO UPDATE SET no_surat = excluded.no_surat, applicant = excluded.applicant, \
+        permit_name = excluded.permit_name, permit_type_id = excluded.permit_type_id, \
+        detail_state = CASE WHEN permit.no_surat IS excluded.no_surat THEN permit.detail_state ELSE 'pending' END \
+        WHERE permit.no_surat IS NOT excluded.no_surat OR permit.applicant IS NOT excluded.applicant \
+        OR permit.permit_name IS NOT excluded.permit_name OR permit.permit_type_id IS NOT excluded.permit_type_id";
+    let tx = conn.transaction()?;
+    let mut counts = ListCounts::default();
+    {
+        let mut exists = tx.prepare_cached("SELECT 1 FROM permit WHERE pendaftaran_id = ?1")?;
+        let mut stmt = tx.prepare_cached(SQL)?;
+        for p in listed {
+            let existed = exists.exists([&p.pendaftaran_id])?;
+            let wrote = stmt.execute(params![p.pendaftaran_id, p.no_surat, p.applicant, p.permit_name, now])? > 0;
+            match (existed, wrote) {
+                (false, _) => counts.new += 1,
+                (true, true) => counts.changed += 1,
+                (true, false) => counts.unchanged += 1,
+            }
+        }
+    }
+    tx.commit()?;
+    Ok(counts)
+}
+
+/// Permits whose detail to fetch now: never fetched, unknown and due for a retry, or close to
+/// (or past) expiry and not checked since `recheck_before` (a renewal shows there).
+pub fn due_for_detail(
+    conn: &Connection,
+    now: &str,
+    soon: &str,
+    recheck_before: &str,
+) -> Result<Vec<(String, String)>, StoreError> {
+    const SQL: &str = "SELECT pendaftaran_id, no_surat FROM permit WHERE detail_state = 'pending' \
+        OR (detail_state = 'unknown' AND detail_retry_at <= ?1) \
+        OR (detail_state = 'found' AND expiry <= ?2 AND detail_at < ?3) ORDER BY pendaftaran_id";
+    let mut stmt = conn.prepare_cached(SQL)?;
+    let rows = stmt.query_map(params![now, soon, recheck_before], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// Stores a found detail; returns whether the expiry changed.
+pub fn set_detail(conn: &mut Connection, id: &str, d: &Detail, now: &str) -> Result<bool, StoreError> {
+    const SQL: &str = "UPDATE permit SET detail_state = 'found', detail_attempts = 0, detail_retry_at = NULL, \
+        detail_at = ?2, expiry = ?3, issued = ?4, received = ?5, phone = ?6, address = ?7, company = ?8 \
+        WHERE pendaftaran_id = ?1";
+    let tx = conn.transaction()?;
+    let before: Option<Option<String>> = tx
+        .query_row("SELECT expiry FROM permit WHERE pendaftaran_id = ?1", [id], |r| {
+            r.get(0)
+        })
+        .optional()?;
+    tx.prepare_cached(SQL)?.execute(params![
+        id, now, d.expiry, d.issued, d.received, d.phone, d.address, d.company
+    ])?;
+    tx.commit()?;
+    Ok(before.is_some_and(|b| b != d.expiry))
+}
+
+/// Records that neither endpoint knows the permit; it is tried again after `retry_at`.
+pub fn set_unknown(conn: &Connection, id: &str, now: &str, retry_at: &str) -> Result<(), StoreError> {
+    const SQL: &str = "UPDATE permit SET detail_state = 'unknown', detail_attempts = detail_attempts + 1, \
+        detail_retry_at = ?3, detail_at = ?2 WHERE pendaftaran_id = ?1";
+    conn.prepare_cached(SQL)?.execute(params![id, now, retry_at])?;
+    Ok(())
+}
+
+pub fn detail_attempts(conn: &Connection, id: &str) -> Result<u32, StoreError> {
+    Ok(conn.query_row(
+        "SELECT detail_attempts FROM permit WHERE pendaftaran_id = ?1",
+        [id],
+        |r| r.get(0),
+    )?)
+}
+
+/// A permit with a known expiry, as reminders and the summary need it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Expiring {
+    pub pendaftaran_id: String,
+    pub no_surat: String,
+    pub permit: Option<String>,
+    pub applicant: Option<String>,
+    pub phone: Option<String>,
+    pub expiry: String,
+}
+
+pub fn with_expiry(conn: &Connection) -> Result<Vec<Expiring>, StoreError> {
+    const SQL: &str = "SELECT pendaftaran_id, no_surat, permit_name, applicant, phone, expiry FROM permit \
+        WHERE detail_state = 'found' AND expiry IS NOT NULL ORDER BY expiry, pendaftaran_id";
+    let mut stmt = conn.prepare_cached(SQL)?;
+    let rows = stmt.query_map([], |r| {
+        Ok(Expiring {
+            pendaftaran_id: r.get(0)?,
+            no_surat: r.get(1)?,
+            permit: r.get(2)?,
+            applicant: r.get(3)?,
+            phone: r.get(4)?,
+            expiry: r.get(5)?,
+        })
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// Thresholds already recorded, by (permit, expiry).
+pub fn recorded_reminders(conn: &Connection) -> Result<HashMap<(String, String), Vec<u32>>, StoreError> {
+    let mut stmt = conn.prepare_cached("SELECT pendaftaran_id, expiry, threshold FROM permit_reminder")?;
+    let mut out: HashMap<(String, String), Vec<u32>> = HashMap::new();
+    let rows = stmt.query_map([], |r| {
+        Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, u32>(2)?))
+    })?;
+    for row in rows {
+        let (id, expiry, threshold) = row?;
+        out.entry((id, expiry)).or_default().push(threshold);
+    }
+    Ok(out)
+}
+
+/// One threshold reached: recorded once; when `sent`, its messages go into the outbox.
+#[derive(Debug, Clone)]
+pub struct Reminder {
+    pub pendaftaran_id: String,
+    pub expiry: String,
+    pub threshold: u32,
+    pub sent: bool,
+    /// (channel, payload) for the outbox.
+    pub messages: Vec<(&'static str, String)>,
+}
+
+/// Records reminders and queues their messages, durably and in one transaction: a reminder is
+/// produced exactly once, and what was produced is delivered at least once.
+pub fn record_reminders(conn: &mut Connection, reminders: &[Reminder], now: &str) -> Result<u64, StoreError> {
+    const RECORD: &str = "INSERT OR IGNORE INTO permit_reminder (pendaftaran_id, expiry, threshold, created_at, sent) \
+        VALUES (?1, ?2, ?3, ?4, ?5)";
+    const QUEUE: &str = "INSERT INTO outbox (channel, payload, created_at, next_at) VALUES (?1, ?2, ?3, ?3)";
+    if reminders.is_empty() {
+        return Ok(0);
+    }
+    super::durable(conn, |tx| {
+        let mut produced = 0;
+        for r in reminders {
+            let fresh =
+                tx.prepare_cached(RECORD)?
+                    .execute(params![r.pendaftaran_id, r.expiry, r.threshold, now, r.sent])?
+                    > 0;
+            if fresh && r.sent {
+                produced += 1;
+                for (channel, payload) in &r.messages {
+                    tx.prepare_cached(QUEUE)?.execute(params![channel, payload, now])?;
+                }
+            }
+        }
+        Ok(produced)
+    })
+}
+
+/// Undelivered messages of a channel that are due, oldest first.
+pub fn outbox_due(
+    conn: &Connection,
+    channel: &str,
+    now: &str,
+    limit: u32,
+) -> Result<Vec<(i64, String, u32)>, StoreError> {
+    const SQL: &str = "SELECT id, payload, attempts FROM outbox WHERE channel = ?1 AND delivered_at IS NULL \
+        AND next_at <= ?2 ORDER BY id LIMIT ?3";
+    let mut stmt = conn.prepare_cached(SQL)?;
+    let rows = stmt.query_map(params![channel, now, limit], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+pub fn outbox_delivered(conn: &Connection, id: i64, now: &str) -> Result<(), StoreError> {
+    conn.prepare_cached("UPDATE outbox SET delivered_at = ?2, attempts = attempts + 1 WHERE id = ?1")?
+        .execute(params![id, now])?;
+    Ok(())
+}
+
+pub fn outbox_failed(conn: &Connection, id: i64, error: &str, next_at: &str) -> Result<(), StoreError> {
+    conn.prepare_cached("UPDATE outbox SET attempts = attempts + 1, last_error = ?2, next_at = ?3 WHERE id = ?1")?
+        .execute(params![id, error, next_at])?;
+    Ok(())
+}
+
+/// Messages not yet delivered, by channel.
+pub fn outbox_depth(conn: &Connection) -> Result<Vec<(String, u64)>, StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT channel, count(*) FROM outbox WHERE delivered_at IS NULL GROUP BY channel ORDER BY channel",
+    )?;
+    let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get::<_, i64>(1)? as u64)))?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct PermitCounts {
+    pub permits: u64,
+    pub types: u64,
+    pub expiry_known: u64,
+    pub expiry_pending: u64,
+    pub expiry_unknown: u64,
+}
+
+pub fn counts(conn: &Connection) -> Result<PermitCounts, StoreError> {
+    let count = |sql: &str| -> Result<u64, StoreError> { Ok(conn.query_row(sql, [], |r| r.get::<_, i64>(0))? as u64) };
+    Ok(PermitCounts {
+        permits: count("SELECT count(*) FROM permit")?,
+        types: count("SELECT count(*) FROM permit_type")?,
+        expiry_known: count("SELECT count(*) FROM permit WHERE detail_state = 'found'")?,
+        expiry_pending: count("SELECT count(*) FROM permit WHERE detail_state = 'pending'")?,
+        expiry_unknown: count("SELECT count(*) FROM permit WHERE detail_state = 'unknown'")?,
+    })
+}

@@ -1,0 +1,325 @@
+//! One SICANTIK run: permit types; the listing (from the newest, until a page holds nothing new,
+//! or all of it when the full listing is due); expiry dates for the permits that lack one, as
+//! many in flight as it takes to use the rate limit fully; then reminders, each produced once.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::task::JoinSet;
+
+use super::{Report, SyncError};
+use crate::changes::{self, Change};
+use crate::clock;
+use crate::config::{ConfigError, SicantikConfig};
+use crate::shutdown::Shutdown;
+use crate::sicantik::{expiry, normalise_phone, Row, SicantikClient, SicantikError};
+use crate::store::permit::{self, Detail, Listed, Reminder};
+use crate::store::Store;
+
+pub const SOURCE: &str = "sicantik";
+
+/// Permits close to expiry are checked again this often (a renewal shows in the detail).
+const RECHECK: Duration = Duration::from_secs(7 * 86_400);
+/// A permit no endpoint knows is tried again after this, doubling up to a week.
+const UNKNOWN_RETRY: i64 = 86_400;
+const PROGRESS_EVERY: u64 = 50;
+
+pub struct SicantikSync {
+    client: Arc<SicantikClient>,
+    store: Store,
+    page_size: u32,
+    concurrency: usize,
+    thresholds: Vec<u32>,
+    zone: i64,
+    full_listing_interval: Duration,
+    /// When this process last read the whole listing; a restarted agent reads it once.
+    last_full: Option<Instant>,
+    /// Which channels reminders go out on (outbox rows are only made for those).
+    pub mqtt: bool,
+    pub webhook: bool,
+    changes: Option<changes::Sender>,
+}
+
+impl SicantikSync {
+    pub fn new(config: &SicantikConfig, store: Store) -> Result<SicantikSync, ConfigError> {
+        let client =
+            SicantikClient::new(&config.url, config.rate_limit, config.request_timeout).map_err(|e| ConfigError {
+                key: "sicantik.url".into(),
+                message: e,
+            })?;
+        Ok(SicantikSync {
+            client: Arc::new(client),
+            store,
+            page_size: config.page_size,
+            concurrency: config.concurrency,
+            thresholds: config.reminder_days.clone(),
+            zone: config.zone_offset()?,
+            full_listing_interval: config.full_listing_interval,
+            last_full: None,
+            mqtt: false,
+            webhook: config.webhook_url.is_some(),
+            changes: None,
+        })
+    }
+
+    /// Tells `changes` when permits or reminders changed; reminders also go out over MQTT.
+    pub fn notify(&mut self, changes: changes::Sender) {
+        self.changes = Some(changes);
+        self.mqtt = true;
+    }
+
+    pub async fn run(&mut self, shutdown: &Shutdown) -> Result<Report, SyncError> {
+        let started = Instant::now();
+        let requests = self.client.requests();
+        let mut report = Report::default();
+        let result = self.run_inner(shutdown, &mut report).await;
+        report.requests = self.client.requests() - requests;
+        report.duration = started.elapsed();
+        match result {
+            Ok(()) => Ok(report),
+            Err(SyncError::Sicantik { error, .. }) => Err(SyncError::Sicantik {
+                error,
+                partial: Box::new(report),
+            }),
+            Err(other) => Err(other),
+        }
+    }
+
+    async fn run_inner(&mut self, shutdown: &Shutdown, report: &mut Report) -> Result<(), SyncError> {
+        let types = self.client.permit_types().await?;
+        self.store.call(move |c| permit::upsert_types(c, &types)).await?;
+        let full = self
+            .last_full
+            .is_none_or(|at| at.elapsed() >= self.full_listing_interval);
+        let listing_started = Instant::now();
+        self.list(full, shutdown, report).await?;
+        if full {
+            self.last_full = Some(listing_started);
+        }
+        self.details(shutdown, report).await?;
+        report.reminders = self.reminders().await?;
+        if report.counts.inserted + report.counts.updated + report.details + report.reminders > 0 {
+            changes::tell(&self.changes, Change::Permits);
+        }
+        Ok(())
+    }
+
+    /// Pages from the newest. The listing has no "changed since": an incremental run stops
+    /// after a page with nothing new; rows that shifted between pages are caught by the full
+    /// listing on its own interval.
+    async fn list(&self, full: bool, shutdown: &Shutdown, report: &mut Report) -> Result<(), SyncError> {
+        let mut offset = 0;
+        let mut junk = 0;
+        while let Some(rows) = self.client.issued(self.page_size, offset).await? {
+            if shutdown.is_set() {
+                return Err(SyncError::Cancelled);
+            }
+            report.fetched += rows.len() as u64;
+            let listed: Vec<Listed> = rows.iter().filter_map(listed).collect();
+            junk += rows.len() - listed.len();
+            let now = clock::format_rfc3339(clock::now_unix());
+            let counts = self
+                .store
+                .call(move |c| permit::upsert_listed(c, &listed, &now))
+                .await?;
+            report.counts.inserted += counts.new;
+            report.counts.updated += counts.changed;
+            report.counts.unchanged += counts.unchanged;
+            offset += rows.len() as u32;
+            if !full && counts.new == 0 && counts.changed == 0 {
+                break;
+            }
+        }
+        if junk > 0 {
+            tracing::debug!(source = SOURCE, junk, "listing rows without an applicant skipped");
+        }
+        Ok(())
+    }
+
+    /// Expiry dates for the permits that need one, `concurrency` requests in flight, all
+    /// through the client's one rate limiter.
+    async fn details(&self, shutdown: &Shutdown, report: &mut Report) -> Result<(), SyncError> {
+        let now_unix = clock::now_unix();
+        let now = clock::format_rfc3339(now_unix);
+        let soon = clock::format_odoo((expiry::today(now_unix, self.zone) + 31) * 86_400)[..10].to_string();
+        let recheck_before = clock::format_rfc3339(now_unix - RECHECK.as_secs() as i64);
+        let due = self
+            .store
+            .call(move |c| permit::due_for_detail(c, &now, &soon, &recheck_before))
+            .await?;
+        let total = due.len() as u64;
+        if total == 0 {
+            return Ok(());
+        }
+        tracing::info!(source = SOURCE, permits = total, "fetching permit details");
+        let mut queue = due.into_iter();
+        let mut running: JoinSet<(String, Result<Option<Row>, SicantikError>)> = JoinSet::new();
+        let mut done = 0u64;
+        let mut failure: Option<SicantikError> = None;
+        loop {
+            while failure.is_none() && !shutdown.is_set() && running.len() < self.concurrency {
+                let Some((id, no_surat)) = queue.next() else { break };
+                let client = self.client.clone();
+                running.spawn(async move { (id, client.detail(&no_surat).await) });
+            }
+            let Some(joined) = running.join_next().await else { break };
+            let (id, outcome) = joined.expect("detail tasks do not panic");
+            match outcome {
+                Ok(Some(row)) => {
+                    let detail = detail(&row);
+                    let now = clock::format_rfc3339(clock::now_unix());
+                    self.store
+                        .call(move |c| permit::set_detail(c, &id, &detail, &now))
+                        .await?;
+                    report.details += 1;
+                }
+                Ok(None) => {
+                    // Permits without a company record are not found although they exist: keep
+                    // them, count them, try again later (not every run).
+                    let unix = clock::now_unix();
+                    self.store
+                        .call(move |c| {
+                            let attempts = permit::detail_attempts(c, &id)?;
+                            let wait = (UNKNOWN_RETRY << attempts.min(3)).min(7 * 86_400);
+                            let retry_at = clock::format_rfc3339(unix + wait);
+                            permit::set_unknown(c, &id, &clock::format_rfc3339(unix), &retry_at)
+                        })
+                        .await?;
+                    report.unknown += 1;
+                }
+                // One unreadable answer is that permit's problem, not the run's.
+                Err(e @ SicantikError::Parse { .. }) => {
+                    tracing::warn!(source = SOURCE, permit = id, error = %e, "permit detail skipped")
+                }
+                Err(e) => {
+                    if failure.is_none() {
+                        failure = Some(e);
+                    }
+                }
+            }
+            done += 1;
+            if done % PROGRESS_EVERY == 0 {
+                tracing::info!(source = SOURCE, done, total, "permit details");
+            }
+        }
+        if let Some(error) = failure {
+            return Err(error.into());
+        }
+        if shutdown.is_set() {
+            return Err(SyncError::Cancelled);
+        }
+        Ok(())
+    }
+
+    /// Records every threshold reached since last time, and queues the ones to send.
+    async fn reminders(&self) -> Result<u64, SyncError> {
+        let thresholds = self.thresholds.clone();
+        let zone = self.zone;
+        let channels: Vec<&'static str> = [(self.mqtt, "mqtt"), (self.webhook, "webhook")]
+            .into_iter()
+            .filter(|(on, _)| *on)
+            .map(|(_, c)| c)
+            .collect();
+        Ok(self
+            .store
+            .call(move |c| {
+                let now_unix = clock::now_unix();
+                let today = expiry::today(now_unix, zone);
+                let recorded = permit::recorded_reminders(c)?;
+                let mut reminders = Vec::new();
+                for p in permit::with_expiry(c)? {
+                    let Some(days_left) = expiry::days_left(&p.expiry, today) else {
+                        continue;
+                    };
+                    let already = recorded
+                        .get(&(p.pendaftaran_id.clone(), p.expiry.clone()))
+                        .map_or(&[][..], Vec::as_slice);
+                    for (threshold, sent) in expiry::due(days_left, &thresholds, already) {
+                        let payload = reminder_payload(&p, threshold, days_left).to_string();
+                        reminders.push(Reminder {
+                            pendaftaran_id: p.pendaftaran_id.clone(),
+                            expiry: p.expiry.clone(),
+                            threshold,
+                            sent,
+                            messages: channels.iter().map(|ch| (*ch, payload.clone())).collect(),
+                        });
+                    }
+                }
+                permit::record_reminders(c, &reminders, &clock::format_rfc3339(now_unix))
+            })
+            .await?)
+    }
+}
+
+/// A listing row worth keeping: it has an id, a number and a real applicant.
+fn listed(row: &Row) -> Option<Listed> {
+    let field = |k: &str| {
+        row.get(k)
+            .cloned()
+            .flatten()
+            .map(|v| v.trim().to_string())
+            .filter(|v| !v.is_empty())
+    };
+    let applicant = field("n_pemohon").filter(|a| a != "0")?;
+    Some(Listed {
+        pendaftaran_id: field("pendaftaran_id")?,
+        no_surat: field("no_surat")?,
+        applicant: Some(applicant),
+        permit_name: field("n_perizinan"),
+    })
+}
+
+fn detail(row: &Row) -> Detail {
+    let field = |k: &str| {
+        row.get(k)
+            .cloned()
+            .flatten()
+            .map(|v| v.trim().to_string())
+            .filter(|v| !v.is_empty())
+    };
+    // MySQL's zero date means none.
+    let date = |k: &str| field(k).filter(|d| expiry::days_left(d, 0).is_some());
+    Detail {
+        expiry: date("d_berlaku_izin"),
+        issued: date("tgl_surat"),
+        received: date("d_terima_berkas"),
+        phone: field("telp_pemohon").and_then(|p| normalise_phone(&p)),
+        address: field("a_pemohon"),
+        company: field("n_perusahaan"),
+    }
+}
+
+/// `…/permits/reminder`, and the webhook's body.
+pub fn reminder_payload(p: &permit::Expiring, threshold: u32, days_left: i64) -> serde_json::Value {
+    serde_json::json!({
+        "schema": 1,
+        "pendaftaran_id": p.pendaftaran_id,
+        "no_surat": p.no_surat,
+        "permit": p.permit,
+        "applicant": p.applicant,
+        "phone": p.phone,
+        "expiry": p.expiry,
+        "days_left": days_left,
+        "threshold": threshold,
+        "status": expiry::Status::of(days_left).as_str(),
+    })
+}
+
+impl super::scheduler::Source for SicantikSync {
+    fn name(&self) -> &'static str {
+        SOURCE
+    }
+
+    fn run(&mut self, shutdown: &Shutdown) -> impl std::future::Future<Output = Result<Report, SyncError>> + Send {
+        SicantikSync::run(self, shutdown)
+    }
+}
+
+impl From<SicantikError> for SyncError {
+    fn from(error: SicantikError) -> Self {
+        SyncError::Sicantik {
+            error,
+            partial: Box::default(),
+        }
+    }
+}
