@@ -128,10 +128,14 @@ fn decode_entities(text: &str) -> String {
             "lt" => Some('<'),
             "gt" => Some('>'),
             "quot" => Some('"'),
-            "apos" | "#39" => Some('\''),
-            e if e.starts_with("#x") => u32::from_str_radix(&e[2..], 16).ok().and_then(char::from_u32),
+            "apos" => Some('\''),
+            "nbsp" => Some('\u{a0}'),
+            e if e.starts_with("#x") || e.starts_with("#X") => {
+                u32::from_str_radix(&e[2..], 16).ok().and_then(char::from_u32)
+            }
             e if e.starts_with('#') => e[1..].parse().ok().and_then(char::from_u32),
-            _ => None,
+            // PHP's htmlentities names Latin-1 letters (a strict XML parser would refuse them).
+            e => latin1_entity(e),
         };
         match decoded {
             Some(c) => {
@@ -146,6 +150,23 @@ fn decode_entities(text: &str) -> String {
     }
     out.push_str(rest);
     out
+}
+
+/// `&eacute;` and its kin: a letter and an accent, as HTML names the Latin-1 letters.
+fn latin1_entity(name: &str) -> Option<char> {
+    let (base, accent) = name.split_at(1);
+    let combos: &[(&str, &str, &str)] = &[
+        ("acute", "aeiouyAEIOUY", "áéíóúýÁÉÍÓÚÝ"),
+        ("grave", "aeiouAEIOU", "àèìòùÀÈÌÒÙ"),
+        ("circ", "aeiouAEIOU", "âêîôûÂÊÎÔÛ"),
+        ("uml", "aeiouyAEIOU", "äëïöüÿÄËÏÖÜ"),
+        ("tilde", "anoANO", "ãñõÃÑÕ"),
+        ("cedil", "cC", "çÇ"),
+        ("ring", "aA", "åÅ"),
+    ];
+    let (_, bases, letters) = combos.iter().find(|(a, _, _)| *a == accent)?;
+    let at = bases.find(base)?;
+    letters.chars().nth(bases[..at].chars().count())
 }
 
 /// The start of a body, on one line, for error messages.
@@ -178,11 +199,11 @@ mod tests {
 
     #[test]
     fn xml_is_read_with_entities_decoded() {
-        let body = "<?xml version=\"1.0\" encoding=\"utf-8\"?>\n<xml><item><no_surat>503.530/01 &amp; 02</no_surat><n_pemohon>PT &lt;Maju&gt;</n_pemohon><x/></item><item><no_surat>B</no_surat></item></xml>";
+        let body = "<?xml version=\"1.0\" encoding=\"utf-8\"?>\n<xml><item><no_surat>503.530/01 &amp; 02</no_surat><n_pemohon>PT &lt;Maju&gt; Jos&eacute; &#233;</n_pemohon><x/></item><item><no_surat>B</no_surat></item></xml>";
         let (rows, _) = rows(body).unwrap();
         assert_eq!(rows.len(), 2);
         assert_eq!(get(&rows[0], "no_surat"), Some("503.530/01 & 02"));
-        assert_eq!(get(&rows[0], "n_pemohon"), Some("PT <Maju>"));
+        assert_eq!(get(&rows[0], "n_pemohon"), Some("PT <Maju> José é"));
         assert_eq!(rows[0].get("x"), Some(&None));
     }
 

@@ -2,3 +2,4 @@
 //! the integration tests exercise the production clients unchanged.
 pub mod mosquitto;
 pub mod odoo;
+pub mod sicantik;

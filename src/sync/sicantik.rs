@@ -38,7 +38,11 @@ pub struct SicantikSync {
     pub mqtt: bool,
     pub webhook: bool,
     changes: Option<changes::Sender>,
+    /// The wall clock (Unix seconds); tests move it to cross reminder thresholds.
+    clock: Clock,
 }
+
+pub type Clock = Arc<dyn Fn() -> i64 + Send + Sync>;
 
 impl SicantikSync {
     pub fn new(config: &SicantikConfig, store: Store) -> Result<SicantikSync, ConfigError> {
@@ -59,7 +63,13 @@ impl SicantikSync {
             mqtt: false,
             webhook: config.webhook_url.is_some(),
             changes: None,
+            clock: Arc::new(clock::now_unix),
         })
+    }
+
+    /// Replaces the wall clock (for tests that cross days).
+    pub fn set_clock(&mut self, clock: Clock) {
+        self.clock = clock;
     }
 
     /// Tells `changes` when permits or reminders changed; reminders also go out over MQTT.
@@ -139,7 +149,7 @@ impl SicantikSync {
     /// Expiry dates for the permits that need one, `concurrency` requests in flight, all
     /// through the client's one rate limiter.
     async fn details(&self, shutdown: &Shutdown, report: &mut Report) -> Result<(), SyncError> {
-        let now_unix = clock::now_unix();
+        let now_unix = (self.clock)();
         let now = clock::format_rfc3339(now_unix);
         let soon = clock::format_odoo((expiry::today(now_unix, self.zone) + 31) * 86_400)[..10].to_string();
         let recheck_before = clock::format_rfc3339(now_unix - RECHECK.as_secs() as i64);
@@ -167,7 +177,7 @@ impl SicantikSync {
             match outcome {
                 Ok(Some(row)) => {
                     let detail = detail(&row);
-                    let now = clock::format_rfc3339(clock::now_unix());
+                    let now = clock::format_rfc3339((self.clock)());
                     self.store
                         .call(move |c| permit::set_detail(c, &id, &detail, &now))
                         .await?;
@@ -176,7 +186,7 @@ impl SicantikSync {
                 Ok(None) => {
                     // Permits without a company record are not found although they exist: keep
                     // them, count them, try again later (not every run).
-                    let unix = clock::now_unix();
+                    let unix = (self.clock)();
                     self.store
                         .call(move |c| {
                             let attempts = permit::detail_attempts(c, &id)?;
@@ -198,7 +208,7 @@ impl SicantikSync {
                 }
             }
             done += 1;
-            if done % PROGRESS_EVERY == 0 {
+            if done.is_multiple_of(PROGRESS_EVERY) {
                 tracing::info!(source = SOURCE, done, total, "permit details");
             }
         }
@@ -215,6 +225,7 @@ impl SicantikSync {
     async fn reminders(&self) -> Result<u64, SyncError> {
         let thresholds = self.thresholds.clone();
         let zone = self.zone;
+        let now_unix = (self.clock)();
         let channels: Vec<&'static str> = [(self.mqtt, "mqtt"), (self.webhook, "webhook")]
             .into_iter()
             .filter(|(on, _)| *on)
@@ -223,7 +234,6 @@ impl SicantikSync {
         Ok(self
             .store
             .call(move |c| {
-                let now_unix = clock::now_unix();
                 let today = expiry::today(now_unix, zone);
                 let recorded = permit::recorded_reminders(c)?;
                 let mut reminders = Vec::new();
