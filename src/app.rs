@@ -109,8 +109,13 @@ pub async fn run(config: Config, shutdown: Shutdown) -> Result<(), AppError> {
             "sicantik sync"
         });
         if let Some(url) = &sicantik.webhook_url {
-            let deliver =
-                crate::outbox::deliver_webhooks(store.clone(), url.clone(), sicantik.request_timeout, stopping.clone());
+            let deliver = crate::outbox::deliver_webhooks(
+                store.clone(),
+                url.clone(),
+                sicantik.request_timeout,
+                crate::outbox::RETRY_MIN,
+                stopping.clone(),
+            );
             tasks.spawn(async move {
                 deliver.await;
                 "webhook outbox"

@@ -10,10 +10,11 @@ use crate::store::{permit, Store};
 
 /// How often the outbox is looked at when nothing is waiting.
 const POLL: Duration = Duration::from_secs(2);
-const RETRY_MIN: i64 = 10;
-const RETRY_MAX: i64 = 3600;
+/// First retry after a failed delivery; it doubles up to [`RETRY_MAX`].
+pub const RETRY_MIN: Duration = Duration::from_secs(10);
+const RETRY_MAX: Duration = Duration::from_secs(3600);
 
-pub async fn deliver_webhooks(store: Store, url: String, timeout: Duration, shutdown: Shutdown) {
+pub async fn deliver_webhooks(store: Store, url: String, timeout: Duration, retry_min: Duration, shutdown: Shutdown) {
     let http = crate::http::client(timeout);
     let mut last_error: Option<String> = None;
     loop {
@@ -53,8 +54,8 @@ pub async fn deliver_webhooks(store: Store, url: String, timeout: Duration, shut
                         tracing::warn!(%error, "webhook delivery failed; retrying with backoff");
                         last_error = Some(error.clone());
                     }
-                    let wait = (RETRY_MIN << attempts.min(12)).min(RETRY_MAX);
-                    let next = clock::format_rfc3339(unix + wait);
+                    let wait = (retry_min * 2u32.pow(attempts.min(12))).min(RETRY_MAX);
+                    let next = clock::format_rfc3339(unix + wait.as_secs().max(1) as i64);
                     store.call(move |c| permit::outbox_failed(c, id, &error, &next)).await
                 }
             };
@@ -63,7 +64,7 @@ pub async fn deliver_webhooks(store: Store, url: String, timeout: Duration, shut
             }
         }
         tokio::select! {
-            _ = tokio::time::sleep(POLL) => {}
+            _ = tokio::time::sleep(POLL.min(retry_min)) => {}
             _ = shutdown.wait() => return,
         }
     }
