@@ -1,16 +1,17 @@
 -- Operators' commands from workstation panels. A command is applied and its reply stored in
--- one transaction, keyed by the panel's request_id: a redelivered command gets the stored
--- reply and writes nothing.
+-- one transaction, keyed by the station and the panel's request_id (panels count on their
+-- own): a redelivered command gets the stored reply and writes nothing.
 CREATE TABLE command_log (
-    request_id   TEXT    PRIMARY KEY,
     station      TEXT    NOT NULL,
+    request_id   TEXT    NOT NULL,
     action       TEXT    NOT NULL,
     operator     TEXT,
     received_at  TEXT    NOT NULL,
     clock_synced INTEGER NOT NULL,
     ok           INTEGER NOT NULL,
-    reply        TEXT    NOT NULL
-) STRICT;
+    reply        TEXT    NOT NULL,
+    PRIMARY KEY (station, request_id)
+) STRICT, WITHOUT ROWID;
 
 CREATE INDEX command_log_received ON command_log (received_at);
 

@@ -130,14 +130,17 @@ pub async fn run(config: Config, shutdown: Shutdown) -> Result<(), AppError> {
             started_at: crate::clock::format_rfc3339(crate::clock::now_unix()),
         };
         let (client, events) = rumqttc::v5::AsyncClient::new(mqtt::options(mqtt_config, &identity)?, 1024);
-        // Commands: the link receives them from the broker, the command task applies them.
+        // Commands: the link receives them from the broker, the command task applies them and
+        // hands them back to the link to acknowledge.
         let (commands_tx, commands_rx) = mpsc::unbounded_channel();
+        let (acks_tx, acks_rx) = mpsc::unbounded_channel();
         let (link_tx, link_rx) = watch::channel(LinkState::default());
         let link = mqtt::link(
             events,
             client.clone(),
             identity.prefix.clone(),
             commands_tx,
+            acks_rx,
             link_tx,
             stopping.clone(),
         );
@@ -150,7 +153,7 @@ pub async fn run(config: Config, shutdown: Shutdown) -> Result<(), AppError> {
             store: store.clone(),
             identity: identity.clone(),
             changes: changes_rx,
-            link: link_rx,
+            link: link_rx.clone(),
             uplinks,
             permits_zone: config.sicantik.as_ref().map(|s| s.zone_offset()).transpose()?,
             last_status: Default::default(),
@@ -165,14 +168,16 @@ pub async fn run(config: Config, shutdown: Shutdown) -> Result<(), AppError> {
             max_payload: mqtt_config.max_payload,
         };
         let commands = Commands::new(store.clone(), limits, sync_now);
-        let serve = mqtt::serve_commands(
+        let server = mqtt::CommandServer {
             commands,
             client,
-            identity.prefix,
-            commands_rx,
+            prefix: identity.prefix,
+            incoming: commands_rx,
+            acks: acks_tx,
+            link: link_rx,
             changes,
-            stopping.clone(),
-        );
+        };
+        let serve = server.run(stopping.clone());
         tasks.spawn(async move {
             serve.await;
             "commands"

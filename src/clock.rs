@@ -97,6 +97,36 @@ pub fn parse_odoo(text: &str) -> Option<i64> {
     Some(days_from_civil(y, m as u32, d as u32) * 86_400 + h * 3600 + mi * 60 + s)
 }
 
+/// RFC 3339: `2026-11-22T08:00:00Z`, with optional fractions (dropped) and `±HH:MM` offsets.
+pub fn parse_rfc3339(text: &str) -> Option<i64> {
+    let text = text.trim();
+    let base = parse_odoo(text.get(..19)?)?;
+    let mut rest = &text[19..];
+    if let Some(fraction) = rest.strip_prefix('.') {
+        let digits = fraction.bytes().take_while(u8::is_ascii_digit).count();
+        if digits == 0 {
+            return None;
+        }
+        rest = &fraction[digits..];
+    }
+    let offset = match rest {
+        "Z" | "z" => 0,
+        _ => {
+            let sign = match rest.as_bytes().first()? {
+                b'+' => 1,
+                b'-' => -1,
+                _ => return None,
+            };
+            let (h, m) = rest[1..].split_once(':')?;
+            if h.len() != 2 || m.len() != 2 {
+                return None;
+            }
+            sign * (h.parse::<i64>().ok()? * 3600 + m.parse::<i64>().ok()? * 60)
+        }
+    };
+    Some(base - offset)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -108,6 +138,20 @@ mod tests {
         assert_eq!(parse_odoo("2026-11-22 01:40:25"), Some(1_795_311_625));
         assert_eq!(format_rfc3339(1_795_311_625), "2026-11-22T01:40:25Z");
         assert_eq!(parse_odoo("2024-02-29"), Some(1_709_164_800));
+    }
+
+    #[test]
+    fn rfc3339_as_browsers_and_panels_write_it() {
+        let t = parse_odoo("2026-11-22 08:00:00").unwrap();
+        assert_eq!(parse_rfc3339("2026-11-22T08:00:00Z"), Some(t));
+        assert_eq!(parse_rfc3339("2026-11-22T08:00:00.123Z"), Some(t));
+        assert_eq!(parse_rfc3339("2026-11-22T15:00:00+07:00"), Some(t));
+        assert_eq!(
+            parse_rfc3339("2026-11-22T08:00:00"),
+            None,
+            "a time without a zone is ambiguous"
+        );
+        assert_eq!(parse_rfc3339("2026-11-22T08:00:00.Z"), None);
     }
 
     #[test]

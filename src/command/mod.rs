@@ -257,6 +257,31 @@ impl Commands {
         if id.len() > 128 {
             return Err(refuse("invalid_field", "`request_id` is longer than 128 characters"));
         }
+        if action.writes() {
+            // Before any other check: a command already applied gets its reply again, even if
+            // it is stale by now (the agent was down) or the rules changed since.
+            let (station, rid) = (request.station.clone(), id.clone());
+            let stored = self
+                .store
+                .call(move |c| store::command::stored_reply(c, &station, &rid))
+                .await
+                .map_err(|e| store_refusal(&e))?;
+            if let Some((stored_action, reply)) = stored {
+                if stored_action != request.action {
+                    return Err(refuse(
+                        "invalid_field",
+                        format!("request_id {id:?} was used for {stored_action:?} already; use a new one"),
+                    ));
+                }
+                let reply: Reply =
+                    serde_json::from_str(&reply).map_err(|e| refuse("internal", format!("stored reply: {e}")))?;
+                return Ok(Handled {
+                    reply,
+                    changed: vec![],
+                    replayed: true,
+                });
+            }
+        }
         if let Some(unknown) = map
             .keys()
             .find(|k| !COMMON_FIELDS.contains(&k.as_str()) && !action.fields().contains(&k.as_str()))
@@ -394,23 +419,21 @@ fn store_refusal(e: &StoreError) -> Refusal {
     refuse("internal", format!("the gateway could not store the command: {e}"))
 }
 
-/// `sent_at`: RFC 3339 / Odoo-style text, or Unix seconds.
+/// `sent_at`: RFC 3339 (fractions and offsets too, as `toISOString()` writes it), or Unix
+/// seconds.
 fn sent_at(map: &Map<String, Value>) -> Result<Option<i64>, Refusal> {
     match map.get("sent_at") {
         None | Some(Value::Null) => Ok(None),
         Some(Value::Number(n)) => n
-            .as_i64()
-            .map(Some)
-            .ok_or_else(|| refuse("invalid_field", "`sent_at` must be whole seconds")),
-        Some(Value::String(s)) => {
-            let trimmed = s.trim().trim_end_matches('Z');
-            clock::parse_odoo(trimmed).map(Some).ok_or_else(|| {
-                refuse(
-                    "invalid_field",
-                    format!("`sent_at` {s:?} is not a UTC time like 2026-11-22T08:00:00Z"),
-                )
-            })
-        }
+            .as_f64()
+            .map(|f| Some(f as i64))
+            .ok_or_else(|| refuse("invalid_field", "`sent_at` must be seconds")),
+        Some(Value::String(s)) => clock::parse_rfc3339(s).map(Some).ok_or_else(|| {
+            refuse(
+                "invalid_field",
+                format!("`sent_at` {s:?} is not a time like 2026-11-22T08:00:00Z"),
+            )
+        }),
         Some(other) => Err(refuse(
             "invalid_field",
             format!("`sent_at` must be a time, not {other}"),
@@ -675,6 +698,24 @@ fn apply(tx: &rusqlite::Transaction, plan: &Plan, audit: &Audit) -> Result<Decid
             Ok(Ok((json!({"mo": summary_of(&row, &p)}), vec![row.upstream.id])))
         }
     }
+}
+
+/// A refusal in place of a reply too large for the broker (a long list, say).
+pub fn too_large_reply(reply: &Reply, max_packet: usize) -> String {
+    let short = Reply {
+        schema: SCHEMA,
+        request_id: reply.request_id.clone(),
+        action: reply.action.clone(),
+        ok: false,
+        result: None,
+        error: Some(ReplyError {
+            code: "too_large".into(),
+            message: format!(
+                "the reply is larger than the broker accepts ({max_packet} bytes); ask with a line filter"
+            ),
+        }),
+    };
+    serde_json::to_string(&short).expect("replies serialize")
 }
 
 /// What a panel needs to know of an MO.

@@ -15,9 +15,11 @@ pub mod topics;
 use std::collections::HashMap;
 use std::time::Duration;
 
-use rumqttc::v5::mqttbytes::v5::{ConnectReturnCode, LastWill, Packet, Publish, PublishProperties};
+use rumqttc::v5::mqttbytes::v5::{
+    ConnectReturnCode, Filter, LastWill, Packet, Publish, PublishProperties, RetainForwardRule, Subscribe,
+};
 use rumqttc::v5::mqttbytes::QoS;
-use rumqttc::v5::{AsyncClient, Event, EventLoop, MqttOptions};
+use rumqttc::v5::{AsyncClient, Event, EventLoop, MqttOptions, Request as MqttRequest};
 use rumqttc::{NetworkOptions, TlsConfiguration, Transport};
 use tokio::sync::{mpsc, watch};
 
@@ -42,6 +44,8 @@ pub struct LinkState {
     pub connected: bool,
     /// Counts connections: a new value means "republish everything".
     pub generation: u64,
+    /// The broker's largest packet, when it says (MQTT 5 CONNACK).
+    pub max_packet: Option<u32>,
 }
 
 /// Everything the tasks share about this gateway's place on the broker.
@@ -107,50 +111,82 @@ pub fn options(config: &MqttConfig, identity: &Identity) -> Result<MqttOptions, 
     Ok(options)
 }
 
+/// A command from the broker, with the connection it came on (its packet id means nothing on
+/// another one).
+pub type Incoming = (u64, Publish);
+
+/// A connection that lasted this long was a good one: the next failure starts the backoff over.
+const STABLE: Duration = Duration::from_secs(30);
+
 /// Polls the event loop until shutdown has been flushed to the broker (or cannot be).
+///
+/// Acknowledgements come back on `acks` and are sent only if their command arrived on the
+/// current connection: after a reconnect without a session the broker numbers packets anew,
+/// and an old PUBACK would acknowledge a different, not yet applied, command.
 pub async fn link(
     mut events: EventLoop,
     client: AsyncClient,
     prefix: String,
-    commands: mpsc::UnboundedSender<Publish>,
+    commands: mpsc::UnboundedSender<Incoming>,
+    mut acks: mpsc::UnboundedReceiver<Incoming>,
     state: watch::Sender<LinkState>,
     shutdown: Shutdown,
 ) {
     let filter = Topic::command_filter(&prefix);
     let mut backoff = RECONNECT_MIN;
     let mut last_error: Option<String> = None;
+    let mut connected_at: Option<std::time::Instant> = None;
+    // After shutdown the publisher sends "offline" and DISCONNECT; keep polling so they reach
+    // the broker, but not forever (one deadline, not one per event).
+    let grace = async {
+        shutdown.wait().await;
+        tokio::time::sleep(Duration::from_secs(3)).await
+    };
+    tokio::pin!(grace);
     loop {
         let event = tokio::select! {
             event = events.poll() => event,
-            // After shutdown the publisher sends "offline" and DISCONNECT; keep polling so they
-            // reach the broker, but not forever.
-            _ = async { shutdown.wait().await; tokio::time::sleep(Duration::from_secs(3)).await } => return,
+            Some((generation, publish)) = acks.recv() => {
+                let current = *state.borrow();
+                if current.connected && current.generation == generation {
+                    let _ = client.try_ack(&publish);
+                }
+                continue;
+            }
+            _ = &mut grace => return,
         };
         match event {
             Ok(Event::Incoming(Packet::ConnAck(ack))) if ack.code == ConnectReturnCode::Success => {
-                backoff = RECONNECT_MIN;
                 last_error = None;
+                connected_at = Some(std::time::Instant::now());
                 if !ack.session_present {
-                    // A new session has no subscriptions: make them again.
-                    if let Err(e) = client.try_subscribe(filter.clone(), QoS::AtLeastOnce) {
-                        tracing::error!(error = %e, "cannot subscribe to commands");
-                    }
+                    // A new session has no subscriptions. Ahead of everything queued (a full
+                    // request channel during a republish must not lose it); retained commands
+                    // are never replayed to us.
+                    let mut command_filter = Filter::new(filter.clone(), QoS::AtLeastOnce);
+                    command_filter.retain_forward_rule = RetainForwardRule::Never;
+                    events
+                        .pending
+                        .push_front(MqttRequest::Subscribe(Subscribe::new(command_filter, None)));
                 }
+                let max_packet = ack.properties.as_ref().and_then(|p| p.max_packet_size);
                 state.send_modify(|s| {
                     s.connected = true;
                     s.generation += 1;
+                    s.max_packet = max_packet;
                 });
                 tracing::info!(session_present = ack.session_present, "connected to the MQTT broker");
             }
             Ok(Event::Incoming(Packet::Publish(publish))) => {
                 let topic = String::from_utf8_lossy(&publish.topic).to_string();
                 match Topic::parse(&prefix, &topic) {
-                    Some(Topic::Command { .. }) => {
-                        let _ = commands.send(publish);
+                    Some(Topic::Command { .. }) if !publish.retain => {
+                        let _ = commands.send((state.borrow().generation, publish));
                     }
                     _ => {
-                        // Not ours to handle: acknowledge it so it is not redelivered forever.
-                        tracing::warn!(topic, "message on an unknown topic dropped");
+                        // Not ours to handle (or a retained command, which would run again on
+                        // every subscribe): acknowledge it so it is not redelivered forever.
+                        tracing::warn!(topic, retain = publish.retain, "message dropped");
                         let _ = client.try_ack(&publish);
                     }
                 }
@@ -161,6 +197,11 @@ pub async fn link(
                 state.send_modify(|s| s.connected = false);
                 if shutdown.is_set() {
                     return;
+                }
+                // Only a connection that held starts the backoff over: one the broker drops at
+                // once (it refuses something we send) must not reconnect at full speed.
+                if connected_at.take().is_some_and(|at| at.elapsed() >= STABLE) {
+                    backoff = RECONNECT_MIN;
                 }
                 let text = e.to_string();
                 // Once per distinct failure, not once per retry.
@@ -203,20 +244,35 @@ impl Publisher {
     pub async fn run(mut self, shutdown: Shutdown) {
         // What each line topic last carried, so a change elsewhere does not republish it.
         let mut lines: HashMap<String, String> = HashMap::new();
+        // MOs purged while the broker was away: their retained topics still need clearing.
+        let mut purged_offline: Vec<i64> = Vec::new();
         loop {
             tokio::select! {
                 changed = self.link.changed() => {
                     if changed.is_err() { return }
                     if self.link.borrow().connected {
-                        lines.clear();
-                        if let Err(e) = self.republish_all(&mut lines).await {
+                        // Every line we ever showed is sent again; one with nothing left gets
+                        // an empty view instead of keeping a stale one.
+                        lines.values_mut().for_each(String::clear);
+                        let purged = std::mem::take(&mut purged_offline);
+                        let outcome = match self.publish_change(Change::Purged(purged.clone()), &mut lines).await {
+                            Ok(()) => self.republish_all(&mut lines).await,
+                            Err(e) => {
+                                purged_offline = purged;
+                                Err(e)
+                            }
+                        };
+                        if let Err(e) = outcome {
                             tracing::warn!(error = %e, "republishing retained state failed");
                         }
                     }
                 }
                 Some(change) = self.changes.recv() => {
                     if !self.link.borrow().connected {
-                        // Everything is republished on the next connect.
+                        // Everything is republished on the next connect; purges are remembered.
+                        if let Change::Purged(ids) = change {
+                            purged_offline.extend(ids);
+                        }
                         continue;
                     }
                     if let Err(e) = self.publish_change(change, &mut lines).await {
@@ -387,69 +443,97 @@ fn failpoint(name: &str) {
 }
 
 /// Runs panel commands: through the command layer, then the reply, then the acknowledgement.
-pub async fn serve_commands(
-    commands: Commands,
-    client: AsyncClient,
-    prefix: String,
-    mut incoming: mpsc::UnboundedReceiver<Publish>,
-    changes: ChangeSender,
-    shutdown: Shutdown,
-) {
-    loop {
-        let publish = tokio::select! {
-            Some(publish) = incoming.recv() => publish,
-            // Stop intake; an unacknowledged command is redelivered to the next run.
-            _ = shutdown.wait() => return,
-            else => return,
-        };
-        let topic = String::from_utf8_lossy(&publish.topic).to_string();
-        let Some(Topic::Command { station, action }) = Topic::parse(&prefix, &topic) else {
-            let _ = client.try_ack(&publish);
-            continue;
-        };
-        let request = Request {
-            station: station.clone(),
-            action,
-            payload: publish.payload.to_vec(),
-            received_unix: crate::clock::now_unix(),
-        };
-        failpoint("command-before-commit");
-        let handled = commands.handle(request).await;
-        failpoint("command-after-commit");
-        let reply = serde_json::to_string(&handled.reply).expect("replies serialize");
-        match &handled.reply.error {
-            Some(error) => {
-                tracing::warn!(station, request_id = ?handled.reply.request_id, code = error.code, message = error.message, "command refused")
+pub struct CommandServer {
+    pub commands: Commands,
+    pub client: AsyncClient,
+    pub prefix: String,
+    /// From the link: commands with the connection they came on.
+    pub incoming: mpsc::UnboundedReceiver<Incoming>,
+    /// To the link: commands answered, to acknowledge if their connection still stands.
+    pub acks: mpsc::UnboundedSender<Incoming>,
+    pub link: watch::Receiver<LinkState>,
+    pub changes: ChangeSender,
+}
+
+impl CommandServer {
+    pub async fn run(self, shutdown: Shutdown) {
+        let CommandServer {
+            commands,
+            client,
+            prefix,
+            mut incoming,
+            acks,
+            link,
+            changes,
+        } = self;
+        loop {
+            let (generation, publish) = tokio::select! {
+                Some(incoming) = incoming.recv() => incoming,
+                // Stop intake; an unacknowledged command is redelivered to the next run.
+                _ = shutdown.wait() => return,
+                else => return,
+            };
+            let topic = String::from_utf8_lossy(&publish.topic).to_string();
+            let Some(Topic::Command { station, action }) = Topic::parse(&prefix, &topic) else {
+                let _ = acks.send((generation, publish));
+                continue;
+            };
+            let request = Request {
+                station: station.clone(),
+                action,
+                payload: publish.payload.to_vec(),
+                received_unix: crate::clock::now_unix(),
+            };
+            failpoint("command-before-commit");
+            let handled = commands.handle(request).await;
+            failpoint("command-after-commit");
+            match &handled.reply.error {
+                Some(error) => {
+                    tracing::warn!(station, request_id = ?handled.reply.request_id, code = error.code, message = error.message, "command refused")
+                }
+                None => {
+                    tracing::info!(station, request_id = ?handled.reply.request_id, action = handled.reply.action, replayed = handled.replayed, "command done")
+                }
             }
-            None => {
-                tracing::info!(station, request_id = ?handled.reply.request_id, action = handled.reply.action, replayed = handled.replayed, "command done")
+            if !handled.changed.is_empty() {
+                let _ = changes.send(Change::Mos(handled.changed.clone()));
             }
-        }
-        if !handled.changed.is_empty() {
-            let _ = changes.send(Change::Mos(handled.changed.clone()));
-        }
-        let reply_topic = Topic::Reply { station }.build(&prefix);
-        if let Err(e) = client
-            .publish(reply_topic, QoS::AtLeastOnce, false, reply.clone())
-            .await
-        {
-            tracing::warn!(error = %e, "reply not sent");
-        }
-        // MQTT 5 request/response: answer where the panel asked, with its correlation data.
-        if let Some(props) = &publish.properties {
-            if let Some(response_topic) = &props.response_topic {
-                let properties = PublishProperties {
-                    correlation_data: props.correlation_data.clone(),
-                    ..Default::default()
-                };
-                let _ = client
-                    .publish_with_properties(response_topic.clone(), QoS::AtLeastOnce, false, reply, properties)
-                    .await;
+            // A reply the broker would refuse (larger than its packet limit) would drop the
+            // connection and come back after every reconnect: send a short refusal instead.
+            let max_packet = link.borrow().max_packet.unwrap_or(MAX_PACKET) as usize;
+            let mut reply = serde_json::to_string(&handled.reply).expect("replies serialize");
+            if reply.len() + prefix.len() + 512 > max_packet {
+                reply = crate::command::too_large_reply(&handled.reply, max_packet);
             }
-        }
-        // Only now: the command is committed and answered.
-        if let Err(e) = client.ack(&publish).await {
-            tracing::warn!(error = %e, "acknowledgement not sent; the broker will redeliver");
+            let reply_topic = Topic::Reply { station }.build(&prefix);
+            if let Err(e) = client
+                .publish(reply_topic, QoS::AtLeastOnce, false, reply.clone())
+                .await
+            {
+                tracing::warn!(error = %e, "reply not sent");
+            }
+            // MQTT 5 request/response: answer where the panel asked, with its correlation data —
+            // if the topic is one we may publish to (an empty or wildcard one would get us
+            // disconnected, again after every reconnect).
+            let response = publish
+                .properties
+                .as_ref()
+                .and_then(|p| p.response_topic.as_ref().map(|t| (t, p)));
+            if let Some((response_topic, props)) = response {
+                if topics::publishable(response_topic) {
+                    let properties = PublishProperties {
+                        correlation_data: props.correlation_data.clone(),
+                        ..Default::default()
+                    };
+                    let _ = client
+                        .publish_with_properties(response_topic.clone(), QoS::AtLeastOnce, false, reply, properties)
+                        .await;
+                } else {
+                    tracing::warn!(response_topic, "response topic ignored: not a topic one can publish to");
+                }
+            }
+            // Only now: the command is committed and answered.
+            let _ = acks.send((generation, publish));
         }
     }
 }

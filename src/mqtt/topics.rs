@@ -61,6 +61,12 @@ impl Topic {
     }
 }
 
+/// Whether a client may publish to `topic`: not empty, no wildcards, no `$` system topic, no
+/// NUL, within MQTT's length.
+pub fn publishable(topic: &str) -> bool {
+    !topic.is_empty() && topic.len() <= 65_535 && !topic.starts_with('$') && !topic.contains(['+', '#', '\0'])
+}
+
 /// One topic level from a name: never empty, no `/`, `+`, `#`, `%` or control characters.
 pub fn encode(name: &str) -> String {
     if name.is_empty() {

@@ -49,6 +49,19 @@ pub struct Outcome {
     pub replayed: bool,
 }
 
+/// The action and reply stored for a station's request_id, if it was answered before.
+pub fn stored_reply(
+    conn: &Connection,
+    station: &str,
+    request_id: &str,
+) -> Result<Option<(String, String)>, StoreError> {
+    const FIND: &str = "SELECT action, reply FROM command_log WHERE station = ?1 AND request_id = ?2";
+    Ok(conn
+        .prepare_cached(FIND)?
+        .query_row([station, request_id], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?)
+}
+
 /// Runs `apply` and stores its reply in one durable transaction, unless `request_id` was
 /// answered before, in which case the stored reply comes back and nothing is written.
 /// `apply` returns (reply JSON, ok, changed MO ids).
