@@ -667,3 +667,122 @@ async fn the_agent_connects_with_tls_a_client_certificate_and_a_password() {
     let _ = broker.kill();
     let _ = broker.wait();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_command_with_an_unpublishable_response_topic_does_not_loop_the_agent() {
+    // Given an agent and a panel
+    let broker = Mosquitto::start().await;
+    let sim = sim(19, 2).await;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("linegate.db");
+    let agent = Agent::start(&sim, broker.port(), &db).await;
+    wait_until("the first sync", Duration::from_secs(10), || mo_count(&db) == 2).await;
+    let panel = Panel::start(broker.port(), PREFIX, "ws-p").await;
+
+    // When a command asks for its reply on an empty MQTT 5 response topic (the broker would
+    // drop whoever publishes there)
+    let (client, mut events) = {
+        let options = rumqttc::v5::MqttOptions::new("poison-panel", "127.0.0.1", broker.port());
+        rumqttc::v5::AsyncClient::new(options, 10)
+    };
+    tokio::spawn(async move { while events.poll().await.is_ok() {} });
+    let properties = rumqttc::v5::mqttbytes::v5::PublishProperties {
+        response_topic: Some(String::new()),
+        correlation_data: Some("c1".into()),
+        ..Default::default()
+    };
+    let body = json!({"request_id": "poison", "operator": "a", "mo": 1, "auth_first": "1", "roll_number": "R"});
+    client
+        .publish_with_properties(
+            format!("{PREFIX}/cmd/ws-p/register-mo"),
+            rumqttc::v5::mqttbytes::QoS::AtLeastOnce,
+            false,
+            body.to_string(),
+            properties,
+        )
+        .await
+        .unwrap();
+
+    // Then it is applied and answered on the station's topic once, and the agent stays up:
+    // a later command is answered too, and the poison one is never redelivered
+    let reply = panel.reply_for("poison").await;
+    assert_eq!(reply["ok"], true, "{reply}");
+    let after = panel.send("ready-mo", json!({"request_id": "after-poison"})).await;
+    assert_eq!(after["ok"], true);
+    let redelivered = tokio::time::timeout(Duration::from_secs(3), async {
+        while panel.replies().iter().filter(|r| r["request_id"] == "poison").count() < 2 {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+    assert!(
+        redelivered.is_err(),
+        "the poison command came back: the agent reconnected"
+    );
+    agent.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn request_ids_are_per_station_and_a_replay_answers_even_when_stale() {
+    let broker = Mosquitto::start().await;
+    let sim = sim(19, 2).await;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("linegate.db");
+    let agent = Agent::start(&sim, broker.port(), &db).await;
+    wait_until("the first sync", Duration::from_secs(10), || mo_count(&db) == 2).await;
+    let one = Panel::start(broker.port(), PREFIX, "ws-a").await;
+    let two = Panel::start(broker.port(), PREFIX, "ws-b").await;
+
+    // Given two panels that both count their request ids from 1
+    let a = one
+        .send(
+            "register-mo",
+            json!({"request_id": "1", "operator": "a", "mo": 1, "auth_first": "1", "roll_number": "R"}),
+        )
+        .await;
+    let b = two
+        .send(
+            "register-mo",
+            json!({"request_id": "1", "operator": "b", "mo": 2, "auth_first": "1", "roll_number": "R"}),
+        )
+        .await;
+    // Then both commands were applied, each to its own MO
+    assert_eq!((a["ok"].clone(), b["ok"].clone()), (json!(true), json!(true)));
+    let log: Vec<String> = {
+        let conn = reader(&db);
+        let mut stmt = conn
+            .prepare("SELECT station || ' ' || request_id || ' ' || action FROM command_log")
+            .unwrap();
+        stmt.query_map([], |r| r.get(0)).unwrap().map(Result::unwrap).collect()
+    };
+    assert_eq!(b["result"]["mo"]["id"], 2, "{b} {log:?}");
+    assert_eq!(
+        common::count(&db, "SELECT count(*) FROM mo WHERE ready_for_production"),
+        2
+    );
+
+    // When panel one repeats its command an hour later (its sent_at now stale)
+    let stale = linegate::clock::format_rfc3339(linegate::clock::now_unix() - 3600);
+    let again =
+        json!({"request_id": "1", "operator": "a", "mo": 1, "auth_first": "1", "roll_number": "R", "sent_at": stale});
+    let before = one.replies().len();
+    one.publish("register-mo", again.to_string()).await;
+    wait_until("the repeated reply", Duration::from_secs(10), || {
+        one.replies().len() > before
+    })
+    .await;
+    // Then it gets the first reply, not "stale": the command was applied
+    assert_eq!(one.replies().last().unwrap(), &a);
+
+    // When the same request id is reused for another action, it is refused
+    let before = one.replies().len();
+    one.publish(
+        "start-production",
+        json!({"request_id": "1", "operator": "a", "mo": 1, "leader_id": "7"}).to_string(),
+    )
+    .await;
+    wait_until("the refusal", Duration::from_secs(10), || one.replies().len() > before).await;
+    let reused = one.replies().last().cloned().unwrap();
+    assert_eq!(reused["error"]["code"], "invalid_field", "{reused}");
+    agent.stop().await;
+}

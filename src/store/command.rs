@@ -70,12 +70,7 @@ pub fn exactly_once(
     entry: &LogEntry,
     apply: impl FnOnce(&Transaction) -> Result<(String, bool, Vec<i64>), StoreError>,
 ) -> Result<Outcome, StoreError> {
-    const FIND: &str = "SELECT reply FROM command_log WHERE request_id = ?1";
-    if let Some(reply) = conn
-        .prepare_cached(FIND)?
-        .query_row([&entry.request_id], |r| r.get(0))
-        .optional()?
-    {
+    if let Some((_, reply)) = stored_reply(conn, &entry.station, &entry.request_id)? {
         return Ok(Outcome {
             reply,
             changed: vec![],
