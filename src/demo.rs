@@ -1,6 +1,6 @@
-//! `linegate demo`: the agent against a simulated Odoo (the same protocol-faithful server the
-//! tests use), with a local database, while a simulated planner works in Odoo — so a newcomer
-//! sees MOs flow with one command on a fresh machine.
+//! `linegate demo`: the agent against a simulated Odoo and SICANTIK (the protocol-faithful
+//! servers the tests use), with a local database and, when installed, a local mosquitto, while
+//! a simulated planner works in Odoo — so a newcomer sees it all flow with one command.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -50,6 +50,14 @@ async fn demo(args: DemoArgs, shutdown: Shutdown) -> anyhow::Result<()> {
         sim.url()
     );
 
+    // A regency's licensing office too: 200 permits, its expiry dates fetched at 10 requests/s.
+    let permits = crate::sim::sicantik::SimSicantik::start(Default::default()).await?;
+    permits.seed(200);
+    println!("simulated SICANTIK serving 200 permits at {}", permits.url());
+    let mut sicantik = crate::config::SicantikConfig::new(permits.url());
+    sicantik.list_interval = Duration::from_secs(args.interval.max(1) * 6);
+    sicantik.expiry_interval = sicantik.list_interval;
+
     let mut odoo = OdooConfig::with_api_key(sim.url(), sim.config().database.clone(), sim.config().api_key.clone());
     odoo.sync_interval = Duration::from_secs(args.interval.max(1));
     odoo.reconcile_interval = Duration::from_secs(args.interval.max(1) * 3);
@@ -60,7 +68,7 @@ async fn demo(args: DemoArgs, shutdown: Shutdown) -> anyhow::Result<()> {
         },
         odoo: Some(odoo),
         mqtt: None,
-        sicantik: None,
+        sicantik: Some(sicantik),
     };
     let mut config = config;
     let broker = match crate::sim::mosquitto::Mosquitto::start() {
@@ -71,6 +79,7 @@ async fn demo(args: DemoArgs, shutdown: Shutdown) -> anyhow::Result<()> {
             config.mqtt = Some(mqtt);
             println!("mosquitto on 127.0.0.1:{} — watch the displays' topics:", broker.port);
             println!("  mosquitto_sub -h 127.0.0.1 -p {} -t '{prefix}/#' -v", broker.port);
+            println!("  (permits expiring soon: {prefix}/permits/expiring; reminders: {prefix}/permits/reminder)");
             println!("  and act as a panel (register MO 1, then start it):");
             println!(
                 "  mosquitto_pub -h 127.0.0.1 -p {} -t {prefix}/cmd/ws-1/register-mo -m '{{\"request_id\":\"d1\",\"operator\":\"ana\",\"mo\":1,\"auth_first\":\"000100\",\"roll_number\":\"R-1\",\"line\":\"L1\"}}'",
