@@ -157,6 +157,7 @@ pub async fn run(config: Config, shutdown: Shutdown) -> Result<(), AppError> {
             uplinks,
             permits_zone: config.sicantik.as_ref().map(|s| s.zone_offset()).transpose()?,
             last_status: Default::default(),
+            progress: Default::default(),
         };
         let publisher_shutdown = stopping.clone();
         tasks.spawn(async move {

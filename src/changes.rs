@@ -14,6 +14,13 @@ pub enum Change {
     Synced,
     /// Permits, their expiry dates or reminders changed.
     Permits,
+    /// A long step of a sync is under way: `done` of `total` (equal when it ends).
+    Progress {
+        source: &'static str,
+        step: &'static str,
+        done: u64,
+        total: u64,
+    },
 }
 
 pub type Sender = mpsc::UnboundedSender<Change>;

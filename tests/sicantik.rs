@@ -483,6 +483,10 @@ async fn displays_get_reminders_and_the_expiring_summary_over_mqtt() {
         })
         .await;
     assert_eq!(status["uplink"]["sicantik"]["state"], "up");
+    assert_eq!(
+        status["progress"]["sicantik"],
+        serde_json::json!({"step": "expiry", "done": 2, "total": 2})
+    );
     trigger.fire();
     agent.await.unwrap().unwrap();
 }

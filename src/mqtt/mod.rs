@@ -238,6 +238,8 @@ pub struct Publisher {
     pub permits_zone: Option<i64>,
     /// The status last published, so an unchanged one is not sent again.
     pub last_status: std::sync::Mutex<Option<String>>,
+    /// Each source's long step under way, as the status shows it.
+    pub progress: std::sync::Mutex<serde_json::Map<String, serde_json::Value>>,
 }
 
 impl Publisher {
@@ -324,6 +326,19 @@ impl Publisher {
             }
             Change::Synced => self.publish_status(true).await?,
             Change::Permits => self.publish_permits().await?,
+            Change::Progress {
+                source,
+                step,
+                done,
+                total,
+            } => {
+                let value = serde_json::json!({"step": step, "done": done, "total": total});
+                self.progress
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .insert(source.to_string(), value);
+                self.publish_status(true).await?;
+            }
         }
         Ok(())
     }
@@ -408,12 +423,14 @@ impl Publisher {
             .iter()
             .map(|(name, rx)| (*name, rx.borrow().clone()))
             .collect();
+        let progress = self.progress.lock().unwrap_or_else(|e| e.into_inner()).clone();
         let status = payload::status(
             online,
             &self.identity.gateway,
             &self.identity.started_at,
             &uplinks,
             &last,
+            &progress,
         );
         let status = status.to_string();
         let unchanged = self.last_status.lock().unwrap_or_else(|e| e.into_inner()).as_ref() == Some(&status);

@@ -80,6 +80,7 @@ pub fn status(
     started_at: &str,
     uplinks: &[(&str, Uplink)],
     last_runs: &[RunRecord],
+    progress: &serde_json::Map<String, Value>,
 ) -> Value {
     let uplink = |u: &Uplink| match u {
         Uplink::Unknown => json!({"state": "unknown"}),
@@ -108,6 +109,7 @@ pub fn status(
         "started_at": started_at,
         "uplink": uplinks,
         "last_sync": syncs,
+        "progress": progress,
     })
 }
 

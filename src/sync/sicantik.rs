@@ -208,8 +208,15 @@ impl SicantikSync {
                 }
             }
             done += 1;
-            if done.is_multiple_of(PROGRESS_EVERY) {
+            if done.is_multiple_of(PROGRESS_EVERY) || done == total {
                 tracing::info!(source = SOURCE, done, total, "permit details");
+                let progress = Change::Progress {
+                    source: SOURCE,
+                    step: "expiry",
+                    done,
+                    total,
+                };
+                changes::tell(&self.changes, progress);
             }
         }
         if let Some(error) = failure {
