@@ -20,6 +20,7 @@ CREATE TABLE permit (
     detail_retry_at TEXT,            -- for unknown ones: not before
     detail_at       TEXT,
     expiry          TEXT,            -- d_berlaku_izin, YYYY-MM-DD
+    expiry_learned  TEXT,            -- the regency's date when this expiry was first seen
     issued          TEXT,            -- tgl_surat
     received        TEXT,            -- d_terima_berkas
     phone           TEXT,            -- normalised to +62…

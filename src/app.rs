@@ -158,6 +158,7 @@ pub async fn run(config: Config, shutdown: Shutdown) -> Result<(), AppError> {
             permits_zone: config.sicantik.as_ref().map(|s| s.zone_offset()).transpose()?,
             last_status: Default::default(),
             progress: Default::default(),
+            last_permits: Default::default(),
         };
         let publisher_shutdown = stopping.clone();
         tasks.spawn(async move {

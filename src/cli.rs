@@ -71,7 +71,11 @@ pub async fn sync_once(config: Config, source: Source) -> u8 {
     }
     if let Some(sicantik) = sicantik {
         match SicantikSync::new(sicantik, store.clone()) {
-            Ok(mut sync) => code = code.max(once(&mut sync, &store, &config.store.path).await),
+            Ok(mut sync) => {
+                // Reminders this run produces wait in the outbox for the running agent's broker.
+                sync.mqtt = config.mqtt.is_some();
+                code = code.max(once(&mut sync, &store, &config.store.path).await)
+            }
             Err(e) => return report_config(Path::new("config"), &e),
         }
     }

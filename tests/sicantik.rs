@@ -490,3 +490,43 @@ async fn displays_get_reminders_and_the_expiring_summary_over_mqtt() {
     trigger.fire();
     agent.await.unwrap().unwrap();
 }
+
+#[tokio::test]
+async fn reminders_go_out_while_sicantik_is_down() {
+    // Given a stored permit 100 days from expiry
+    let sim = sim(200.0).await;
+    let mut f = Fixture::new(config(&sim, 200.0));
+    sim.add_permit(permit("0006000000000001", &f.today_plus(-30), Some(f.today_plus(100))));
+    f.run().await;
+
+    // When SICANTIK is down on the day the 90-day threshold passes
+    sim.set_down(true);
+    f.advance_days(12);
+    let err = f.sync.run(&Shutdown::never()).await.unwrap_err();
+
+    // Then the run reports the outage, and the reminder went out all the same
+    assert!(err.is_transient(), "{err}");
+    assert_eq!(f.queued(), vec![("0006000000000001".to_string(), 90)]);
+}
+
+#[tokio::test]
+async fn a_permit_found_without_an_expiry_date_is_asked_again_later() {
+    // Given a permit whose detail has no expiry date yet
+    let sim = sim(200.0).await;
+    let mut f = Fixture::new(config(&sim, 200.0));
+    sim.add_permit(permit("0007000000000001", &f.today_plus(-5), None));
+    let first = f.run().await;
+    assert_eq!((first.details, first.unknown), (0, 1));
+
+    // When the office enters the date, and a few days pass
+    sim.set_expiry("0007000000000001", Some(&f.today_plus(365)));
+    f.advance_days(3);
+    let later = f.run().await;
+
+    // Then it was asked again and the expiry is known
+    assert_eq!(later.details, 1);
+    let expiry: String = reader(&f.db)
+        .query_row("SELECT expiry FROM permit", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(expiry, f.today_plus(362));
+}

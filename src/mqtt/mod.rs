@@ -240,6 +240,9 @@ pub struct Publisher {
     pub last_status: std::sync::Mutex<Option<String>>,
     /// Each source's long step under way, as the status shows it.
     pub progress: std::sync::Mutex<serde_json::Map<String, serde_json::Value>>,
+    /// The permits summary last published: days left change at the regency's midnight even
+    /// when nothing else does, so it is recomputed every few minutes and sent when it differs.
+    pub last_permits: std::sync::Mutex<Option<String>>,
 }
 
 impl Publisher {
@@ -248,6 +251,7 @@ impl Publisher {
         let mut lines: HashMap<String, String> = HashMap::new();
         // MOs purged while the broker was away: their retained topics still need clearing.
         let mut purged_offline: Vec<i64> = Vec::new();
+        let mut summary_tick = tokio::time::interval(Duration::from_secs(300));
         loop {
             tokio::select! {
                 changed = self.link.changed() => {
@@ -281,6 +285,13 @@ impl Publisher {
                         tracing::warn!(error = %e, "publishing a change failed");
                     }
                 }
+                _ = summary_tick.tick(), if self.permits_zone.is_some() => {
+                    if self.link.borrow().connected {
+                        if let Err(e) = self.publish_permits().await {
+                            tracing::warn!(error = %e, "publishing the permits summary failed");
+                        }
+                    }
+                }
                 _ = shutdown.wait() => break,
             }
         }
@@ -300,6 +311,7 @@ impl Publisher {
     async fn republish_all(&self, lines: &mut HashMap<String, String>) -> Result<(), PublishError> {
         // The broker may have lost everything: nothing counts as published any more.
         *self.last_status.lock().unwrap_or_else(|e| e.into_inner()) = None;
+        *self.last_permits.lock().unwrap_or_else(|e| e.into_inner()) = None;
         self.publish_status(true).await?;
         let ids = self.store.call(|c| store::mo::all_ids(c)).await?;
         for chunk in ids.chunks(500) {
@@ -347,13 +359,13 @@ impl Publisher {
     async fn publish_permits(&self) -> Result<(), PublishError> {
         let Some(zone) = self.permits_zone else { return Ok(()) };
         let permits = self.store.call(|c| store::permit::with_expiry(c)).await?;
-        let now = crate::clock::now_unix();
-        let summary = payload::expiring(
-            &permits,
-            crate::sicantik::expiry::today(now, zone),
-            &crate::clock::format_rfc3339(now),
-        );
-        self.retained(Topic::PermitsExpiring, summary.to_string()).await?;
+        let today = crate::sicantik::expiry::today(crate::clock::now_unix(), zone);
+        let summary = payload::expiring(&permits, today).to_string();
+        let unchanged = self.last_permits.lock().unwrap_or_else(|e| e.into_inner()).as_ref() == Some(&summary);
+        if !unchanged {
+            self.retained(Topic::PermitsExpiring, summary.clone()).await?;
+            *self.last_permits.lock().unwrap_or_else(|e| e.into_inner()) = Some(summary);
+        }
         loop {
             let due = self
                 .store

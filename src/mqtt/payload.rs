@@ -113,15 +113,16 @@ pub fn status(
     })
 }
 
-/// `…/permits/expiring`: permits within 60 days of expiry or expired in the last 30, soonest
-/// first (at most 200), and counts by status of all permits with a known expiry.
-pub fn expiring(permits: &[crate::store::permit::Expiring], today: i64, as_of: &str) -> Value {
+/// `…/permits/expiring`: permits within 60 days of expiry or expired in the last 30 (the ones
+/// still valid first, soonest first; at most 200), and counts by status of all permits with a
+/// known expiry, as of the regency's date `today`.
+pub fn expiring(permits: &[crate::store::permit::Expiring], today: i64) -> Value {
     use crate::sicantik::expiry::{days_left, Status};
     let mut counts = serde_json::Map::new();
     for s in ["ok", "warning", "critical", "expired"] {
         counts.insert(s.into(), json!(0));
     }
-    let mut listed = Vec::new();
+    let mut window = Vec::new();
     for p in permits {
         let Some(days) = days_left(&p.expiry, today) else {
             continue;
@@ -130,13 +131,21 @@ pub fn expiring(permits: &[crate::store::permit::Expiring], today: i64, as_of: &
         if let Some(n) = counts.get_mut(status.as_str()) {
             *n = json!(n.as_u64().unwrap_or(0) + 1);
         }
-        if (-30..=60).contains(&days) && listed.len() < 200 {
-            listed.push(
-                json!({"pendaftaran_id": p.pendaftaran_id, "no_surat": p.no_surat, "permit": p.permit,
-                "applicant": p.applicant, "expiry": p.expiry, "days_left": days, "status": status.as_str()}),
-            );
+        if (-30..=60).contains(&days) {
+            window.push((days, p, status));
         }
     }
+    // The most urgent are those about to expire, then the ones that just did.
+    window.sort_by_key(|(days, p, _)| (*days <= 0, days.abs(), p.pendaftaran_id.clone()));
+    let listed: Vec<Value> = window
+        .iter()
+        .take(200)
+        .map(|(days, p, status)| {
+            json!({"pendaftaran_id": p.pendaftaran_id, "no_surat": p.no_surat, "permit": p.permit,
+                "applicant": p.applicant, "expiry": p.expiry, "days_left": days, "status": status.as_str()})
+        })
+        .collect();
+    let as_of = crate::clock::format_odoo(today * 86_400)[..10].to_string();
     json!({"schema": SCHEMA, "as_of": as_of, "counts": counts, "permits": listed})
 }
 

@@ -65,26 +65,29 @@ impl Status {
     }
 }
 
-/// Which thresholds to record now for a permit `days_left` from expiry, given the ones already
-/// recorded for this expiry; each with whether it is sent.
+/// Which thresholds to record now for a permit `days_left` from expiry, whose expiry was
+/// learned when `learned_days_left` remained, given the ones already recorded; each with
+/// whether it is sent.
 ///
-/// Every threshold passed since the expiry was learned is sent, also when the agent was off
-/// on the day it passed (catch up, never skip). When the expiry is new to us (first seen, or
-/// renewed), the thresholds it had already passed are recorded unsent, except the nearest one
-/// while the permit is still valid: one timely reminder, not a burst of stale ones.
-pub fn due(days_left: i64, thresholds: &[u32], recorded: &[u32]) -> Vec<(u32, bool)> {
-    let passed: Vec<u32> = thresholds
+/// A threshold crossed since the expiry was learned is sent, also when the agent was off on the
+/// day it passed (catch up, never skip). Of those already passed when the expiry was learned,
+/// only the nearest is sent: one timely reminder, not a burst of stale ones. Nothing is sent
+/// once the permit has expired (an "expires in 7 days" after the fact helps nobody); such
+/// thresholds are recorded unsent, so they never go out late.
+pub fn due(days_left: i64, learned_days_left: i64, thresholds: &[u32], recorded: &[u32]) -> Vec<(u32, bool)> {
+    let nearest_at_learning = thresholds
         .iter()
         .copied()
-        .filter(|&t| days_left <= i64::from(t))
-        .collect();
-    let new: Vec<u32> = passed.iter().copied().filter(|t| !recorded.contains(t)).collect();
-    if !recorded.is_empty() {
-        return new.into_iter().map(|t| (t, true)).collect();
-    }
-    let nearest = passed.iter().copied().min();
-    new.into_iter()
-        .map(|t| (t, days_left > 0 && Some(t) == nearest))
+        .filter(|&t| learned_days_left <= i64::from(t))
+        .min();
+    thresholds
+        .iter()
+        .copied()
+        .filter(|&t| days_left <= i64::from(t) && !recorded.contains(&t))
+        .map(|t| {
+            let crossed_since = i64::from(t) < learned_days_left;
+            (t, days_left > 0 && (crossed_since || Some(t) == nearest_at_learning))
+        })
         .collect()
 }
 
@@ -117,18 +120,31 @@ mod tests {
     #[test]
     fn thresholds_fire_once_and_catch_up() {
         let t = [90, 60, 30, 7];
-        // First seen 100 days out: nothing yet.
-        assert_eq!(due(100, &t, &[]), vec![]);
-        // First seen 45 days out: 60 is the one reminder, 90 is recorded unsent.
-        assert_eq!(due(45, &t, &[]), vec![(90, false), (60, true)]);
-        // Known since 95 days out (90 sent at 89); the agent was off past both 60 and 30.
-        assert_eq!(due(20, &t, &[90]), vec![(60, true), (30, true)]);
-        // Nothing twice.
-        assert_eq!(due(20, &t, &[90, 60, 30]), vec![]);
-        // First seen already expired: recorded, nothing sent.
+        // Learned 100 days out: nothing yet; each threshold as it comes, caught up after days off.
+        assert_eq!(due(100, 100, &t, &[]), vec![]);
+        assert_eq!(due(85, 100, &t, &[]), vec![(90, true)]);
         assert_eq!(
-            due(-3, &t, &[]),
+            due(45, 100, &t, &[]),
+            vec![(90, true), (60, true)],
+            "off from 100 to 45 days left"
+        );
+        assert_eq!(due(20, 100, &t, &[90]), vec![(60, true), (30, true)]);
+        // Nothing twice.
+        assert_eq!(due(20, 100, &t, &[90, 60, 30]), vec![]);
+        // Learned 45 days out: 60 is the one reminder, 90 is recorded unsent; later ones as they come.
+        assert_eq!(due(45, 45, &t, &[]), vec![(90, false), (60, true)]);
+        assert_eq!(due(25, 45, &t, &[90, 60]), vec![(30, true)]);
+        // Learned already expired: recorded, nothing sent.
+        assert_eq!(
+            due(-3, -3, &t, &[]),
             vec![(90, false), (60, false), (30, false), (7, false)]
+        );
+        // Off from 85 to -10 days left: nothing goes out after the expiry.
+        assert_eq!(due(-10, 100, &t, &[90]), vec![(60, false), (30, false), (7, false)]);
+        // A threshold added to the config later does not reach long-expired permits.
+        assert_eq!(
+            due(-300, 100, &[90, 60, 30, 14, 7], &[90, 60, 30, 7]),
+            vec![(14, false)]
         );
     }
 }

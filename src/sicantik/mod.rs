@@ -202,17 +202,19 @@ impl SicantikClient {
     /// `cekperizinanizin`, which decodes the number instead of comparing base64 text.
     pub async fn detail(&self, no_surat: &str) -> Result<Option<Row>, SicantikError> {
         let encoded = base64::engine::general_purpose::STANDARD.encode(no_surat.as_bytes());
-        for (endpoint, path) in [
-            ("cekperizinan", "cekperizinan"),
-            ("cekperizinanizin", "cekperizinanizin"),
-        ] {
-            if let Answer::Rows(mut rows) = self.get(endpoint, path, &[("no_izin", encoded.as_str())]).await? {
-                if !rows.is_empty() {
-                    return Ok(Some(rows.swap_remove(0)));
-                }
+        let query = [("no_izin", encoded.as_str())];
+        if let Answer::Rows(mut rows) = self.get("cekperizinan", "cekperizinan", &query).await? {
+            if !rows.is_empty() {
+                return Ok(Some(rows.swap_remove(0)));
             }
         }
-        Ok(None)
+        match self.get("cekperizinanizin", "cekperizinanizin", &query).await {
+            Ok(Answer::Rows(mut rows)) if !rows.is_empty() => Ok(Some(rows.swap_remove(0))),
+            Ok(_) => Ok(None),
+            // Installs without the fallback endpoint answer "Unknown method.": not found there.
+            Err(SicantikError::Status { status: 404, .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
     }
 }
 

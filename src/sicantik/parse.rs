@@ -19,7 +19,10 @@ pub fn rows(body: &str) -> Result<(Vec<Row>, bool), ParseError> {
         return json_rows(text).map(|r| (r, false));
     }
     if let Some(at) = text.find("<xml") {
-        return xml_rows(&text[at..]).map(|r| (r, at > 0));
+        // Anything before the root other than an XML declaration is a PHP warning.
+        let before = text[..at].trim();
+        let warned = !(before.is_empty() || (before.starts_with("<?xml") && before.ends_with("?>")));
+        return xml_rows(&text[at..]).map(|r| (r, warned));
     }
     // A misconfigured server prints warnings (HTML) before the JSON: find where it starts.
     if text.starts_with('<') {
@@ -97,6 +100,9 @@ fn xml_fields(mut inner: &str) -> Result<Row, ParseError> {
         if inner.is_empty() {
             return Ok(row);
         }
+        if !inner.starts_with('<') {
+            return Err(ParseError(format!("text outside a field: {}", snippet(inner))));
+        }
         let open_end = inner.find('>').ok_or_else(|| ParseError("broken tag".into()))?;
         let tag = &inner[1..open_end];
         if let Some(name) = tag.strip_suffix('/') {
@@ -154,7 +160,8 @@ fn decode_entities(text: &str) -> String {
 
 /// `&eacute;` and its kin: a letter and an accent, as HTML names the Latin-1 letters.
 fn latin1_entity(name: &str) -> Option<char> {
-    let (base, accent) = name.split_at(1);
+    let base = name.chars().next().filter(char::is_ascii_alphabetic)?;
+    let accent = &name[1..];
     let combos: &[(&str, &str, &str)] = &[
         ("acute", "aeiouyAEIOUY", "áéíóúýÁÉÍÓÚÝ"),
         ("grave", "aeiouAEIOU", "àèìòùÀÈÌÒÙ"),
@@ -217,6 +224,18 @@ mod tests {
     }
 
     #[test]
+    fn an_xml_declaration_is_not_a_warning() {
+        let (_, warned) = rows("<?xml version=\"1.0\" encoding=\"utf-8\"?>\n<xml><item><a>1</a></item></xml>").unwrap();
+        assert!(!warned);
+    }
+
+    #[test]
+    fn odd_entities_are_kept_as_text_not_a_crash() {
+        let (rows, _) = rows("<xml><item><a>x &; y &\u{e9}t\u{e9}; z</a></item></xml>").unwrap();
+        assert_eq!(get(&rows[0], "a"), Some("x &; y &\u{e9}t\u{e9}; z"));
+    }
+
+    #[test]
     fn garbage_is_a_clear_error() {
         for body in [
             "",
@@ -224,6 +243,7 @@ mod tests {
             "<html><body>502</body></html>",
             "[{\"a\":1}",
             "<xml><item><a>1</a>",
+            "<xml><item>text<a>1</a></item></xml>",
         ] {
             let err = rows(body).unwrap_err();
             assert!(!err.0.is_empty(), "{body:?}");

@@ -107,20 +107,24 @@ pub fn due_for_detail(
     now: &str,
     soon: &str,
     recheck_before: &str,
+    not_before: &str,
 ) -> Result<Vec<(String, String)>, StoreError> {
     const SQL: &str = "SELECT pendaftaran_id, no_surat FROM permit WHERE detail_state = 'pending' \
         OR (detail_state = 'unknown' AND detail_retry_at <= ?1) \
-        OR (detail_state = 'found' AND expiry <= ?2 AND detail_at < ?3) ORDER BY pendaftaran_id";
+        OR (detail_state = 'found' AND expiry <= ?2 AND expiry >= ?4 AND detail_at < ?3) ORDER BY pendaftaran_id";
     let mut stmt = conn.prepare_cached(SQL)?;
-    let rows = stmt.query_map(params![now, soon, recheck_before], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    let rows = stmt.query_map(params![now, soon, recheck_before, not_before], |r| {
+        Ok((r.get(0)?, r.get(1)?))
+    })?;
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
-/// Stores a found detail; returns whether the expiry changed.
-pub fn set_detail(conn: &mut Connection, id: &str, d: &Detail, now: &str) -> Result<bool, StoreError> {
+/// Stores a found detail; returns whether the expiry changed. `today` (the regency's date) is
+/// kept as the day a new expiry was learned: reminders due before it are not sent late.
+pub fn set_detail(conn: &mut Connection, id: &str, d: &Detail, now: &str, today: &str) -> Result<bool, StoreError> {
     const SQL: &str = "UPDATE permit SET detail_state = 'found', detail_attempts = 0, detail_retry_at = NULL, \
-        detail_at = ?2, expiry = ?3, issued = ?4, received = ?5, phone = ?6, address = ?7, company = ?8 \
-        WHERE pendaftaran_id = ?1";
+        detail_at = ?2, expiry_learned = CASE WHEN expiry IS ?3 THEN expiry_learned ELSE ?9 END, expiry = ?3, \
+        issued = ?4, received = ?5, phone = ?6, address = ?7, company = ?8 WHERE pendaftaran_id = ?1";
     let tx = conn.transaction()?;
     let before: Option<Option<String>> = tx
         .query_row("SELECT expiry FROM permit WHERE pendaftaran_id = ?1", [id], |r| {
@@ -128,7 +132,7 @@ pub fn set_detail(conn: &mut Connection, id: &str, d: &Detail, now: &str) -> Res
         })
         .optional()?;
     tx.prepare_cached(SQL)?.execute(params![
-        id, now, d.expiry, d.issued, d.received, d.phone, d.address, d.company
+        id, now, d.expiry, d.issued, d.received, d.phone, d.address, d.company, today
     ])?;
     tx.commit()?;
     Ok(before.is_some_and(|b| b != d.expiry))
@@ -159,10 +163,13 @@ pub struct Expiring {
     pub applicant: Option<String>,
     pub phone: Option<String>,
     pub expiry: String,
+    /// The regency's date when this expiry was first seen.
+    pub learned: Option<String>,
 }
 
 pub fn with_expiry(conn: &Connection) -> Result<Vec<Expiring>, StoreError> {
-    const SQL: &str = "SELECT pendaftaran_id, no_surat, permit_name, applicant, phone, expiry FROM permit \
+    const SQL: &str =
+        "SELECT pendaftaran_id, no_surat, permit_name, applicant, phone, expiry, expiry_learned FROM permit \
         WHERE detail_state = 'found' AND expiry IS NOT NULL ORDER BY expiry, pendaftaran_id";
     let mut stmt = conn.prepare_cached(SQL)?;
     let rows = stmt.query_map([], |r| {
@@ -173,6 +180,7 @@ pub fn with_expiry(conn: &Connection) -> Result<Vec<Expiring>, StoreError> {
             applicant: r.get(3)?,
             phone: r.get(4)?,
             expiry: r.get(5)?,
+            learned: r.get(6)?,
         })
     })?;
     Ok(rows.collect::<Result<_, _>>()?)

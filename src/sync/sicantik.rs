@@ -67,6 +67,11 @@ impl SicantikSync {
         })
     }
 
+    /// The regency's date at `unix`, as `YYYY-MM-DD`.
+    fn date(&self, unix: i64) -> String {
+        clock::format_odoo(expiry::today(unix, self.zone) * 86_400)[..10].to_string()
+    }
+
     /// Replaces the wall clock (for tests that cross days).
     pub fn set_clock(&mut self, clock: Clock) {
         self.clock = clock;
@@ -96,22 +101,34 @@ impl SicantikSync {
     }
 
     async fn run_inner(&mut self, shutdown: &Shutdown, report: &mut Report) -> Result<(), SyncError> {
-        let types = self.client.permit_types().await?;
-        self.store.call(move |c| permit::upsert_types(c, &types)).await?;
+        match self.client.permit_types().await {
+            Ok(types) => {
+                self.store.call(move |c| permit::upsert_types(c, &types)).await?;
+            }
+            // The same outage stops the listing below, after which reminders still run.
+            Err(e) => tracing::debug!(source = SOURCE, error = %e, "permit types not fetched"),
+        }
         let full = self
             .last_full
             .is_none_or(|at| at.elapsed() >= self.full_listing_interval);
         let listing_started = Instant::now();
-        self.list(full, shutdown, report).await?;
-        if full {
-            self.last_full = Some(listing_started);
+        let fetched = async {
+            self.list(full, shutdown, report).await?;
+            if full {
+                self.last_full = Some(listing_started);
+            }
+            self.details(shutdown, report).await
         }
-        self.details(shutdown, report).await?;
-        report.reminders = self.reminders().await?;
+        .await;
+        // Reminders come from the expiry dates already stored: SICANTIK being down today is
+        // no reason to miss one.
+        if !matches!(fetched, Err(SyncError::Cancelled)) {
+            report.reminders = self.reminders().await?;
+        }
         if report.counts.inserted + report.counts.updated + report.details + report.reminders > 0 {
             changes::tell(&self.changes, Change::Permits);
         }
-        Ok(())
+        fetched
     }
 
     /// Pages from the newest. The listing has no "changed since": an incremental run stops
@@ -153,9 +170,11 @@ impl SicantikSync {
         let now = clock::format_rfc3339(now_unix);
         let soon = clock::format_odoo((expiry::today(now_unix, self.zone) + 31) * 86_400)[..10].to_string();
         let recheck_before = clock::format_rfc3339(now_unix - RECHECK.as_secs() as i64);
+        // Long-expired permits are not checked for a renewal again and again.
+        let not_before = clock::format_odoo((expiry::today(now_unix, self.zone) - 90) * 86_400)[..10].to_string();
         let due = self
             .store
-            .call(move |c| permit::due_for_detail(c, &now, &soon, &recheck_before))
+            .call(move |c| permit::due_for_detail(c, &now, &soon, &recheck_before, &not_before))
             .await?;
         let total = due.len() as u64;
         if total == 0 {
@@ -174,18 +193,19 @@ impl SicantikSync {
             }
             let Some(joined) = running.join_next().await else { break };
             let (id, outcome) = joined.expect("detail tasks do not panic");
-            match outcome {
-                Ok(Some(row)) => {
-                    let detail = detail(&row);
-                    let now = clock::format_rfc3339((self.clock)());
+            match outcome.map(|found| found.map(|row| detail(&row))) {
+                Ok(Some(detail)) if detail.expiry.is_some() => {
+                    let unix = (self.clock)();
+                    let (now, today) = (clock::format_rfc3339(unix), self.date(unix));
                     self.store
-                        .call(move |c| permit::set_detail(c, &id, &detail, &now))
+                        .call(move |c| permit::set_detail(c, &id, &detail, &now, &today))
                         .await?;
                     report.details += 1;
                 }
-                Ok(None) => {
-                    // Permits without a company record are not found although they exist: keep
-                    // them, count them, try again later (not every run).
+                // Not found (permits without a company record are not, although they exist),
+                // found without an expiry date, or an answer that cannot be read: keep the
+                // permit, count it, try again on a later day (not every run).
+                Ok(_) | Err(SicantikError::Parse { .. }) | Err(SicantikError::Status { .. }) => {
                     let unix = (self.clock)();
                     self.store
                         .call(move |c| {
@@ -197,10 +217,7 @@ impl SicantikSync {
                         .await?;
                     report.unknown += 1;
                 }
-                // One unreadable answer is that permit's problem, not the run's.
-                Err(e @ SicantikError::Parse { .. }) => {
-                    tracing::warn!(source = SOURCE, permit = id, error = %e, "permit detail skipped")
-                }
+                // The server is unreachable: the rest would fail the same way.
                 Err(e) => {
                     if failure.is_none() {
                         failure = Some(e);
@@ -251,7 +268,14 @@ impl SicantikSync {
                     let already = recorded
                         .get(&(p.pendaftaran_id.clone(), p.expiry.clone()))
                         .map_or(&[][..], Vec::as_slice);
-                    for (threshold, sent) in expiry::due(days_left, &thresholds, already) {
+                    // Days left on the day this expiry was learned (today, for older rows).
+                    let learned = p
+                        .learned
+                        .as_deref()
+                        .and_then(|d| clock::parse_odoo(d))
+                        .and_then(|day| expiry::days_left(&p.expiry, day.div_euclid(86_400)))
+                        .unwrap_or(days_left);
+                    for (threshold, sent) in expiry::due(days_left, learned, &thresholds, already) {
                         let payload = reminder_payload(&p, threshold, days_left).to_string();
                         reminders.push(Reminder {
                             pendaftaran_id: p.pendaftaran_id.clone(),
