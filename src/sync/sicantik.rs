@@ -272,7 +272,7 @@ impl SicantikSync {
                     let learned = p
                         .learned
                         .as_deref()
-                        .and_then(|d| clock::parse_odoo(d))
+                        .and_then(clock::parse_odoo)
                         .and_then(|day| expiry::days_left(&p.expiry, day.div_euclid(86_400)))
                         .unwrap_or(days_left);
                     for (threshold, sent) in expiry::due(days_left, learned, &thresholds, already) {
