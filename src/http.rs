@@ -18,6 +18,17 @@ pub fn client(request_timeout: Duration) -> reqwest::Client {
         .expect("the HTTP client's settings are fixed and valid")
 }
 
+/// An error with its whole chain of causes ("…: connection refused"), where the useful part is.
+pub fn error_text(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text = format!("{text}: {s}");
+        source = s.source();
+    }
+    text
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

@@ -633,20 +633,10 @@ fn apply(tx: &rusqlite::Transaction, plan: &Plan, audit: &Audit) -> Result<Decid
                 "not_ready",
                 format!("{} is not registered yet", nxt.upstream.name)
             );
-            let last = match auth::predecessor(new_auth) {
-                Some(last) => last,
-                None => return Ok(Err(refuse("invalid_field", "`new_auth` cannot be zero"))),
+            let last = match last_code("new_auth", new_auth, &cur) {
+                Ok(last) => last,
+                Err(refusal) => return Ok(Err(refusal)),
             };
-            if let Some(first) = &cur.protected.auth_first {
-                check!(
-                    auth::compare(&last, first) != std::cmp::Ordering::Less,
-                    "invalid_field",
-                    format!(
-                        "new_auth {new_auth} would end {} below its first code {first}",
-                        cur.upstream.name
-                    )
-                );
-            }
             let ended = Protected {
                 auth_last: Some(last),
                 date_finished: Some(now.clone()),
@@ -674,20 +664,10 @@ fn apply(tx: &rusqlite::Transaction, plan: &Plan, audit: &Audit) -> Result<Decid
                 "not_running",
                 format!("{} is not running", row.upstream.name)
             );
-            let last = match auth::predecessor(authenticity) {
-                Some(last) => last,
-                None => return Ok(Err(refuse("invalid_field", "`authenticity` cannot be zero"))),
+            let last = match last_code("authenticity", authenticity, &row) {
+                Ok(last) => last,
+                Err(refusal) => return Ok(Err(refusal)),
             };
-            if let Some(first) = &row.protected.auth_first {
-                check!(
-                    auth::compare(&last, first) != std::cmp::Ordering::Less,
-                    "invalid_field",
-                    format!(
-                        "authenticity {authenticity} would end {} below its first code {first}",
-                        row.upstream.name
-                    )
-                );
-            }
             let p = Protected {
                 auth_last: Some(last),
                 date_finished: Some(now),
@@ -697,6 +677,22 @@ fn apply(tx: &rusqlite::Transaction, plan: &Plan, audit: &Audit) -> Result<Decid
             write(&row, p.clone())?;
             Ok(Ok((json!({"mo": summary_of(&row, &p)}), vec![row.upstream.id])))
         }
+    }
+}
+
+/// The last code of a running MO, from the first code of what comes next (`field`): one less,
+/// same width, and not below the MO's own first code.
+fn last_code(field: &str, next: &str, row: &MoRow) -> Result<String, Refusal> {
+    let last = auth::predecessor(next).ok_or_else(|| refuse("invalid_field", format!("`{field}` cannot be zero")))?;
+    match &row.protected.auth_first {
+        Some(first) if auth::compare(&last, first) == std::cmp::Ordering::Less => Err(refuse(
+            "invalid_field",
+            format!(
+                "{field} {next} would end {} below its first code {first}",
+                row.upstream.name
+            ),
+        )),
+        _ => Ok(last),
     }
 }
 

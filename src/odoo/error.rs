@@ -55,14 +55,7 @@ impl OdooError {
         if e.is_timeout() {
             OdooError::Timeout(timeout)
         } else {
-            // The chain carries the useful part ("connection refused").
-            let mut text = e.to_string();
-            let mut source = std::error::Error::source(&e);
-            while let Some(s) = source {
-                text = format!("{text}: {s}");
-                source = s.source();
-            }
-            OdooError::Transport(text)
+            OdooError::Transport(crate::http::error_text(&e))
         }
     }
 

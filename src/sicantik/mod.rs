@@ -167,13 +167,7 @@ impl SicantikClient {
         if e.is_timeout() {
             SicantikError::Timeout(self.timeout)
         } else {
-            let mut text = e.to_string();
-            let mut source = std::error::Error::source(&e);
-            while let Some(s) = source {
-                text = format!("{text}: {s}");
-                source = s.source();
-            }
-            SicantikError::Transport(text)
+            SicantikError::Transport(crate::http::error_text(&e))
         }
     }
 

@@ -292,15 +292,18 @@ impl SicantikSync {
     }
 }
 
+/// A field's text, trimmed; None when null or blank.
+fn text(row: &Row, field: &str) -> Option<String> {
+    row.get(field)
+        .cloned()
+        .flatten()
+        .map(|v| v.trim().to_string())
+        .filter(|v| !v.is_empty())
+}
+
 /// A listing row worth keeping: it has an id, a number and a real applicant.
 fn listed(row: &Row) -> Option<Listed> {
-    let field = |k: &str| {
-        row.get(k)
-            .cloned()
-            .flatten()
-            .map(|v| v.trim().to_string())
-            .filter(|v| !v.is_empty())
-    };
+    let field = |k: &str| text(row, k);
     let applicant = field("n_pemohon").filter(|a| a != "0")?;
     Some(Listed {
         pendaftaran_id: field("pendaftaran_id")?,
@@ -311,13 +314,7 @@ fn listed(row: &Row) -> Option<Listed> {
 }
 
 fn detail(row: &Row) -> Detail {
-    let field = |k: &str| {
-        row.get(k)
-            .cloned()
-            .flatten()
-            .map(|v| v.trim().to_string())
-            .filter(|v| !v.is_empty())
-    };
+    let field = |k: &str| text(row, k);
     // MySQL's zero date means none.
     let date = |k: &str| field(k).filter(|d| expiry::days_left(d, 0).is_some());
     Detail {
