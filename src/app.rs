@@ -45,6 +45,8 @@ pub async fn run(config: Config, shutdown: Shutdown) -> Result<(), AppError> {
     let mut tasks: JoinSet<&'static str> = JoinSet::new();
     // The tasks' own stop signal: fired on the caller's shutdown, or when any task dies.
     let (stop, stopping) = crate::shutdown::channel();
+    // Every task beats; systemd's watchdog is fed only while all of them do.
+    let health = crate::health::Health::new();
 
     // sync-now: the command layer sends, the scheduler receives (capacity 1: one pending
     // request is as good as many).
@@ -74,6 +76,7 @@ pub async fn run(config: Config, shutdown: Shutdown) -> Result<(), AppError> {
             triggers,
             uplink: uplink_tx,
             changes: changes.clone(),
+            heart: health.heart("odoo sync"),
         };
         let shutdown = stopping.clone();
         tasks.spawn(async move {
@@ -84,6 +87,8 @@ pub async fn run(config: Config, shutdown: Shutdown) -> Result<(), AppError> {
         tracing::warn!("no [odoo] section: MOs are served as the store has them, nothing is synced");
     }
     let mut uplinks = vec![("odoo", uplink)];
+    // The broker link as the health summary shows it, when there is a broker.
+    let mut broker_up = None;
 
     if let Some(sicantik) = &config.sicantik {
         let mut sync = SicantikSync::new(sicantik, store.clone())?;
@@ -102,6 +107,7 @@ pub async fn run(config: Config, shutdown: Shutdown) -> Result<(), AppError> {
             triggers,
             uplink: uplink_tx,
             changes: changes.clone(),
+            heart: health.heart("sicantik sync"),
         };
         let shutdown = stopping.clone();
         tasks.spawn(async move {
@@ -135,13 +141,17 @@ pub async fn run(config: Config, shutdown: Shutdown) -> Result<(), AppError> {
         let (commands_tx, commands_rx) = mpsc::unbounded_channel();
         let (acks_tx, acks_rx) = mpsc::unbounded_channel();
         let (link_tx, link_rx) = watch::channel(LinkState::default());
+        broker_up = Some(link_rx.clone());
         let link = mqtt::link(
-            events,
-            client.clone(),
-            identity.prefix.clone(),
-            commands_tx,
-            acks_rx,
-            link_tx,
+            mqtt::Link {
+                events,
+                client: client.clone(),
+                prefix: identity.prefix.clone(),
+                commands: commands_tx,
+                acks: acks_rx,
+                state: link_tx,
+                heart: health.heart("mqtt link"),
+            },
             stopping.clone(),
         );
         tasks.spawn(async move {
@@ -159,6 +169,7 @@ pub async fn run(config: Config, shutdown: Shutdown) -> Result<(), AppError> {
             last_status: Default::default(),
             progress: Default::default(),
             last_permits: Default::default(),
+            heart: health.heart("mqtt publisher"),
         };
         let publisher_shutdown = stopping.clone();
         tasks.spawn(async move {
@@ -178,6 +189,7 @@ pub async fn run(config: Config, shutdown: Shutdown) -> Result<(), AppError> {
             acks: acks_tx,
             link: link_rx,
             changes,
+            heart: health.heart("commands"),
         };
         let serve = server.run(stopping.clone());
         tasks.spawn(async move {
@@ -185,13 +197,20 @@ pub async fn run(config: Config, shutdown: Shutdown) -> Result<(), AppError> {
             "commands"
         });
     }
+    let watch = crate::health::watch(health.clone(), store.clone(), broker_up, stopping.clone());
+    tasks.spawn(async move {
+        watch.await;
+        "health"
+    });
     tracing::info!(db = %config.store.path.display(), "linegate running");
+    crate::health::ready("started");
 
     let died = tokio::select! {
         _ = shutdown.wait() => None,
         Some(joined) = tasks.join_next() => Some(joined.unwrap_or("a task (it panicked)")),
     };
     // Every task watches `stopping`; a dead task means the rest must stop too.
+    crate::health::stopping();
     stop.fire();
     let drained = tokio::time::timeout(DRAIN_DEADLINE, async { while tasks.join_next().await.is_some() {} }).await;
     if drained.is_err() {

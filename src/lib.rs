@@ -6,6 +6,7 @@ pub mod clock;
 pub mod command;
 pub mod config;
 pub mod demo;
+pub mod health;
 pub mod http;
 pub mod mo;
 pub mod mqtt;

@@ -44,11 +44,7 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+    init_logging();
     let runtime = tokio::runtime::Runtime::new().expect("starting the tokio runtime");
     let code = runtime.block_on(async {
         match cli.command {
@@ -69,6 +65,26 @@ fn main() -> ExitCode {
         }
     });
     ExitCode::from(code)
+}
+
+/// Structured fields to the journal when systemd runs us (it sets JOURNAL_STREAM), readable
+/// lines on stderr otherwise. The level comes from RUST_LOG (default info).
+fn init_logging() {
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+    let journald = std::env::var_os("JOURNAL_STREAM").and_then(|_| tracing_journald::layer().ok());
+    match journald {
+        Some(journald) => tracing_subscriber::registry()
+            .with(filter)
+            .with(journald.with_syslog_identifier("linegate".into()))
+            .init(),
+        None => tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_writer(std::io::stderr)
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .init(),
+    }
 }
 
 async fn run(config: linegate::config::Config) -> u8 {

@@ -253,3 +253,57 @@ async fn the_agent_stops_cleanly_on_sigterm() {
         .unwrap();
     assert_eq!(check, "ok");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_agent_tells_systemd_ready_feeds_the_watchdog_and_says_stopping() {
+    // Given `linegate run` under a (fake) systemd: a notify socket and a 2 s watchdog
+    let sim = sim(19, 3).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), &sim, "");
+    let socket_path = dir.path().join("notify.sock");
+    let socket = std::os::unix::net::UnixDatagram::bind(&socket_path).unwrap();
+    socket.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
+    let started = std::time::Instant::now();
+    let child = linegate(&config, &["run"])
+        .env("NOTIFY_SOCKET", &socket_path)
+        .env("WATCHDOG_USEC", "2000000")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let messages = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let sink = messages.clone();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        let give_up = std::time::Instant::now() + Duration::from_secs(30);
+        while std::time::Instant::now() < give_up {
+            if let Ok(n) = socket.recv(&mut buf) {
+                sink.lock()
+                    .unwrap()
+                    .push(String::from_utf8_lossy(&buf[..n]).to_string());
+            }
+        }
+    });
+    let saw = |what: &str| {
+        messages
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|m| m.lines().any(|l| l.starts_with(what)))
+    };
+
+    // Then it says READY=1, feeds the watchdog, and reports a status line
+    wait_until("READY=1", Duration::from_secs(15), || saw("READY=1")).await;
+    eprintln!("start to READY=1: {:?}", started.elapsed());
+    wait_until("WATCHDOG=1", Duration::from_secs(15), || saw("WATCHDOG=1")).await;
+    wait_until("a status line", Duration::from_secs(15), || saw("STATUS=MOs")).await;
+
+    // When systemd stops it, it says STOPPING=1 and exits 0
+    // SAFETY: kill(2) on our own child's pid.
+    assert_eq!(unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) }, 0);
+    let out = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    wait_until("STOPPING=1", Duration::from_secs(5), || saw("STOPPING=1")).await;
+}

@@ -479,6 +479,7 @@ async fn another_sync_holding_the_lock_does_not_report_the_uplink_down() {
         triggers,
         uplink: uplink_tx,
         changes: None,
+        heart: linegate::health::Heart::detached("test"),
     };
 
     // When the agent's scheduler runs and finds the lock taken

@@ -123,15 +123,30 @@ const STABLE: Duration = Duration::from_secs(30);
 /// Acknowledgements come back on `acks` and are sent only if their command arrived on the
 /// current connection: after a reconnect without a session the broker numbers packets anew,
 /// and an old PUBACK would acknowledge a different, not yet applied, command.
-pub async fn link(
-    mut events: EventLoop,
-    client: AsyncClient,
-    prefix: String,
-    commands: mpsc::UnboundedSender<Incoming>,
-    mut acks: mpsc::UnboundedReceiver<Incoming>,
-    state: watch::Sender<LinkState>,
-    shutdown: Shutdown,
-) {
+pub struct Link {
+    pub events: EventLoop,
+    pub client: AsyncClient,
+    pub prefix: String,
+    /// To the command server: commands with the connection they came on.
+    pub commands: mpsc::UnboundedSender<Incoming>,
+    /// From the command server: commands answered, to acknowledge.
+    pub acks: mpsc::UnboundedReceiver<Incoming>,
+    /// To the publisher and the command server: the connection as it stands.
+    pub state: watch::Sender<LinkState>,
+    /// Beats on every event (keep-alive pings come at least every `keep_alive`).
+    pub heart: crate::health::Heart,
+}
+
+pub async fn link(link: Link, shutdown: Shutdown) {
+    let Link {
+        mut events,
+        client,
+        prefix,
+        commands,
+        mut acks,
+        state,
+        heart,
+    } = link;
     let filter = Topic::command_filter(&prefix);
     let mut backoff = RECONNECT_MIN;
     let mut last_error: Option<String> = None;
@@ -155,6 +170,7 @@ pub async fn link(
             }
             _ = &mut grace => return,
         };
+        heart.beat();
         match event {
             Ok(Event::Incoming(Packet::ConnAck(ack))) if ack.code == ConnectReturnCode::Success => {
                 last_error = None;
@@ -243,6 +259,7 @@ pub struct Publisher {
     /// The permits summary last published: days left change at the regency's midnight even
     /// when nothing else does, so it is recomputed every few minutes and sent when it differs.
     pub last_permits: std::sync::Mutex<Option<String>>,
+    pub heart: crate::health::Heart,
 }
 
 impl Publisher {
@@ -252,8 +269,11 @@ impl Publisher {
         // MOs purged while the broker was away: their retained topics still need clearing.
         let mut purged_offline: Vec<i64> = Vec::new();
         let mut summary_tick = tokio::time::interval(Duration::from_secs(300));
+        let mut pulse = tokio::time::interval(crate::health::BEAT);
         loop {
+            self.heart.beat();
             tokio::select! {
+                _ = pulse.tick() => {}
                 changed = self.link.changed() => {
                     if changed.is_err() { return }
                     if self.link.borrow().connected {
@@ -482,6 +502,7 @@ pub struct CommandServer {
     pub acks: mpsc::UnboundedSender<Incoming>,
     pub link: watch::Receiver<LinkState>,
     pub changes: ChangeSender,
+    pub heart: crate::health::Heart,
 }
 
 impl CommandServer {
@@ -494,9 +515,13 @@ impl CommandServer {
             acks,
             link,
             changes,
+            heart,
         } = self;
+        let mut pulse = tokio::time::interval(crate::health::BEAT);
         loop {
+            heart.beat();
             let (generation, publish) = tokio::select! {
+                _ = pulse.tick() => continue,
                 Some(incoming) = incoming.recv() => incoming,
                 // Stop intake; an unacknowledged command is redelivered to the next run.
                 _ = shutdown.wait() => return,

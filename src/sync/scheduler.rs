@@ -83,6 +83,8 @@ pub struct Scheduler<S> {
     pub uplink: watch::Sender<Uplink>,
     /// To the displays: a run ended (the status topic shows the last sync).
     pub changes: Option<crate::changes::Sender>,
+    /// Beats while the loop turns, for systemd's watchdog.
+    pub heart: crate::health::Heart,
 }
 
 impl<S: Source> Scheduler<S> {
@@ -90,10 +92,18 @@ impl<S: Source> Scheduler<S> {
         let source = self.sync.name();
         let mut failures = 0u32;
         let mut last_refusal: Option<String> = None;
+        let mut pulse = tokio::time::interval(crate::health::BEAT);
         loop {
-            let outcome = tokio::select! {
-                outcome = run_once(&mut self.sync, &self.store, &self.db, &shutdown) => outcome,
-                _ = shutdown.wait() => return,
+            self.heart.beat();
+            let run = run_once(&mut self.sync, &self.store, &self.db, &shutdown);
+            tokio::pin!(run);
+            let outcome = loop {
+                tokio::select! {
+                    outcome = &mut run => break outcome,
+                    // A long run (SICANTIK's expiry dates) is still a live task.
+                    _ = pulse.tick() => self.heart.beat(),
+                    _ = shutdown.wait() => return,
+                }
             };
             if !matches!(outcome, Err(SyncError::Cancelled | SyncError::Busy)) {
                 crate::changes::tell(&self.changes, crate::changes::Change::Synced);
@@ -141,10 +151,18 @@ impl<S: Source> Scheduler<S> {
                     jitter(self.interval, 0.1)
                 }
             };
-            tokio::select! {
-                _ = tokio::time::sleep(delay) => {}
-                Some(()) = self.triggers.recv() => tracing::info!(source, "sync requested"),
-                _ = shutdown.wait() => return,
+            let wait = tokio::time::sleep(delay);
+            tokio::pin!(wait);
+            loop {
+                tokio::select! {
+                    _ = &mut wait => break,
+                    Some(()) = self.triggers.recv() => {
+                        tracing::info!(source, "sync requested");
+                        break;
+                    }
+                    _ = pulse.tick() => self.heart.beat(),
+                    _ = shutdown.wait() => return,
+                }
             }
         }
     }
