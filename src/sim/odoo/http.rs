@@ -10,6 +10,7 @@ use serde_json::{json, Map, Value};
 
 use super::orm::{self, OrmError};
 use super::{Fault, RequestRecord, State, WebSession};
+use crate::sim::Dropped;
 
 type Shared = Arc<Mutex<State>>;
 
@@ -19,39 +20,11 @@ const LOCKOUT_WINDOW: Duration = Duration::from_secs(60);
 /// …for this long, for everyone on the address.
 const LOCKOUT: Duration = Duration::from_secs(60);
 
-pub async fn serve(listener: tokio::net::TcpListener, state: Shared, mut stopped: tokio::sync::watch::Receiver<bool>) {
-    loop {
-        let stream = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => stream,
-                Err(_) => continue,
-            },
-            _ = stopped.wait_for(|s| *s) => return,
-        };
-        let _ = stream.set_nodelay(true);
-        let state = state.clone();
-        let mut conn_stopped = stopped.clone();
-        tokio::spawn(async move {
-            let service = hyper::service::service_fn(move |req| handle(state.clone(), req));
-            let conn = hyper::server::conn::http1::Builder::new()
-                .serve_connection(hyper_util::rt::TokioIo::new(stream), service);
-            tokio::select! {
-                _ = conn => {}
-                _ = conn_stopped.wait_for(|s| *s) => {}
-            }
-        });
-    }
+pub async fn serve(listener: tokio::net::TcpListener, state: Shared, stopped: tokio::sync::watch::Receiver<bool>) {
+    crate::sim::serve(listener, state, stopped, handle).await
 }
 
-/// Why a connection is closed without an answer.
-#[derive(Debug)]
-struct Dropped;
-impl std::fmt::Display for Dropped {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("connection dropped by fault injection")
-    }
-}
-impl std::error::Error for Dropped {}
+const DROPPED: Dropped = Dropped("connection dropped by fault injection");
 
 struct Answer {
     status: StatusCode,
@@ -83,7 +56,7 @@ async fn handle(state: Shared, req: Request<Incoming>) -> Result<Response<Full<B
         tokio::time::sleep(latency).await;
     }
     match fault {
-        Some(Fault::Drop) => return Err(Dropped),
+        Some(Fault::Drop) => return Err(DROPPED),
         Some(Fault::Stall(d)) => tokio::time::sleep(d).await,
         Some(Fault::Status503) => {
             let html = "<html><head><title>503 Service Unavailable</title></head><body><h1>503 Service Unavailable</h1></body></html>";

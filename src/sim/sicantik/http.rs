@@ -10,45 +10,18 @@ use hyper::{Request, Response};
 
 use super::wire::{self, Cell, Row};
 use super::{company_fields, Permit, SicantikFault, SicantikRequest, State, BASE_PATH, PHP_WARNING};
+use crate::sim::Dropped;
 
 type Shared = Arc<Mutex<State>>;
 
 /// How long a `Timeout` fault holds a request.
 const HOLD: Duration = Duration::from_secs(60);
 
-pub async fn serve(listener: tokio::net::TcpListener, state: Shared, mut stopped: tokio::sync::watch::Receiver<bool>) {
-    loop {
-        let stream = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => stream,
-                Err(_) => continue,
-            },
-            _ = stopped.wait_for(|s| *s) => return,
-        };
-        let _ = stream.set_nodelay(true);
-        let state = state.clone();
-        let mut conn_stopped = stopped.clone();
-        tokio::spawn(async move {
-            let service = hyper::service::service_fn(move |req| handle(state.clone(), req));
-            let conn = hyper::server::conn::http1::Builder::new()
-                .serve_connection(hyper_util::rt::TokioIo::new(stream), service);
-            tokio::select! {
-                _ = conn => {}
-                _ = conn_stopped.wait_for(|s| *s) => {}
-            }
-        });
-    }
+pub async fn serve(listener: tokio::net::TcpListener, state: Shared, stopped: tokio::sync::watch::Receiver<bool>) {
+    crate::sim::serve(listener, state, stopped, handle).await
 }
 
-/// Why a connection is closed without an answer.
-#[derive(Debug)]
-struct Dropped;
-impl std::fmt::Display for Dropped {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("connection dropped by the simulated SICANTIK")
-    }
-}
-impl std::error::Error for Dropped {}
+const DROPPED: Dropped = Dropped("connection dropped by the simulated SICANTIK");
 
 struct Answer {
     status: u16,
@@ -91,7 +64,7 @@ async fn handle(state: Shared, req: Request<Incoming>) -> Result<Response<Full<B
     };
     if down {
         lock().requests.push(record(0, endpoint_of(&path)));
-        return Err(Dropped);
+        return Err(DROPPED);
     }
     if !latency.is_zero() {
         tokio::time::sleep(latency).await;
@@ -100,7 +73,7 @@ async fn handle(state: Shared, req: Request<Incoming>) -> Result<Response<Full<B
         Some(SicantikFault::Timeout) => {
             lock().requests.push(record(0, endpoint_of(&path)));
             tokio::time::sleep(HOLD).await;
-            return Err(Dropped);
+            return Err(DROPPED);
         }
         Some(SicantikFault::Status500) => Answer {
             status: 500,
