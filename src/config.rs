@@ -34,6 +34,21 @@ pub struct Config {
     pub odoo: Option<OdooConfig>,
     pub mqtt: Option<MqttConfig>,
     pub sicantik: Option<SicantikConfig>,
+    #[serde(default)]
+    pub log: LogConfig,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    /// `info`, `debug`, … or a filter like `info,linegate::mqtt=debug`. RUST_LOG overrides it.
+    pub level: String,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig { level: "info".into() }
+    }
 }
 
 /// The regency's SICANTIK backoffice, where permits and their expiry dates are.
@@ -606,6 +621,12 @@ impl Config {
         if let Some(mqtt) = &self.mqtt {
             mqtt.validate()?;
         }
+        if tracing_subscriber::EnvFilter::try_new(&self.log.level).is_err() {
+            return Err(ConfigError::new(
+                "log.level",
+                format!("{:?} is not a level like info or debug", self.log.level),
+            ));
+        }
         if let Some(sicantik) = &self.sicantik {
             sicantik.validate()?;
         }
@@ -928,6 +949,14 @@ mod tests {
         std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o640)).unwrap();
         let config = parse(&text).unwrap();
         assert_eq!(config.odoo.unwrap().secret().unwrap(), Secret::ApiKey("secret".into()));
+    }
+
+    #[test]
+    fn a_log_level_that_is_no_filter_is_named() {
+        let err = parse(&format!("{MINIMAL}\n[log]\nlevel = \"linegate=loudest\"")).unwrap_err();
+        assert_eq!(err.key, "log.level", "{err}");
+        let config = parse(&format!("{MINIMAL}\n[log]\nlevel = \"info,linegate::mqtt=debug\"")).unwrap();
+        assert_eq!(config.log.level, "info,linegate::mqtt=debug");
     }
 
     #[test]

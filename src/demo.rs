@@ -69,6 +69,7 @@ async fn demo(args: DemoArgs, shutdown: Shutdown) -> anyhow::Result<()> {
         odoo: Some(odoo),
         mqtt: None,
         sicantik: Some(sicantik),
+        log: Default::default(),
     };
     let mut config = config;
     let broker = match crate::sim::mosquitto::Mosquitto::start() {

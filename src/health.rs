@@ -1,5 +1,6 @@
 //! The one module that talks to systemd. `READY=1` once the store is migrated and every task
-//! is started; `WATCHDOG=1` only while every task has shown it is alive within its deadline,
+//! is started; `WATCHDOG=1` only while every task has shown it is alive within its deadline
+//! (and the store's thread answers),
 //! so a wedged task gets the agent restarted; `STATUS=` a one-line summary for `systemctl
 //! status`; `STOPPING=1` on shutdown. Outside systemd (no `NOTIFY_SOCKET`) all of it is a no-op.
 
@@ -116,7 +117,12 @@ pub async fn watch(
             _ = tick.tick() => {}
             _ = shutdown.wait() => return,
         }
-        let stale = health.stale(DEADLINE);
+        let mut stale = health.stale(DEADLINE);
+        // The store's thread answers a no-op within seconds, or it is wedged (a stuck disk).
+        let store_alive = tokio::time::timeout(Duration::from_secs(10), store.call(|_| Ok(()))).await;
+        if !matches!(store_alive, Ok(Ok(()))) {
+            stale.push("store");
+        }
         if stale.is_empty() {
             if watchdog.is_some() {
                 notify(&[NotifyState::Watchdog]);

@@ -44,7 +44,12 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging();
+    // The configuration's level, when it can be read (RUST_LOG wins); errors in it are
+    // reported by the command itself.
+    let level = linegate::config::Config::load(&cli.config)
+        .map(|c| c.log.level)
+        .unwrap_or_else(|_| "info".into());
+    init_logging(&level);
     let runtime = tokio::runtime::Runtime::new().expect("starting the tokio runtime");
     let code = runtime.block_on(async {
         match cli.command {
@@ -69,10 +74,11 @@ fn main() -> ExitCode {
 
 /// Structured fields to the journal when systemd runs us (it sets JOURNAL_STREAM), readable
 /// lines on stderr otherwise. The level comes from RUST_LOG (default info).
-fn init_logging() {
+fn init_logging(level: &str) {
     use tracing_subscriber::layer::SubscriberExt;
     use tracing_subscriber::util::SubscriberInitExt;
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
     let journald = std::env::var_os("JOURNAL_STREAM").and_then(|_| tracing_journald::layer().ok());
     match journald {
         Some(journald) => tracing_subscriber::registry()

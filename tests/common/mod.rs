@@ -39,6 +39,7 @@ pub fn config(odoo: OdooConfig, db: &Path) -> Config {
         odoo: Some(odoo),
         mqtt: None,
         sicantik: None,
+        log: Default::default(),
     }
 }
 
