@@ -78,11 +78,7 @@ pub async fn run(config: Config, shutdown: Shutdown) -> Result<(), AppError> {
             changes: changes.clone(),
             heart: health.heart("odoo sync"),
         };
-        let shutdown = stopping.clone();
-        tasks.spawn(async move {
-            scheduler.run(shutdown).await;
-            "odoo sync"
-        });
+        spawn_scheduler(&mut tasks, "odoo sync", scheduler, stopping.clone());
     } else {
         tracing::warn!("no [odoo] section: MOs are served as the store has them, nothing is synced");
     }
@@ -109,11 +105,7 @@ pub async fn run(config: Config, shutdown: Shutdown) -> Result<(), AppError> {
             changes: changes.clone(),
             heart: health.heart("sicantik sync"),
         };
-        let shutdown = stopping.clone();
-        tasks.spawn(async move {
-            scheduler.run(shutdown).await;
-            "sicantik sync"
-        });
+        spawn_scheduler(&mut tasks, "sicantik sync", scheduler, stopping.clone());
         if let Some(url) = &sicantik.webhook_url {
             let deliver = crate::outbox::deliver_webhooks(
                 store.clone(),
@@ -225,4 +217,17 @@ pub async fn run(config: Config, shutdown: Shutdown) -> Result<(), AppError> {
             Ok(())
         }
     }
+}
+
+/// A sync scheduler as one of the agent's tasks, named for the logs when it stops.
+fn spawn_scheduler<S: crate::sync::scheduler::Source + 'static>(
+    tasks: &mut JoinSet<&'static str>,
+    name: &'static str,
+    scheduler: Scheduler<S>,
+    shutdown: Shutdown,
+) {
+    tasks.spawn(async move {
+        scheduler.run(shutdown).await;
+        name
+    });
 }

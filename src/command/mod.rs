@@ -549,16 +549,9 @@ fn apply(tx: &rusqlite::Transaction, plan: &Plan, audit: &Audit) -> Result<Decid
             line,
         } => {
             let row = row!(mo);
-            check!(
-                row.gone_at.is_none(),
-                "gone",
-                format!("{} is no longer open in Odoo", row.upstream.name)
-            );
-            check!(
-                row.protected.date_start.is_none(),
-                "already_started",
-                format!("{} has already started", row.upstream.name)
-            );
+            if let Err(refusal) = not_started(&row) {
+                return Ok(Err(refusal));
+            }
             check!(
                 !row.protected.ready_for_production,
                 "already_registered",
@@ -576,21 +569,9 @@ fn apply(tx: &rusqlite::Transaction, plan: &Plan, audit: &Audit) -> Result<Decid
         }
         Plan::Start { mo, leader, line } => {
             let row = row!(mo);
-            check!(
-                row.gone_at.is_none(),
-                "gone",
-                format!("{} is no longer open in Odoo", row.upstream.name)
-            );
-            check!(
-                row.protected.date_start.is_none(),
-                "already_started",
-                format!("{} has already started", row.upstream.name)
-            );
-            check!(
-                row.protected.ready_for_production,
-                "not_ready",
-                format!("{} is not registered yet", row.upstream.name)
-            );
+            if let Err(refusal) = not_started(&row).and_then(|()| registered(&row)) {
+                return Ok(Err(refusal));
+            }
             let p = Protected {
                 date_start: Some(now),
                 leader_id: Some(leader.clone()),
@@ -618,21 +599,9 @@ fn apply(tx: &rusqlite::Transaction, plan: &Plan, audit: &Audit) -> Result<Decid
                 "not_running",
                 format!("{} is not running", cur.upstream.name)
             );
-            check!(
-                nxt.gone_at.is_none(),
-                "gone",
-                format!("{} is no longer open in Odoo", nxt.upstream.name)
-            );
-            check!(
-                nxt.protected.date_start.is_none(),
-                "already_started",
-                format!("{} has already started", nxt.upstream.name)
-            );
-            check!(
-                nxt.protected.ready_for_production,
-                "not_ready",
-                format!("{} is not registered yet", nxt.upstream.name)
-            );
+            if let Err(refusal) = not_started(&nxt).and_then(|()| registered(&nxt)) {
+                return Ok(Err(refusal));
+            }
             let last = match last_code("new_auth", new_auth, &cur) {
                 Ok(last) => last,
                 Err(refusal) => return Ok(Err(refusal)),
@@ -678,6 +647,34 @@ fn apply(tx: &rusqlite::Transaction, plan: &Plan, audit: &Audit) -> Result<Decid
             Ok(Ok((json!({"mo": summary_of(&row, &p)}), vec![row.upstream.id])))
         }
     }
+}
+
+/// An MO an operator may still register or start: open in Odoo, not started on the floor.
+fn not_started(row: &MoRow) -> Result<(), Refusal> {
+    if row.gone_at.is_some() {
+        return Err(refuse(
+            "gone",
+            format!("{} is no longer open in Odoo", row.upstream.name),
+        ));
+    }
+    if row.protected.date_start.is_some() {
+        return Err(refuse(
+            "already_started",
+            format!("{} has already started", row.upstream.name),
+        ));
+    }
+    Ok(())
+}
+
+/// An MO registered for production (ready).
+fn registered(row: &MoRow) -> Result<(), Refusal> {
+    if !row.protected.ready_for_production {
+        return Err(refuse(
+            "not_ready",
+            format!("{} is not registered yet", row.upstream.name),
+        ));
+    }
+    Ok(())
 }
 
 /// The last code of a running MO, from the first code of what comes next (`field`): one less,

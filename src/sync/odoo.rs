@@ -343,13 +343,7 @@ impl OdooSync {
             if mos.is_empty() {
                 continue;
             }
-            let now = clock::format_rfc3339(clock::now_unix());
-            let counts = self
-                .store
-                .call(move |c| store::mo::apply_page(c, &mos, &[], &now))
-                .await?;
-            self.tell_changed(&counts.changed);
-            report.counts += counts;
+            self.store_page(mos, report).await?;
         }
         Ok(())
     }
@@ -382,6 +376,11 @@ impl OdooSync {
 
     async fn apply(&self, mos: Vec<UpstreamMo>, report: &mut Report) -> Result<(), SyncError> {
         report.fetched += mos.len() as u64;
+        self.store_page(mos, report).await
+    }
+
+    /// Writes MOs in one transaction and tells the displays which changed.
+    async fn store_page(&self, mos: Vec<UpstreamMo>, report: &mut Report) -> Result<(), SyncError> {
         let now = clock::format_rfc3339(clock::now_unix());
         let counts = self
             .store
