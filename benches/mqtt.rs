@@ -9,8 +9,8 @@ use std::os::unix::fs::PermissionsExt;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use linegate::sim::mosquitto::Mosquitto;
-use linegate::sim::odoo::{SimOdoo, SimOdooConfig};
+use linegate_sim::mosquitto::Mosquitto;
+use linegate_sim::odoo::{SimOdoo, SimOdooConfig};
 use rumqttc::v5::mqttbytes::v5::Packet;
 use rumqttc::v5::mqttbytes::QoS;
 use rumqttc::v5::{AsyncClient, Event, MqttOptions};

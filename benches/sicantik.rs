@@ -7,9 +7,9 @@ use std::time::{Duration, Instant};
 
 use linegate::config::SicantikConfig;
 use linegate::shutdown::Shutdown;
-use linegate::sim::sicantik::{SimSicantik, SimSicantikConfig};
 use linegate::store::Store;
 use linegate::sync::sicantik::SicantikSync;
+use linegate_sim::sicantik::{SimSicantik, SimSicantikConfig};
 
 const PERMITS: usize = 500;
 const LATENCY: Duration = Duration::from_millis(150);

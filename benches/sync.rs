@@ -8,7 +8,7 @@ use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use linegate::sim::odoo::{SimOdoo, SimOdooConfig};
+use linegate_sim::odoo::{SimOdoo, SimOdooConfig};
 
 const LATENCY: Duration = Duration::from_millis(20);
 const CHANGED: usize = 50;

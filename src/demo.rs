@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use crate::config::{Config, OdooConfig, StoreConfig};
 use crate::shutdown::Shutdown;
-use crate::sim::odoo::{NewMo, SimOdoo, SimOdooConfig};
 use crate::store::{self, Store};
+use linegate_sim::odoo::{NewMo, SimOdoo, SimOdooConfig};
 
 #[derive(Debug, clap::Args)]
 pub struct DemoArgs {
@@ -51,7 +51,7 @@ async fn demo(args: DemoArgs, shutdown: Shutdown) -> anyhow::Result<()> {
     );
 
     // A regency's licensing office too: 200 permits, its expiry dates fetched at 10 requests/s.
-    let permits = crate::sim::sicantik::SimSicantik::start(Default::default()).await?;
+    let permits = linegate_sim::sicantik::SimSicantik::start(Default::default()).await?;
     permits.seed(200);
     println!("simulated SICANTIK serving 200 permits at {}", permits.url());
     let mut sicantik = crate::config::SicantikConfig::new(permits.url());
@@ -72,7 +72,7 @@ async fn demo(args: DemoArgs, shutdown: Shutdown) -> anyhow::Result<()> {
         log: Default::default(),
     };
     let mut config = config;
-    let broker = match crate::sim::mosquitto::Mosquitto::start() {
+    let broker = match linegate_sim::mosquitto::Mosquitto::start() {
         Ok(broker) => {
             let mut mqtt = crate::config::MqttConfig::new("127.0.0.1", broker.port, "demo");
             mqtt.command_max_age = Duration::from_secs(300);

@@ -5,6 +5,7 @@ pub mod cli;
 pub mod clock;
 pub mod command;
 pub mod config;
+#[cfg(feature = "demo")]
 pub mod demo;
 pub mod health;
 pub mod http;
@@ -14,7 +15,6 @@ pub mod odoo;
 pub mod outbox;
 pub mod shutdown;
 pub mod sicantik;
-pub mod sim;
 pub mod status;
 pub mod store;
 pub mod sync;

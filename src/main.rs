@@ -39,6 +39,7 @@ enum Command {
         json: bool,
     },
     /// The agent against a built-in simulated Odoo, with a local database: see MOs flow.
+    #[cfg(feature = "demo")]
     Demo(linegate::demo::DemoArgs),
 }
 
@@ -66,6 +67,7 @@ fn main() -> ExitCode {
                 Ok(config) => cli::status(config, json).await,
                 Err(code) => code,
             },
+            #[cfg(feature = "demo")]
             Command::Demo(args) => linegate::demo::run(args, stop_signal()).await,
         }
     });

@@ -9,7 +9,7 @@ use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
 use common::{mo_count, reader, sim, wait_until};
-use linegate::sim::odoo::SimOdoo;
+use linegate_sim::odoo::SimOdoo;
 
 fn linegate(config: &Path, args: &[&str]) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_linegate"));

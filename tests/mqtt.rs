@@ -19,7 +19,7 @@ struct Agent {
 }
 
 impl Agent {
-    async fn start(sim: &linegate::sim::odoo::SimOdoo, port: u16, db: &std::path::Path) -> Agent {
+    async fn start(sim: &linegate_sim::odoo::SimOdoo, port: u16, db: &std::path::Path) -> Agent {
         let mut config = config(odoo_config(sim), db);
         config.mqtt = Some(MqttConfig::new("127.0.0.1", port, GATEWAY));
         let (trigger, shutdown) = shutdown::channel();
@@ -485,7 +485,7 @@ async fn an_mqtt_311_panel_drives_the_agent_with_mosquitto_clients() {
 }
 
 /// `linegate run` as a process, with a config for `sim` and the broker on `port`.
-fn write_agent_config(dir: &std::path::Path, sim: &linegate::sim::odoo::SimOdoo, port: u16) -> std::path::PathBuf {
+fn write_agent_config(dir: &std::path::Path, sim: &linegate_sim::odoo::SimOdoo, port: u16) -> std::path::PathBuf {
     let config = dir.join("linegate.toml");
     let text = format!(
         "[store]\npath = {:?}\n[odoo]\nurl = {:?}\ndatabase = \"mes\"\napi_key = {:?}\nsync_interval = \"1s\"\n\

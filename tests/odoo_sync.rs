@@ -10,12 +10,12 @@ use std::time::Duration;
 use common::{config, mo_count, odoo_config, reader, sim, wait_until};
 use linegate::mo::{Audit, Protected};
 use linegate::shutdown::{self, Shutdown};
-use linegate::sim::odoo::{Fault, NewMo, SimOdoo, SimOdooConfig};
 use linegate::store::{self, Store};
 use linegate::sync::lock::SyncLock;
 use linegate::sync::odoo::OdooSync;
 use linegate::sync::scheduler::{Scheduler, Uplink};
 use linegate::sync::{Report, SyncError};
+use linegate_sim::odoo::{Fault, NewMo, SimOdoo, SimOdooConfig};
 use serde_json::json;
 
 const RETENTION: Duration = Duration::from_secs(30 * 86_400);

@@ -11,9 +11,10 @@ use std::time::Duration;
 use common::{reader, wait_until, Display, Mosquitto};
 use linegate::config::{Config, MqttConfig, SicantikConfig, StoreConfig};
 use linegate::shutdown::{self, Shutdown};
-use linegate::sim::sicantik::{NewPermit, SicantikFault, SimSicantik, SimSicantikConfig};
 use linegate::store::Store;
 use linegate::sync::sicantik::SicantikSync;
+use linegate_sim::sicantik::{NewPermit, SicantikFault, SimSicantik, SimSicantikConfig};
+use linegate_sim::webhook::Webhook;
 use serde_json::Value;
 
 const DAY: i64 = 86_400;
@@ -321,54 +322,6 @@ async fn a_permit_first_seen_close_to_expiry_gets_one_timely_reminder() {
     assert_eq!(f.queued(), vec![("0003000000000001".to_string(), 30)]);
 }
 
-/// A webhook that fails its first `failures` requests, then records what it is sent.
-async fn webhook(failures: usize) -> (String, Arc<std::sync::Mutex<Vec<String>>>) {
-    use http_body_util::{BodyExt, Full};
-    use hyper::body::Bytes;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}/hook", listener.local_addr().unwrap());
-    let received = Arc::new(std::sync::Mutex::new(Vec::new()));
-    let calls = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let sink = received.clone();
-    tokio::spawn(async move {
-        loop {
-            let Ok((stream, _)) = listener.accept().await else {
-                return;
-            };
-            let (sink, calls) = (sink.clone(), calls.clone());
-            tokio::spawn(async move {
-                let service = hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
-                    let (sink, calls) = (sink.clone(), calls.clone());
-                    async move {
-                        let body = req
-                            .into_body()
-                            .collect()
-                            .await
-                            .map(|b| b.to_bytes())
-                            .unwrap_or_default();
-                        let status = if calls.fetch_add(1, Ordering::Relaxed) < failures {
-                            503
-                        } else {
-                            sink.lock().unwrap().push(String::from_utf8_lossy(&body).to_string());
-                            200
-                        };
-                        Ok::<_, std::convert::Infallible>(
-                            hyper::Response::builder()
-                                .status(status)
-                                .body(Full::new(Bytes::new()))
-                                .unwrap(),
-                        )
-                    }
-                });
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
-                    .await;
-            });
-        }
-    });
-    (url, received)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_webhook_that_is_down_then_up_gets_each_reminder_once() {
     // Given two reminders queued, and a webhook that fails its first three requests
@@ -378,13 +331,13 @@ async fn a_webhook_that_is_down_then_up_gets_each_reminder_once() {
     sim.add_permit(permit("0004000000000002", &f.today_plus(-300), Some(f.today_plus(50))));
     f.run().await;
     assert_eq!(f.queued().len(), 2);
-    let (url, received) = webhook(3).await;
+    let hook = Webhook::start(3).await.unwrap();
 
     // When the outbox is delivered
     let (trigger, shutdown) = shutdown::channel();
     let task = tokio::spawn(linegate::outbox::deliver_webhooks(
         f.store.clone(),
-        url,
+        hook.url(),
         Duration::from_secs(5),
         Duration::from_millis(100),
         shutdown,
@@ -392,16 +345,15 @@ async fn a_webhook_that_is_down_then_up_gets_each_reminder_once() {
 
     // Then each reminder arrives once, and the outbox is empty
     wait_until("both reminders delivered", Duration::from_secs(20), || {
-        received.lock().unwrap().len() == 2
+        hook.received().len() == 2
     })
     .await;
     wait_until("the outbox emptied", Duration::from_secs(5), || {
         f.count("SELECT count(*) FROM outbox WHERE delivered_at IS NULL") == 0
     })
     .await;
-    let bodies: Vec<Value> = received
-        .lock()
-        .unwrap()
+    let bodies: Vec<Value> = hook
+        .received()
         .iter()
         .map(|b| serde_json::from_str(b).unwrap())
         .collect();
@@ -411,7 +363,7 @@ async fn a_webhook_that_is_down_then_up_gets_each_reminder_once() {
     assert_eq!(bodies[0]["phone"], "+6281234567890");
     trigger.fire();
     task.await.unwrap();
-    assert_eq!(received.lock().unwrap().len(), 2, "nothing delivered twice");
+    assert_eq!(hook.received().len(), 2, "nothing delivered twice");
 }
 
 #[tokio::test]

@@ -6,7 +6,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use linegate::config::{Config, OdooConfig, StoreConfig};
-use linegate::sim::odoo::{SimOdoo, SimOdooConfig};
+use linegate_sim::odoo::{SimOdoo, SimOdooConfig};
 use rusqlite::Connection;
 
 pub async fn sim(version: u32, mos: usize) -> SimOdoo {
@@ -74,12 +74,12 @@ pub fn mo_count(db: &Path) -> i64 {
     count(db, "SELECT count(*) FROM mo WHERE gone_at IS NULL")
 }
 
-/// A real mosquitto from Debian's package (see linegate::sim::mosquitto).
-pub struct Mosquitto(pub linegate::sim::mosquitto::Mosquitto);
+/// A real mosquitto from Debian's package (see linegate_sim::mosquitto).
+pub struct Mosquitto(pub linegate_sim::mosquitto::Mosquitto);
 
 impl Mosquitto {
     pub async fn start() -> Mosquitto {
-        let broker = tokio::task::spawn_blocking(linegate::sim::mosquitto::Mosquitto::start)
+        let broker = tokio::task::spawn_blocking(linegate_sim::mosquitto::Mosquitto::start)
             .await
             .unwrap();
         Mosquitto(broker.expect("mosquitto starts (apt-get install mosquitto)"))

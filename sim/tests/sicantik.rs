@@ -7,7 +7,7 @@
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
-use linegate::sim::sicantik::{base64_encode, NewPermit, SicantikFault, SimSicantik, SimSicantikConfig};
+use linegate_sim::sicantik::{base64_encode, NewPermit, SicantikFault, SimSicantik, SimSicantikConfig};
 use reqwest::StatusCode;
 use serde_json::Value;
 

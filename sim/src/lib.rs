@@ -1,8 +1,12 @@
 //! Simulated upstream servers that behave like the real ones on the wire, so `linegate demo` and
-//! the integration tests exercise the production clients unchanged.
+//! the agent's integration tests exercise the production clients unchanged; and a real mosquitto
+//! on a free loopback port. None of this ships in the packages: the agent uses it as a
+//! dev-dependency, and `linegate demo` through its `demo` feature.
+mod clock;
 pub mod mosquitto;
 pub mod odoo;
 pub mod sicantik;
+pub mod webhook;
 
 use std::future::Future;
 

@@ -6,7 +6,7 @@
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
-use linegate::sim::odoo::{Fault, NewMo, SimOdoo, SimOdooConfig};
+use linegate_sim::odoo::{Fault, NewMo, SimOdoo, SimOdooConfig};
 use reqwest::header::HeaderMap;
 use reqwest::StatusCode;
 use serde_json::{json, Value};

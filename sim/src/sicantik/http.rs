@@ -10,7 +10,7 @@ use hyper::{Request, Response};
 
 use super::wire::{self, Cell, Row};
 use super::{company_fields, Permit, SicantikFault, SicantikRequest, State, BASE_PATH, PHP_WARNING};
-use crate::sim::Dropped;
+use crate::Dropped;
 
 type Shared = Arc<Mutex<State>>;
 
@@ -18,7 +18,7 @@ type Shared = Arc<Mutex<State>>;
 const HOLD: Duration = Duration::from_secs(60);
 
 pub async fn serve(listener: tokio::net::TcpListener, state: Shared, stopped: tokio::sync::watch::Receiver<bool>) {
-    crate::sim::serve(listener, state, stopped, handle).await
+    crate::serve(listener, state, stopped, handle).await
 }
 
 const DROPPED: Dropped = Dropped("connection dropped by the simulated SICANTIK");

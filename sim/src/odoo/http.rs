@@ -10,7 +10,7 @@ use serde_json::{json, Map, Value};
 
 use super::orm::{self, OrmError};
 use super::{Fault, RequestRecord, State, WebSession};
-use crate::sim::Dropped;
+use crate::Dropped;
 
 type Shared = Arc<Mutex<State>>;
 
@@ -21,7 +21,7 @@ const LOCKOUT_WINDOW: Duration = Duration::from_secs(60);
 const LOCKOUT: Duration = Duration::from_secs(60);
 
 pub async fn serve(listener: tokio::net::TcpListener, state: Shared, stopped: tokio::sync::watch::Receiver<bool>) {
-    crate::sim::serve(listener, state, stopped, handle).await
+    crate::serve(listener, state, stopped, handle).await
 }
 
 const DROPPED: Dropped = Dropped("connection dropped by fault injection");
