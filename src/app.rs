@@ -4,24 +4,31 @@
 //! ```text
 //!   Odoo ──HTTP──▶ sync::Scheduler ──pages──▶ Store ◀──protected writes── command::Commands
 //!                     ▲      │                  │                            ▲
-//!          sync-now ──┘      └── changes ──▶ mqtt::Publisher ──retained──▶   │
+//!          sync-now ──┘      └── changes ──▶ mqtt::publisher ──retained──▶   │
 //!                                                   │                        │
 //!   broker ◀──────────────── mqtt::link (owns the event loop) ──commands─────┘
+//!      ▲
+//!      └── outbox::mqtt (reminder events)        outbox::webhook ──HTTP──▶ webhook
 //! ```
+//!
+//! The tasks stop in stages: intake first (syncs, commands, outbox), then the publisher, which
+//! says `offline` and disconnects, then the link that carries that to the broker, then the
+//! watchdog; last, the store's thread is joined so its close-time checkpoint completes.
 
 use std::time::Duration;
 
 use tokio::sync::{mpsc, watch};
-use tokio::task::JoinSet;
 
 use crate::command::{Commands, Limits};
 use crate::config::{Config, ConfigError};
-use crate::mqtt::{self, Identity, LinkState, Publisher};
-use crate::shutdown::Shutdown;
+use crate::heartbeat::Hearts;
+use crate::mqtt::{self, Identity};
+use crate::shutdown::{Shutdown, Tasks};
 use crate::store::{Store, StoreError};
 use crate::sync::odoo::OdooSync;
-use crate::sync::scheduler::{Scheduler, Uplink};
+use crate::sync::scheduler::Scheduler;
 use crate::sync::sicantik::SicantikSync;
+use crate::uplink::{LinkState, Uplink};
 
 /// How long the tasks get to finish once shutdown is triggered.
 pub const DRAIN_DEADLINE: Duration = Duration::from_secs(10);
@@ -42,11 +49,13 @@ pub async fn run(config: Config, shutdown: Shutdown) -> Result<(), AppError> {
     config.validate_secrets()?;
     let store = Store::open(&config.store.path)?;
     let retention = Duration::from_secs(u64::from(config.store.retention_days) * 86_400);
-    let mut tasks: JoinSet<&'static str> = JoinSet::new();
-    // The tasks' own stop signal: fired on the caller's shutdown, or when any task dies.
-    let (stop, stopping) = crate::shutdown::channel();
+    let mut tasks = Tasks::default();
+    let intake = tasks.stage("intake");
+    let publish = tasks.stage("publisher");
+    let link_stage = tasks.stage("link");
+    let last = tasks.stage("watchdog");
     // Every task beats; systemd's watchdog is fed only while all of them do.
-    let health = crate::health::Health::new();
+    let hearts = Hearts::new();
 
     // sync-now: the command layer sends, the scheduler receives (capacity 1: one pending
     // request is as good as many).
@@ -62,6 +71,8 @@ pub async fn run(config: Config, shutdown: Shutdown) -> Result<(), AppError> {
         }
         None => (None, None),
     };
+    // Rung by the SICANTIK sync when it queued reminders; the outbox's tasks wait on it.
+    let queued = crate::changes::Queued::default();
 
     if let Some(odoo) = &config.odoo {
         let mut sync = OdooSync::new(odoo, store.clone(), retention)?;
@@ -76,20 +87,18 @@ pub async fn run(config: Config, shutdown: Shutdown) -> Result<(), AppError> {
             triggers,
             uplink: uplink_tx,
             changes: changes.clone(),
-            heart: health.heart("odoo sync"),
+            heart: hearts.heart("odoo sync"),
         };
-        spawn_scheduler(&mut tasks, "odoo sync", scheduler, stopping.clone());
+        tasks.spawn(intake, "odoo sync", |stop| scheduler.run(stop));
     } else {
         tracing::warn!("no [odoo] section: MOs are served as the store has them, nothing is synced");
     }
     let mut uplinks = vec![("odoo", uplink)];
-    // The broker link as the health summary shows it, when there is a broker.
-    let mut broker_up = None;
 
     if let Some(sicantik) = &config.sicantik {
         let mut sync = SicantikSync::new(sicantik, store.clone())?;
         if let Some(changes) = &changes {
-            sync.notify(changes.clone());
+            sync.notify(changes.clone(), queued.clone());
         }
         let (uplink_tx, uplink_rx) = watch::channel(Uplink::Unknown);
         uplinks.push(("sicantik", uplink_rx));
@@ -103,54 +112,50 @@ pub async fn run(config: Config, shutdown: Shutdown) -> Result<(), AppError> {
             triggers,
             uplink: uplink_tx,
             changes: changes.clone(),
-            heart: health.heart("sicantik sync"),
+            heart: hearts.heart("sicantik sync"),
         };
-        spawn_scheduler(&mut tasks, "sicantik sync", scheduler, stopping.clone());
+        tasks.spawn(intake, "sicantik sync", |stop| scheduler.run(stop));
         if let Some(url) = &sicantik.webhook_url {
-            let deliver = crate::outbox::deliver_webhooks(
-                store.clone(),
-                url.clone(),
-                sicantik.request_timeout,
-                crate::outbox::RETRY_MIN,
-                stopping.clone(),
-            );
-            tasks.spawn(async move {
-                deliver.await;
-                "webhook outbox"
-            });
+            let deliver = |stop| {
+                crate::outbox::webhook::deliver(
+                    store.clone(),
+                    url.clone(),
+                    sicantik.request_timeout,
+                    crate::outbox::webhook::RETRY_MIN,
+                    stop,
+                )
+            };
+            tasks.spawn(intake, "webhook outbox", deliver);
         }
     }
 
+    // The broker link as the health summary shows it, when there is a broker.
+    let mut broker_up = None;
     if let (Some(mqtt_config), Some(changes), Some(changes_rx)) = (&config.mqtt, changes, changes_rx) {
         let identity = Identity {
             prefix: mqtt_config.topic_prefix(),
             gateway: mqtt_config.gateway_id(),
             started_at: crate::clock::format_rfc3339(crate::clock::now_unix()),
         };
-        let (client, events) = rumqttc::v5::AsyncClient::new(mqtt::options(mqtt_config, &identity)?, 1024);
+        let (client, events) = rumqttc::v5::AsyncClient::new(mqtt::options::build(mqtt_config, &identity)?, 1024);
         // Commands: the link receives them from the broker, the command task applies them and
         // hands them back to the link to acknowledge.
         let (commands_tx, commands_rx) = mpsc::unbounded_channel();
         let (acks_tx, acks_rx) = mpsc::unbounded_channel();
+        // The connection as it stands: the link sends, every MQTT task watches.
         let (link_tx, link_rx) = watch::channel(LinkState::default());
         broker_up = Some(link_rx.clone());
-        let link = mqtt::link(
-            mqtt::Link {
-                events,
-                client: client.clone(),
-                prefix: identity.prefix.clone(),
-                commands: commands_tx,
-                acks: acks_rx,
-                state: link_tx,
-                heart: health.heart("mqtt link"),
-            },
-            stopping.clone(),
-        );
-        tasks.spawn(async move {
-            link.await;
-            "mqtt link"
-        });
-        let publisher = Publisher {
+        let link = mqtt::link::Link {
+            events,
+            client: client.clone(),
+            prefix: identity.prefix.clone(),
+            commands: commands_tx,
+            acks: acks_rx,
+            state: link_tx,
+            heart: hearts.heart("mqtt link"),
+        };
+        tasks.spawn(link_stage, "mqtt link", |stop| mqtt::link::run(link, stop));
+        let publisher = mqtt::publisher::Publisher {
             client: client.clone(),
             store: store.clone(),
             identity: identity.clone(),
@@ -158,58 +163,50 @@ pub async fn run(config: Config, shutdown: Shutdown) -> Result<(), AppError> {
             link: link_rx.clone(),
             uplinks,
             permits_zone: config.sicantik.as_ref().map(|s| s.zone_offset()).transpose()?,
-            last_status: Default::default(),
-            progress: Default::default(),
-            last_permits: Default::default(),
-            heart: health.heart("mqtt publisher"),
+            heart: hearts.heart("mqtt publisher"),
         };
-        let publisher_shutdown = stopping.clone();
-        tasks.spawn(async move {
-            publisher.run(publisher_shutdown).await;
-            "mqtt publisher"
-        });
+        tasks.spawn(publish, "mqtt publisher", |stop| publisher.run(stop));
+        let reminders = crate::outbox::mqtt::MqttOutbox {
+            store: store.clone(),
+            client: client.clone(),
+            topic: mqtt::topics::Topic::PermitReminder.build(&identity.prefix),
+            link: link_rx.clone(),
+            queued: queued.subscribe(),
+            heart: hearts.heart("mqtt outbox"),
+        };
+        tasks.spawn(intake, "mqtt outbox", |stop| reminders.run(stop));
         let limits = Limits {
             max_age: mqtt_config.command_max_age,
             max_payload: mqtt_config.max_payload,
         };
-        let commands = Commands::new(store.clone(), limits, sync_now);
-        let server = mqtt::CommandServer {
-            commands,
+        let server = mqtt::commands::CommandServer {
+            commands: Commands::new(store.clone(), limits, sync_now),
             client,
             prefix: identity.prefix,
             incoming: commands_rx,
             acks: acks_tx,
             link: link_rx,
             changes,
-            heart: health.heart("commands"),
+            heart: hearts.heart("commands"),
         };
-        let serve = server.run(stopping.clone());
-        tasks.spawn(async move {
-            serve.await;
-            "commands"
-        });
+        tasks.spawn(intake, "commands", |stop| server.run(stop));
     }
-    let watch = crate::health::watch(health.clone(), store.clone(), broker_up, stopping.clone());
-    tasks.spawn(async move {
-        watch.await;
-        "health"
-    });
+    let watch = |stop| crate::health::watch(hearts.clone(), store.clone(), broker_up, stop);
+    tasks.spawn(last, "health", watch);
     tracing::info!(db = %config.store.path.display(), "linegate running");
     crate::health::ready("started");
 
     let died = tokio::select! {
         _ = shutdown.wait() => None,
-        Some(joined) = tasks.join_next() => Some(joined.unwrap_or("a task (it panicked)")),
+        name = tasks.ended() => Some(name),
     };
-    // Every task watches `stopping`; a dead task means the rest must stop too.
+    // A dead task means the rest must stop too.
     crate::health::stopping();
-    stop.fire();
-    let drained = tokio::time::timeout(DRAIN_DEADLINE, async { while tasks.join_next().await.is_some() {} }).await;
-    if drained.is_err() {
-        tracing::warn!("tasks did not stop within {DRAIN_DEADLINE:?}; leaving them");
-        tasks.abort_all();
+    let late = tasks.stop(DRAIN_DEADLINE).await;
+    if !late.is_empty() {
+        tracing::warn!(tasks = ?late, "tasks did not stop within {DRAIN_DEADLINE:?}; leaving them");
     }
-    drop(store);
+    store.close().await;
     match died {
         Some(name) if !shutdown.is_set() => Err(AppError::TaskDied(name)),
         _ => {
@@ -217,17 +214,4 @@ pub async fn run(config: Config, shutdown: Shutdown) -> Result<(), AppError> {
             Ok(())
         }
     }
-}
-
-/// A sync scheduler as one of the agent's tasks, named for the logs when it stops.
-fn spawn_scheduler<S: crate::sync::scheduler::Source + 'static>(
-    tasks: &mut JoinSet<&'static str>,
-    name: &'static str,
-    scheduler: Scheduler<S>,
-    shutdown: Shutdown,
-) {
-    tasks.spawn(async move {
-        scheduler.run(shutdown).await;
-        name
-    });
 }

@@ -1,6 +1,6 @@
-//! What changed in the store, told to whoever shows it (the MQTT publisher). Senders are the
-//! sync and the command layer; the channel is unbounded because a sender must never wait on
-//! the displays, and what it carries is small (ids).
+//! What changed in the store, told to whoever shows it (the MQTT publisher) or sends it (the
+//! outbox). Senders are the sync and the command layer; the channel is unbounded because a
+//! sender must never wait on the displays, and what it carries is small (ids).
 
 use tokio::sync::mpsc;
 
@@ -34,5 +34,26 @@ pub fn channel() -> (Sender, Receiver) {
 pub fn tell(to: &Option<Sender>, change: Change) {
     if let Some(tx) = to {
         let _ = tx.send(change);
+    }
+}
+
+/// Rung when messages were queued in the outbox, so its delivery tasks look at once instead of
+/// on their next poll. Every ring is seen by every subscriber (a counter on a watch).
+#[derive(Clone)]
+pub struct Queued(std::sync::Arc<tokio::sync::watch::Sender<u64>>);
+
+impl Default for Queued {
+    fn default() -> Self {
+        Queued(std::sync::Arc::new(tokio::sync::watch::channel(0).0))
+    }
+}
+
+impl Queued {
+    pub fn ring(&self) {
+        self.0.send_modify(|n| *n = n.wrapping_add(1));
+    }
+
+    pub fn subscribe(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.0.subscribe()
     }
 }

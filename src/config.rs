@@ -130,7 +130,7 @@ impl SicantikConfig {
 
     /// Seconds east of UTC of the configured zone.
     pub fn zone_offset(&self) -> Result<i64, ConfigError> {
-        crate::sicantik::expiry::zone_offset(&self.timezone).ok_or_else(|| {
+        crate::clock::zone_offset(&self.timezone).ok_or_else(|| {
             ConfigError::new(
                 "sicantik.timezone",
                 format!(

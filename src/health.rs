@@ -4,86 +4,17 @@
 //! so a wedged task gets the agent restarted; `STATUS=` a one-line summary for `systemctl
 //! status`; `STOPPING=1` on shutdown. Outside systemd (no `NOTIFY_SOCKET`) all of it is a no-op.
 
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use sd_notify::NotifyState;
 
+use crate::heartbeat::{Hearts, DEADLINE};
 use crate::shutdown::Shutdown;
 use crate::store::{self, Store};
+use crate::uplink::LinkState;
 
-/// A task that has not beaten for this long is wedged.
-pub const DEADLINE: Duration = Duration::from_secs(90);
-/// How often a waiting task beats anyway.
-pub const BEAT: Duration = Duration::from_secs(10);
 const STATUS_EVERY: Duration = Duration::from_secs(30);
-
-/// One task's pulse: it calls [`Heart::beat`] from its loop.
-#[derive(Clone)]
-pub struct Heart {
-    name: &'static str,
-    /// Milliseconds since `Health::start` at the last beat.
-    last: Arc<AtomicU64>,
-    start: Instant,
-}
-
-impl Heart {
-    pub fn beat(&self) {
-        self.last
-            .store(self.start.elapsed().as_millis() as u64, Ordering::Relaxed);
-    }
-
-    /// A heart nobody watches (tests, one-shot commands).
-    pub fn detached(name: &'static str) -> Heart {
-        Heart {
-            name,
-            last: Arc::default(),
-            start: Instant::now(),
-        }
-    }
-}
-
-#[derive(Default)]
-pub struct Health {
-    hearts: Mutex<Vec<Heart>>,
-    start: Option<Instant>,
-}
-
-impl Health {
-    pub fn new() -> Arc<Health> {
-        Arc::new(Health {
-            hearts: Mutex::default(),
-            start: Some(Instant::now()),
-        })
-    }
-
-    /// Registers a task; it starts out alive.
-    pub fn heart(&self, name: &'static str) -> Heart {
-        let heart = Heart {
-            name,
-            last: Arc::default(),
-            start: self.start.unwrap_or_else(Instant::now),
-        };
-        heart.beat();
-        self.hearts
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(heart.clone());
-        heart
-    }
-
-    /// Tasks that have not beaten within `deadline`.
-    pub fn stale(&self, deadline: Duration) -> Vec<&'static str> {
-        let now = self.start.unwrap_or_else(Instant::now).elapsed().as_millis() as u64;
-        let hearts = self.hearts.lock().unwrap_or_else(|e| e.into_inner());
-        hearts
-            .iter()
-            .filter(|h| now.saturating_sub(h.last.load(Ordering::Relaxed)) > deadline.as_millis() as u64)
-            .map(|h| h.name)
-            .collect()
-    }
-}
 
 fn notify(states: &[NotifyState]) {
     if let Err(e) = sd_notify::notify(states) {
@@ -101,9 +32,9 @@ pub fn stopping() {
 
 /// Feeds systemd's watchdog while every task is alive, and keeps `STATUS=` current.
 pub async fn watch(
-    health: Arc<Health>,
+    hearts: Arc<Hearts>,
     store: Store,
-    broker: Option<tokio::sync::watch::Receiver<crate::mqtt::LinkState>>,
+    broker: Option<tokio::sync::watch::Receiver<LinkState>>,
     shutdown: Shutdown,
 ) {
     let watchdog = sd_notify::watchdog_enabled();
@@ -117,7 +48,7 @@ pub async fn watch(
             _ = tick.tick() => {}
             _ = shutdown.wait() => return,
         }
-        let mut stale = health.stale(DEADLINE);
+        let mut stale = hearts.stale(DEADLINE);
         // The store's thread answers a no-op within seconds, or it is wedged (a stuck disk).
         let store_alive = tokio::time::timeout(Duration::from_secs(10), store.call(|_| Ok(()))).await;
         if !matches!(store_alive, Ok(Ok(()))) {
@@ -161,20 +92,4 @@ pub fn summary(status: &store::sync::Status, broker: Option<bool>) -> String {
     let outbox: u64 = status.outbox.iter().map(|(_, n)| n).sum();
     parts.push(format!("outbox {outbox}"));
     parts.join(" · ")
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_heart_that_stops_beating_is_reported() {
-        let health = Health::new();
-        let alive = health.heart("alive");
-        let _wedged = health.heart("wedged");
-        assert!(health.stale(Duration::from_millis(50)).is_empty());
-        std::thread::sleep(Duration::from_millis(80));
-        alive.beat();
-        assert_eq!(health.stale(Duration::from_millis(50)), vec!["wedged"]);
-    }
 }

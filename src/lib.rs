@@ -1,5 +1,6 @@
 //! linegate: the shop-floor gateway agent.
 pub mod app;
+pub mod backoff;
 pub mod changes;
 pub mod cli;
 pub mod clock;
@@ -8,13 +9,16 @@ pub mod config;
 #[cfg(feature = "demo")]
 pub mod demo;
 pub mod health;
+pub mod heartbeat;
 pub mod http;
 pub mod mo;
 pub mod mqtt;
 pub mod odoo;
 pub mod outbox;
+pub mod permit;
 pub mod shutdown;
 pub mod sicantik;
 pub mod status;
 pub mod store;
 pub mod sync;
+pub mod uplink;

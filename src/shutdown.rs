@@ -1,40 +1,192 @@
-//! One shutdown signal for every task: the trigger is held by whoever decides to stop (main on
-//! SIGTERM/SIGINT, a test), every task holds a [`Shutdown`] and watches it.
+//! Stopping: one signal for every task, and the agent's tasks in stages that stop in order.
+//!
+//! A [`Trigger`] is held by whoever decides to stop (main on SIGTERM/SIGINT, a test); every task
+//! holds a [`Shutdown`] and watches it. [`Tasks`] runs the agent's tasks in stages: on stop,
+//! each stage is told in turn and awaited before the next one is, within one deadline, so that
+//! intake ends before the publisher says goodbye, and the publisher before the link that
+//! carries its goodbye to the broker.
 
-use tokio::sync::watch;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 #[derive(Clone)]
-pub struct Shutdown(watch::Receiver<bool>);
+pub struct Shutdown(CancellationToken);
 
-pub struct Trigger(watch::Sender<bool>);
+/// Fires the shutdown when told to, or when dropped.
+pub struct Trigger(CancellationToken);
 
 pub fn channel() -> (Trigger, Shutdown) {
-    let (tx, rx) = watch::channel(false);
-    (Trigger(tx), Shutdown(rx))
+    let token = CancellationToken::new();
+    (Trigger(token.clone()), Shutdown(token))
 }
 
 impl Trigger {
     pub fn fire(&self) {
-        self.0.send_replace(true);
+        self.0.cancel();
+    }
+}
+
+impl Drop for Trigger {
+    fn drop(&mut self) {
+        self.0.cancel();
     }
 }
 
 impl Shutdown {
     pub fn is_set(&self) -> bool {
-        *self.0.borrow()
+        self.0.is_cancelled()
     }
 
-    /// Resolves once shutdown is triggered (or the trigger is dropped).
+    /// Resolves once shutdown is triggered.
     pub async fn wait(&self) {
-        let mut rx = self.0.clone();
-        let _ = rx.wait_for(|set| *set).await;
+        self.0.cancelled().await
     }
 
     /// A signal that never fires, for one-shot commands.
     pub fn never() -> Shutdown {
-        let (tx, rx) = watch::channel(false);
-        // Leaking the sender keeps `wait` pending forever instead of resolving on drop.
-        std::mem::forget(tx);
-        Shutdown(rx)
+        Shutdown(CancellationToken::new())
+    }
+}
+
+/// A stage of [`Tasks`], in the order stages were made.
+#[derive(Debug, Clone, Copy)]
+pub struct Stage(usize);
+
+struct StageTasks {
+    name: &'static str,
+    token: CancellationToken,
+    tracker: TaskTracker,
+    /// Names of its tasks still running, for the report of those that did not stop.
+    running: Arc<Mutex<Vec<&'static str>>>,
+}
+
+/// The agent's tasks, by stage.
+pub struct Tasks {
+    stages: Vec<StageTasks>,
+    /// Every task says when it ends: before a stop, that means it died.
+    ended_tx: mpsc::UnboundedSender<&'static str>,
+    ended: mpsc::UnboundedReceiver<&'static str>,
+}
+
+impl Default for Tasks {
+    fn default() -> Self {
+        let (ended_tx, ended) = mpsc::unbounded_channel();
+        Tasks {
+            stages: Vec::new(),
+            ended_tx,
+            ended,
+        }
+    }
+}
+
+impl Tasks {
+    /// A new stage, stopped after every stage made before it.
+    pub fn stage(&mut self, name: &'static str) -> Stage {
+        self.stages.push(StageTasks {
+            name,
+            token: CancellationToken::new(),
+            tracker: TaskTracker::new(),
+            running: Arc::default(),
+        });
+        Stage(self.stages.len() - 1)
+    }
+
+    /// Runs `task` in `stage`; it gets the stage's shutdown signal.
+    pub fn spawn<F>(&self, stage: Stage, name: &'static str, task: impl FnOnce(Shutdown) -> F)
+    where
+        F: std::future::Future<Output = ()> + Send + 'static,
+    {
+        let s = &self.stages[stage.0];
+        let running = s.running.clone();
+        running.lock().unwrap_or_else(|e| e.into_inner()).push(name);
+        let ended = self.ended_tx.clone();
+        let future = task(Shutdown(s.token.clone()));
+        s.tracker.spawn(async move {
+            // Said also when the task panics: the guard runs as the future is dropped.
+            let _said = EndGuard { name, running, ended };
+            future.await;
+        });
+    }
+
+    /// The first task that ended by itself (a task ends only when told to, or when it fails).
+    pub async fn ended(&mut self) -> &'static str {
+        self.ended.recv().await.unwrap_or("a task")
+    }
+
+    /// Stops every stage in order within `deadline`; returns the tasks that did not stop (they
+    /// are left behind, to end with the runtime).
+    pub async fn stop(self, deadline: Duration) -> Vec<&'static str> {
+        let until = tokio::time::Instant::now() + deadline;
+        let mut late = Vec::new();
+        for stage in &self.stages {
+            stage.token.cancel();
+            stage.tracker.close();
+            if tokio::time::timeout_at(until, stage.tracker.wait()).await.is_err() {
+                let names = stage.running.lock().unwrap_or_else(|e| e.into_inner()).clone();
+                tracing::warn!(stage = stage.name, tasks = ?names, "tasks did not stop within the deadline");
+                late.extend(names);
+            }
+        }
+        late
+    }
+}
+
+struct EndGuard {
+    name: &'static str,
+    running: Arc<Mutex<Vec<&'static str>>>,
+    ended: mpsc::UnboundedSender<&'static str>,
+}
+
+impl Drop for EndGuard {
+    fn drop(&mut self) {
+        let mut running = self.running.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(at) = running.iter().position(|n| *n == self.name) {
+            running.remove(at);
+        }
+        let _ = self.ended.send(self.name);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn stages_stop_in_order_and_late_tasks_are_named() {
+        // Given three stages; the second one's task records when it was told after the first ended
+        let order = Arc::new(Mutex::new(Vec::new()));
+        let mut tasks = Tasks::default();
+        let (first, second, third) = (tasks.stage("first"), tasks.stage("second"), tasks.stage("third"));
+        let log = order.clone();
+        tasks.spawn(first, "intake", move |stop| async move {
+            stop.wait().await;
+            tokio::task::yield_now().await;
+            log.lock().unwrap().push("intake stopped");
+        });
+        let log = order.clone();
+        tasks.spawn(second, "publisher", move |stop| async move {
+            stop.wait().await;
+            log.lock().unwrap().push("publisher told");
+        });
+        tasks.spawn(third, "stuck", |_| std::future::pending());
+        // When they are stopped
+        let late = tasks.stop(Duration::from_millis(200)).await;
+        // Then the first stage ended before the second was told, and the stuck task is named
+        assert_eq!(*order.lock().unwrap(), ["intake stopped", "publisher told"]);
+        assert_eq!(late, ["stuck"]);
+    }
+
+    #[tokio::test]
+    async fn a_task_that_ends_by_itself_is_reported() {
+        let mut tasks = Tasks::default();
+        let stage = tasks.stage("only");
+        tasks.spawn(stage, "quitter", |_| async {});
+        tasks.spawn(stage, "waiter", |stop| async move { stop.wait().await });
+        assert_eq!(tasks.ended().await, "quitter");
+        assert!(tasks.stop(Duration::from_secs(1)).await.is_empty());
     }
 }

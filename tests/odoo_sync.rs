@@ -13,8 +13,9 @@ use linegate::shutdown::{self, Shutdown};
 use linegate::store::{self, Store};
 use linegate::sync::lock::SyncLock;
 use linegate::sync::odoo::OdooSync;
-use linegate::sync::scheduler::{Scheduler, Uplink};
+use linegate::sync::scheduler::Scheduler;
 use linegate::sync::{Report, SyncError};
+use linegate::uplink::Uplink;
 use linegate_sim::odoo::{Fault, NewMo, SimOdoo, SimOdooConfig};
 use serde_json::json;
 
@@ -479,7 +480,7 @@ async fn another_sync_holding_the_lock_does_not_report_the_uplink_down() {
         triggers,
         uplink: uplink_tx,
         changes: None,
-        heart: linegate::health::Heart::detached("test"),
+        heart: linegate::heartbeat::Heart::detached("test"),
     };
 
     // When the agent's scheduler runs and finds the lock taken

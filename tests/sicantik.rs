@@ -335,7 +335,7 @@ async fn a_webhook_that_is_down_then_up_gets_each_reminder_once() {
 
     // When the outbox is delivered
     let (trigger, shutdown) = shutdown::channel();
-    let task = tokio::spawn(linegate::outbox::deliver_webhooks(
+    let task = tokio::spawn(linegate::outbox::webhook::deliver(
         f.store.clone(),
         hook.url(),
         Duration::from_secs(5),

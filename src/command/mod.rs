@@ -2,14 +2,13 @@
 //! once, answered. It is the only writer of protected columns, and it writes nothing else.
 //! It knows nothing of MQTT: a [`Request`] comes in, a [`Handled`] goes out.
 
-pub mod auth;
-
 use std::time::Duration;
 
 use serde::Serialize;
 use serde_json::{json, Map, Value};
 
 use crate::clock;
+use crate::mo::auth;
 use crate::mo::{Audit, MoRow, Phase, Protected};
 use crate::store::{self, Store, StoreError};
 

@@ -2,10 +2,10 @@
 
 use serde_json::{json, Value};
 
-use crate::command::auth;
+use crate::mo::auth;
 use crate::mo::{MoRow, Phase};
 use crate::store::sync::RunRecord;
-use crate::sync::scheduler::Uplink;
+use crate::uplink::Uplink;
 
 pub const SCHEMA: u32 = 1;
 
@@ -107,8 +107,8 @@ pub fn status(
 /// `…/permits/expiring`: permits within 60 days of expiry or expired in the last 30 (the ones
 /// still valid first, soonest first; at most 200), and counts by status of all permits with a
 /// known expiry, as of the regency's date `today`.
-pub fn expiring(permits: &[crate::store::permit::Expiring], today: i64) -> Value {
-    use crate::sicantik::expiry::{days_left, Status};
+pub fn expiring(permits: &[crate::permit::Expiring], today: i64) -> Value {
+    use crate::permit::expiry::{days_left, Status};
     let mut counts = serde_json::Map::new();
     for s in ["ok", "warning", "critical", "expired"] {
         counts.insert(s.into(), json!(0));

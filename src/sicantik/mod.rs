@@ -2,7 +2,6 @@
 //! through one rate limiter, JSON asked for and XML still understood, the 404s told apart
 //! (end of a listing, unknown permit number, a real error), transient failures retried.
 
-pub mod expiry;
 pub mod parse;
 
 use std::num::NonZeroU32;

@@ -4,10 +4,12 @@
 
 pub mod command;
 pub mod mo;
+pub mod outbox;
 pub mod permit;
 pub mod sync;
 
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 use rusqlite::Connection;
 use tokio::sync::oneshot;
@@ -35,28 +37,51 @@ pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;
 
 type Job = Box<dyn FnOnce(&mut Connection) + Send>;
 
-/// A handle on the store. Cloning it is cheap; the connection closes when the last handle drops.
+enum Message {
+    Job(Job),
+    /// Close the connection (SQLite checkpoints the WAL then) and end the thread.
+    Close,
+}
+
+/// A handle on the store. Cloning it is cheap; the connection closes with [`Store::close`], or
+/// when the last handle drops.
 #[derive(Clone)]
 pub struct Store {
-    /// Into the owner thread; it exits when every handle is gone.
-    jobs: std::sync::mpsc::Sender<Job>,
+    /// Into the owner thread; it exits when every handle is gone or one closes the store.
+    jobs: std::sync::mpsc::Sender<Message>,
+    /// The owner thread, joined by whoever closes the store.
+    thread: Arc<Mutex<Option<std::thread::JoinHandle<()>>>>,
 }
 
 impl Store {
     /// Opens (creating if needed) the database, migrates it, and starts its owner thread.
     pub fn open(path: &Path) -> Result<Store, StoreError> {
         let conn = open_connection(path)?;
-        let (jobs, rx) = std::sync::mpsc::channel::<Job>();
-        std::thread::Builder::new()
+        let (jobs, rx) = std::sync::mpsc::channel::<Message>();
+        let thread = std::thread::Builder::new()
             .name("linegate-store".into())
             .spawn(move || {
                 let mut conn = conn;
-                while let Ok(job) = rx.recv() {
+                while let Ok(Message::Job(job)) = rx.recv() {
                     job(&mut conn);
                 }
             })
             .expect("spawning the store thread");
-        Ok(Store { jobs })
+        Ok(Store {
+            jobs,
+            thread: Arc::new(Mutex::new(Some(thread))),
+        })
+    }
+
+    /// Finishes the work already sent, closes the connection and waits for the thread: a
+    /// process that exits after this leaves a checkpointed WAL. Other handles get
+    /// [`StoreError::Closed`] from then on.
+    pub async fn close(self) {
+        let _ = self.jobs.send(Message::Close);
+        let thread = self.thread.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(thread) = thread {
+            let _ = tokio::task::spawn_blocking(move || thread.join()).await;
+        }
     }
 
     /// Runs `f` on the store thread and returns its result.
@@ -70,7 +95,7 @@ impl Store {
             // The caller may have gone (shutdown); the work is done and committed regardless.
             let _ = tx.send(f(conn));
         });
-        self.jobs.send(job).map_err(|_| StoreError::Closed)?;
+        self.jobs.send(Message::Job(job)).map_err(|_| StoreError::Closed)?;
         rx.await.map_err(|_| StoreError::Closed)?
     }
 }

@@ -1,5 +1,6 @@
-//! SQL for SICANTIK's permits and permit types, their reminders, and the outbox that carries
-//! reminders out at least once.
+//! SQL for SICANTIK's permits and permit types, and their reminders (queued in the outbox in
+//! the transaction that records them). It speaks in [`crate::permit`]'s types; the sync maps
+//! SICANTIK's rows to them.
 
 use std::collections::HashMap;
 
@@ -7,27 +8,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 use serde::Serialize;
 
 use super::StoreError;
-use crate::sicantik::Row;
-
-/// A permit as the listing shows it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Listed {
-    pub pendaftaran_id: String,
-    pub no_surat: String,
-    pub applicant: Option<String>,
-    pub permit_name: Option<String>,
-}
-
-/// A permit's detail, from cekperizinan.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Detail {
-    pub expiry: Option<String>,
-    pub issued: Option<String>,
-    pub received: Option<String>,
-    pub phone: Option<String>,
-    pub address: Option<String>,
-    pub company: Option<String>,
-}
+use crate::permit::{Detail, Expiring, Listed, PermitType, Reminder};
 
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct ListCounts {
@@ -36,8 +17,8 @@ pub struct ListCounts {
     pub unchanged: u64,
 }
 
-/// Permit types, by id; unknown fields kept as JSON. Returns how many were written.
-pub fn upsert_types(conn: &mut Connection, rows: &[Row]) -> Result<u64, StoreError> {
+/// Permit types, by id. Returns how many were written (unchanged ones are not).
+pub fn upsert_types(conn: &mut Connection, types: &[PermitType]) -> Result<u64, StoreError> {
     const SQL: &str = "INSERT INTO permit_type (id, name, grp, sla_days, extra) VALUES (?1, ?2, ?3, ?4, ?5) \
         ON CONFLICT (id) DO UPDATE SET name = excluded.name, grp = excluded.grp, sla_days = excluded.sla_days, \
         extra = excluded.extra WHERE name IS NOT excluded.name OR grp IS NOT excluded.grp \
@@ -46,24 +27,9 @@ pub fn upsert_types(conn: &mut Connection, rows: &[Row]) -> Result<u64, StoreErr
     let mut written = 0;
     {
         let mut stmt = tx.prepare_cached(SQL)?;
-        for row in rows {
-            let field = |k: &str| row.get(k).cloned().flatten();
-            let (Some(id), Some(name)) = (field("id"), field("jenis_perizinan")) else {
-                continue;
-            };
-            let known = ["id", "jenis_perizinan", "kelompok_izin", "v_hari"];
-            let extra: serde_json::Map<String, serde_json::Value> = row
-                .iter()
-                .filter(|(k, _)| !known.contains(&k.as_str()))
-                .map(|(k, v)| {
-                    (
-                        k.clone(),
-                        v.clone().map_or(serde_json::Value::Null, serde_json::Value::String),
-                    )
-                })
-                .collect();
-            let extra = serde_json::Value::Object(extra).to_string();
-            written += stmt.execute(params![id, name, field("kelompok_izin"), field("v_hari"), extra])? as u64;
+        for t in types {
+            let extra = serde_json::Value::Object(t.extra.clone()).to_string();
+            written += stmt.execute(params![t.id, t.name, t.group, t.sla_days, extra])? as u64;
         }
     }
     tx.commit()?;
@@ -154,19 +120,6 @@ pub fn detail_attempts(conn: &Connection, id: &str) -> Result<u32, StoreError> {
     )?)
 }
 
-/// A permit with a known expiry, as reminders and the summary need it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Expiring {
-    pub pendaftaran_id: String,
-    pub no_surat: String,
-    pub permit: Option<String>,
-    pub applicant: Option<String>,
-    pub phone: Option<String>,
-    pub expiry: String,
-    /// The regency's date when this expiry was first seen.
-    pub learned: Option<String>,
-}
-
 pub fn with_expiry(conn: &Connection) -> Result<Vec<Expiring>, StoreError> {
     const SQL: &str =
         "SELECT pendaftaran_id, no_surat, permit_name, applicant, phone, expiry, expiry_learned FROM permit \
@@ -200,23 +153,11 @@ pub fn recorded_reminders(conn: &Connection) -> Result<HashMap<(String, String),
     Ok(out)
 }
 
-/// One threshold reached: recorded once; when `sent`, its messages go into the outbox.
-#[derive(Debug, Clone)]
-pub struct Reminder {
-    pub pendaftaran_id: String,
-    pub expiry: String,
-    pub threshold: u32,
-    pub sent: bool,
-    /// (channel, payload) for the outbox.
-    pub messages: Vec<(&'static str, String)>,
-}
-
 /// Records reminders and queues their messages, durably and in one transaction: a reminder is
 /// produced exactly once, and what was produced is delivered at least once.
 pub fn record_reminders(conn: &mut Connection, reminders: &[Reminder], now: &str) -> Result<u64, StoreError> {
     const RECORD: &str = "INSERT OR IGNORE INTO permit_reminder (pendaftaran_id, expiry, threshold, created_at, sent) \
         VALUES (?1, ?2, ?3, ?4, ?5)";
-    const QUEUE: &str = "INSERT INTO outbox (channel, payload, created_at, next_at) VALUES (?1, ?2, ?3, ?3)";
     if reminders.is_empty() {
         return Ok(0);
     }
@@ -230,47 +171,12 @@ pub fn record_reminders(conn: &mut Connection, reminders: &[Reminder], now: &str
             if fresh && r.sent {
                 produced += 1;
                 for (channel, payload) in &r.messages {
-                    tx.prepare_cached(QUEUE)?.execute(params![channel, payload, now])?;
+                    super::outbox::enqueue(tx, channel, payload, now)?;
                 }
             }
         }
         Ok(produced)
     })
-}
-
-/// Undelivered messages of a channel that are due, oldest first.
-pub fn outbox_due(
-    conn: &Connection,
-    channel: &str,
-    now: &str,
-    limit: u32,
-) -> Result<Vec<(i64, String, u32)>, StoreError> {
-    const SQL: &str = "SELECT id, payload, attempts FROM outbox WHERE channel = ?1 AND delivered_at IS NULL \
-        AND next_at <= ?2 ORDER BY id LIMIT ?3";
-    let mut stmt = conn.prepare_cached(SQL)?;
-    let rows = stmt.query_map(params![channel, now, limit], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
-    Ok(rows.collect::<Result<_, _>>()?)
-}
-
-pub fn outbox_delivered(conn: &Connection, id: i64, now: &str) -> Result<(), StoreError> {
-    conn.prepare_cached("UPDATE outbox SET delivered_at = ?2, attempts = attempts + 1 WHERE id = ?1")?
-        .execute(params![id, now])?;
-    Ok(())
-}
-
-pub fn outbox_failed(conn: &Connection, id: i64, error: &str, next_at: &str) -> Result<(), StoreError> {
-    conn.prepare_cached("UPDATE outbox SET attempts = attempts + 1, last_error = ?2, next_at = ?3 WHERE id = ?1")?
-        .execute(params![id, error, next_at])?;
-    Ok(())
-}
-
-/// Messages not yet delivered, by channel.
-pub fn outbox_depth(conn: &Connection) -> Result<Vec<(String, u64)>, StoreError> {
-    let mut stmt = conn.prepare_cached(
-        "SELECT channel, count(*) FROM outbox WHERE delivered_at IS NULL GROUP BY channel ORDER BY channel",
-    )?;
-    let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get::<_, i64>(1)? as u64)))?;
-    Ok(rows.collect::<Result<_, _>>()?)
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]

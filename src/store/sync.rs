@@ -166,7 +166,7 @@ pub fn status(conn: &Connection) -> Result<Status, StoreError> {
         ))?,
         sources: last_runs(conn)?,
         permits: super::permit::counts(conn)?,
-        outbox: super::permit::outbox_depth(conn)?,
+        outbox: super::outbox::depth(conn)?,
     })
 }
 

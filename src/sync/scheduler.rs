@@ -13,30 +13,19 @@ use tokio::sync::{mpsc, watch};
 
 use super::lock::SyncLock;
 use super::{run_record, Report, SyncError};
+use crate::backoff::{jitter, Backoff};
 use crate::clock;
+use crate::heartbeat::{Heart, BEAT};
 use crate::shutdown::Shutdown;
 use crate::store::{self, Store};
+use crate::uplink::Uplink;
 
 pub const RETRY_MIN: Duration = Duration::from_secs(2);
 /// While Odoo is unreachable a retry costs one failed connection and the gateway has nothing
 /// else to do with it, so the cap is what bounds how late the link's return is noticed.
 pub const RETRY_MAX: Duration = Duration::from_secs(30);
-
-/// The uplink as the last sync saw it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Uplink {
-    Unknown,
-    Up,
-    /// Unreachable since this Unix time.
-    Down {
-        since: i64,
-        error: String,
-    },
-    /// Reachable, but it refused us (credentials, configuration).
-    Refused {
-        error: String,
-    },
-}
+/// Scheduled runs are spread by this fraction of the interval.
+const SPREAD: f64 = 0.1;
 
 /// Something the scheduler can sync.
 pub trait Source: Send {
@@ -84,15 +73,16 @@ pub struct Scheduler<S> {
     /// To the displays: a run ended (the status topic shows the last sync).
     pub changes: Option<crate::changes::Sender>,
     /// Beats while the loop turns, for systemd's watchdog.
-    pub heart: crate::health::Heart,
+    pub heart: Heart,
 }
 
 impl<S: Source> Scheduler<S> {
     pub async fn run(mut self, shutdown: Shutdown) {
         let source = self.sync.name();
-        let mut failures = 0u32;
+        // Retries while the upstream is unreachable never wait longer than a scheduled run.
+        let mut retries = Backoff::new(RETRY_MIN, RETRY_MAX.min(self.interval)).retries();
         let mut last_refusal: Option<String> = None;
-        let mut pulse = tokio::time::interval(crate::health::BEAT);
+        let mut pulse = tokio::time::interval(BEAT);
         loop {
             self.heart.beat();
             let run = run_once(&mut self.sync, &self.store, &self.db, &shutdown);
@@ -110,14 +100,14 @@ impl<S: Source> Scheduler<S> {
             }
             let delay = match &outcome {
                 Ok(report) => {
-                    if failures > 0 || last_refusal.is_some() {
+                    if retries.failures() > 0 || last_refusal.is_some() {
                         tracing::info!(source, "upstream reachable again");
                     }
-                    failures = 0;
+                    retries.reset();
                     last_refusal = None;
                     self.uplink.send_replace(Uplink::Up);
                     tracing::info!(source, %report, "sync done");
-                    jitter(self.interval, 0.1)
+                    jitter(self.interval, SPREAD)
                 }
                 Err(SyncError::Cancelled) => return,
                 // Another sync is doing the work; the uplink is as that one will find it.
@@ -126,7 +116,8 @@ impl<S: Source> Scheduler<S> {
                     jitter(RETRY_MIN.min(self.interval), 0.2)
                 }
                 Err(e) if e.is_transient() => {
-                    failures += 1;
+                    let delay = retries.failed();
+                    let failures = retries.failures();
                     let error = e.to_string();
                     let since = match &*self.uplink.borrow() {
                         Uplink::Down { since, .. } => *since,
@@ -136,7 +127,6 @@ impl<S: Source> Scheduler<S> {
                         since,
                         error: error.clone(),
                     });
-                    let delay = backoff(failures, self.interval);
                     tracing::warn!(source, %error, failures, retry_in = ?delay, "sync failed");
                     delay
                 }
@@ -148,7 +138,7 @@ impl<S: Source> Scheduler<S> {
                     }
                     last_refusal = Some(error.clone());
                     self.uplink.send_replace(Uplink::Refused { error });
-                    jitter(self.interval, 0.1)
+                    jitter(self.interval, SPREAD)
                 }
             };
             let wait = tokio::time::sleep(delay);
@@ -165,54 +155,5 @@ impl<S: Source> Scheduler<S> {
                 }
             }
         }
-    }
-}
-
-/// Exponential backoff from [`RETRY_MIN`], never longer than the interval or [`RETRY_MAX`].
-pub fn backoff(failures: u32, interval: Duration) -> Duration {
-    let exp = RETRY_MIN.saturating_mul(1 << failures.saturating_sub(1).min(16));
-    jitter(exp.min(RETRY_MAX).min(interval), 0.2)
-}
-
-/// `d` moved by up to ±`fraction`, so gateways restarted together do not call Odoo in step.
-pub fn jitter(d: Duration, fraction: f64) -> Duration {
-    let seed = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_nanos() as u64;
-    // splitmix64: enough randomness for spreading timers.
-    let mut z = seed.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^= z >> 31;
-    let unit = (z >> 11) as f64 / (1u64 << 53) as f64; // [0, 1)
-    d.mul_f64(1.0 + fraction * (2.0 * unit - 1.0))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn backoff_grows_and_is_capped() {
-        let hour = Duration::from_secs(3600);
-        let first = backoff(1, hour);
-        assert!(
-            first >= Duration::from_millis(1600) && first <= Duration::from_millis(2400),
-            "{first:?}"
-        );
-        let fourth = backoff(4, hour);
-        assert!(
-            fourth >= Duration::from_millis(12_800) && fourth <= Duration::from_millis(19_200),
-            "{fourth:?}"
-        );
-        // 2 s doubled five times is 64 s: past the cap, so the link's return is seen within 36 s
-        let sixth = backoff(6, hour);
-        assert!(
-            sixth >= Duration::from_secs(24) && sixth <= Duration::from_secs(36),
-            "{sixth:?}"
-        );
-        assert!(backoff(30, hour) <= Duration::from_secs(36));
-        assert!(backoff(30, Duration::from_secs(5)) <= Duration::from_secs(6));
     }
 }

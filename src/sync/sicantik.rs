@@ -11,9 +11,10 @@ use super::{Report, SyncError};
 use crate::changes::{self, Change};
 use crate::clock;
 use crate::config::{ConfigError, SicantikConfig};
+use crate::permit::{expiry, reminder_payload, Detail, Listed, PermitType, Reminder};
 use crate::shutdown::Shutdown;
-use crate::sicantik::{expiry, normalise_phone, Row, SicantikClient, SicantikError};
-use crate::store::permit::{self, Detail, Listed, Reminder};
+use crate::sicantik::{normalise_phone, Row, SicantikClient, SicantikError};
+use crate::store::permit;
 use crate::store::Store;
 
 pub const SOURCE: &str = "sicantik";
@@ -38,6 +39,8 @@ pub struct SicantikSync {
     pub mqtt: bool,
     pub webhook: bool,
     changes: Option<changes::Sender>,
+    /// Rung when reminders were queued, for the outbox's delivery tasks.
+    queued: Option<changes::Queued>,
     /// The wall clock (Unix seconds); tests move it to cross reminder thresholds.
     clock: Clock,
 }
@@ -63,13 +66,14 @@ impl SicantikSync {
             mqtt: false,
             webhook: config.webhook_url.is_some(),
             changes: None,
+            queued: None,
             clock: Arc::new(clock::now_unix),
         })
     }
 
     /// The regency's date at `unix`, as `YYYY-MM-DD`.
     fn date(&self, unix: i64) -> String {
-        clock::format_odoo(expiry::today(unix, self.zone) * 86_400)[..10].to_string()
+        clock::format_odoo(clock::today(unix, self.zone) * 86_400)[..10].to_string()
     }
 
     /// Replaces the wall clock (for tests that cross days).
@@ -77,9 +81,11 @@ impl SicantikSync {
         self.clock = clock;
     }
 
-    /// Tells `changes` when permits or reminders changed; reminders also go out over MQTT.
-    pub fn notify(&mut self, changes: changes::Sender) {
+    /// Tells `changes` when permits or reminders changed, and rings `queued` when reminders
+    /// were queued; they also go out over MQTT.
+    pub fn notify(&mut self, changes: changes::Sender, queued: changes::Queued) {
         self.changes = Some(changes);
+        self.queued = Some(queued);
         self.mqtt = true;
     }
 
@@ -102,7 +108,8 @@ impl SicantikSync {
 
     async fn run_inner(&mut self, shutdown: &Shutdown, report: &mut Report) -> Result<(), SyncError> {
         match self.client.permit_types().await {
-            Ok(types) => {
+            Ok(rows) => {
+                let types: Vec<PermitType> = rows.iter().filter_map(permit_type).collect();
                 self.store.call(move |c| permit::upsert_types(c, &types)).await?;
             }
             // The same outage stops the listing below, after which reminders still run.
@@ -127,6 +134,11 @@ impl SicantikSync {
         }
         if report.counts.inserted + report.counts.updated + report.details + report.reminders > 0 {
             changes::tell(&self.changes, Change::Permits);
+        }
+        if report.reminders > 0 {
+            if let Some(queued) = &self.queued {
+                queued.ring();
+            }
         }
         fetched
     }
@@ -168,10 +180,10 @@ impl SicantikSync {
     async fn details(&self, shutdown: &Shutdown, report: &mut Report) -> Result<(), SyncError> {
         let now_unix = (self.clock)();
         let now = clock::format_rfc3339(now_unix);
-        let soon = clock::format_odoo((expiry::today(now_unix, self.zone) + 31) * 86_400)[..10].to_string();
+        let soon = clock::format_odoo((clock::today(now_unix, self.zone) + 31) * 86_400)[..10].to_string();
         let recheck_before = clock::format_rfc3339(now_unix - RECHECK.as_secs() as i64);
         // Long-expired permits are not checked for a renewal again and again.
-        let not_before = clock::format_odoo((expiry::today(now_unix, self.zone) - 90) * 86_400)[..10].to_string();
+        let not_before = clock::format_odoo((clock::today(now_unix, self.zone) - 90) * 86_400)[..10].to_string();
         let due = self
             .store
             .call(move |c| permit::due_for_detail(c, &now, &soon, &recheck_before, &not_before))
@@ -258,7 +270,7 @@ impl SicantikSync {
         Ok(self
             .store
             .call(move |c| {
-                let today = expiry::today(now_unix, zone);
+                let today = clock::today(now_unix, zone);
                 let recorded = permit::recorded_reminders(c)?;
                 let mut reminders = Vec::new();
                 for p in permit::with_expiry(c)? {
@@ -327,19 +339,26 @@ fn detail(row: &Row) -> Detail {
     }
 }
 
-/// `…/permits/reminder`, and the webhook's body.
-pub fn reminder_payload(p: &permit::Expiring, threshold: u32, days_left: i64) -> serde_json::Value {
-    serde_json::json!({
-        "schema": 1,
-        "pendaftaran_id": p.pendaftaran_id,
-        "no_surat": p.no_surat,
-        "permit": p.permit,
-        "applicant": p.applicant,
-        "phone": p.phone,
-        "expiry": p.expiry,
-        "days_left": days_left,
-        "threshold": threshold,
-        "status": expiry::Status::of(days_left).as_str(),
+/// A permit type from its catalogue row; one without an id or a name is no type.
+fn permit_type(row: &Row) -> Option<PermitType> {
+    const KNOWN: [&str; 4] = ["id", "jenis_perizinan", "kelompok_izin", "v_hari"];
+    let field = |k: &str| row.get(k).cloned().flatten();
+    let extra = row
+        .iter()
+        .filter(|(k, _)| !KNOWN.contains(&k.as_str()))
+        .map(|(k, v)| {
+            (
+                k.clone(),
+                v.clone().map_or(serde_json::Value::Null, serde_json::Value::String),
+            )
+        })
+        .collect();
+    Some(PermitType {
+        id: field("id")?,
+        name: field("jenis_perizinan")?,
+        group: field("kelompok_izin"),
+        sla_days: field("v_hari"),
+        extra,
     })
 }
 

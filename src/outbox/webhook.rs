@@ -4,9 +4,10 @@
 
 use std::time::Duration;
 
+use crate::backoff::Backoff;
 use crate::clock;
 use crate::shutdown::Shutdown;
-use crate::store::{permit, Store};
+use crate::store::{outbox, Store};
 
 /// How often the outbox is looked at when nothing is waiting.
 const POLL: Duration = Duration::from_secs(2);
@@ -14,12 +15,13 @@ const POLL: Duration = Duration::from_secs(2);
 pub const RETRY_MIN: Duration = Duration::from_secs(10);
 const RETRY_MAX: Duration = Duration::from_secs(3600);
 
-pub async fn deliver_webhooks(store: Store, url: String, timeout: Duration, retry_min: Duration, shutdown: Shutdown) {
+pub async fn deliver(store: Store, url: String, timeout: Duration, retry_min: Duration, shutdown: Shutdown) {
     let http = crate::http::client(timeout);
+    let backoff = Backoff::new(retry_min, RETRY_MAX);
     let mut last_error: Option<String> = None;
     loop {
         let now = clock::format_rfc3339(clock::now_unix());
-        let due = match store.call(move |c| permit::outbox_due(c, "webhook", &now, 20)).await {
+        let due = match store.call(move |c| outbox::due(c, "webhook", &now, 20)).await {
             Ok(due) => due,
             Err(e) => {
                 tracing::error!(error = %e, "cannot read the outbox");
@@ -46,7 +48,7 @@ pub async fn deliver_webhooks(store: Store, url: String, timeout: Duration, retr
                 Ok(()) => {
                     last_error = None;
                     store
-                        .call(move |c| permit::outbox_delivered(c, id, &clock::format_rfc3339(unix)))
+                        .call(move |c| outbox::delivered(c, id, &clock::format_rfc3339(unix)))
                         .await
                 }
                 Err(error) => {
@@ -54,9 +56,9 @@ pub async fn deliver_webhooks(store: Store, url: String, timeout: Duration, retr
                         tracing::warn!(%error, "webhook delivery failed; retrying with backoff");
                         last_error = Some(error.clone());
                     }
-                    let wait = (retry_min * 2u32.pow(attempts.min(12))).min(RETRY_MAX);
+                    let wait = backoff.delay(attempts.saturating_add(1));
                     let next = clock::format_rfc3339(unix + wait.as_secs().max(1) as i64);
-                    store.call(move |c| permit::outbox_failed(c, id, &error, &next)).await
+                    store.call(move |c| outbox::failed(c, id, &error, &next)).await
                 }
             };
             if let Err(e) = result {

@@ -1,4 +1,7 @@
-//! What the floor knows about a manufacturing order, split by owner.
+//! What the floor knows about a manufacturing order, split by owner, and where it stands
+//! ([`Phase`]); its hologram-sticker codes are [`auth`].
+
+pub mod auth;
 
 use serde::Serialize;
 

@@ -1,34 +1,5 @@
-//! Expiry status and reminder thresholds, from the gateway's date in the regency's time zone.
-
-/// Indonesia's zones have no daylight saving: a fixed offset is exact.
-pub fn zone_offset(name: &str) -> Option<i64> {
-    let hours = match name {
-        "Asia/Jakarta" | "Asia/Pontianak" | "WIB" => 7,
-        "Asia/Makassar" | "Asia/Ujung_Pandang" | "WITA" => 8,
-        "Asia/Jayapura" | "WIT" => 9,
-        "UTC" | "Etc/UTC" => 0,
-        other => {
-            // "+07:00" / "-03:30"
-            let (sign, rest) = match other.as_bytes().first()? {
-                b'+' => (1, &other[1..]),
-                b'-' => (-1, &other[1..]),
-                _ => return None,
-            };
-            let (h, m) = rest.split_once(':')?;
-            let (h, m): (i64, i64) = (h.parse().ok()?, m.parse().ok()?);
-            if h > 14 || m > 59 {
-                return None;
-            }
-            return Some(sign * (h * 3600 + m * 60));
-        }
-    };
-    Some(hours * 3600)
-}
-
-/// Today as days since 1970-01-01, in a zone `offset` seconds east of UTC.
-pub fn today(now_unix: i64, offset: i64) -> i64 {
-    (now_unix + offset).div_euclid(86_400)
-}
+//! Expiry status and reminder thresholds, from the date in the regency's time zone
+//! ([`crate::clock::today`]).
 
 /// Days from `today` until a `YYYY-MM-DD` expiry (0 on the day, negative after).
 pub fn days_left(expiry: &str, today: i64) -> Option<i64> {
@@ -107,14 +78,13 @@ mod tests {
     }
 
     #[test]
-    fn the_date_turns_at_local_midnight() {
+    fn days_left_turn_at_the_regencys_midnight() {
+        use crate::clock::{parse_odoo, today, zone_offset};
         // 2026-11-22 17:00 UTC is 2026-11-23 00:00 in Jakarta.
-        let utc = crate::clock::parse_odoo("2026-11-22 17:00:00").unwrap();
+        let utc = parse_odoo("2026-11-22 17:00:00").unwrap();
         let jakarta = zone_offset("Asia/Jakarta").unwrap();
         assert_eq!(days_left("2026-11-23", today(utc, jakarta)), Some(0));
         assert_eq!(days_left("2026-11-23", today(utc - 1, jakarta)), Some(1));
-        assert_eq!(zone_offset("+05:30"), Some(19_800));
-        assert_eq!(zone_offset("Mars/Olympus"), None);
     }
 
     #[test]

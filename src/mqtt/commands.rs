@@ -1,0 +1,124 @@
+//! Panel commands: through the command layer, then the reply, then the acknowledgement.
+
+use rumqttc::v5::mqttbytes::v5::PublishProperties;
+use rumqttc::v5::mqttbytes::QoS;
+use rumqttc::v5::AsyncClient;
+use tokio::sync::{mpsc, watch};
+
+use super::topics::{self, Topic};
+use super::{Incoming, MAX_PACKET};
+use crate::changes::{Change, Sender as ChangeSender};
+use crate::command::{Commands, Request};
+use crate::heartbeat::{Heart, BEAT};
+use crate::shutdown::Shutdown;
+use crate::uplink::LinkState;
+
+/// Crash tests' hook: `LINEGATE_FAILPOINT=<name>` kills the process here, as `kill -9` would,
+/// at a moment no test could hit from outside.
+fn failpoint(name: &str) {
+    if std::env::var("LINEGATE_FAILPOINT").is_ok_and(|v| v == name) {
+        eprintln!("failpoint {name}: aborting");
+        std::process::abort();
+    }
+}
+
+/// Runs panel commands: through the command layer, then the reply, then the acknowledgement.
+pub struct CommandServer {
+    pub commands: Commands,
+    pub client: AsyncClient,
+    pub prefix: String,
+    /// From the link: commands with the connection they came on.
+    pub incoming: mpsc::UnboundedReceiver<Incoming>,
+    /// To the link: commands answered, to acknowledge if their connection still stands.
+    pub acks: mpsc::UnboundedSender<Incoming>,
+    pub link: watch::Receiver<LinkState>,
+    pub changes: ChangeSender,
+    pub heart: Heart,
+}
+
+impl CommandServer {
+    pub async fn run(self, shutdown: Shutdown) {
+        let CommandServer {
+            commands,
+            client,
+            prefix,
+            mut incoming,
+            acks,
+            link,
+            changes,
+            heart,
+        } = self;
+        let mut pulse = tokio::time::interval(BEAT);
+        loop {
+            heart.beat();
+            let (generation, publish) = tokio::select! {
+                _ = pulse.tick() => continue,
+                Some(incoming) = incoming.recv() => incoming,
+                // Stop intake; an unacknowledged command is redelivered to the next run.
+                _ = shutdown.wait() => return,
+                else => return,
+            };
+            let topic = String::from_utf8_lossy(&publish.topic).to_string();
+            let Some(Topic::Command { station, action }) = Topic::parse(&prefix, &topic) else {
+                let _ = acks.send((generation, publish));
+                continue;
+            };
+            let request = Request {
+                station: station.clone(),
+                action,
+                payload: publish.payload.to_vec(),
+                received_unix: crate::clock::now_unix(),
+            };
+            failpoint("command-before-commit");
+            let handled = commands.handle(request).await;
+            failpoint("command-after-commit");
+            match &handled.reply.error {
+                Some(error) => {
+                    tracing::warn!(station, request_id = ?handled.reply.request_id, code = error.code, message = error.message, "command refused")
+                }
+                None => {
+                    tracing::info!(station, request_id = ?handled.reply.request_id, action = handled.reply.action, replayed = handled.replayed, "command done")
+                }
+            }
+            if !handled.changed.is_empty() {
+                let _ = changes.send(Change::Mos(handled.changed.clone()));
+            }
+            // A reply the broker would refuse (larger than its packet limit) would drop the
+            // connection and come back after every reconnect: send a short refusal instead.
+            let max_packet = link.borrow().max_packet.unwrap_or(MAX_PACKET) as usize;
+            let mut reply = serde_json::to_string(&handled.reply).expect("replies serialize");
+            if reply.len() + prefix.len() + 512 > max_packet {
+                reply = crate::command::too_large_reply(&handled.reply, max_packet);
+            }
+            let reply_topic = Topic::Reply { station }.build(&prefix);
+            if let Err(e) = client
+                .publish(reply_topic, QoS::AtLeastOnce, false, reply.clone())
+                .await
+            {
+                tracing::warn!(error = %e, "reply not sent");
+            }
+            // MQTT 5 request/response: answer where the panel asked, with its correlation data —
+            // if the topic is one we may publish to (an empty or wildcard one would get us
+            // disconnected, again after every reconnect).
+            let response = publish
+                .properties
+                .as_ref()
+                .and_then(|p| p.response_topic.as_ref().map(|t| (t, p)));
+            if let Some((response_topic, props)) = response {
+                if topics::publishable(response_topic) {
+                    let properties = PublishProperties {
+                        correlation_data: props.correlation_data.clone(),
+                        ..Default::default()
+                    };
+                    let _ = client
+                        .publish_with_properties(response_topic.clone(), QoS::AtLeastOnce, false, reply, properties)
+                        .await;
+                } else {
+                    tracing::warn!(response_topic, "response topic ignored: not a topic one can publish to");
+                }
+            }
+            // Only now: the command is committed and answered.
+            let _ = acks.send((generation, publish));
+        }
+    }
+}

@@ -1,0 +1,68 @@
+//! The client's options: what the agent asks of the broker when it connects.
+
+use rumqttc::v5::mqttbytes::v5::LastWill;
+use rumqttc::v5::mqttbytes::QoS;
+use rumqttc::v5::MqttOptions;
+use rumqttc::{NetworkOptions, TlsConfiguration, Transport};
+
+use super::topics::Topic;
+use super::{payload, Identity, MAX_PACKET};
+use crate::config::{ConfigError, MqttConfig};
+
+/// How long the broker keeps our session (and the commands queued for us) while we are away.
+const SESSION_EXPIRY_SECS: u32 = 7 * 24 * 3600;
+const OUTGOING_INFLIGHT: u16 = 100;
+
+/// The client options: persistent session with manual acks (a command is acknowledged only
+/// once applied), a retained last will on the status topic, TCP_NODELAY, TLS when configured.
+pub fn build(config: &MqttConfig, identity: &Identity) -> Result<MqttOptions, ConfigError> {
+    let mut options = MqttOptions::new(config.client_id(), config.host.clone(), config.port);
+    options
+        .set_keep_alive(config.keep_alive)
+        .set_clean_start(false)
+        .set_session_expiry_interval(Some(SESSION_EXPIRY_SECS))
+        .set_manual_acks(true)
+        // rumqttc preallocates a slot per possible inflight publish: 65,535 by default, 14 MB.
+        // The broker's receive maximum is far lower anyway (mosquitto: 20).
+        .set_outgoing_inflight_upper_limit(OUTGOING_INFLIGHT)
+        // Generous on purpose: a payload over `max_payload` must reach the command layer to
+        // be refused with a reply. Beyond this the broker drops it (the limit goes to the
+        // broker in CONNECT), rather than the client dropping the connection in a loop.
+        .set_max_packet_size(Some(MAX_PACKET.max(config.max_payload as u32 + 4096)))
+        .set_last_will(LastWill::new(
+            Topic::Status.build(&identity.prefix),
+            payload::lost(&identity.gateway, &identity.started_at).to_string(),
+            QoS::AtLeastOnce,
+            true,
+            None,
+        ));
+    let mut network = NetworkOptions::new();
+    // Nagle plus the broker's delayed ACK costs 40-90 ms per request/reply on loopback.
+    network.set_tcp_nodelay(true);
+    network.set_connection_timeout(10);
+    options.set_network_options(network);
+    if let Some(user) = &config.username {
+        options.set_credentials(user.clone(), config.password()?.unwrap_or_default());
+    }
+    if let Some(ca_file) = &config.ca_file {
+        let read = |key: &str, path: &std::path::Path| {
+            std::fs::read(path).map_err(|e| ConfigError {
+                key: key.into(),
+                message: format!("{}: {e}", path.display()),
+            })
+        };
+        let ca = read("mqtt.ca_file", ca_file)?;
+        let client_auth = match (&config.client_cert_file, &config.client_key_file) {
+            (Some(cert), Some(key)) => Some((read("mqtt.client_cert_file", cert)?, read("mqtt.client_key_file", key)?)),
+            _ => None,
+        };
+        // rumqttc builds its rustls config from the process-wide provider: ring.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        options.set_transport(Transport::Tls(TlsConfiguration::Simple {
+            ca,
+            alpn: None,
+            client_auth,
+        }));
+    }
+    Ok(options)
+}

@@ -1,0 +1,43 @@
+//! SQL for the outbox: every durable outgoing message, queued in the transaction that causes it,
+//! and left here until its receiver acknowledged it.
+
+use rusqlite::{params, Connection, Transaction};
+
+use super::StoreError;
+
+/// Queues a message on `channel` (`mqtt`, `webhook`), due at once.
+pub fn enqueue(tx: &Transaction, channel: &str, payload: &str, now: &str) -> Result<(), StoreError> {
+    const SQL: &str = "INSERT INTO outbox (channel, payload, created_at, next_at) VALUES (?1, ?2, ?3, ?3)";
+    tx.prepare_cached(SQL)?.execute(params![channel, payload, now])?;
+    Ok(())
+}
+
+/// Undelivered messages of a channel that are due, oldest first.
+pub fn due(conn: &Connection, channel: &str, now: &str, limit: u32) -> Result<Vec<(i64, String, u32)>, StoreError> {
+    const SQL: &str = "SELECT id, payload, attempts FROM outbox WHERE channel = ?1 AND delivered_at IS NULL \
+        AND next_at <= ?2 ORDER BY id LIMIT ?3";
+    let mut stmt = conn.prepare_cached(SQL)?;
+    let rows = stmt.query_map(params![channel, now, limit], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+pub fn delivered(conn: &Connection, id: i64, now: &str) -> Result<(), StoreError> {
+    conn.prepare_cached("UPDATE outbox SET delivered_at = ?2, attempts = attempts + 1 WHERE id = ?1")?
+        .execute(params![id, now])?;
+    Ok(())
+}
+
+pub fn failed(conn: &Connection, id: i64, error: &str, next_at: &str) -> Result<(), StoreError> {
+    conn.prepare_cached("UPDATE outbox SET attempts = attempts + 1, last_error = ?2, next_at = ?3 WHERE id = ?1")?
+        .execute(params![id, error, next_at])?;
+    Ok(())
+}
+
+/// Messages not yet delivered, by channel.
+pub fn depth(conn: &Connection) -> Result<Vec<(String, u64)>, StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT channel, count(*) FROM outbox WHERE delivered_at IS NULL GROUP BY channel ORDER BY channel",
+    )?;
+    let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get::<_, i64>(1)? as u64)))?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}

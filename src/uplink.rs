@@ -1,0 +1,29 @@
+//! The links the agent depends on, as the tasks that use them last saw them: each upstream
+//! (Odoo, SICANTIK), told by its sync scheduler, and the MQTT broker, told by the link task.
+//! The status topic and systemd's STATUS show them; nothing here talks to anything.
+
+/// An upstream as its last sync saw it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Uplink {
+    Unknown,
+    Up,
+    /// Unreachable since this Unix time.
+    Down {
+        since: i64,
+        error: String,
+    },
+    /// Reachable, but it refused us (credentials, configuration).
+    Refused {
+        error: String,
+    },
+}
+
+/// The broker connection as the MQTT tasks see it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct LinkState {
+    pub connected: bool,
+    /// Counts connections: a new value means "republish everything".
+    pub generation: u64,
+    /// The broker's largest packet, when it says (MQTT 5 CONNACK).
+    pub max_packet: Option<u32>,
+}
