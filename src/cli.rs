@@ -107,8 +107,8 @@ pub async fn status(config: Config, json: bool) -> u8 {
     }
     let db = path.clone();
     let read = tokio::task::spawn_blocking(move || -> Result<_, store::sync::ReadOnlyError> {
-        let conn = store::sync::open_read_only(&db)?;
-        Ok(store::sync::status(&conn)?)
+        let db = store::sync::open_read_only(&db)?;
+        Ok(store::sync::status(&db)?)
     })
     .await
     .expect("the status read does not panic");

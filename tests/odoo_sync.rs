@@ -8,7 +8,8 @@ mod common;
 use std::time::Duration;
 
 use common::{config, mo_count, odoo_config, reader, sim, wait_until};
-use linegate::mo::{Audit, Protected};
+use linegate::command::{Commands, Limits, Request};
+use linegate::mo::Protected;
 use linegate::shutdown::{self, Shutdown};
 use linegate::store::{self, Store};
 use linegate::sync::lock::SyncLock;
@@ -62,19 +63,23 @@ impl Fixture {
             .expect("MO in the store")
     }
 
-    /// What a panel's command does to the protected columns (the command layer's write).
-    async fn operator(&self, id: i64, p: Protected) {
-        let audit = Audit {
-            operator: Some("ana".into()),
-            station: "ws-1".into(),
-            at: "2026-11-22T08:00:00Z".into(),
-            clock_synced: true,
+    /// A panel's command, as the command layer applies it, received `at` (RFC 3339).
+    async fn command(&self, at: &str, action: &str, mut body: serde_json::Value) {
+        let limits = Limits {
+            max_age: Duration::from_secs(300),
+            max_payload: 16 * 1024,
         };
-        let written = self
-            .store
-            .call(move |c| store::mo::set_protected(c, id, &p, &audit))
-            .await;
-        assert!(written.unwrap(), "MO {id} exists");
+        let commands = Commands::new(self.store.clone(), limits, tokio::sync::mpsc::channel(1).0);
+        body["request_id"] = json!(format!("{action}-{at}-{}", body["mo"]));
+        body["operator"] = json!("ana");
+        let request = Request {
+            station: "ws-1".into(),
+            action: action.into(),
+            payload: body.to_string().into_bytes(),
+            received_unix: linegate::clock::parse_rfc3339(at).unwrap(),
+        };
+        let handled = commands.handle(request).await;
+        assert!(handled.reply.ok, "{action} {body}: {:?}", handled.reply.error);
     }
 }
 
@@ -121,7 +126,12 @@ async fn operators_register_start_change_over_and_end_while_syncs_change_upstrea
         ready_for_production: true,
         ..Default::default()
     };
-    f.operator(current, registered.clone()).await;
+    f.command(
+        "2026-11-22T08:00:00Z",
+        "register-mo",
+        json!({"mo": current, "auth_first": "000100", "roll_number": "R-7"}),
+    )
+    .await;
     f.sim.write_mo(
         current,
         serde_json::Map::from_iter([("product_qty".to_string(), json!(40.0))]),
@@ -138,7 +148,12 @@ async fn operators_register_start_change_over_and_end_while_syncs_change_upstrea
         date_start: Some("2026-11-22T08:01:00Z".into()),
         ..registered
     };
-    f.operator(current, started.clone()).await;
+    f.command(
+        "2026-11-22T08:01:00Z",
+        "start-production",
+        json!({"mo": current, "leader_id": "007"}),
+    )
+    .await;
     f.sim.set_state(current, "progress");
     f.sync().await;
     let row = f.row(current).await;
@@ -160,8 +175,18 @@ async fn operators_register_start_change_over_and_end_while_syncs_change_upstrea
         date_start: Some("2026-11-22T09:00:00Z".into()),
         ..Default::default()
     };
-    f.operator(current, ended.clone()).await;
-    f.operator(next, taken_over.clone()).await;
+    f.command(
+        "2026-11-22T08:30:00Z",
+        "register-mo",
+        json!({"mo": next, "auth_first": "000400", "roll_number": "R-1"}),
+    )
+    .await;
+    f.command(
+        "2026-11-22T09:00:00Z",
+        "changeover",
+        json!({"current_mo": current, "next_mo": next, "new_auth": "000500", "roll_number": "R-8"}),
+    )
+    .await;
     f.sim.write_mo(
         next,
         serde_json::Map::from_iter([("origin".to_string(), json!("SO/CHANGED"))]),
@@ -178,7 +203,12 @@ async fn operators_register_start_change_over_and_end_while_syncs_change_upstrea
         date_finished: Some("2026-11-22T10:00:00Z".into()),
         ..taken_over
     };
-    f.operator(next, finished.clone()).await;
+    f.command(
+        "2026-11-22T10:00:00Z",
+        "end-production",
+        json!({"mo": next, "authenticity": "001000"}),
+    )
+    .await;
     f.sim.write_mo(
         next,
         serde_json::Map::from_iter([
@@ -211,10 +241,22 @@ async fn a_backorder_rename_keeps_the_operators_data_on_the_same_mo() {
     let started = Protected {
         auth_first: Some("1".into()),
         ready_for_production: true,
+        leader_id: Some("007".into()),
         date_start: Some("2026-11-22T08:00:00Z".into()),
         ..Default::default()
     };
-    f.operator(id, started.clone()).await;
+    f.command(
+        "2026-11-22T07:59:00Z",
+        "register-mo",
+        json!({"mo": id, "auth_first": "1", "mid_production": true}),
+    )
+    .await;
+    f.command(
+        "2026-11-22T08:00:00Z",
+        "start-production",
+        json!({"mo": id, "leader_id": "007"}),
+    )
+    .await;
 
     // When Odoo marks 2 done with a backorder (renaming the MO) and a sync runs
     let backorder = f.sim.backorder(id, 2.0);
@@ -254,8 +296,14 @@ async fn mos_that_leave_the_domain_keep_their_operator_data() {
         ready_for_production: true,
         ..Default::default()
     };
-    f.operator(1, data.clone()).await;
-    f.operator(2, data.clone()).await;
+    for mo in [1, 2] {
+        f.command(
+            "2026-11-22T08:00:00Z",
+            "register-mo",
+            json!({"mo": mo, "auth_first": "42", "mid_production": true}),
+        )
+        .await;
+    }
 
     // When one is cancelled and one deleted in Odoo, and a sync (with its reconcile) runs
     f.sim.set_state(1, "cancel");
@@ -702,8 +750,8 @@ async fn when_odoo_is_down_the_store_still_answers_and_sync_resumes_by_itself() 
     });
 
     // Then the store still answers from what it has
-    let status = linegate::store::open_connection(&db)
-        .and_then(|c| store::sync::status(&c))
+    let status = linegate::store::open(&db)
+        .and_then(|db| store::sync::status(&db))
         .unwrap();
     assert_eq!(status.mos, 4);
     assert!(!status.sources[0].last.ok);

@@ -53,23 +53,40 @@ pub struct Audit {
     pub clock_synced: bool,
 }
 
+/// An operator's mark on an MO that puts it in a phase.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mark {
+    Finished,
+    Started,
+    Registered,
+    None,
+}
+
+/// The phase state machine, as data: the first mark an MO carries decides its phase. Both
+/// [`Protected::phase`] and the store's SQL (`store::mo`) are read from this one table.
+pub const PHASES: [(Mark, Phase); 4] = [
+    (Mark::Finished, Phase::Finished),
+    (Mark::Started, Phase::Running),
+    (Mark::Registered, Phase::Ready),
+    (Mark::None, Phase::Waiting),
+];
+
 impl Protected {
     /// Where the MO stands on the floor, derived from the operator's data alone.
     pub fn phase(&self) -> Phase {
-        if self.date_finished.is_some() {
-            Phase::Finished
-        } else if self.date_start.is_some() {
-            Phase::Running
-        } else if self.ready_for_production {
-            Phase::Ready
-        } else {
-            Phase::Waiting
-        }
+        PHASES
+            .iter()
+            .find(|(mark, _)| self.has(*mark))
+            .map_or(Phase::Waiting, |(_, phase)| *phase)
     }
 
-    /// True once an operator has recorded anything: such a row must outlive its MO in Odoo.
-    pub fn holds_operator_data(&self) -> bool {
-        *self != Protected::default()
+    pub fn has(&self, mark: Mark) -> bool {
+        match mark {
+            Mark::Finished => self.date_finished.is_some(),
+            Mark::Started => self.date_start.is_some(),
+            Mark::Registered => self.ready_for_production,
+            Mark::None => true,
+        }
     }
 }
 

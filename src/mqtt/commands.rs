@@ -88,7 +88,7 @@ impl CommandServer {
             let max_packet = link.borrow().max_packet.unwrap_or(MAX_PACKET) as usize;
             let mut reply = serde_json::to_string(&handled.reply).expect("replies serialize");
             if reply.len() + prefix.len() + 512 > max_packet {
-                reply = crate::command::too_large_reply(&handled.reply, max_packet);
+                reply = crate::command::reply::too_large_reply(&handled.reply, max_packet);
             }
             let reply_topic = Topic::Reply { station }.build(&prefix);
             if let Err(e) = client

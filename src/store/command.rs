@@ -1,10 +1,11 @@
-//! SQL for the command layer: finding MOs as panels name them, the command log that makes
-//! every command happen exactly once, and the lists panels ask for.
+//! SQL for the command layer: the command log that makes every command happen exactly once,
+//! and the one way protected columns are written — inside a command's own durable transaction,
+//! with its log entry, so every operator value has a command that wrote it.
 
-use rusqlite::{params, Connection, OptionalExtension, Transaction};
+use rusqlite::{params, Connection, OptionalExtension};
 
-use super::{mo, StoreError};
-use crate::mo::MoRow;
+use super::{mo, Db, StoreError};
+use crate::mo::{Audit, MoRow, Protected};
 
 /// An MO as a panel names it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -23,10 +24,10 @@ impl std::fmt::Display for MoRef {
     }
 }
 
-pub fn find(conn: &Connection, r: &MoRef) -> Result<Option<MoRow>, StoreError> {
+fn find(conn: &Connection, r: &MoRef) -> Result<Option<MoRow>, StoreError> {
     match r {
-        MoRef::Id(id) => mo::get(conn, *id),
-        MoRef::Name(name) => mo::get_by_name(conn, name),
+        MoRef::Id(id) => mo::row(conn, *id),
+        MoRef::Name(name) => mo::row_by_name(conn, name),
     }
 }
 
@@ -41,20 +42,50 @@ pub struct LogEntry {
     pub clock_synced: bool,
 }
 
+impl LogEntry {
+    /// Who writes, from where and when: stamped on every MO the command writes.
+    fn audit(&self) -> Audit {
+        Audit {
+            operator: self.operator.clone(),
+            station: self.station.clone(),
+            at: self.received_at.clone(),
+            clock_synced: self.clock_synced,
+        }
+    }
+}
+
+/// An MO's protected values, as a command decided them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Write {
+    pub id: i64,
+    pub protected: Protected,
+}
+
+/// What a command decided, given the rows it names.
+#[derive(Debug, Clone)]
+pub struct Decided {
+    /// The reply, as JSON text.
+    pub reply: String,
+    pub ok: bool,
+    /// Nothing, when it is refused.
+    pub writes: Vec<Write>,
+}
+
 pub struct Outcome {
     /// The reply, as JSON text.
     pub reply: String,
+    /// The MOs written.
     pub changed: Vec<i64>,
     /// The request_id was seen before: this is the stored reply, and nothing was written.
     pub replayed: bool,
 }
 
 /// The action and reply stored for a station's request_id, if it was answered before.
-pub fn stored_reply(
-    conn: &Connection,
-    station: &str,
-    request_id: &str,
-) -> Result<Option<(String, String)>, StoreError> {
+pub fn stored_reply(db: &Db, station: &str, request_id: &str) -> Result<Option<(String, String)>, StoreError> {
+    stored(&db.0, station, request_id)
+}
+
+fn stored(conn: &Connection, station: &str, request_id: &str) -> Result<Option<(String, String)>, StoreError> {
     const FIND: &str = "SELECT action, reply FROM command_log WHERE station = ?1 AND request_id = ?2";
     Ok(conn
         .prepare_cached(FIND)?
@@ -62,25 +93,32 @@ pub fn stored_reply(
         .optional()?)
 }
 
-/// Runs `apply` and stores its reply in one durable transaction, unless `request_id` was
-/// answered before, in which case the stored reply comes back and nothing is written.
-/// `apply` returns (reply JSON, ok, changed MO ids).
+/// Runs a command exactly once. Unless its request_id was answered before (then the stored
+/// reply comes back and nothing is written), the MOs `refs` names are read, `decide` chooses
+/// the reply and the writes from them, and the writes, the log entry and the reply are
+/// committed in one durable transaction.
 pub fn exactly_once(
-    conn: &mut Connection,
+    db: &mut Db,
     entry: &LogEntry,
-    apply: impl FnOnce(&Transaction) -> Result<(String, bool, Vec<i64>), StoreError>,
+    refs: &[MoRef],
+    decide: impl FnOnce(&[Option<MoRow>]) -> Decided,
 ) -> Result<Outcome, StoreError> {
-    if let Some((_, reply)) = stored_reply(conn, &entry.station, &entry.request_id)? {
+    const INSERT: &str = "INSERT INTO command_log (request_id, station, action, operator, received_at, \
+        clock_synced, ok, reply) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)";
+    if let Some((_, reply)) = stored(&db.0, &entry.station, &entry.request_id)? {
         return Ok(Outcome {
             reply,
             changed: vec![],
             replayed: true,
         });
     }
-    super::durable(conn, |tx| {
-        const INSERT: &str = "INSERT INTO command_log (request_id, station, action, operator, received_at, \
-            clock_synced, ok, reply) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)";
-        let (reply, ok, changed) = apply(tx)?;
+    super::durable(&mut db.0, |tx| {
+        let rows = refs.iter().map(|r| find(tx, r)).collect::<Result<Vec<_>, _>>()?;
+        let decided = decide(&rows);
+        let audit = entry.audit();
+        for write in &decided.writes {
+            mo::write_protected(tx, write.id, &write.protected, &audit)?;
+        }
         tx.prepare_cached(INSERT)?.execute(params![
             entry.request_id,
             entry.station,
@@ -88,12 +126,12 @@ pub fn exactly_once(
             entry.operator,
             entry.received_at,
             entry.clock_synced,
-            ok,
-            reply
+            decided.ok,
+            decided.reply
         ])?;
         Ok(Outcome {
-            reply,
-            changed,
+            reply: decided.reply,
+            changed: decided.writes.iter().map(|w| w.id).collect(),
             replayed: false,
         })
     })

@@ -1,6 +1,8 @@
 //! SQL for the `mo` table. The sync writes through [`apply_page`], whose SQL is generated from
-//! [`UPSTREAM_COLUMNS`] alone; operators write through [`set_protected`], whose SQL names
-//! [`PROTECTED_COLUMNS`] alone. Neither can reach the other's columns.
+//! [`UPSTREAM_COLUMNS`] alone; operators write through [`write_protected`], whose SQL names
+//! [`PROTECTED_COLUMNS`] alone and which only a command's transaction reaches. Neither can
+//! reach the other's columns. Phases in SQL are rendered from `mo::PHASES`, the purge's "no
+//! operator data" from `Protected::default()`.
 
 use std::collections::HashSet;
 use std::sync::OnceLock;
@@ -8,8 +10,8 @@ use std::sync::OnceLock;
 use rusqlite::types::Value;
 use rusqlite::{params, Connection, OptionalExtension, Row, Transaction};
 
-use super::StoreError;
-use crate::mo::{Audit, MoRow, Protected, UpstreamMo};
+use super::{Db, StoreError};
+use crate::mo::{Audit, Mark, MoRow, Phase, Protected, UpstreamMo, PHASES};
 
 /// Every column the sync owns, besides the key `id`. The length ties it to [`upstream_values`].
 pub const UPSTREAM_COLUMNS: [&str; 18] = [
@@ -37,7 +39,8 @@ pub const UPSTREAM_COLUMNS: [&str; 18] = [
 /// transfer that is no longer found is still the MO's transfer.
 const KEEP_WHEN_MISSING: [&str; 2] = ["transfer_id", "transfer_name"];
 
-/// Every column operators own. Only [`set_protected`] writes them.
+/// Every column operators own. Only [`write_protected`] writes them. The length ties it to
+/// [`protected_values`].
 pub const PROTECTED_COLUMNS: [&str; 8] = [
     "auth_first",
     "auth_last",
@@ -48,6 +51,77 @@ pub const PROTECTED_COLUMNS: [&str; 8] = [
     "date_finished",
     "line",
 ];
+
+fn protected_values(p: &Protected) -> [Value; 8] {
+    let text = |v: &Option<String>| v.clone().map_or(Value::Null, Value::Text);
+    [
+        text(&p.auth_first),
+        text(&p.auth_last),
+        text(&p.leader_id),
+        text(&p.roll_number),
+        Value::Integer(p.ready_for_production.into()),
+        text(&p.date_start),
+        text(&p.date_finished),
+        text(&p.line),
+    ]
+}
+
+/// SQL that holds for a row no operator has written to: every protected column as
+/// `Protected::default()` leaves it.
+fn no_operator_data_sql() -> String {
+    let unset = protected_values(&Protected::default());
+    PROTECTED_COLUMNS
+        .iter()
+        .zip(unset)
+        .map(|(c, v)| match v {
+            Value::Null => format!("{c} IS NULL"),
+            Value::Integer(n) => format!("{c} = {n}"),
+            other => unreachable!("an unset protected column is NULL or a number, not {other:?}"),
+        })
+        .collect::<Vec<_>>()
+        .join(" AND ")
+}
+
+/// A mark as SQL over the protected columns.
+fn mark_sql(mark: Mark) -> &'static str {
+    match mark {
+        Mark::Finished => "date_finished IS NOT NULL",
+        Mark::Started => "date_start IS NOT NULL",
+        Mark::Registered => "ready_for_production",
+        Mark::None => "1",
+    }
+}
+
+/// The rows in `phase`: its mark and none of the marks before it in [`PHASES`].
+fn phase_sql(phase: Phase) -> String {
+    let mut terms = Vec::new();
+    for (mark, p) in PHASES {
+        if p == phase {
+            terms.push(mark_sql(mark).to_string());
+            break;
+        }
+        terms.push(format!("NOT ({})", mark_sql(mark)));
+    }
+    terms.join(" AND ")
+}
+
+/// `CASE … END`: the phase of a row, by name.
+pub(super) fn phase_case_sql() -> String {
+    let whens: Vec<String> = PHASES
+        .iter()
+        .map(|(mark, phase)| format!("WHEN {} THEN '{}'", mark_sql(*mark), phase.as_str()))
+        .collect();
+    format!("CASE {} END", whens.join(" "))
+}
+
+/// Open MOs in `phase`, as panels and line displays list them: waiting and ready ones only
+/// while Odoo still has them open; a running one until it ends on the floor.
+fn open_in_phase_sql(phase: Phase) -> String {
+    match phase {
+        Phase::Waiting | Phase::Ready => format!("{} AND gone_at IS NULL", phase_sql(phase)),
+        Phase::Running | Phase::Finished => phase_sql(phase),
+    }
+}
 
 fn upstream_values(m: &UpstreamMo) -> [Value; 18] {
     let text = |v: &Option<String>| v.clone().map_or(Value::Null, Value::Text);
@@ -129,11 +203,12 @@ impl std::ops::AddAssign for PageCounts {
 /// Writes one page of upstream MOs, plus the sync state that goes with it, in one transaction:
 /// a page is either wholly applied with its cursor or not at all.
 pub fn apply_page(
-    conn: &mut Connection,
+    db: &mut Db,
     rows: &[UpstreamMo],
     state: &[(&str, &str, String)],
     now: &str,
 ) -> Result<PageCounts, StoreError> {
+    let conn = &mut db.0;
     let tx = conn.transaction()?;
     let mut counts = PageCounts::default();
     {
@@ -157,14 +232,15 @@ pub fn apply_page(
         }
     }
     for (source, key, value) in state {
-        super::sync::put_state(&tx, source, key, value)?;
+        super::sync::put_state_in(&tx, source, key, value)?;
     }
     tx.commit()?;
     Ok(counts)
 }
 
 /// Marks every MO not in `present` as gone (kept with its operator data), and returns their ids.
-pub fn mark_gone(conn: &mut Connection, present: &HashSet<i64>, now: &str) -> Result<Vec<i64>, StoreError> {
+pub fn mark_gone(db: &mut Db, present: &HashSet<i64>, now: &str) -> Result<Vec<i64>, StoreError> {
+    let conn = &mut db.0;
     let tx = conn.transaction()?;
     let gone: Vec<i64> = {
         let mut stmt = tx.prepare("SELECT id FROM mo WHERE gone_at IS NULL")?;
@@ -183,14 +259,16 @@ pub fn mark_gone(conn: &mut Connection, present: &HashSet<i64>, now: &str) -> Re
 }
 
 /// Ids of every MO not marked gone.
-pub fn all_present_ids(conn: &Connection) -> Result<Vec<i64>, StoreError> {
+pub fn all_present_ids(db: &Db) -> Result<Vec<i64>, StoreError> {
+    let conn = &db.0;
     let mut stmt = conn.prepare_cached("SELECT id FROM mo WHERE gone_at IS NULL ORDER BY id")?;
     let ids = stmt.query_map([], |r| r.get(0))?.collect::<Result<_, _>>()?;
     Ok(ids)
 }
 
 /// (id, write_date) of every MO not marked gone: the reconcile compares them with Odoo's.
-pub fn present_write_dates(conn: &Connection) -> Result<Vec<(i64, String)>, StoreError> {
+pub fn present_write_dates(db: &Db) -> Result<Vec<(i64, String)>, StoreError> {
+    let conn = &db.0;
     const SQL: &str = "SELECT id, write_date FROM mo WHERE gone_at IS NULL ORDER BY id";
     let mut stmt = conn.prepare_cached(SQL)?;
     let rows = stmt
@@ -200,7 +278,8 @@ pub fn present_write_dates(conn: &Connection) -> Result<Vec<(i64, String)>, Stor
 }
 
 /// Ids of MOs not marked gone that have no transfer yet: the reconcile looks for one.
-pub fn present_without_transfer(conn: &Connection) -> Result<Vec<i64>, StoreError> {
+pub fn present_without_transfer(db: &Db) -> Result<Vec<i64>, StoreError> {
+    let conn = &db.0;
     const SQL: &str = "SELECT id FROM mo WHERE gone_at IS NULL AND transfer_id IS NULL ORDER BY id";
     let mut stmt = conn.prepare_cached(SQL)?;
     let ids = stmt.query_map([], |r| r.get(0))?.collect::<Result<_, _>>()?;
@@ -208,7 +287,8 @@ pub fn present_without_transfer(conn: &Connection) -> Result<Vec<i64>, StoreErro
 }
 
 /// Of `upstream` ids, those the store lacks or holds as gone: the reconcile fetches them.
-pub fn not_present(conn: &Connection, upstream: &[i64]) -> Result<Vec<i64>, StoreError> {
+pub fn not_present(db: &Db, upstream: &[i64]) -> Result<Vec<i64>, StoreError> {
+    let conn = &db.0;
     let mut stmt = conn.prepare_cached("SELECT gone_at IS NULL FROM mo WHERE id = ?1")?;
     let mut missing = Vec::new();
     for &id in upstream {
@@ -221,24 +301,20 @@ pub fn not_present(conn: &Connection, upstream: &[i64]) -> Result<Vec<i64>, Stor
 }
 
 /// Deletes MOs gone before `cutoff` that hold no operator data or were finished before it.
-pub fn purge(conn: &mut Connection, cutoff: &str) -> Result<Vec<i64>, StoreError> {
-    const SQL: &str = "DELETE FROM mo WHERE gone_at IS NOT NULL AND gone_at < ?1 \
-        AND ((auth_first IS NULL AND auth_last IS NULL AND leader_id IS NULL AND roll_number IS NULL \
-              AND ready_for_production = 0 AND date_start IS NULL AND date_finished IS NULL AND line IS NULL) \
-             OR date_finished < ?1) RETURNING id";
-    let mut stmt = conn.prepare(SQL)?;
+pub fn purge(db: &mut Db, cutoff: &str) -> Result<Vec<i64>, StoreError> {
+    let conn = &mut db.0;
+    let sql = format!(
+        "DELETE FROM mo WHERE gone_at IS NOT NULL AND gone_at < ?1 AND (({}) OR date_finished < ?1) RETURNING id",
+        no_operator_data_sql()
+    );
+    let mut stmt = conn.prepare(&sql)?;
     let ids = stmt.query_map([cutoff], |r| r.get(0))?.collect::<Result<_, _>>()?;
     Ok(ids)
 }
 
-/// Writes an MO's protected columns, durably: the operator is told it happened.
-/// Returns false when no such MO exists.
-pub fn set_protected(conn: &mut Connection, id: i64, p: &Protected, audit: &Audit) -> Result<bool, StoreError> {
-    super::durable(conn, |tx| set_protected_in(tx, id, p, audit))
-}
-
-/// [`set_protected`] inside a caller's transaction (a changeover writes two MOs at once).
-pub fn set_protected_in(tx: &Transaction, id: i64, p: &Protected, audit: &Audit) -> Result<bool, StoreError> {
+/// Writes an MO's protected columns, with who wrote them; false when no such MO exists. Only
+/// a command's own transaction calls this ([`super::command::exactly_once`]).
+pub(super) fn write_protected(tx: &Transaction, id: i64, p: &Protected, audit: &Audit) -> Result<bool, StoreError> {
     static SQL: OnceLock<String> = OnceLock::new();
     let sql = SQL.get_or_init(|| {
         let sets: Vec<String> = PROTECTED_COLUMNS
@@ -256,21 +332,16 @@ pub fn set_protected_in(tx: &Transaction, id: i64, p: &Protected, audit: &Audit)
             n + 5
         )
     });
-    let n = tx.prepare_cached(sql)?.execute(params![
-        id,
-        p.auth_first,
-        p.auth_last,
-        p.leader_id,
-        p.roll_number,
-        p.ready_for_production,
-        p.date_start,
-        p.date_finished,
-        p.line,
-        audit.at,
-        audit.operator,
-        audit.station,
-        audit.clock_synced
-    ])?;
+    let audit_values = [
+        Value::Text(audit.at.clone()),
+        audit.operator.clone().map_or(Value::Null, Value::Text),
+        Value::Text(audit.station.clone()),
+        Value::Integer(audit.clock_synced.into()),
+    ];
+    let values = std::iter::once(Value::Integer(id))
+        .chain(protected_values(p))
+        .chain(audit_values);
+    let n = tx.prepare_cached(sql)?.execute(rusqlite::params_from_iter(values))?;
     Ok(n > 0)
 }
 
@@ -319,13 +390,21 @@ fn read_row(r: &Row) -> rusqlite::Result<MoRow> {
     })
 }
 
-pub fn get(conn: &Connection, id: i64) -> Result<Option<MoRow>, StoreError> {
+pub fn get(db: &Db, id: i64) -> Result<Option<MoRow>, StoreError> {
+    row(&db.0, id)
+}
+
+pub(super) fn row(conn: &Connection, id: i64) -> Result<Option<MoRow>, StoreError> {
     let mut stmt = conn.prepare_cached(&format!("{SELECT_ROW} WHERE id = ?1"))?;
     Ok(stmt.query_row([id], read_row).optional()?)
 }
 
 /// The MO currently called `name` (names move on backorder; a gone MO may share an old name).
-pub fn get_by_name(conn: &Connection, name: &str) -> Result<Option<MoRow>, StoreError> {
+pub fn get_by_name(db: &Db, name: &str) -> Result<Option<MoRow>, StoreError> {
+    row_by_name(&db.0, name)
+}
+
+pub(super) fn row_by_name(conn: &Connection, name: &str) -> Result<Option<MoRow>, StoreError> {
     let sql = format!("{SELECT_ROW} WHERE name = ?1 ORDER BY gone_at IS NOT NULL, id DESC LIMIT 1");
     Ok(conn.prepare_cached(&sql)?.query_row([name], read_row).optional()?)
 }
@@ -337,15 +416,17 @@ fn select(conn: &Connection, tail: &str, params: impl rusqlite::Params) -> Resul
     Ok(rows)
 }
 
-pub fn get_many(conn: &Connection, ids: &[i64]) -> Result<Vec<MoRow>, StoreError> {
+pub fn get_many(db: &Db, ids: &[i64]) -> Result<Vec<MoRow>, StoreError> {
+    let conn = &db.0;
     let mut rows = Vec::with_capacity(ids.len());
     for &id in ids {
-        rows.extend(get(conn, id)?);
+        rows.extend(row(conn, id)?);
     }
     Ok(rows)
 }
 
-pub fn all_ids(conn: &Connection) -> Result<Vec<i64>, StoreError> {
+pub fn all_ids(db: &Db) -> Result<Vec<i64>, StoreError> {
+    let conn = &db.0;
     let mut stmt = conn.prepare_cached("SELECT id FROM mo ORDER BY id")?;
     let ids = stmt.query_map([], |r| r.get(0))?.collect::<Result<_, _>>()?;
     Ok(ids)
@@ -354,29 +435,36 @@ pub fn all_ids(conn: &Connection) -> Result<Vec<i64>, StoreError> {
 /// Most MOs a list for a panel or a line display holds.
 pub const LIST_LIMIT: u32 = 200;
 
-const RUNNING: &str = "date_start IS NOT NULL AND date_finished IS NULL";
-const READY: &str = "ready_for_production AND date_start IS NULL AND gone_at IS NULL";
-const WAITING: &str = "NOT ready_for_production AND date_start IS NULL AND date_finished IS NULL AND gone_at IS NULL";
-
 /// Lines that have something running or registered for them.
-pub fn lines(conn: &Connection) -> Result<Vec<String>, StoreError> {
-    let sql =
-        format!("SELECT DISTINCT line FROM mo WHERE line IS NOT NULL AND (({RUNNING}) OR ({READY})) ORDER BY line");
+pub fn lines(db: &Db) -> Result<Vec<String>, StoreError> {
+    let conn = &db.0;
+    let sql = format!(
+        "SELECT DISTINCT line FROM mo WHERE line IS NOT NULL AND (({}) OR ({})) ORDER BY line",
+        open_in_phase_sql(Phase::Running),
+        open_in_phase_sql(Phase::Ready)
+    );
     let mut stmt = conn.prepare_cached(&sql)?;
     let lines = stmt.query_map([], |r| r.get(0))?.collect::<Result<_, _>>()?;
     Ok(lines)
 }
 
 /// What runs on `line`, and what is ready next for it (registered for it, or for no line).
-pub fn line_view(conn: &Connection, line: &str) -> Result<(Vec<MoRow>, Vec<MoRow>), StoreError> {
+pub fn line_view(db: &Db, line: &str) -> Result<(Vec<MoRow>, Vec<MoRow>), StoreError> {
+    let conn = &db.0;
     let running = select(
         conn,
-        &format!("WHERE line = ?1 AND {RUNNING} ORDER BY date_start, id"),
+        &format!(
+            "WHERE line = ?1 AND {} ORDER BY date_start, id",
+            open_in_phase_sql(Phase::Running)
+        ),
         [line],
     )?;
     let ready = select(
         conn,
-        &format!("WHERE (line = ?1 OR line IS NULL) AND {READY} ORDER BY planned_start, id LIMIT {LIST_LIMIT}"),
+        &format!(
+            "WHERE (line = ?1 OR line IS NULL) AND {} ORDER BY planned_start, id LIMIT {LIST_LIMIT}",
+            open_in_phase_sql(Phase::Ready)
+        ),
         [line],
     )?;
     Ok((running, ready))
@@ -384,14 +472,9 @@ pub fn line_view(conn: &Connection, line: &str) -> Result<(Vec<MoRow>, Vec<MoRow
 
 /// Open MOs in a phase (waiting, ready or running), optionally for one line; at most
 /// [`LIST_LIMIT`], the earliest planned first.
-pub fn in_phase(conn: &Connection, phase: crate::mo::Phase, line: Option<&str>) -> Result<Vec<MoRow>, StoreError> {
-    use crate::mo::Phase;
-    let condition = match phase {
-        Phase::Waiting => WAITING,
-        Phase::Ready => READY,
-        Phase::Running => RUNNING,
-        Phase::Finished => "date_finished IS NOT NULL",
-    };
+pub fn in_phase(db: &Db, phase: Phase, line: Option<&str>) -> Result<Vec<MoRow>, StoreError> {
+    let conn = &db.0;
+    let condition = open_in_phase_sql(phase);
     let line_filter = match (phase, line) {
         (_, None) => "?1 IS NULL",
         (Phase::Ready | Phase::Waiting, Some(_)) => "(line = ?1 OR line IS NULL)",
@@ -404,7 +487,8 @@ pub fn in_phase(conn: &Connection, phase: crate::mo::Phase, line: Option<&str>) 
     )
 }
 
-pub fn all(conn: &Connection) -> Result<Vec<MoRow>, StoreError> {
+pub fn all(db: &Db) -> Result<Vec<MoRow>, StoreError> {
+    let conn = &db.0;
     let mut stmt = conn.prepare_cached(&format!("{SELECT_ROW} ORDER BY id"))?;
     let rows = stmt.query_map([], read_row)?.collect::<Result<_, _>>()?;
     Ok(rows)
@@ -415,11 +499,16 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    fn conn() -> Connection {
+    fn conn() -> Db {
         let mut conn = Connection::open_in_memory().unwrap();
         super::super::configure(&conn).unwrap();
         super::super::migrate(&mut conn, std::path::Path::new(":memory:")).unwrap();
-        conn
+        Db(conn)
+    }
+
+    /// What a command's transaction writes.
+    fn set_protected(db: &mut Db, id: i64, p: &Protected, audit: &Audit) -> Result<bool, StoreError> {
+        super::super::durable(&mut db.0, |tx| write_protected(tx, id, p, audit))
     }
 
     fn audit() -> Audit {
@@ -478,13 +567,13 @@ mod tests {
             (first.inserted, first.updated, first.unchanged, first.changed),
             (2, 0, 0, vec![1, 2])
         );
-        let before = conn.total_changes();
+        let before = conn.0.total_changes();
         let again = apply_page(&mut conn, &rows, &[], "t2").unwrap();
         assert_eq!(
             (again.inserted, again.updated, again.unchanged, again.changed),
             (0, 0, 2, vec![])
         );
-        assert_eq!(conn.total_changes(), before, "an unchanged page must write nothing");
+        assert_eq!(conn.0.total_changes(), before, "an unchanged page must write nothing");
         assert_eq!(get(&conn, 1).unwrap().unwrap().synced_at, "t1");
     }
 
@@ -563,6 +652,15 @@ mod tests {
         assert_eq!(present_without_transfer(&conn).unwrap(), vec![1]);
     }
 
+    fn phase_in_sql(db: &Db, id: i64) -> String {
+        db.0.query_row(
+            &format!("SELECT {} FROM mo WHERE id = ?1", phase_case_sql()),
+            [id],
+            |r| r.get(0),
+        )
+        .unwrap()
+    }
+
     #[derive(Debug, Clone)]
     enum Op {
         Sync(Vec<(i64, u8)>),
@@ -593,6 +691,25 @@ mod tests {
     }
 
     proptest! {
+        /// The store's SQL and `Protected::phase` read the one phase table alike, and the
+        /// purge's "no operator data" is exactly `Protected::default()`.
+        #[test]
+        fn phases_and_operator_data_mean_the_same_in_sql(p in protected_strategy()) {
+            let mut db = conn();
+            apply_page(&mut db, &[upstream(1, "confirmed", "a")], &[], "t").unwrap();
+            set_protected(&mut db, 1, &p, &audit()).unwrap();
+            prop_assert_eq!(phase_in_sql(&db, 1), p.phase().as_str());
+            for phase in [Phase::Waiting, Phase::Ready, Phase::Running, Phase::Finished] {
+                let listed = in_phase(&db, phase, None).unwrap().len() == 1;
+                prop_assert_eq!(listed, p.phase() == phase, "{:?}", phase);
+            }
+            mark_gone(&mut db, &HashSet::new(), "2026-01-01T00:00:00Z").unwrap();
+            // Gone long ago, with a finish (if any) after the cutoff: purged only without operator data.
+            let purged = !purge(&mut db, "2026-01-02T00:00:00Z").unwrap().is_empty();
+            let finished_before = p.date_finished.as_deref().is_some_and(|d| d < "2026-01-02T00:00:00Z");
+            prop_assert_eq!(purged, p == Protected::default() || finished_before);
+        }
+
         /// Whatever the interleaving of sync pages and operator writes, an MO's protected values
         /// are the ones its operator wrote last, and its upstream values the ones synced last.
         #[test]

@@ -35,7 +35,12 @@ const MIGRATIONS: &[&str] = &[
 
 pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;
 
-type Job = Box<dyn FnOnce(&mut Connection) + Send>;
+/// The database, as the store's own functions see it. Its connection never leaves this module:
+/// whoever holds a `Db` can call the store's functions, not run SQL of its own.
+#[derive(Debug)]
+pub struct Db(Connection);
+
+type Job = Box<dyn FnOnce(&mut Db) + Send>;
 
 enum Message {
     Job(Job),
@@ -56,14 +61,14 @@ pub struct Store {
 impl Store {
     /// Opens (creating if needed) the database, migrates it, and starts its owner thread.
     pub fn open(path: &Path) -> Result<Store, StoreError> {
-        let conn = open_connection(path)?;
+        let db = open(path)?;
         let (jobs, rx) = std::sync::mpsc::channel::<Message>();
         let thread = std::thread::Builder::new()
             .name("linegate-store".into())
             .spawn(move || {
-                let mut conn = conn;
+                let mut db = db;
                 while let Ok(Message::Job(job)) = rx.recv() {
-                    job(&mut conn);
+                    job(&mut db);
                 }
             })
             .expect("spawning the store thread");
@@ -88,20 +93,21 @@ impl Store {
     pub async fn call<R, F>(&self, f: F) -> Result<R, StoreError>
     where
         R: Send + 'static,
-        F: FnOnce(&mut Connection) -> Result<R, StoreError> + Send + 'static,
+        F: FnOnce(&mut Db) -> Result<R, StoreError> + Send + 'static,
     {
         let (tx, rx) = oneshot::channel();
-        let job: Job = Box::new(move |conn| {
+        let job: Job = Box::new(move |db| {
             // The caller may have gone (shutdown); the work is done and committed regardless.
-            let _ = tx.send(f(conn));
+            let _ = tx.send(f(db));
         });
         self.jobs.send(Message::Job(job)).map_err(|_| StoreError::Closed)?;
         rx.await.map_err(|_| StoreError::Closed)?
     }
 }
 
-/// Opens a connection with linegate's settings and brings the schema up to date.
-pub fn open_connection(path: &Path) -> Result<Connection, StoreError> {
+/// Opens the database with linegate's settings and brings the schema up to date, for a caller
+/// that works on it directly (`linegate status`, tests) instead of through a [`Store`].
+pub fn open(path: &Path) -> Result<Db, StoreError> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         let _ = std::fs::create_dir_all(dir);
     }
@@ -125,7 +131,7 @@ pub fn open_connection(path: &Path) -> Result<Connection, StoreError> {
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
     migrate(&mut conn, path)?;
-    Ok(conn)
+    Ok(Db(conn))
 }
 
 /// Per-connection settings. WAL with `synchronous = NORMAL` survives a crash of the agent at
@@ -167,7 +173,7 @@ fn migrate(conn: &mut Connection, path: &Path) -> Result<(), StoreError> {
 
 /// Runs `f` in a transaction whose commit is fsynced before this returns: for writes that
 /// someone is told have happened.
-pub fn durable<R>(
+fn durable<R>(
     conn: &mut Connection,
     f: impl FnOnce(&rusqlite::Transaction) -> Result<R, StoreError>,
 ) -> Result<R, StoreError> {
@@ -183,12 +189,14 @@ pub fn durable<R>(
 }
 
 /// The schema version of an open database.
-pub fn schema_version(conn: &Connection) -> Result<u32, StoreError> {
+pub fn schema_version(db: &Db) -> Result<u32, StoreError> {
+    let conn = &db.0;
     Ok(conn.pragma_query_value(None, "user_version", |r| r.get(0))?)
 }
 
 /// `PRAGMA integrity_check`: "ok" for a sound database.
-pub fn integrity_check(conn: &Connection) -> Result<String, StoreError> {
+pub fn integrity_check(db: &Db) -> Result<String, StoreError> {
+    let conn = &db.0;
     Ok(conn.query_row("PRAGMA integrity_check", [], |r| r.get(0))?)
 }
 
@@ -200,13 +208,13 @@ mod tests {
     fn migrates_once_and_refuses_a_newer_schema() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("t.db");
-        let conn = open_connection(&path).unwrap();
-        assert_eq!(schema_version(&conn).unwrap(), SCHEMA_VERSION);
-        drop(conn);
-        let conn = open_connection(&path).unwrap();
-        assert_eq!(schema_version(&conn).unwrap(), SCHEMA_VERSION);
-        conn.pragma_update(None, "user_version", SCHEMA_VERSION + 1).unwrap();
-        drop(conn);
-        assert!(matches!(open_connection(&path), Err(StoreError::TooNew { .. })));
+        let db = open(&path).unwrap();
+        assert_eq!(schema_version(&db).unwrap(), SCHEMA_VERSION);
+        drop(db);
+        let db = open(&path).unwrap();
+        assert_eq!(schema_version(&db).unwrap(), SCHEMA_VERSION);
+        db.0.pragma_update(None, "user_version", SCHEMA_VERSION + 1).unwrap();
+        drop(db);
+        assert!(matches!(open(&path), Err(StoreError::TooNew { .. })));
     }
 }

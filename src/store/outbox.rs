@@ -1,9 +1,9 @@
 //! SQL for the outbox: every durable outgoing message, queued in the transaction that causes it,
 //! and left here until its receiver acknowledged it.
 
-use rusqlite::{params, Connection, Transaction};
+use rusqlite::{params, Transaction};
 
-use super::StoreError;
+use super::{Db, StoreError};
 
 /// Queues a message on `channel` (`mqtt`, `webhook`), due at once.
 pub fn enqueue(tx: &Transaction, channel: &str, payload: &str, now: &str) -> Result<(), StoreError> {
@@ -13,7 +13,8 @@ pub fn enqueue(tx: &Transaction, channel: &str, payload: &str, now: &str) -> Res
 }
 
 /// Undelivered messages of a channel that are due, oldest first.
-pub fn due(conn: &Connection, channel: &str, now: &str, limit: u32) -> Result<Vec<(i64, String, u32)>, StoreError> {
+pub fn due(db: &Db, channel: &str, now: &str, limit: u32) -> Result<Vec<(i64, String, u32)>, StoreError> {
+    let conn = &db.0;
     const SQL: &str = "SELECT id, payload, attempts FROM outbox WHERE channel = ?1 AND delivered_at IS NULL \
         AND next_at <= ?2 ORDER BY id LIMIT ?3";
     let mut stmt = conn.prepare_cached(SQL)?;
@@ -21,20 +22,23 @@ pub fn due(conn: &Connection, channel: &str, now: &str, limit: u32) -> Result<Ve
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
-pub fn delivered(conn: &Connection, id: i64, now: &str) -> Result<(), StoreError> {
+pub fn delivered(db: &Db, id: i64, now: &str) -> Result<(), StoreError> {
+    let conn = &db.0;
     conn.prepare_cached("UPDATE outbox SET delivered_at = ?2, attempts = attempts + 1 WHERE id = ?1")?
         .execute(params![id, now])?;
     Ok(())
 }
 
-pub fn failed(conn: &Connection, id: i64, error: &str, next_at: &str) -> Result<(), StoreError> {
+pub fn failed(db: &Db, id: i64, error: &str, next_at: &str) -> Result<(), StoreError> {
+    let conn = &db.0;
     conn.prepare_cached("UPDATE outbox SET attempts = attempts + 1, last_error = ?2, next_at = ?3 WHERE id = ?1")?
         .execute(params![id, error, next_at])?;
     Ok(())
 }
 
 /// Messages not yet delivered, by channel.
-pub fn depth(conn: &Connection) -> Result<Vec<(String, u64)>, StoreError> {
+pub fn depth(db: &Db) -> Result<Vec<(String, u64)>, StoreError> {
+    let conn = &db.0;
     let mut stmt = conn.prepare_cached(
         "SELECT channel, count(*) FROM outbox WHERE delivered_at IS NULL GROUP BY channel ORDER BY channel",
     )?;

@@ -4,10 +4,10 @@
 
 use std::collections::HashMap;
 
-use rusqlite::{params, Connection, OptionalExtension};
+use rusqlite::{params, OptionalExtension};
 use serde::Serialize;
 
-use super::StoreError;
+use super::{Db, StoreError};
 use crate::permit::{Detail, Expiring, Listed, PermitType, Reminder};
 
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -18,7 +18,8 @@ pub struct ListCounts {
 }
 
 /// Permit types, by id. Returns how many were written (unchanged ones are not).
-pub fn upsert_types(conn: &mut Connection, types: &[PermitType]) -> Result<u64, StoreError> {
+pub fn upsert_types(db: &mut Db, types: &[PermitType]) -> Result<u64, StoreError> {
+    let conn = &mut db.0;
     const SQL: &str = "INSERT INTO permit_type (id, name, grp, sla_days, extra) VALUES (?1, ?2, ?3, ?4, ?5) \
         ON CONFLICT (id) DO UPDATE SET name = excluded.name, grp = excluded.grp, sla_days = excluded.sla_days, \
         extra = excluded.extra WHERE name IS NOT excluded.name OR grp IS NOT excluded.grp \
@@ -38,7 +39,8 @@ pub fn upsert_types(conn: &mut Connection, types: &[PermitType]) -> Result<u64, 
 
 /// Listed permits in one transaction: new ones inserted, changed ones updated (a new permit
 /// number means its detail must be fetched again), unchanged ones not written.
-pub fn upsert_listed(conn: &mut Connection, listed: &[Listed], now: &str) -> Result<ListCounts, StoreError> {
+pub fn upsert_listed(db: &mut Db, listed: &[Listed], now: &str) -> Result<ListCounts, StoreError> {
+    let conn = &mut db.0;
     const SQL: &str =
         "INSERT INTO permit (pendaftaran_id, no_surat, applicant, permit_name, permit_type_id, listed_at) \
         VALUES (?1, ?2, ?3, ?4, (SELECT id FROM permit_type WHERE name = ?4), ?5) \
@@ -69,12 +71,13 @@ pub fn upsert_listed(conn: &mut Connection, listed: &[Listed], now: &str) -> Res
 /// Permits whose detail to fetch now: never fetched, unknown and due for a retry, or close to
 /// (or past) expiry and not checked since `recheck_before` (a renewal shows there).
 pub fn due_for_detail(
-    conn: &Connection,
+    db: &Db,
     now: &str,
     soon: &str,
     recheck_before: &str,
     not_before: &str,
 ) -> Result<Vec<(String, String)>, StoreError> {
+    let conn = &db.0;
     const SQL: &str = "SELECT pendaftaran_id, no_surat FROM permit WHERE detail_state = 'pending' \
         OR (detail_state = 'unknown' AND detail_retry_at <= ?1) \
         OR (detail_state = 'found' AND expiry <= ?2 AND expiry >= ?4 AND detail_at < ?3) ORDER BY pendaftaran_id";
@@ -87,7 +90,8 @@ pub fn due_for_detail(
 
 /// Stores a found detail; returns whether the expiry changed. `today` (the regency's date) is
 /// kept as the day a new expiry was learned: reminders due before it are not sent late.
-pub fn set_detail(conn: &mut Connection, id: &str, d: &Detail, now: &str, today: &str) -> Result<bool, StoreError> {
+pub fn set_detail(db: &mut Db, id: &str, d: &Detail, now: &str, today: &str) -> Result<bool, StoreError> {
+    let conn = &mut db.0;
     const SQL: &str = "UPDATE permit SET detail_state = 'found', detail_attempts = 0, detail_retry_at = NULL, \
         detail_at = ?2, expiry_learned = CASE WHEN expiry IS ?3 THEN expiry_learned ELSE ?9 END, expiry = ?3, \
         issued = ?4, received = ?5, phone = ?6, address = ?7, company = ?8 WHERE pendaftaran_id = ?1";
@@ -105,14 +109,16 @@ pub fn set_detail(conn: &mut Connection, id: &str, d: &Detail, now: &str, today:
 }
 
 /// Records that neither endpoint knows the permit; it is tried again after `retry_at`.
-pub fn set_unknown(conn: &Connection, id: &str, now: &str, retry_at: &str) -> Result<(), StoreError> {
+pub fn set_unknown(db: &Db, id: &str, now: &str, retry_at: &str) -> Result<(), StoreError> {
+    let conn = &db.0;
     const SQL: &str = "UPDATE permit SET detail_state = 'unknown', detail_attempts = detail_attempts + 1, \
         detail_retry_at = ?3, detail_at = ?2 WHERE pendaftaran_id = ?1";
     conn.prepare_cached(SQL)?.execute(params![id, now, retry_at])?;
     Ok(())
 }
 
-pub fn detail_attempts(conn: &Connection, id: &str) -> Result<u32, StoreError> {
+pub fn detail_attempts(db: &Db, id: &str) -> Result<u32, StoreError> {
+    let conn = &db.0;
     Ok(conn.query_row(
         "SELECT detail_attempts FROM permit WHERE pendaftaran_id = ?1",
         [id],
@@ -120,7 +126,8 @@ pub fn detail_attempts(conn: &Connection, id: &str) -> Result<u32, StoreError> {
     )?)
 }
 
-pub fn with_expiry(conn: &Connection) -> Result<Vec<Expiring>, StoreError> {
+pub fn with_expiry(db: &Db) -> Result<Vec<Expiring>, StoreError> {
+    let conn = &db.0;
     const SQL: &str =
         "SELECT pendaftaran_id, no_surat, permit_name, applicant, phone, expiry, expiry_learned FROM permit \
         WHERE detail_state = 'found' AND expiry IS NOT NULL ORDER BY expiry, pendaftaran_id";
@@ -140,7 +147,8 @@ pub fn with_expiry(conn: &Connection) -> Result<Vec<Expiring>, StoreError> {
 }
 
 /// Thresholds already recorded, by (permit, expiry).
-pub fn recorded_reminders(conn: &Connection) -> Result<HashMap<(String, String), Vec<u32>>, StoreError> {
+pub fn recorded_reminders(db: &Db) -> Result<HashMap<(String, String), Vec<u32>>, StoreError> {
+    let conn = &db.0;
     let mut stmt = conn.prepare_cached("SELECT pendaftaran_id, expiry, threshold FROM permit_reminder")?;
     let mut out: HashMap<(String, String), Vec<u32>> = HashMap::new();
     let rows = stmt.query_map([], |r| {
@@ -155,7 +163,8 @@ pub fn recorded_reminders(conn: &Connection) -> Result<HashMap<(String, String),
 
 /// Records reminders and queues their messages, durably and in one transaction: a reminder is
 /// produced exactly once, and what was produced is delivered at least once.
-pub fn record_reminders(conn: &mut Connection, reminders: &[Reminder], now: &str) -> Result<u64, StoreError> {
+pub fn record_reminders(db: &mut Db, reminders: &[Reminder], now: &str) -> Result<u64, StoreError> {
+    let conn = &mut db.0;
     const RECORD: &str = "INSERT OR IGNORE INTO permit_reminder (pendaftaran_id, expiry, threshold, created_at, sent) \
         VALUES (?1, ?2, ?3, ?4, ?5)";
     if reminders.is_empty() {
@@ -188,7 +197,8 @@ pub struct PermitCounts {
     pub expiry_unknown: u64,
 }
 
-pub fn counts(conn: &Connection) -> Result<PermitCounts, StoreError> {
+pub fn counts(db: &Db) -> Result<PermitCounts, StoreError> {
+    let conn = &db.0;
     let count = |sql: &str| -> Result<u64, StoreError> { Ok(conn.query_row(sql, [], |r| r.get::<_, i64>(0))? as u64) };
     Ok(PermitCounts {
         permits: count("SELECT count(*) FROM permit")?,

@@ -6,17 +6,22 @@ use std::path::{Path, PathBuf};
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
 use serde::Serialize;
 
-use super::StoreError;
+use super::{Db, StoreError};
 
 /// Sets a state value; writes nothing when the value is already stored.
-pub fn put_state(conn: &Connection, source: &str, key: &str, value: &str) -> Result<(), StoreError> {
+pub fn put_state(db: &Db, source: &str, key: &str, value: &str) -> Result<(), StoreError> {
+    put_state_in(&db.0, source, key, value)
+}
+
+pub(super) fn put_state_in(conn: &Connection, source: &str, key: &str, value: &str) -> Result<(), StoreError> {
     const SQL: &str = "INSERT INTO sync_state (source, key, value) VALUES (?1, ?2, ?3) \
         ON CONFLICT (source, key) DO UPDATE SET value = excluded.value WHERE value IS NOT excluded.value";
     conn.prepare_cached(SQL)?.execute(params![source, key, value])?;
     Ok(())
 }
 
-pub fn get_state(conn: &Connection, source: &str, key: &str) -> Result<Option<String>, StoreError> {
+pub fn get_state(db: &Db, source: &str, key: &str) -> Result<Option<String>, StoreError> {
+    let conn = &db.0;
     const SQL: &str = "SELECT value FROM sync_state WHERE source = ?1 AND key = ?2";
     Ok(conn
         .prepare_cached(SQL)?
@@ -48,7 +53,8 @@ pub struct RunRecord {
 /// Runs kept per source; older ones are trimmed as new ones arrive.
 const RUNS_KEPT: i64 = 200;
 
-pub fn record_run(conn: &mut Connection, run: &RunRecord) -> Result<(), StoreError> {
+pub fn record_run(db: &mut Db, run: &RunRecord) -> Result<(), StoreError> {
+    let conn = &mut db.0;
     const INSERT: &str = "INSERT INTO sync_run (source, started_at, duration_ms, ok, error, fetched, inserted, \
         updated, unchanged, gone, purged, requests, details, unknown, reminders) \
         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)";
@@ -102,7 +108,8 @@ const RUN_COLUMNS: &str =
      details, unknown, reminders";
 
 /// The newest run per source, and the newest successful one.
-pub fn last_runs(conn: &Connection) -> Result<Vec<SourceStatus>, StoreError> {
+pub fn last_runs(db: &Db) -> Result<Vec<SourceStatus>, StoreError> {
+    let conn = &db.0;
     let sources: Vec<String> = conn
         .prepare("SELECT DISTINCT source FROM sync_run ORDER BY source")?
         .query_map([], |r| r.get(0))?
@@ -146,27 +153,26 @@ pub struct Status {
     pub outbox: Vec<(String, u64)>,
 }
 
-pub fn status(conn: &Connection) -> Result<Status, StoreError> {
+pub fn status(db: &Db) -> Result<Status, StoreError> {
+    let conn = &db.0;
     let count = |sql: &str| -> Result<u64, StoreError> { Ok(conn.query_row(sql, [], |r| r.get::<_, i64>(0))? as u64) };
     let grouped = |sql: &str| -> Result<Vec<(String, u64)>, StoreError> {
         let mut stmt = conn.prepare(sql)?;
         let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get::<_, i64>(1)? as u64)))?;
         Ok(rows.collect::<Result<_, _>>()?)
     };
-    const PHASE: &str =
-        "CASE WHEN date_finished IS NOT NULL THEN 'finished' WHEN date_start IS NOT NULL THEN 'running' \
-        WHEN ready_for_production THEN 'ready' ELSE 'waiting' END";
     Ok(Status {
-        schema_version: super::schema_version(conn)?,
+        schema_version: super::schema_version(db)?,
         mos: count("SELECT count(*) FROM mo WHERE gone_at IS NULL")?,
         gone: count("SELECT count(*) FROM mo WHERE gone_at IS NOT NULL")?,
         by_state: grouped("SELECT state, count(*) FROM mo WHERE gone_at IS NULL GROUP BY state ORDER BY state")?,
         by_phase: grouped(&format!(
-            "SELECT {PHASE} AS phase, count(*) FROM mo WHERE gone_at IS NULL GROUP BY phase ORDER BY phase"
+            "SELECT {} AS phase, count(*) FROM mo WHERE gone_at IS NULL GROUP BY phase ORDER BY phase",
+            super::mo::phase_case_sql()
         ))?,
-        sources: last_runs(conn)?,
-        permits: super::permit::counts(conn)?,
-        outbox: super::outbox::depth(conn)?,
+        sources: last_runs(db)?,
+        permits: super::permit::counts(db)?,
+        outbox: super::outbox::depth(db)?,
     })
 }
 
@@ -184,7 +190,7 @@ pub enum ReadOnlyError {
 
 /// Opens the database for reading only: no migration, no PRAGMA that writes, no file created.
 /// Refuses a schema this binary does not know, newer or older, instead of misreading it.
-pub fn open_read_only(path: &Path) -> Result<Connection, ReadOnlyError> {
+pub fn open_read_only(path: &Path) -> Result<Db, ReadOnlyError> {
     let open_err = |source| StoreError::Open {
         path: path.to_path_buf(),
         source,
@@ -193,7 +199,8 @@ pub fn open_read_only(path: &Path) -> Result<Connection, ReadOnlyError> {
     let conn = Connection::open_with_flags(path, flags).map_err(open_err)?;
     // The agent may be committing a page; wait for it rather than fail.
     conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(open_err)?;
-    let found = super::schema_version(&conn)?;
+    let db = Db(conn);
+    let found = super::schema_version(&db)?;
     let known = super::SCHEMA_VERSION;
     let path = path.to_path_buf();
     if found > known {
@@ -202,7 +209,7 @@ pub fn open_read_only(path: &Path) -> Result<Connection, ReadOnlyError> {
     if found < known {
         return Err(ReadOnlyError::TooOld { path, found, known });
     }
-    Ok(conn)
+    Ok(db)
 }
 
 #[cfg(test)]
@@ -238,7 +245,7 @@ mod tests {
     fn status_counts_phases_of_present_mos_only() {
         // Given a present MO and a running one that has left Odoo's domain
         let dir = tempfile::tempdir().unwrap();
-        let mut conn = super::super::open_connection(&dir.path().join("t.db")).unwrap();
+        let mut conn = super::super::open(&dir.path().join("t.db")).unwrap();
         super::super::mo::apply_page(&mut conn, &[mo(1), mo(2)], &[], "t").unwrap();
         let running = Protected {
             date_start: Some("2026-11-22T08:00:00Z".into()),
@@ -250,7 +257,10 @@ mod tests {
             at: "t".into(),
             clock_synced: true,
         };
-        super::super::mo::set_protected(&mut conn, 2, &running, &audit).unwrap();
+        super::super::durable(&mut conn.0, |tx| {
+            super::super::mo::write_protected(tx, 2, &running, &audit)
+        })
+        .unwrap();
         super::super::mo::mark_gone(&mut conn, &std::collections::HashSet::from([1]), "g").unwrap();
         // When the status is read
         let status = status(&conn).unwrap();
@@ -264,7 +274,7 @@ mod tests {
     fn read_only_open_refuses_other_schema_versions_and_changes_nothing() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("t.db");
-        let conn = super::super::open_connection(&path).unwrap();
+        let conn = super::super::open(&path).unwrap();
         drop(conn);
         assert!(open_read_only(&path).is_ok());
         for version in [super::super::SCHEMA_VERSION - 1, super::super::SCHEMA_VERSION + 1] {
