@@ -33,6 +33,7 @@ struct Run {
 }
 
 /// CPU time of waited-for children (the agent), or of this process (the simulated Odoo).
+#[allow(unsafe_code, reason = "getrusage(2) has no safe binding in std")]
 fn cpu(who: libc::c_int) -> Duration {
     let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
     // SAFETY: getrusage only fills the struct we own.

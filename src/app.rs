@@ -31,7 +31,7 @@ use crate::sync::sicantik::SicantikSync;
 use crate::uplink::{LinkState, Uplink};
 
 /// How long the tasks get to finish once shutdown is triggered.
-pub const DRAIN_DEADLINE: Duration = Duration::from_secs(10);
+pub(crate) const DRAIN_DEADLINE: Duration = Duration::from_secs(10);
 
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Backoff {
+pub(crate) struct Backoff {
     min: Duration,
     max: Duration,
     /// Each wait is moved by up to ±this fraction.
@@ -14,22 +14,22 @@ pub struct Backoff {
 
 impl Backoff {
     /// From `min`, doubling up to `max`, each wait moved by up to ±20 %.
-    pub const fn new(min: Duration, max: Duration) -> Backoff {
+    pub(crate) const fn new(min: Duration, max: Duration) -> Backoff {
         Backoff { min, max, jitter: 0.2 }
     }
 
-    pub const fn with_jitter(self, jitter: f64) -> Backoff {
+    pub(crate) const fn with_jitter(self, jitter: f64) -> Backoff {
         Backoff { jitter, ..self }
     }
 
     /// The wait before retry `n` (1 for the first): `min · 2^(n−1)`, at most `max`.
-    pub fn delay(&self, n: u32) -> Duration {
+    pub(crate) fn delay(&self, n: u32) -> Duration {
         let exp = self.min.saturating_mul(1 << n.saturating_sub(1).min(20));
         jitter(exp.min(self.max), self.jitter)
     }
 
     /// A retry loop's state, starting before its first failure.
-    pub fn retries(self) -> Retries {
+    pub(crate) fn retries(self) -> Retries {
         Retries {
             backoff: self,
             failures: 0,
@@ -39,31 +39,31 @@ impl Backoff {
 
 /// Failures counted by a retry loop.
 #[derive(Debug, Clone)]
-pub struct Retries {
+pub(crate) struct Retries {
     backoff: Backoff,
     failures: u32,
 }
 
 impl Retries {
     /// Counts a failure and returns how long to wait before the next attempt.
-    pub fn failed(&mut self) -> Duration {
+    pub(crate) fn failed(&mut self) -> Duration {
         self.failures = self.failures.saturating_add(1);
         self.backoff.delay(self.failures)
     }
 
     /// Failures since the last success.
-    pub fn failures(&self) -> u32 {
+    pub(crate) fn failures(&self) -> u32 {
         self.failures
     }
 
     /// Starts over after a success.
-    pub fn reset(&mut self) {
+    pub(crate) fn reset(&mut self) {
         self.failures = 0;
     }
 }
 
 /// `d` moved by up to ±`fraction`.
-pub fn jitter(d: Duration, fraction: f64) -> Duration {
+pub(crate) fn jitter(d: Duration, fraction: f64) -> Duration {
     if fraction <= 0.0 {
         return d;
     }

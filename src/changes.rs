@@ -23,15 +23,15 @@ pub enum Change {
     },
 }
 
-pub type Sender = mpsc::UnboundedSender<Change>;
-pub type Receiver = mpsc::UnboundedReceiver<Change>;
+pub(crate) type Sender = mpsc::UnboundedSender<Change>;
+pub(crate) type Receiver = mpsc::UnboundedReceiver<Change>;
 
-pub fn channel() -> (Sender, Receiver) {
+pub(crate) fn channel() -> (Sender, Receiver) {
     mpsc::unbounded_channel()
 }
 
 /// Sends unless nobody listens (no broker configured, or shutting down).
-pub fn tell(to: &Option<Sender>, change: Change) {
+pub(crate) fn tell(to: &Option<Sender>, change: Change) {
     if let Some(tx) = to {
         let _ = tx.send(change);
     }
@@ -40,7 +40,7 @@ pub fn tell(to: &Option<Sender>, change: Change) {
 /// Rung when messages were queued in the outbox, so its delivery tasks look at once instead of
 /// on their next poll. Every ring is seen by every subscriber (a counter on a watch).
 #[derive(Clone)]
-pub struct Queued(std::sync::Arc<tokio::sync::watch::Sender<u64>>);
+pub(crate) struct Queued(std::sync::Arc<tokio::sync::watch::Sender<u64>>);
 
 impl Default for Queued {
     fn default() -> Self {
@@ -49,11 +49,11 @@ impl Default for Queued {
 }
 
 impl Queued {
-    pub fn ring(&self) {
+    pub(crate) fn ring(&self) {
         self.0.send_modify(|n| *n = n.wrapping_add(1));
     }
 
-    pub fn subscribe(&self) -> tokio::sync::watch::Receiver<u64> {
+    pub(crate) fn subscribe(&self) -> tokio::sync::watch::Receiver<u64> {
         self.0.subscribe()
     }
 }

@@ -15,7 +15,8 @@ pub fn now_unix() -> i64 {
 
 /// Whether the kernel says the clock is synchronised (NTP or similar). A gateway without a
 /// clock battery boots in the past; operator writes carry this so their times can be judged.
-pub fn synchronized() -> bool {
+#[allow(unsafe_code, reason = "adjtimex(2) has no safe binding; modes = 0 only reads")]
+pub(crate) fn synchronized() -> bool {
     let mut tx: libc::timex = unsafe { std::mem::zeroed() };
     // SAFETY: modes = 0 only reads the kernel's state into the struct we own.
     let state = unsafe { libc::adjtimex(&mut tx) };
@@ -71,7 +72,7 @@ pub fn format_rfc3339(unix: i64) -> String {
 }
 
 /// Parses Odoo's `YYYY-MM-DD HH:MM:SS` (also accepts a `T` separator and a date alone).
-pub fn parse_odoo(text: &str) -> Option<i64> {
+pub(crate) fn parse_odoo(text: &str) -> Option<i64> {
     let b = text.as_bytes();
     let num = |r: std::ops::Range<usize>| -> Option<i64> {
         let s = text.get(r)?;
@@ -132,7 +133,7 @@ pub fn parse_rfc3339(text: &str) -> Option<i64> {
 }
 
 /// Indonesia's zones have no daylight saving: a fixed offset is exact.
-pub fn zone_offset(name: &str) -> Option<i64> {
+pub(crate) fn zone_offset(name: &str) -> Option<i64> {
     let hours = match name {
         "Asia/Jakarta" | "Asia/Pontianak" | "WIB" => 7,
         "Asia/Makassar" | "Asia/Ujung_Pandang" | "WITA" => 8,
@@ -157,7 +158,7 @@ pub fn zone_offset(name: &str) -> Option<i64> {
 }
 
 /// Today as days since 1970-01-01, in a zone `offset` seconds east of UTC.
-pub fn today(now_unix: i64, offset: i64) -> i64 {
+pub(crate) fn today(now_unix: i64, offset: i64) -> i64 {
     (now_unix + offset).div_euclid(86_400)
 }
 

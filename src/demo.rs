@@ -14,16 +14,16 @@ use linegate_sim::odoo::{NewMo, SimOdoo, SimOdooConfig};
 pub struct DemoArgs {
     /// The demo's database (created if missing).
     #[arg(long, default_value = "linegate-demo.db")]
-    pub db: PathBuf,
+    pub(crate) db: PathBuf,
     /// MOs the simulated Odoo starts with.
     #[arg(long, default_value_t = 40)]
-    pub mos: usize,
+    pub(crate) mos: usize,
     /// Seconds between syncs.
     #[arg(long, default_value_t = 5)]
-    pub interval: u64,
+    pub(crate) interval: u64,
     /// Stop after this many seconds (default: run until Ctrl-C).
     #[arg(long)]
-    pub seconds: Option<u64>,
+    pub(crate) seconds: Option<u64>,
 }
 
 pub async fn run(args: DemoArgs, shutdown: Shutdown) -> u8 {

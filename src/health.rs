@@ -22,16 +22,16 @@ fn notify(states: &[NotifyState]) {
     }
 }
 
-pub fn ready(status: &str) {
+pub(crate) fn ready(status: &str) {
     notify(&[NotifyState::Ready, NotifyState::Status(status)]);
 }
 
-pub fn stopping() {
+pub(crate) fn stopping() {
     notify(&[NotifyState::Stopping, NotifyState::Status("stopping")]);
 }
 
 /// Feeds systemd's watchdog while every task is alive, and keeps `STATUS=` current.
-pub async fn watch(
+pub(crate) async fn watch(
     hearts: Arc<Hearts>,
     store: Store,
     broker: Option<tokio::sync::watch::Receiver<LinkState>>,
@@ -74,7 +74,7 @@ pub async fn watch(
 }
 
 /// `MOs 120 (3 running) · odoo ok 12:01:05 · sicantik ok 11:40:00 · broker up · outbox 0`
-pub fn summary(status: &store::sync::Status, broker: Option<bool>) -> String {
+pub(crate) fn summary(status: &store::sync::Status, broker: Option<bool>) -> String {
     let running = status
         .by_phase
         .iter()

@@ -7,9 +7,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// A task that has not beaten for this long is wedged.
-pub const DEADLINE: Duration = Duration::from_secs(90);
+pub(crate) const DEADLINE: Duration = Duration::from_secs(90);
 /// How often a waiting task beats anyway.
-pub const BEAT: Duration = Duration::from_secs(10);
+pub(crate) const BEAT: Duration = Duration::from_secs(10);
 
 /// One task's pulse: it calls [`Heart::beat`] from its loop.
 #[derive(Clone)]
@@ -21,7 +21,7 @@ pub struct Heart {
 }
 
 impl Heart {
-    pub fn beat(&self) {
+    pub(crate) fn beat(&self) {
         self.last
             .store(self.start.elapsed().as_millis() as u64, Ordering::Relaxed);
     }
@@ -37,13 +37,13 @@ impl Heart {
 }
 
 /// The hearts of every task of one agent.
-pub struct Hearts {
+pub(crate) struct Hearts {
     hearts: Mutex<Vec<Heart>>,
     start: Instant,
 }
 
 impl Hearts {
-    pub fn new() -> Arc<Hearts> {
+    pub(crate) fn new() -> Arc<Hearts> {
         Arc::new(Hearts {
             hearts: Mutex::default(),
             start: Instant::now(),
@@ -51,7 +51,7 @@ impl Hearts {
     }
 
     /// Registers a task; it starts out alive.
-    pub fn heart(&self, name: &'static str) -> Heart {
+    pub(crate) fn heart(&self, name: &'static str) -> Heart {
         let heart = Heart {
             name,
             last: Arc::default(),
@@ -66,7 +66,7 @@ impl Hearts {
     }
 
     /// Tasks that have not beaten within `deadline`.
-    pub fn stale(&self, deadline: Duration) -> Vec<&'static str> {
+    pub(crate) fn stale(&self, deadline: Duration) -> Vec<&'static str> {
         let now = self.start.elapsed().as_millis() as u64;
         let hearts = self.hearts.lock().unwrap_or_else(|e| e.into_inner());
         hearts

@@ -3,9 +3,10 @@
 
 use std::time::Duration;
 
-pub const USER_AGENT: &str = concat!("linegate/", env!("CARGO_PKG_VERSION"));
+pub(crate) const USER_AGENT: &str = concat!("linegate/", env!("CARGO_PKG_VERSION"));
 
-pub fn client(request_timeout: Duration) -> reqwest::Client {
+#[allow(clippy::disallowed_methods, reason = "the one place HTTP clients are built")]
+pub(crate) fn client(request_timeout: Duration) -> reqwest::Client {
     // Installing twice is harmless: the first provider stays.
     let _ = rustls::crypto::ring::default_provider().install_default();
     reqwest::Client::builder()
@@ -18,8 +19,44 @@ pub fn client(request_timeout: Duration) -> reqwest::Client {
         .expect("the HTTP client's settings are fixed and valid")
 }
 
+/// `url` as a base that paths join under: with a trailing slash, `…/api` + `x` is `…/api/x`
+/// rather than `…/x`.
+pub(crate) fn as_base(mut url: reqwest::Url) -> reqwest::Url {
+    if !url.path().ends_with('/') {
+        let path = format!("{}/", url.path());
+        url.set_path(&path);
+    }
+    url
+}
+
+/// Why a request got no answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum NoAnswer {
+    Timeout,
+    /// The connection failed: the whole chain of causes.
+    Transport(String),
+}
+
+pub(crate) fn no_answer(e: &reqwest::Error) -> NoAnswer {
+    if e.is_timeout() {
+        NoAnswer::Timeout
+    } else {
+        NoAnswer::Transport(error_text(e))
+    }
+}
+
+/// The start of a body, on one line, for error messages.
+pub(crate) fn snippet(text: &str) -> String {
+    let one_line: String = text
+        .chars()
+        .take(160)
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    one_line.trim().to_string()
+}
+
 /// An error with its whole chain of causes ("…: connection refused"), where the useful part is.
-pub fn error_text(e: &dyn std::error::Error) -> String {
+pub(crate) fn error_text(e: &dyn std::error::Error) -> String {
     let mut text = e.to_string();
     let mut source = e.source();
     while let Some(s) = source {
@@ -34,5 +71,14 @@ mod tests {
     #[test]
     fn builds_with_the_ring_provider() {
         let _ = super::client(std::time::Duration::from_secs(5));
+    }
+
+    #[test]
+    fn bases_join_below_their_path() {
+        for text in ["http://h/backoffice/api", "http://h/backoffice/api/"] {
+            let base = super::as_base(reqwest::Url::parse(text).unwrap());
+            assert_eq!(base.join("x").unwrap().as_str(), "http://h/backoffice/api/x");
+        }
+        assert_eq!(super::snippet("  <html>\n<body>  "), "<html> <body>");
     }
 }

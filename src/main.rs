@@ -55,18 +55,9 @@ fn main() -> ExitCode {
     let code = runtime.block_on(async {
         match cli.command {
             Command::CheckConfig => cli::check_config(&cli.config),
-            Command::Run => match cli::load(&cli.config) {
-                Ok(config) => run(config).await,
-                Err(code) => code,
-            },
-            Command::Sync { once: _, source } => match cli::load(&cli.config) {
-                Ok(config) => cli::sync_once(config, source).await,
-                Err(code) => code,
-            },
-            Command::Status { json } => match cli::load(&cli.config) {
-                Ok(config) => cli::status(config, json).await,
-                Err(code) => code,
-            },
+            Command::Run => cli::run(&cli.config, stop_signal()).await,
+            Command::Sync { once: _, source } => cli::sync_once(&cli.config, source).await,
+            Command::Status { json } => cli::status(&cli.config, json).await,
             #[cfg(feature = "demo")]
             Command::Demo(args) => linegate::demo::run(args, stop_signal()).await,
         }
@@ -92,17 +83,6 @@ fn init_logging(level: &str) {
             .with_writer(std::io::stderr)
             .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
             .init(),
-    }
-}
-
-async fn run(config: linegate::config::Config) -> u8 {
-    match linegate::app::run(config, stop_signal()).await {
-        Ok(()) => 0,
-        Err(linegate::app::AppError::Config(e)) => cli::report_config(&PathBuf::from("config"), &e),
-        Err(e) => {
-            tracing::error!(error = %e, "linegate failed");
-            cli::EXIT_FAILURE
-        }
     }
 }
 

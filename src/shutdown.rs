@@ -37,12 +37,12 @@ impl Drop for Trigger {
 }
 
 impl Shutdown {
-    pub fn is_set(&self) -> bool {
+    pub(crate) fn is_set(&self) -> bool {
         self.0.is_cancelled()
     }
 
     /// Resolves once shutdown is triggered.
-    pub async fn wait(&self) {
+    pub(crate) async fn wait(&self) {
         self.0.cancelled().await
     }
 
@@ -54,7 +54,7 @@ impl Shutdown {
 
 /// A stage of [`Tasks`], in the order stages were made.
 #[derive(Debug, Clone, Copy)]
-pub struct Stage(usize);
+pub(crate) struct Stage(usize);
 
 struct StageTasks {
     name: &'static str,
@@ -65,7 +65,7 @@ struct StageTasks {
 }
 
 /// The agent's tasks, by stage.
-pub struct Tasks {
+pub(crate) struct Tasks {
     stages: Vec<StageTasks>,
     /// Every task says when it ends: before a stop, that means it died.
     ended_tx: mpsc::UnboundedSender<&'static str>,
@@ -85,7 +85,7 @@ impl Default for Tasks {
 
 impl Tasks {
     /// A new stage, stopped after every stage made before it.
-    pub fn stage(&mut self, name: &'static str) -> Stage {
+    pub(crate) fn stage(&mut self, name: &'static str) -> Stage {
         self.stages.push(StageTasks {
             name,
             token: CancellationToken::new(),
@@ -96,7 +96,7 @@ impl Tasks {
     }
 
     /// Runs `task` in `stage`; it gets the stage's shutdown signal.
-    pub fn spawn<F>(&self, stage: Stage, name: &'static str, task: impl FnOnce(Shutdown) -> F)
+    pub(crate) fn spawn<F>(&self, stage: Stage, name: &'static str, task: impl FnOnce(Shutdown) -> F)
     where
         F: std::future::Future<Output = ()> + Send + 'static,
     {
@@ -113,13 +113,13 @@ impl Tasks {
     }
 
     /// The first task that ended by itself (a task ends only when told to, or when it fails).
-    pub async fn ended(&mut self) -> &'static str {
+    pub(crate) async fn ended(&mut self) -> &'static str {
         self.ended.recv().await.unwrap_or("a task")
     }
 
     /// Stops every stage in order within `deadline`; returns the tasks that did not stop (they
     /// are left behind, to end with the runtime).
-    pub async fn stop(self, deadline: Duration) -> Vec<&'static str> {
+    pub(crate) async fn stop(self, deadline: Duration) -> Vec<&'static str> {
         let until = tokio::time::Instant::now() + deadline;
         let mut late = Vec::new();
         for stage in &self.stages {

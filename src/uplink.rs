@@ -20,10 +20,10 @@ pub enum Uplink {
 
 /// The broker connection as the MQTT tasks see it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct LinkState {
-    pub connected: bool,
+pub(crate) struct LinkState {
+    pub(crate) connected: bool,
     /// Counts connections: a new value means "republish everything".
-    pub generation: u64,
+    pub(crate) generation: u64,
     /// The broker's largest packet, when it says (MQTT 5 CONNACK).
-    pub max_packet: Option<u32>,
+    pub(crate) max_packet: Option<u32>,
 }

@@ -236,7 +236,7 @@ async fn the_agent_stops_cleanly_on_sigterm() {
 
     // When systemd sends SIGTERM
     // SAFETY: kill(2) on our own child's pid.
-    assert_eq!(unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) }, 0);
+    sigterm(&child);
     let out = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
         .await
         .unwrap();
@@ -300,10 +300,16 @@ async fn the_agent_tells_systemd_ready_feeds_the_watchdog_and_says_stopping() {
 
     // When systemd stops it, it says STOPPING=1 and exits 0
     // SAFETY: kill(2) on our own child's pid.
-    assert_eq!(unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) }, 0);
+    sigterm(&child);
     let out = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
         .await
         .unwrap();
     assert_eq!(out.status.code(), Some(0));
     wait_until("STOPPING=1", Duration::from_secs(5), || saw("STOPPING=1")).await;
+}
+
+/// SIGTERM, as systemd stops the agent.
+#[allow(unsafe_code, reason = "kill(2) has no safe binding in std")]
+fn sigterm(child: &std::process::Child) {
+    assert_eq!(unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) }, 0);
 }

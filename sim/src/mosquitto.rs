@@ -1,6 +1,7 @@
 //! A real mosquitto, from the system's package, on a free loopback port: for `linegate demo`,
 //! the tests and the benchmarks. Killed when dropped.
 
+use std::io;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -12,44 +13,42 @@ pub struct Mosquitto {
 }
 
 /// Where Debian puts the broker.
-fn binary() -> Option<&'static str> {
+fn binary() -> io::Result<&'static str> {
     ["/usr/sbin/mosquitto", "/usr/bin/mosquitto", "/usr/local/sbin/mosquitto"]
         .into_iter()
         .find(|p| Path::new(p).exists())
+        .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "mosquitto is not installed"))
 }
 
 impl Mosquitto {
     /// Starts a broker without persistence (a restart forgets retained messages and sessions).
-    pub fn start() -> Result<Mosquitto, String> {
-        binary().ok_or("mosquitto is not installed")?;
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .map_err(|e| e.to_string())?
-            .port();
+    pub fn start() -> io::Result<Mosquitto> {
+        binary()?;
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
         let dir = std::env::temp_dir().join(format!("linegate-mosquitto-{}-{port}", std::process::id()));
-        std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+        std::fs::create_dir_all(&dir)?;
         // mosquitto drops root privileges; it must still be able to read its config.
         use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).map_err(|e| e.to_string())?;
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755))?;
         // set_tcp_nodelay: without it, Nagle adds 40-90 ms to every request/reply.
         let conf = format!(
             "listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\nset_tcp_nodelay true\nlog_dest none\n"
         );
-        std::fs::write(dir.join("mosquitto.conf"), conf).map_err(|e| e.to_string())?;
+        std::fs::write(dir.join("mosquitto.conf"), conf)?;
         let mut broker = Mosquitto { child: None, port, dir };
         broker.spawn()?;
         Ok(broker)
     }
 
-    fn spawn(&mut self) -> Result<(), String> {
-        let binary = binary().ok_or("mosquitto is not installed")?;
+    fn spawn(&mut self) -> io::Result<()> {
+        let binary = binary()?;
         let child = Command::new(binary)
             .arg("-c")
             .arg(self.dir.join("mosquitto.conf"))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
-            .map_err(|e| format!("{binary}: {e}"))?;
+            .map_err(|e| io::Error::new(e.kind(), format!("{binary}: {e}")))?;
         self.child = Some(child);
         for _ in 0..200 {
             if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
@@ -57,7 +56,10 @@ impl Mosquitto {
             }
             std::thread::sleep(Duration::from_millis(25));
         }
-        Err("mosquitto did not start listening".into())
+        Err(io::Error::new(
+            io::ErrorKind::TimedOut,
+            "mosquitto did not start listening",
+        ))
     }
 
     /// Kills the broker.
@@ -69,7 +71,7 @@ impl Mosquitto {
     }
 
     /// Kills and starts the broker again on the same port; it remembers nothing.
-    pub fn restart(&mut self) -> Result<(), String> {
+    pub fn restart(&mut self) -> io::Result<()> {
         self.stop();
         self.spawn()
     }

@@ -6,9 +6,9 @@
 //! [`reply`] is what the panel gets; those three are pure. [`Commands`] runs them against the
 //! store, in the command's own transaction.
 
-pub mod parse;
-pub mod reply;
-pub mod rules;
+pub(crate) mod parse;
+pub(crate) mod reply;
+pub(crate) mod rules;
 
 use std::time::Duration;
 
@@ -32,9 +32,9 @@ pub struct Request {
 #[derive(Debug, Clone)]
 pub struct Handled {
     pub reply: Reply,
-    pub changed: Vec<i64>,
+    pub(crate) changed: Vec<i64>,
     /// True when this request_id was answered before and nothing was written now.
-    pub replayed: bool,
+    pub(crate) replayed: bool,
 }
 
 impl Handled {

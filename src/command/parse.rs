@@ -10,7 +10,7 @@ use crate::mo::{auth, Phase};
 use crate::store::command::MoRef;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Action {
+pub(crate) enum Action {
     RegisterMo,
     StartProduction,
     Changeover,
@@ -34,11 +34,11 @@ const ACTIONS: [(&str, Action); 8] = [
 ];
 
 impl Action {
-    pub fn parse(name: &str) -> Option<Action> {
+    pub(crate) fn parse(name: &str) -> Option<Action> {
         ACTIONS.iter().find(|(n, _)| *n == name).map(|(_, a)| *a)
     }
 
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         ACTIONS
             .iter()
             .find(|(_, a)| *a == self)
@@ -59,7 +59,7 @@ impl Action {
     }
 
     /// Whether it writes (production commands) or only asks (queries).
-    pub fn writes(self) -> bool {
+    pub(crate) fn writes(self) -> bool {
         matches!(
             self,
             Action::RegisterMo | Action::StartProduction | Action::Changeover | Action::EndProduction
@@ -70,7 +70,7 @@ impl Action {
 const COMMON_FIELDS: [&str; 4] = ["schema", "request_id", "operator", "sent_at"];
 /// How far ahead of the gateway's clock a panel's `sent_at` may be: two clocks are never quite
 /// equal, but a command from the future is a wrong clock or a forgery.
-pub const CLOCK_SKEW: i64 = 120;
+pub(crate) const CLOCK_SKEW: i64 = 120;
 /// The latest `sent_at` that is a time at all: 9999-12-31T23:59:59Z.
 const LATEST: i64 = 253_402_300_799;
 /// Longest request_id kept in the command log.
@@ -78,22 +78,22 @@ const MAX_REQUEST_ID: usize = 128;
 
 /// A command's outer shape: a JSON object for a known action, with a request_id.
 #[derive(Debug, Clone)]
-pub struct Envelope {
-    pub action: Action,
-    pub request_id: String,
+pub(crate) struct Envelope {
+    pub(crate) action: Action,
+    pub(crate) request_id: String,
     fields: Map<String, Value>,
 }
 
 /// A refusal, with the request_id when the payload had a readable one (the reply carries it).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Refused {
-    pub request_id: Option<String>,
-    pub refusal: Refusal,
+pub(crate) struct Refused {
+    pub(crate) request_id: Option<String>,
+    pub(crate) refusal: Refusal,
 }
 
 /// Reads the envelope of `payload` sent as `action`; payloads over `max_payload` bytes are
 /// refused unread.
-pub fn envelope(action: &str, payload: &[u8], max_payload: usize) -> Result<Envelope, Refused> {
+pub(crate) fn envelope(action: &str, payload: &[u8], max_payload: usize) -> Result<Envelope, Refused> {
     let unread = |refusal| Refused {
         request_id: None,
         refusal,
@@ -133,13 +133,13 @@ pub fn envelope(action: &str, payload: &[u8], max_payload: usize) -> Result<Enve
 
 /// What a command asks for.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Command {
+pub(crate) enum Command {
     Write { operator: String, plan: Plan },
     Query(Query),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Query {
+pub(crate) enum Query {
     /// Open MOs in a phase, optionally for one line.
     Phase {
         phase: Phase,
@@ -150,7 +150,7 @@ pub enum Query {
 
 /// What a production command asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Plan {
+pub(crate) enum Plan {
     Register {
         mo: MoRef,
         auth_first: Option<String>,
@@ -177,7 +177,7 @@ pub enum Plan {
 
 impl Plan {
     /// The MOs the plan names, in the order [`super::rules::decide`] expects their rows.
-    pub fn refs(&self) -> Vec<MoRef> {
+    pub(crate) fn refs(&self) -> Vec<MoRef> {
         match self {
             Plan::Register { mo, .. } | Plan::Start { mo, .. } | Plan::End { mo, .. } => vec![mo.clone()],
             Plan::Changeover { current, next, .. } => vec![current.clone(), next.clone()],
@@ -187,13 +187,13 @@ impl Plan {
 
 /// Settings of the checks.
 #[derive(Debug, Clone, Copy)]
-pub struct Checks {
+pub(crate) struct Checks {
     /// Commands older than this (seconds) when they arrive are refused as stale.
-    pub max_age: i64,
+    pub(crate) max_age: i64,
 }
 
 /// The command in an envelope received at `received_unix`.
-pub fn command(envelope: &Envelope, received_unix: i64, checks: Checks) -> Result<Command, Refusal> {
+pub(crate) fn command(envelope: &Envelope, received_unix: i64, checks: Checks) -> Result<Command, Refusal> {
     let action = envelope.action;
     let map = &envelope.fields;
     if let Some(unknown) = map

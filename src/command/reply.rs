@@ -6,16 +6,16 @@ use serde_json::{json, Value};
 
 use crate::mo::{MoRow, Protected};
 
-pub const SCHEMA: u32 = 1;
+pub(crate) const SCHEMA: u32 = 1;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Reply {
-    pub schema: u32,
-    pub request_id: Option<String>,
-    pub action: String,
+    pub(crate) schema: u32,
+    pub(crate) request_id: Option<String>,
+    pub(crate) action: String,
     pub ok: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub result: Option<Value>,
+    pub(crate) result: Option<Value>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<ReplyError>,
 }
@@ -23,19 +23,19 @@ pub struct Reply {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ReplyError {
     /// Stable, for panel firmware to switch on.
-    pub code: String,
+    pub(crate) code: String,
     /// For the operator.
-    pub message: String,
+    pub(crate) message: String,
 }
 
 /// A refusal: a stable code and a sentence.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Refusal {
-    pub code: &'static str,
-    pub message: String,
+pub(crate) struct Refusal {
+    pub(crate) code: &'static str,
+    pub(crate) message: String,
 }
 
-pub fn refuse(code: &'static str, message: impl Into<String>) -> Refusal {
+pub(crate) fn refuse(code: &'static str, message: impl Into<String>) -> Refusal {
     Refusal {
         code,
         message: message.into(),
@@ -43,7 +43,7 @@ pub fn refuse(code: &'static str, message: impl Into<String>) -> Refusal {
 }
 
 impl Reply {
-    pub fn ok(request_id: Option<String>, action: &str, result: Value) -> Reply {
+    pub(crate) fn ok(request_id: Option<String>, action: &str, result: Value) -> Reply {
         Reply {
             schema: SCHEMA,
             request_id,
@@ -54,7 +54,7 @@ impl Reply {
         }
     }
 
-    pub fn refused(request_id: Option<String>, action: &str, refusal: Refusal) -> Reply {
+    pub(crate) fn refused(request_id: Option<String>, action: &str, refusal: Refusal) -> Reply {
         Reply {
             schema: SCHEMA,
             request_id,
@@ -68,13 +68,13 @@ impl Reply {
         }
     }
 
-    pub fn to_json(&self) -> String {
+    pub(crate) fn to_json(&self) -> String {
         serde_json::to_string(self).expect("replies serialize")
     }
 }
 
 /// A refusal in place of a reply too large for the broker (a long list, say).
-pub fn too_large_reply(reply: &Reply, max_packet: usize) -> String {
+pub(crate) fn too_large_reply(reply: &Reply, max_packet: usize) -> String {
     let refusal = refuse(
         "too_large",
         format!("the reply is larger than the broker accepts ({max_packet} bytes); ask with a line filter"),
@@ -83,12 +83,12 @@ pub fn too_large_reply(reply: &Reply, max_packet: usize) -> String {
 }
 
 /// What a panel needs to know of an MO.
-pub fn summary(row: &MoRow) -> Value {
+pub(crate) fn summary(row: &MoRow) -> Value {
     summary_of(row, &row.protected)
 }
 
 /// What a panel needs to know of an MO, with the protected values a command gave it.
-pub fn summary_of(row: &MoRow, p: &Protected) -> Value {
+pub(crate) fn summary_of(row: &MoRow, p: &Protected) -> Value {
     json!({
         "id": row.upstream.id,
         "name": row.upstream.name,

@@ -14,15 +14,15 @@ use crate::store::command::{MoRef, Write};
 
 /// What an accepted command does.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Decision {
+pub(crate) struct Decision {
     /// The reply's `result`.
-    pub result: Value,
-    pub writes: Vec<Write>,
+    pub(crate) result: Value,
+    pub(crate) writes: Vec<Write>,
 }
 
 /// Decides `plan` on `rows`, the rows of [`Plan::refs`] in order (None where no MO matched),
 /// at `now` (RFC 3339, the command's arrival).
-pub fn decide(plan: &Plan, rows: &[Option<MoRow>], now: &str) -> Result<Decision, Refusal> {
+pub(crate) fn decide(plan: &Plan, rows: &[Option<MoRow>], now: &str) -> Result<Decision, Refusal> {
     let refs = plan.refs();
     let row =
         |i: usize| -> Result<&MoRow, Refusal> { rows.get(i).and_then(Option::as_ref).ok_or_else(|| unknown(&refs[i])) };

@@ -3,12 +3,12 @@
 //! could overflow or drop leading zeros.
 
 /// A valid code: 1 to 40 ASCII digits.
-pub fn is_code(text: &str) -> bool {
+pub(crate) fn is_code(text: &str) -> bool {
     (1..=40).contains(&text.len()) && text.bytes().all(|b| b.is_ascii_digit())
 }
 
 /// `code − 1`, same width; None for an all-zero code.
-pub fn predecessor(code: &str) -> Option<String> {
+pub(crate) fn predecessor(code: &str) -> Option<String> {
     let mut digits = code.as_bytes().to_vec();
     for d in digits.iter_mut().rev() {
         if *d == b'0' {
@@ -22,14 +22,14 @@ pub fn predecessor(code: &str) -> Option<String> {
 }
 
 /// Numeric comparison of two codes, whatever their widths.
-pub fn compare(a: &str, b: &str) -> std::cmp::Ordering {
+pub(crate) fn compare(a: &str, b: &str) -> std::cmp::Ordering {
     let a = a.trim_start_matches('0');
     let b = b.trim_start_matches('0');
     a.len().cmp(&b.len()).then_with(|| a.cmp(b))
 }
 
 /// How many stickers from `first` to `last` inclusive, when it fits a u64.
-pub fn count(first: &str, last: &str) -> Option<u64> {
+pub(crate) fn count(first: &str, last: &str) -> Option<u64> {
     let first: u64 = first.parse().ok()?;
     let last: u64 = last.parse().ok()?;
     last.checked_sub(first)?.checked_add(1)

@@ -12,13 +12,13 @@ pub struct UpstreamMo {
     pub id: i64,
     pub name: String,
     pub state: String,
-    pub product_id: Option<i64>,
-    pub product_name: Option<String>,
-    pub uom: Option<String>,
+    pub(crate) product_id: Option<i64>,
+    pub(crate) product_name: Option<String>,
+    pub(crate) uom: Option<String>,
     pub product_qty: f64,
     pub qty_producing: f64,
     pub origin: Option<String>,
-    pub create_date: Option<String>,
+    pub(crate) create_date: Option<String>,
     pub write_date: String,
     pub planned_start: Option<String>,
     pub planned_finish: Option<String>,
@@ -26,8 +26,8 @@ pub struct UpstreamMo {
     pub transfer_id: Option<i64>,
     pub transfer_name: Option<String>,
     pub group_worker: Option<String>,
-    pub note: Option<String>,
-    pub initial_qty_target: Option<f64>,
+    pub(crate) note: Option<String>,
+    pub(crate) initial_qty_target: Option<f64>,
 }
 
 /// The operator-owned values of one MO. Only the command layer changes them.
@@ -46,16 +46,16 @@ pub struct Protected {
 
 /// Who wrote an MO's protected columns, from where, and whether the clock could be trusted.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Audit {
-    pub operator: Option<String>,
-    pub station: String,
-    pub at: String,
-    pub clock_synced: bool,
+pub(crate) struct Audit {
+    pub(crate) operator: Option<String>,
+    pub(crate) station: String,
+    pub(crate) at: String,
+    pub(crate) clock_synced: bool,
 }
 
 /// An operator's mark on an MO that puts it in a phase.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Mark {
+pub(crate) enum Mark {
     Finished,
     Started,
     Registered,
@@ -64,7 +64,7 @@ pub enum Mark {
 
 /// The phase state machine, as data: the first mark an MO carries decides its phase. Both
 /// [`Protected::phase`] and the store's SQL (`store::mo`) are read from this one table.
-pub const PHASES: [(Mark, Phase); 4] = [
+pub(crate) const PHASES: [(Mark, Phase); 4] = [
     (Mark::Finished, Phase::Finished),
     (Mark::Started, Phase::Running),
     (Mark::Registered, Phase::Ready),
@@ -73,14 +73,14 @@ pub const PHASES: [(Mark, Phase); 4] = [
 
 impl Protected {
     /// Where the MO stands on the floor, derived from the operator's data alone.
-    pub fn phase(&self) -> Phase {
+    pub(crate) fn phase(&self) -> Phase {
         PHASES
             .iter()
             .find(|(mark, _)| self.has(*mark))
             .map_or(Phase::Waiting, |(_, phase)| *phase)
     }
 
-    pub fn has(&self, mark: Mark) -> bool {
+    pub(crate) fn has(&self, mark: Mark) -> bool {
         match mark {
             Mark::Finished => self.date_finished.is_some(),
             Mark::Started => self.date_start.is_some(),
@@ -118,6 +118,6 @@ pub struct MoRow {
     #[serde(flatten)]
     pub protected: Protected,
     pub phase: Phase,
-    pub synced_at: String,
+    pub(crate) synced_at: String,
     pub gone_at: Option<String>,
 }

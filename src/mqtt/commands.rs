@@ -23,21 +23,21 @@ fn failpoint(name: &str) {
 }
 
 /// Runs panel commands: through the command layer, then the reply, then the acknowledgement.
-pub struct CommandServer {
-    pub commands: Commands,
-    pub client: AsyncClient,
-    pub prefix: String,
+pub(crate) struct CommandServer {
+    pub(crate) commands: Commands,
+    pub(crate) client: AsyncClient,
+    pub(crate) prefix: String,
     /// From the link: commands with the connection they came on.
-    pub incoming: mpsc::UnboundedReceiver<Incoming>,
+    pub(crate) incoming: mpsc::UnboundedReceiver<Incoming>,
     /// To the link: commands answered, to acknowledge if their connection still stands.
-    pub acks: mpsc::UnboundedSender<Incoming>,
-    pub link: watch::Receiver<LinkState>,
-    pub changes: ChangeSender,
-    pub heart: Heart,
+    pub(crate) acks: mpsc::UnboundedSender<Incoming>,
+    pub(crate) link: watch::Receiver<LinkState>,
+    pub(crate) changes: ChangeSender,
+    pub(crate) heart: Heart,
 }
 
 impl CommandServer {
-    pub async fn run(self, shutdown: Shutdown) {
+    pub(crate) async fn run(self, shutdown: Shutdown) {
         let CommandServer {
             commands,
             client,

@@ -24,21 +24,21 @@ const STABLE: Duration = Duration::from_secs(30);
 /// Acknowledgements come back on `acks` and are sent only if their command arrived on the
 /// current connection: after a reconnect without a session the broker numbers packets anew,
 /// and an old PUBACK would acknowledge a different, not yet applied, command.
-pub struct Link {
-    pub events: EventLoop,
-    pub client: AsyncClient,
-    pub prefix: String,
+pub(crate) struct Link {
+    pub(crate) events: EventLoop,
+    pub(crate) client: AsyncClient,
+    pub(crate) prefix: String,
     /// To the command server: commands with the connection they came on.
-    pub commands: mpsc::UnboundedSender<Incoming>,
+    pub(crate) commands: mpsc::UnboundedSender<Incoming>,
     /// From the command server: commands answered, to acknowledge.
-    pub acks: mpsc::UnboundedReceiver<Incoming>,
+    pub(crate) acks: mpsc::UnboundedReceiver<Incoming>,
     /// To the publisher and the command server: the connection as it stands.
-    pub state: watch::Sender<LinkState>,
+    pub(crate) state: watch::Sender<LinkState>,
     /// Beats on every event (keep-alive pings come at least every `keep_alive`).
-    pub heart: Heart,
+    pub(crate) heart: Heart,
 }
 
-pub async fn run(link: Link, shutdown: Shutdown) {
+pub(crate) async fn run(link: Link, shutdown: Shutdown) {
     let Link {
         mut events,
         client,

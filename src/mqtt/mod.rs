@@ -11,24 +11,24 @@
 //!
 //! What the displays receive is [`payload`]; every topic is a [`topics::Topic`].
 
-pub mod commands;
-pub mod link;
-pub mod options;
-pub mod payload;
-pub mod publisher;
-pub mod topics;
+pub(crate) mod commands;
+pub(crate) mod link;
+pub(crate) mod options;
+pub(crate) mod payload;
+pub(crate) mod publisher;
+pub(crate) mod topics;
 
 /// Our largest packet, and the broker's when it does not say.
 const MAX_PACKET: u32 = 1024 * 1024;
 
 /// Everything the tasks share about this gateway's place on the broker.
 #[derive(Debug, Clone)]
-pub struct Identity {
-    pub prefix: String,
-    pub gateway: String,
-    pub started_at: String,
+pub(crate) struct Identity {
+    pub(crate) prefix: String,
+    pub(crate) gateway: String,
+    pub(crate) started_at: String,
 }
 
 /// A command from the broker, with the connection it came on (its packet id means nothing on
 /// another one).
-pub type Incoming = (u64, rumqttc::v5::mqttbytes::v5::Publish);
+pub(crate) type Incoming = (u64, rumqttc::v5::mqttbytes::v5::Publish);

@@ -15,7 +15,7 @@ const OUTGOING_INFLIGHT: u16 = 100;
 
 /// The client options: persistent session with manual acks (a command is acknowledged only
 /// once applied), a retained last will on the status topic, TCP_NODELAY, TLS when configured.
-pub fn build(config: &MqttConfig, identity: &Identity) -> Result<MqttOptions, ConfigError> {
+pub(crate) fn build(config: &MqttConfig, identity: &Identity) -> Result<MqttOptions, ConfigError> {
     let mut options = MqttOptions::new(config.client_id(), config.host.clone(), config.port);
     options
         .set_keep_alive(config.keep_alive)

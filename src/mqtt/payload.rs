@@ -7,10 +7,10 @@ use crate::mo::{MoRow, Phase};
 use crate::store::sync::RunRecord;
 use crate::uplink::Uplink;
 
-pub const SCHEMA: u32 = 1;
+pub(crate) const SCHEMA: u32 = 1;
 
 /// `…/mo/<id>`: everything the floor knows of one MO.
-pub fn mo(row: &MoRow) -> Value {
+pub(crate) fn mo(row: &MoRow) -> Value {
     let u = &row.upstream;
     let p = &row.protected;
     let produced = match (&p.auth_first, &p.auth_last) {
@@ -46,7 +46,7 @@ pub fn mo(row: &MoRow) -> Value {
 }
 
 /// `…/line/<line>`: what runs there and what is ready next.
-pub fn line(name: &str, running: &[MoRow], ready: &[MoRow]) -> Value {
+pub(crate) fn line(name: &str, running: &[MoRow], ready: &[MoRow]) -> Value {
     let brief = |r: &MoRow| {
         json!({
             "id": r.upstream.id, "name": r.upstream.name, "product": r.upstream.product_name,
@@ -65,7 +65,7 @@ pub fn line(name: &str, running: &[MoRow], ready: &[MoRow]) -> Value {
 }
 
 /// `…/status`: the agent's own state; also its last will (with `online: false`).
-pub fn status(
+pub(crate) fn status(
     online: bool,
     gateway: &str,
     started_at: &str,
@@ -107,7 +107,7 @@ pub fn status(
 /// `…/permits/expiring`: permits within 60 days of expiry or expired in the last 30 (the ones
 /// still valid first, soonest first; at most 200), and counts by status of all permits with a
 /// known expiry, as of the regency's date `today`.
-pub fn expiring(permits: &[crate::permit::Expiring], today: i64) -> Value {
+pub(crate) fn expiring(permits: &[crate::permit::Expiring], today: i64) -> Value {
     use crate::permit::expiry::{days_left, Status};
     let mut counts = serde_json::Map::new();
     for s in ["ok", "warning", "critical", "expired"] {
@@ -141,7 +141,7 @@ pub fn expiring(permits: &[crate::permit::Expiring], today: i64) -> Value {
 }
 
 /// The last will: what the broker says for us when we vanish without a word.
-pub fn lost(gateway: &str, started_at: &str) -> Value {
+pub(crate) fn lost(gateway: &str, started_at: &str) -> Value {
     json!({"schema": SCHEMA, "state": "offline", "reason": "connection lost", "gateway": gateway,
            "version": env!("CARGO_PKG_VERSION"), "started_at": started_at})
 }

@@ -23,19 +23,19 @@ const PERMITS_EVERY: Duration = Duration::from_secs(300);
 const REPUBLISH_CHUNK: usize = 500;
 
 /// Publishes retained state for the displays.
-pub struct Publisher {
-    pub client: AsyncClient,
-    pub store: Store,
-    pub identity: Identity,
+pub(crate) struct Publisher {
+    pub(crate) client: AsyncClient,
+    pub(crate) store: Store,
+    pub(crate) identity: Identity,
     /// From the sync and the command layer: what changed in the store.
-    pub changes: Changes,
+    pub(crate) changes: Changes,
     /// From the link: a new connection means "republish everything".
-    pub link: watch::Receiver<LinkState>,
+    pub(crate) link: watch::Receiver<LinkState>,
     /// Each sync's uplink as its scheduler last saw it; shown in the status after every run.
-    pub uplinks: Vec<(&'static str, watch::Receiver<Uplink>)>,
+    pub(crate) uplinks: Vec<(&'static str, watch::Receiver<Uplink>)>,
     /// The regency's zone offset when SICANTIK is synced: permits' expiry summary.
-    pub permits_zone: Option<i64>,
-    pub heart: Heart,
+    pub(crate) permits_zone: Option<i64>,
+    pub(crate) heart: Heart,
 }
 
 /// What the displays were last sent, so that unchanged state is not sent again.
@@ -52,7 +52,7 @@ struct Published {
 }
 
 #[derive(Debug, thiserror::Error)]
-pub enum PublishError {
+pub(crate) enum PublishError {
     #[error(transparent)]
     Store(#[from] store::StoreError),
     #[error("MQTT client: {0}")]
@@ -64,7 +64,7 @@ pub enum PublishError {
 impl Publisher {
     /// Publishes until `shutdown`, then says goodbye: `offline` on the status topic (the broker
     /// sends the last will only when we vanish) and DISCONNECT.
-    pub async fn run(mut self, shutdown: Shutdown) {
+    pub(crate) async fn run(mut self, shutdown: Shutdown) {
         let mut published = Published::default();
         let mut permits_tick = tokio::time::interval(PERMITS_EVERY);
         let mut pulse = tokio::time::interval(BEAT);

@@ -4,7 +4,7 @@
 //! empty a level.
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Topic {
+pub(crate) enum Topic {
     /// Retained: online/offline, uplink, last syncs. Also the last will.
     Status,
     /// Retained: one MO, by Odoo id.
@@ -22,7 +22,7 @@ pub enum Topic {
 }
 
 impl Topic {
-    pub fn build(&self, prefix: &str) -> String {
+    pub(crate) fn build(&self, prefix: &str) -> String {
         match self {
             Topic::Status => format!("{prefix}/status"),
             Topic::Mo(id) => format!("{prefix}/mo/{id}"),
@@ -35,7 +35,7 @@ impl Topic {
     }
 
     /// The topic for `name` under `prefix`, or None for anything linegate does not speak.
-    pub fn parse(prefix: &str, name: &str) -> Option<Topic> {
+    pub(crate) fn parse(prefix: &str, name: &str) -> Option<Topic> {
         let rest = name.strip_prefix(prefix)?.strip_prefix('/')?;
         let levels: Vec<&str> = rest.split('/').collect();
         match levels.as_slice() {
@@ -56,19 +56,19 @@ impl Topic {
     }
 
     /// What the agent subscribes to: every station's commands.
-    pub fn command_filter(prefix: &str) -> String {
+    pub(crate) fn command_filter(prefix: &str) -> String {
         format!("{prefix}/cmd/+/+")
     }
 }
 
 /// Whether a client may publish to `topic`: not empty, no wildcards, no `$` system topic, no
 /// NUL, within MQTT's length.
-pub fn publishable(topic: &str) -> bool {
+pub(crate) fn publishable(topic: &str) -> bool {
     !topic.is_empty() && topic.len() <= 65_535 && !topic.starts_with('$') && !topic.contains(['+', '#', '\0'])
 }
 
 /// One topic level from a name: never empty, no `/`, `+`, `#`, `%` or control characters.
-pub fn encode(name: &str) -> String {
+pub(crate) fn encode(name: &str) -> String {
     if name.is_empty() {
         return "%".to_string();
     }
@@ -88,7 +88,7 @@ pub fn encode(name: &str) -> String {
 }
 
 /// The inverse of [`encode`]; None for a level `encode` cannot have made.
-pub fn decode(level: &str) -> Option<String> {
+pub(crate) fn decode(level: &str) -> Option<String> {
     if level == "%" {
         return Some(String::new());
     }

@@ -32,7 +32,7 @@ pub enum OdooError {
 
 impl OdooError {
     /// Worth retrying unchanged: the link or the server had a passing problem.
-    pub fn is_retryable(&self) -> bool {
+    pub(crate) fn is_retryable(&self) -> bool {
         match self {
             OdooError::Transport(_)
             | OdooError::Timeout(_)
@@ -43,19 +43,10 @@ impl OdooError {
         }
     }
 
-    /// The uplink or Odoo itself is down (as opposed to Odoo answering "no").
-    pub fn is_unreachable(&self) -> bool {
-        matches!(
-            self,
-            OdooError::Transport(_) | OdooError::Timeout(_) | OdooError::Unavailable { .. }
-        )
-    }
-
-    pub(super) fn from_reqwest(e: reqwest::Error, timeout: Duration) -> Self {
-        if e.is_timeout() {
-            OdooError::Timeout(timeout)
-        } else {
-            OdooError::Transport(crate::http::error_text(&e))
+    pub(super) fn from_reqwest(e: &reqwest::Error, timeout: Duration) -> Self {
+        match crate::http::no_answer(e) {
+            crate::http::NoAnswer::Timeout => OdooError::Timeout(timeout),
+            crate::http::NoAnswer::Transport(text) => OdooError::Transport(text),
         }
     }
 

@@ -9,7 +9,7 @@ use crate::config::InstanceFields;
 use crate::mo::UpstreamMo;
 
 /// `mrp.production` fields every supported version has.
-pub const STANDARD_FIELDS: [&str; 12] = [
+pub(crate) const STANDARD_FIELDS: [&str; 12] = [
     "id",
     "name",
     "state",
@@ -26,11 +26,11 @@ pub const STANDARD_FIELDS: [&str; 12] = [
 
 /// Odoo 16 calls the planned dates this; 17 renamed them to `date_start` / `date_finished`
 /// (which on 16 are the actual dates).
-pub const PLANNED_FIELDS_BEFORE_17: [&str; 2] = ["date_planned_start", "date_planned_finished"];
+pub(crate) const PLANNED_FIELDS_BEFORE_17: [&str; 2] = ["date_planned_start", "date_planned_finished"];
 
 /// The fields this server has, resolved once per connection.
 #[derive(Debug, Clone, PartialEq)]
-pub struct FieldPlan {
+pub(crate) struct FieldPlan {
     planned_start: &'static str,
     planned_finish: &'static str,
     group_worker: Option<String>,
@@ -39,7 +39,7 @@ pub struct FieldPlan {
 }
 
 impl FieldPlan {
-    pub fn new(existing: &[String], instance: &InstanceFields) -> Result<FieldPlan, OdooError> {
+    pub(crate) fn new(existing: &[String], instance: &InstanceFields) -> Result<FieldPlan, OdooError> {
         let has = |f: &str| existing.iter().any(|e| e == f);
         if let Some(missing) = STANDARD_FIELDS.iter().find(|f| !has(f)) {
             return Err(OdooError::Unsupported(format!(
@@ -70,7 +70,7 @@ impl FieldPlan {
     }
 
     /// The field list for `search_read` / `read`.
-    pub fn fields(&self) -> Vec<String> {
+    pub(crate) fn fields(&self) -> Vec<String> {
         let mut fields: Vec<String> = STANDARD_FIELDS.iter().map(|f| f.to_string()).collect();
         fields.retain(|f| f != "date_start");
         fields.push(self.planned_start.into());
@@ -85,7 +85,7 @@ impl FieldPlan {
     }
 
     /// Maps one `mrp.production` record. The transfer is filled in separately.
-    pub fn upstream_mo(&self, r: &Map<String, Value>) -> Result<UpstreamMo, OdooError> {
+    pub(crate) fn upstream_mo(&self, r: &Map<String, Value>) -> Result<UpstreamMo, OdooError> {
         let id = r.get("id").and_then(Value::as_i64).ok_or_else(|| bad(r, "id"))?;
         let required_text = |f: &str| text(r.get(f)).ok_or_else(|| bad(r, f));
         let (product_id, product_name) = many2one(r.get("product_id"));
@@ -147,7 +147,7 @@ fn many2one(v: Option<&Value>) -> (Option<i64>, Option<String>) {
 
 /// One `stock.picking` domain for a whole page: every picking whose origin mentions one of the
 /// MOs' names or origins. None when there is nothing to look for.
-pub fn picking_domain(mos: &[UpstreamMo]) -> Option<Value> {
+pub(crate) fn picking_domain(mos: &[UpstreamMo]) -> Option<Value> {
     let mut terms: Vec<&str> = mos.iter().map(|m| m.name.as_str()).collect();
     terms.extend(mos.iter().filter_map(|m| m.origin.as_deref()));
     terms.retain(|t| !t.trim().is_empty());
@@ -163,7 +163,7 @@ pub fn picking_domain(mos: &[UpstreamMo]) -> Option<Value> {
 
 /// The seed's rule: an MO's transfer is the newest picking whose origin contains the MO's
 /// name, or failing that its origin. `pickings` are (id, name, origin).
-pub fn assign_transfers(mos: &mut [UpstreamMo], pickings: &[(i64, String, String)]) {
+pub(crate) fn assign_transfers(mos: &mut [UpstreamMo], pickings: &[(i64, String, String)]) {
     let mut newest_first: Vec<&(i64, String, String)> = pickings.iter().collect();
     newest_first.sort_by_key(|p| std::cmp::Reverse(p.0));
     let lowered: Vec<String> = newest_first.iter().map(|p| p.2.to_lowercase()).collect();
@@ -185,7 +185,7 @@ pub fn assign_transfers(mos: &mut [UpstreamMo], pickings: &[(i64, String, String
 }
 
 /// (id, name, origin) of `stock.picking` records.
-pub fn pickings(records: &[Map<String, Value>]) -> Vec<(i64, String, String)> {
+pub(crate) fn pickings(records: &[Map<String, Value>]) -> Vec<(i64, String, String)> {
     records
         .iter()
         .filter_map(|r| Some((r.get("id")?.as_i64()?, text(r.get("name"))?, text(r.get("origin"))?)))

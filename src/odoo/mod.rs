@@ -4,7 +4,7 @@
 //! within [`LOGIN_RETRY`], so a wrong password cannot trip Odoo's login lockout.
 
 mod error;
-pub mod mapping;
+pub(crate) mod mapping;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -12,16 +12,20 @@ use std::time::{Duration, Instant};
 use reqwest::{StatusCode, Url};
 use serde_json::{json, Map, Value};
 
-pub use error::OdooError;
-pub use mapping::FieldPlan;
+pub(crate) use error::OdooError;
+pub(crate) use mapping::FieldPlan;
 
+use crate::backoff::Backoff;
 use crate::config::{OdooApi, OdooConfig, Secret};
+use crate::http::snippet;
 
 /// Minimum time between two login attempts after one was refused.
-pub const LOGIN_RETRY: Duration = Duration::from_secs(60);
+pub(crate) const LOGIN_RETRY: Duration = Duration::from_secs(60);
 
 /// Attempts for one call when the failure is worth retrying.
 const ATTEMPTS: u32 = 3;
+/// Waits between them: 0.5 s, then 1 s.
+const RETRY: Backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(5));
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Api {
@@ -54,15 +58,12 @@ pub struct OdooClient {
 
 impl OdooClient {
     /// Builds the client; nothing is sent until the first call.
-    pub fn new(config: &OdooConfig) -> Result<OdooClient, crate::config::ConfigError> {
-        let mut base = Url::parse(&config.url).map_err(|e| crate::config::ConfigError {
+    pub(crate) fn new(config: &OdooConfig) -> Result<OdooClient, crate::config::ConfigError> {
+        let base = Url::parse(&config.url).map_err(|e| crate::config::ConfigError {
             key: "odoo.url".into(),
             message: e.to_string(),
         })?;
-        if !base.path().ends_with('/') {
-            let path = format!("{}/", base.path());
-            base.set_path(&path);
-        }
+        let base = crate::http::as_base(base);
         Ok(OdooClient {
             http: crate::http::client(config.request_timeout),
             base,
@@ -78,7 +79,7 @@ impl OdooClient {
     }
 
     /// HTTP requests sent so far.
-    pub fn requests(&self) -> u64 {
+    pub(crate) fn requests(&self) -> u64 {
         self.requests.load(Ordering::Relaxed)
     }
 
@@ -89,7 +90,7 @@ impl OdooClient {
     }
 
     /// Asks the server's major version (works on every version, without authentication).
-    pub async fn server_version(&self) -> Result<u32, OdooError> {
+    pub(crate) async fn server_version(&self) -> Result<u32, OdooError> {
         let body = json!({"jsonrpc": "2.0", "method": "call", "id": 1, "params": {}});
         let result = self.post_jsonrpc("web/webclient/version_info", &body).await?;
         major_version(&result).ok_or_else(|| OdooError::Decode(format!("no server version in {result}")))
@@ -156,7 +157,7 @@ impl OdooClient {
 
     /// Calls `model.method` with named arguments. `ids`, when present, is the record set; the
     /// rest are keyword arguments — which is also how `/jsonrpc` takes them.
-    pub async fn call(&self, model: &str, method: &str, named: Map<String, Value>) -> Result<Value, OdooError> {
+    pub(crate) async fn call(&self, model: &str, method: &str, named: Map<String, Value>) -> Result<Value, OdooError> {
         let mut relogged = false;
         let mut attempt = 1;
         loop {
@@ -176,7 +177,7 @@ impl OdooClient {
                 }
                 Err(e) if e.is_retryable() && attempt < ATTEMPTS => {
                     tracing::debug!(model, method, attempt, error = %e, "retrying Odoo call");
-                    tokio::time::sleep(Duration::from_millis(500) * 2u32.pow(attempt - 1)).await;
+                    tokio::time::sleep(RETRY.delay(attempt)).await;
                     attempt += 1;
                 }
                 other => return other,
@@ -255,12 +256,12 @@ impl OdooClient {
         let response = request
             .send()
             .await
-            .map_err(|e| OdooError::from_reqwest(e, self.timeout))?;
+            .map_err(|e| OdooError::from_reqwest(&e, self.timeout))?;
         let status = response.status();
         let text = response
             .text()
             .await
-            .map_err(|e| OdooError::from_reqwest(e, self.timeout))?;
+            .map_err(|e| OdooError::from_reqwest(&e, self.timeout))?;
         Ok((status, text))
     }
 
@@ -272,7 +273,7 @@ impl OdooClient {
 
     // --- ORM calls the sync uses -------------------------------------------------------------
 
-    pub async fn search_read(
+    pub(crate) async fn search_read(
         &self,
         model: &str,
         domain: &Value,
@@ -290,28 +291,9 @@ impl OdooClient {
         records(self.call(model, "search_read", named).await?)
     }
 
-    pub async fn read(
-        &self,
-        model: &str,
-        ids: &[i64],
-        fields: &[String],
-    ) -> Result<Vec<Map<String, Value>>, OdooError> {
-        let mut named = Map::new();
-        named.insert("ids".into(), json!(ids));
-        named.insert("fields".into(), json!(fields));
-        records(self.call(model, "read", named).await?)
-    }
-
-    pub async fn search(&self, model: &str, domain: &Value) -> Result<Vec<i64>, OdooError> {
-        let mut named = Map::new();
-        named.insert("domain".into(), domain.clone());
-        let ids = self.call(model, "search", named).await?;
-        serde_json::from_value(ids).map_err(|e| OdooError::Decode(format!("search: {e}")))
-    }
-
     /// Which of `names` exist on `model`. `fields_get` ignores unknown names (while `read`
     /// fails the whole call on one), so this is how to ask.
-    pub async fn existing_fields(&self, model: &str, names: &[&str]) -> Result<Vec<String>, OdooError> {
+    pub(crate) async fn existing_fields(&self, model: &str, names: &[&str]) -> Result<Vec<String>, OdooError> {
         let mut named = Map::new();
         named.insert("allfields".into(), json!(names));
         named.insert("attributes".into(), json!(["type"]));
@@ -325,7 +307,7 @@ impl OdooClient {
     }
 
     /// Learns which fields this server has and checks the configured instance fields exist.
-    pub async fn field_plan(&self, instance: &crate::config::InstanceFields) -> Result<FieldPlan, OdooError> {
+    pub(crate) async fn field_plan(&self, instance: &crate::config::InstanceFields) -> Result<FieldPlan, OdooError> {
         let configured = instance.configured();
         let mut wanted: Vec<&str> = mapping::STANDARD_FIELDS.to_vec();
         wanted.extend(mapping::PLANNED_FIELDS_BEFORE_17);
@@ -378,16 +360,6 @@ fn http_failure(status: StatusCode, text: &str) -> OdooError {
             retryable: false,
         }
     }
-}
-
-/// The start of a body, on one line, for error messages.
-fn snippet(text: &str) -> String {
-    let one_line: String = text
-        .chars()
-        .take(160)
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .collect();
-    one_line.trim().to_string()
 }
 
 #[cfg(test)]

@@ -5,5 +5,5 @@
 //! - [`mqtt`]: reminder events on the broker (`…/permits/reminder`);
 //! - [`webhook`]: the same reminders POSTed to a webhook, retried with backoff while it is down.
 
-pub mod mqtt;
+pub(crate) mod mqtt;
 pub mod webhook;

@@ -19,16 +19,16 @@ const POLL: Duration = Duration::from_secs(300);
 /// Messages read from the store at a time.
 const BATCH: u32 = 100;
 
-pub struct MqttOutbox {
-    pub store: Store,
-    pub client: AsyncClient,
+pub(crate) struct MqttOutbox {
+    pub(crate) store: Store,
+    pub(crate) client: AsyncClient,
     /// Where the events go (`…/permits/reminder`).
-    pub topic: String,
+    pub(crate) topic: String,
     /// From the link: publish only while connected, and again on every reconnect.
-    pub link: watch::Receiver<LinkState>,
+    pub(crate) link: watch::Receiver<LinkState>,
     /// Rung by whoever queues (the SICANTIK sync).
-    pub queued: watch::Receiver<u64>,
-    pub heart: Heart,
+    pub(crate) queued: watch::Receiver<u64>,
+    pub(crate) heart: Heart,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -40,7 +40,7 @@ enum DeliveryError {
 }
 
 impl MqttOutbox {
-    pub async fn run(mut self, shutdown: Shutdown) {
+    pub(crate) async fn run(mut self, shutdown: Shutdown) {
         let mut pulse = tokio::time::interval(BEAT);
         let mut poll = tokio::time::interval(POLL);
         loop {

@@ -12,7 +12,7 @@ use crate::store::{outbox, Store};
 /// How often the outbox is looked at when nothing is waiting.
 const POLL: Duration = Duration::from_secs(2);
 /// First retry after a failed delivery; it doubles up to [`RETRY_MAX`].
-pub const RETRY_MIN: Duration = Duration::from_secs(10);
+pub(crate) const RETRY_MIN: Duration = Duration::from_secs(10);
 const RETRY_MAX: Duration = Duration::from_secs(3600);
 
 pub async fn deliver(store: Store, url: String, timeout: Duration, retry_min: Duration, shutdown: Shutdown) {

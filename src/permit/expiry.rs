@@ -2,14 +2,14 @@
 //! ([`crate::clock::today`]).
 
 /// Days from `today` until a `YYYY-MM-DD` expiry (0 on the day, negative after).
-pub fn days_left(expiry: &str, today: i64) -> Option<i64> {
+pub(crate) fn days_left(expiry: &str, today: i64) -> Option<i64> {
     let day = crate::clock::parse_odoo(expiry.get(..10)?)?.div_euclid(86_400);
     Some(day - today)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
-pub enum Status {
+pub(crate) enum Status {
     Ok,
     Warning,
     Critical,
@@ -17,7 +17,7 @@ pub enum Status {
 }
 
 impl Status {
-    pub fn of(days_left: i64) -> Status {
+    pub(crate) fn of(days_left: i64) -> Status {
         match days_left {
             d if d > 60 => Status::Ok,
             d if d > 30 => Status::Warning,
@@ -26,7 +26,7 @@ impl Status {
         }
     }
 
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Status::Ok => "ok",
             Status::Warning => "warning",
@@ -45,7 +45,7 @@ impl Status {
 /// only the nearest is sent: one timely reminder, not a burst of stale ones. Nothing is sent
 /// once the permit has expired (an "expires in 7 days" after the fact helps nobody); such
 /// thresholds are recorded unsent, so they never go out late.
-pub fn due(days_left: i64, learned_days_left: i64, thresholds: &[u32], recorded: &[u32]) -> Vec<(u32, bool)> {
+pub(crate) fn due(days_left: i64, learned_days_left: i64, thresholds: &[u32], recorded: &[u32]) -> Vec<(u32, bool)> {
     let nearest_at_learning = thresholds
         .iter()
         .copied()

@@ -2,7 +2,7 @@
 //! through one rate limiter, JSON asked for and XML still understood, the 404s told apart
 //! (end of a listing, unknown permit number, a real error), transient failures retried.
 
-pub mod parse;
+pub(crate) mod parse;
 
 use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -13,9 +13,15 @@ use base64::Engine;
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use reqwest::{StatusCode, Url};
 
-pub use parse::Row;
+use crate::backoff::Backoff;
+use crate::config::{ConfigError, SicantikConfig};
+use crate::http::{snippet, NoAnswer};
+
+pub(crate) use parse::Row;
 
 const ATTEMPTS: u32 = 3;
+/// Waits between them: 1 s, then 2 s.
+const RETRY: Backoff = Backoff::new(Duration::from_secs(1), Duration::from_secs(10));
 
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum SicantikError {
@@ -34,7 +40,7 @@ pub enum SicantikError {
 }
 
 impl SicantikError {
-    pub fn is_retryable(&self) -> bool {
+    pub(crate) fn is_retryable(&self) -> bool {
         match self {
             SicantikError::Transport(_) | SicantikError::Timeout(_) => true,
             SicantikError::Status { status, .. } => *status >= 500 || *status == 429,
@@ -52,7 +58,7 @@ enum Answer {
     NotRegistered,
 }
 
-pub struct SicantikClient {
+pub(crate) struct SicantikClient {
     http: reqwest::Client,
     base: Url,
     timeout: Duration,
@@ -62,7 +68,7 @@ pub struct SicantikClient {
 }
 
 /// A rate limiter letting through `per_second` requests a second, one at a time.
-pub fn limiter(per_second: f64) -> DefaultDirectRateLimiter {
+pub(crate) fn limiter(per_second: f64) -> DefaultDirectRateLimiter {
     let period = Duration::from_secs_f64(1.0 / per_second.max(0.001));
     let quota = Quota::with_period(period)
         .expect("a positive period")
@@ -71,22 +77,21 @@ pub fn limiter(per_second: f64) -> DefaultDirectRateLimiter {
 }
 
 impl SicantikClient {
-    pub fn new(base: &str, rate_limit: f64, timeout: Duration) -> Result<SicantikClient, String> {
-        let mut base = Url::parse(base).map_err(|e| e.to_string())?;
-        if !base.path().ends_with('/') {
-            let path = format!("{}/", base.path());
-            base.set_path(&path);
-        }
+    pub(crate) fn new(config: &SicantikConfig) -> Result<SicantikClient, ConfigError> {
+        let base = Url::parse(&config.url).map_err(|e| ConfigError {
+            key: "sicantik.url".into(),
+            message: e.to_string(),
+        })?;
         Ok(SicantikClient {
-            http: crate::http::client(timeout),
-            base,
-            timeout,
-            limiter: Arc::new(limiter(rate_limit)),
+            http: crate::http::client(config.request_timeout),
+            base: crate::http::as_base(base),
+            timeout: config.request_timeout,
+            limiter: Arc::new(limiter(config.rate_limit)),
             requests: AtomicU64::new(0),
         })
     }
 
-    pub fn requests(&self) -> u64 {
+    pub(crate) fn requests(&self) -> u64 {
         self.requests.load(Ordering::Relaxed)
     }
 
@@ -96,7 +101,7 @@ impl SicantikClient {
             match self.get_once(endpoint, path, query).await {
                 Err(e) if e.is_retryable() && attempt < ATTEMPTS => {
                     tracing::debug!(endpoint, attempt, error = %e, "retrying SICANTIK request");
-                    tokio::time::sleep(Duration::from_secs(1) * attempt).await;
+                    tokio::time::sleep(RETRY.delay(attempt)).await;
                     attempt += 1;
                 }
                 other => return other,
@@ -141,7 +146,7 @@ impl SicantikClient {
                 b => Err(SicantikError::Status {
                     endpoint,
                     status: 404,
-                    detail: parse::snippet(b),
+                    detail: snippet(b),
                 }),
             };
         }
@@ -149,7 +154,7 @@ impl SicantikClient {
             return Err(SicantikError::Status {
                 endpoint,
                 status: status.as_u16(),
-                detail: parse::snippet(&body),
+                detail: snippet(&body),
             });
         }
         let (rows, warned) = parse::rows(&body).map_err(|e| SicantikError::Parse { endpoint, detail: e.0 })?;
@@ -163,15 +168,14 @@ impl SicantikClient {
     }
 
     fn transport(&self, e: reqwest::Error) -> SicantikError {
-        if e.is_timeout() {
-            SicantikError::Timeout(self.timeout)
-        } else {
-            SicantikError::Transport(crate::http::error_text(&e))
+        match crate::http::no_answer(&e) {
+            NoAnswer::Timeout => SicantikError::Timeout(self.timeout),
+            NoAnswer::Transport(text) => SicantikError::Transport(text),
         }
     }
 
     /// Permit types. An install with none answers 404 with an empty body.
-    pub async fn permit_types(&self) -> Result<Vec<Row>, SicantikError> {
+    pub(crate) async fn permit_types(&self) -> Result<Vec<Row>, SicantikError> {
         match self.get("jenisperizinanlist", "jenisperizinanlist", &[]).await {
             Ok(Answer::Rows(rows)) => Ok(rows),
             Ok(_) => Ok(vec![]),
@@ -183,7 +187,7 @@ impl SicantikClient {
     }
 
     /// One page of issued permits, newest first; None past the end.
-    pub async fn issued(&self, limit: u32, offset: u32) -> Result<Option<Vec<Row>>, SicantikError> {
+    pub(crate) async fn issued(&self, limit: u32, offset: u32) -> Result<Option<Vec<Row>>, SicantikError> {
         let path = format!("listpermohonanterbit/limit/{limit}/offset/{offset}");
         match self.get("listpermohonanterbit", &path, &[]).await? {
             Answer::Rows(rows) if !rows.is_empty() => Ok(Some(rows)),
@@ -193,7 +197,7 @@ impl SicantikClient {
 
     /// A permit's detail (with its expiry), by its number: `cekperizinan` first, then
     /// `cekperizinanizin`, which decodes the number instead of comparing base64 text.
-    pub async fn detail(&self, no_surat: &str) -> Result<Option<Row>, SicantikError> {
+    pub(crate) async fn detail(&self, no_surat: &str) -> Result<Option<Row>, SicantikError> {
         let encoded = base64::engine::general_purpose::STANDARD.encode(no_surat.as_bytes());
         let query = [("no_izin", encoded.as_str())];
         if let Answer::Rows(mut rows) = self.get("cekperizinan", "cekperizinan", &query).await? {
@@ -212,7 +216,7 @@ impl SicantikClient {
 }
 
 /// `0812-3456-789` → `+628123456789`: what WhatsApp gateways expect.
-pub fn normalise_phone(raw: &str) -> Option<String> {
+pub(crate) fn normalise_phone(raw: &str) -> Option<String> {
     let digits: String = raw
         .chars()
         .filter(|c| !matches!(c, ' ' | '-' | '(' | ')' | '.'))

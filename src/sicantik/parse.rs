@@ -6,14 +6,14 @@ use std::collections::BTreeMap;
 use serde_json::Value;
 
 /// One record: field name → value (None for null).
-pub type Row = BTreeMap<String, Option<String>>;
+pub(crate) type Row = BTreeMap<String, Option<String>>;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{0}")]
-pub struct ParseError(pub String);
+pub(crate) struct ParseError(pub String);
 
 /// The records in a body, and whether PHP warnings had to be skipped to find them.
-pub fn rows(body: &str) -> Result<(Vec<Row>, bool), ParseError> {
+pub(crate) fn rows(body: &str) -> Result<(Vec<Row>, bool), ParseError> {
     let text = body.trim_start_matches('\u{feff}').trim();
     if text.starts_with('[') || text.starts_with('{') {
         return json_rows(text).map(|r| (r, false));
@@ -39,19 +39,22 @@ pub fn rows(body: &str) -> Result<(Vec<Row>, bool), ParseError> {
             return json_rows(&text[start..]).map(|r| (r, true));
         }
     }
-    Err(ParseError(format!("neither JSON nor XML: {}", snippet(text))))
+    Err(ParseError(format!(
+        "neither JSON nor XML: {}",
+        crate::http::snippet(text)
+    )))
 }
 
 fn json_rows(text: &str) -> Result<Vec<Row>, ParseError> {
-    let value: Value =
-        serde_json::from_str(text).map_err(|e| ParseError(format!("bad JSON ({e}): {}", snippet(text))))?;
+    let value: Value = serde_json::from_str(text)
+        .map_err(|e| ParseError(format!("bad JSON ({e}): {}", crate::http::snippet(text))))?;
     let items = match value {
         Value::Array(items) => items,
         Value::Object(_) => vec![value],
         other => {
             return Err(ParseError(format!(
                 "expected records, got {}",
-                snippet(&other.to_string())
+                crate::http::snippet(&other.to_string())
             )))
         }
     };
@@ -61,7 +64,7 @@ fn json_rows(text: &str) -> Result<Vec<Row>, ParseError> {
             Value::Object(map) => Ok(map.into_iter().map(|(k, v)| (k, scalar(v))).collect()),
             other => Err(ParseError(format!(
                 "expected a record, got {}",
-                snippet(&other.to_string())
+                crate::http::snippet(&other.to_string())
             ))),
         })
         .collect()
@@ -88,7 +91,7 @@ fn xml_rows(text: &str) -> Result<Vec<Row>, ParseError> {
         rest = &rest[end + 7..];
     }
     if rows.is_empty() && !text.contains("</xml>") && !text.contains("<xml/>") {
-        return Err(ParseError(format!("unterminated XML: {}", snippet(text))));
+        return Err(ParseError(format!("unterminated XML: {}", crate::http::snippet(text))));
     }
     Ok(rows)
 }
@@ -101,7 +104,10 @@ fn xml_fields(mut inner: &str) -> Result<Row, ParseError> {
             return Ok(row);
         }
         if !inner.starts_with('<') {
-            return Err(ParseError(format!("text outside a field: {}", snippet(inner))));
+            return Err(ParseError(format!(
+                "text outside a field: {}",
+                crate::http::snippet(inner)
+            )));
         }
         let open_end = inner.find('>').ok_or_else(|| ParseError("broken tag".into()))?;
         let tag = &inner[1..open_end];
@@ -174,16 +180,6 @@ fn latin1_entity(name: &str) -> Option<char> {
     let (_, bases, letters) = combos.iter().find(|(a, _, _)| *a == accent)?;
     let at = bases.find(base)?;
     letters.chars().nth(bases[..at].chars().count())
-}
-
-/// The start of a body, on one line, for error messages.
-pub fn snippet(text: &str) -> String {
-    text.chars()
-        .take(120)
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .collect::<String>()
-        .trim()
-        .to_string()
 }
 
 #[cfg(test)]

@@ -9,7 +9,7 @@ use crate::mo::{Audit, MoRow, Protected};
 
 /// An MO as a panel names it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum MoRef {
+pub(crate) enum MoRef {
     Id(i64),
     /// The current name; names change on backorder, so the newest holder wins.
     Name(String),
@@ -33,13 +33,13 @@ fn find(conn: &Connection, r: &MoRef) -> Result<Option<MoRow>, StoreError> {
 
 /// The command as logged, without its reply.
 #[derive(Debug, Clone)]
-pub struct LogEntry {
-    pub request_id: String,
-    pub station: String,
-    pub action: String,
-    pub operator: Option<String>,
-    pub received_at: String,
-    pub clock_synced: bool,
+pub(crate) struct LogEntry {
+    pub(crate) request_id: String,
+    pub(crate) station: String,
+    pub(crate) action: String,
+    pub(crate) operator: Option<String>,
+    pub(crate) received_at: String,
+    pub(crate) clock_synced: bool,
 }
 
 impl LogEntry {
@@ -56,32 +56,32 @@ impl LogEntry {
 
 /// An MO's protected values, as a command decided them.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Write {
-    pub id: i64,
-    pub protected: Protected,
+pub(crate) struct Write {
+    pub(crate) id: i64,
+    pub(crate) protected: Protected,
 }
 
 /// What a command decided, given the rows it names.
 #[derive(Debug, Clone)]
-pub struct Decided {
+pub(crate) struct Decided {
     /// The reply, as JSON text.
-    pub reply: String,
-    pub ok: bool,
+    pub(crate) reply: String,
+    pub(crate) ok: bool,
     /// Nothing, when it is refused.
-    pub writes: Vec<Write>,
+    pub(crate) writes: Vec<Write>,
 }
 
-pub struct Outcome {
+pub(crate) struct Outcome {
     /// The reply, as JSON text.
-    pub reply: String,
+    pub(crate) reply: String,
     /// The MOs written.
-    pub changed: Vec<i64>,
+    pub(crate) changed: Vec<i64>,
     /// The request_id was seen before: this is the stored reply, and nothing was written.
-    pub replayed: bool,
+    pub(crate) replayed: bool,
 }
 
 /// The action and reply stored for a station's request_id, if it was answered before.
-pub fn stored_reply(db: &Db, station: &str, request_id: &str) -> Result<Option<(String, String)>, StoreError> {
+pub(crate) fn stored_reply(db: &Db, station: &str, request_id: &str) -> Result<Option<(String, String)>, StoreError> {
     stored(&db.0, station, request_id)
 }
 
@@ -97,7 +97,7 @@ fn stored(conn: &Connection, station: &str, request_id: &str) -> Result<Option<(
 /// reply comes back and nothing is written), the MOs `refs` names are read, `decide` chooses
 /// the reply and the writes from them, and the writes, the log entry and the reply are
 /// committed in one durable transaction.
-pub fn exactly_once(
+pub(crate) fn exactly_once(
     db: &mut Db,
     entry: &LogEntry,
     refs: &[MoRef],

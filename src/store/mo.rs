@@ -14,7 +14,7 @@ use super::{Db, StoreError};
 use crate::mo::{Audit, Mark, MoRow, Phase, Protected, UpstreamMo, PHASES};
 
 /// Every column the sync owns, besides the key `id`. The length ties it to [`upstream_values`].
-pub const UPSTREAM_COLUMNS: [&str; 18] = [
+pub(crate) const UPSTREAM_COLUMNS: [&str; 18] = [
     "name",
     "state",
     "product_id",
@@ -41,7 +41,7 @@ const KEEP_WHEN_MISSING: [&str; 2] = ["transfer_id", "transfer_name"];
 
 /// Every column operators own. Only [`write_protected`] writes them. The length ties it to
 /// [`protected_values`].
-pub const PROTECTED_COLUMNS: [&str; 8] = [
+pub(crate) const PROTECTED_COLUMNS: [&str; 8] = [
     "auth_first",
     "auth_last",
     "leader_id",
@@ -188,7 +188,7 @@ pub struct PageCounts {
     pub updated: u64,
     pub unchanged: u64,
     /// Ids of the MOs inserted or updated, for the displays.
-    pub changed: Vec<i64>,
+    pub(crate) changed: Vec<i64>,
 }
 
 impl std::ops::AddAssign for PageCounts {
@@ -202,7 +202,7 @@ impl std::ops::AddAssign for PageCounts {
 
 /// Writes one page of upstream MOs, plus the sync state that goes with it, in one transaction:
 /// a page is either wholly applied with its cursor or not at all.
-pub fn apply_page(
+pub(crate) fn apply_page(
     db: &mut Db,
     rows: &[UpstreamMo],
     state: &[(&str, &str, String)],
@@ -232,14 +232,14 @@ pub fn apply_page(
         }
     }
     for (source, key, value) in state {
-        super::sync::put_state_in(&tx, source, key, value)?;
+        super::sync::put_state(&tx, source, key, value)?;
     }
     tx.commit()?;
     Ok(counts)
 }
 
 /// Marks every MO not in `present` as gone (kept with its operator data), and returns their ids.
-pub fn mark_gone(db: &mut Db, present: &HashSet<i64>, now: &str) -> Result<Vec<i64>, StoreError> {
+pub(crate) fn mark_gone(db: &mut Db, present: &HashSet<i64>, now: &str) -> Result<Vec<i64>, StoreError> {
     let conn = &mut db.0;
     let tx = conn.transaction()?;
     let gone: Vec<i64> = {
@@ -258,16 +258,8 @@ pub fn mark_gone(db: &mut Db, present: &HashSet<i64>, now: &str) -> Result<Vec<i
     Ok(gone)
 }
 
-/// Ids of every MO not marked gone.
-pub fn all_present_ids(db: &Db) -> Result<Vec<i64>, StoreError> {
-    let conn = &db.0;
-    let mut stmt = conn.prepare_cached("SELECT id FROM mo WHERE gone_at IS NULL ORDER BY id")?;
-    let ids = stmt.query_map([], |r| r.get(0))?.collect::<Result<_, _>>()?;
-    Ok(ids)
-}
-
 /// (id, write_date) of every MO not marked gone: the reconcile compares them with Odoo's.
-pub fn present_write_dates(db: &Db) -> Result<Vec<(i64, String)>, StoreError> {
+pub(crate) fn present_write_dates(db: &Db) -> Result<Vec<(i64, String)>, StoreError> {
     let conn = &db.0;
     const SQL: &str = "SELECT id, write_date FROM mo WHERE gone_at IS NULL ORDER BY id";
     let mut stmt = conn.prepare_cached(SQL)?;
@@ -278,7 +270,7 @@ pub fn present_write_dates(db: &Db) -> Result<Vec<(i64, String)>, StoreError> {
 }
 
 /// Ids of MOs not marked gone that have no transfer yet: the reconcile looks for one.
-pub fn present_without_transfer(db: &Db) -> Result<Vec<i64>, StoreError> {
+pub(crate) fn present_without_transfer(db: &Db) -> Result<Vec<i64>, StoreError> {
     let conn = &db.0;
     const SQL: &str = "SELECT id FROM mo WHERE gone_at IS NULL AND transfer_id IS NULL ORDER BY id";
     let mut stmt = conn.prepare_cached(SQL)?;
@@ -286,22 +278,8 @@ pub fn present_without_transfer(db: &Db) -> Result<Vec<i64>, StoreError> {
     Ok(ids)
 }
 
-/// Of `upstream` ids, those the store lacks or holds as gone: the reconcile fetches them.
-pub fn not_present(db: &Db, upstream: &[i64]) -> Result<Vec<i64>, StoreError> {
-    let conn = &db.0;
-    let mut stmt = conn.prepare_cached("SELECT gone_at IS NULL FROM mo WHERE id = ?1")?;
-    let mut missing = Vec::new();
-    for &id in upstream {
-        let present: Option<bool> = stmt.query_row([id], |r| r.get(0)).optional()?;
-        if present != Some(true) {
-            missing.push(id);
-        }
-    }
-    Ok(missing)
-}
-
 /// Deletes MOs gone before `cutoff` that hold no operator data or were finished before it.
-pub fn purge(db: &mut Db, cutoff: &str) -> Result<Vec<i64>, StoreError> {
+pub(crate) fn purge(db: &mut Db, cutoff: &str) -> Result<Vec<i64>, StoreError> {
     let conn = &mut db.0;
     let sql = format!(
         "DELETE FROM mo WHERE gone_at IS NOT NULL AND gone_at < ?1 AND (({}) OR date_finished < ?1) RETURNING id",
@@ -416,7 +394,7 @@ fn select(conn: &Connection, tail: &str, params: impl rusqlite::Params) -> Resul
     Ok(rows)
 }
 
-pub fn get_many(db: &Db, ids: &[i64]) -> Result<Vec<MoRow>, StoreError> {
+pub(crate) fn get_many(db: &Db, ids: &[i64]) -> Result<Vec<MoRow>, StoreError> {
     let conn = &db.0;
     let mut rows = Vec::with_capacity(ids.len());
     for &id in ids {
@@ -425,7 +403,7 @@ pub fn get_many(db: &Db, ids: &[i64]) -> Result<Vec<MoRow>, StoreError> {
     Ok(rows)
 }
 
-pub fn all_ids(db: &Db) -> Result<Vec<i64>, StoreError> {
+pub(crate) fn all_ids(db: &Db) -> Result<Vec<i64>, StoreError> {
     let conn = &db.0;
     let mut stmt = conn.prepare_cached("SELECT id FROM mo ORDER BY id")?;
     let ids = stmt.query_map([], |r| r.get(0))?.collect::<Result<_, _>>()?;
@@ -433,10 +411,10 @@ pub fn all_ids(db: &Db) -> Result<Vec<i64>, StoreError> {
 }
 
 /// Most MOs a list for a panel or a line display holds.
-pub const LIST_LIMIT: u32 = 200;
+pub(crate) const LIST_LIMIT: u32 = 200;
 
 /// Lines that have something running or registered for them.
-pub fn lines(db: &Db) -> Result<Vec<String>, StoreError> {
+pub(crate) fn lines(db: &Db) -> Result<Vec<String>, StoreError> {
     let conn = &db.0;
     let sql = format!(
         "SELECT DISTINCT line FROM mo WHERE line IS NOT NULL AND (({}) OR ({})) ORDER BY line",
@@ -449,7 +427,7 @@ pub fn lines(db: &Db) -> Result<Vec<String>, StoreError> {
 }
 
 /// What runs on `line`, and what is ready next for it (registered for it, or for no line).
-pub fn line_view(db: &Db, line: &str) -> Result<(Vec<MoRow>, Vec<MoRow>), StoreError> {
+pub(crate) fn line_view(db: &Db, line: &str) -> Result<(Vec<MoRow>, Vec<MoRow>), StoreError> {
     let conn = &db.0;
     let running = select(
         conn,
@@ -472,7 +450,7 @@ pub fn line_view(db: &Db, line: &str) -> Result<(Vec<MoRow>, Vec<MoRow>), StoreE
 
 /// Open MOs in a phase (waiting, ready or running), optionally for one line; at most
 /// [`LIST_LIMIT`], the earliest planned first.
-pub fn in_phase(db: &Db, phase: Phase, line: Option<&str>) -> Result<Vec<MoRow>, StoreError> {
+pub(crate) fn in_phase(db: &Db, phase: Phase, line: Option<&str>) -> Result<Vec<MoRow>, StoreError> {
     let conn = &db.0;
     let condition = open_in_phase_sql(phase);
     let line_filter = match (phase, line) {
@@ -485,13 +463,6 @@ pub fn in_phase(db: &Db, phase: Phase, line: Option<&str>) -> Result<Vec<MoRow>,
         &format!("WHERE {condition} AND {line_filter} ORDER BY planned_start, id LIMIT {LIST_LIMIT}"),
         [line],
     )
-}
-
-pub fn all(db: &Db) -> Result<Vec<MoRow>, StoreError> {
-    let conn = &db.0;
-    let mut stmt = conn.prepare_cached(&format!("{SELECT_ROW} ORDER BY id"))?;
-    let rows = stmt.query_map([], read_row)?.collect::<Result<_, _>>()?;
-    Ok(rows)
 }
 
 #[cfg(test)]
@@ -628,11 +599,10 @@ mod tests {
         let mut conn = conn();
         apply_page(&mut conn, &[upstream(1, "confirmed", "a")], &[], "t").unwrap();
         mark_gone(&mut conn, &HashSet::new(), "g").unwrap();
-        assert_eq!(not_present(&conn, &[1, 2]).unwrap(), vec![1, 2]);
+        assert!(get(&conn, 1).unwrap().unwrap().gone_at.is_some());
         let counts = apply_page(&mut conn, &[upstream(1, "confirmed", "a")], &[], "t2").unwrap();
         assert_eq!(counts.updated, 1);
         assert_eq!(get(&conn, 1).unwrap().unwrap().gone_at, None);
-        assert_eq!(not_present(&conn, &[1, 2]).unwrap(), vec![2]);
     }
 
     #[test]

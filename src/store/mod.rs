@@ -2,10 +2,10 @@
 //! talks to it through [`Store`], whose methods send a closure to that thread and await the
 //! answer. Only this module and its children touch SQL.
 
-pub mod command;
+pub(crate) mod command;
 pub mod mo;
-pub mod outbox;
-pub mod permit;
+pub(crate) mod outbox;
+pub(crate) mod permit;
 pub mod sync;
 
 use std::path::{Path, PathBuf};
@@ -81,7 +81,7 @@ impl Store {
     /// Finishes the work already sent, closes the connection and waits for the thread: a
     /// process that exits after this leaves a checkpointed WAL. Other handles get
     /// [`StoreError::Closed`] from then on.
-    pub async fn close(self) {
+    pub(crate) async fn close(self) {
         let _ = self.jobs.send(Message::Close);
         let thread = self.thread.lock().unwrap_or_else(|e| e.into_inner()).take();
         if let Some(thread) = thread {
@@ -189,15 +189,9 @@ fn durable<R>(
 }
 
 /// The schema version of an open database.
-pub fn schema_version(db: &Db) -> Result<u32, StoreError> {
+pub(crate) fn schema_version(db: &Db) -> Result<u32, StoreError> {
     let conn = &db.0;
     Ok(conn.pragma_query_value(None, "user_version", |r| r.get(0))?)
-}
-
-/// `PRAGMA integrity_check`: "ok" for a sound database.
-pub fn integrity_check(db: &Db) -> Result<String, StoreError> {
-    let conn = &db.0;
-    Ok(conn.query_row("PRAGMA integrity_check", [], |r| r.get(0))?)
 }
 
 #[cfg(test)]

@@ -6,14 +6,14 @@ use rusqlite::{params, Transaction};
 use super::{Db, StoreError};
 
 /// Queues a message on `channel` (`mqtt`, `webhook`), due at once.
-pub fn enqueue(tx: &Transaction, channel: &str, payload: &str, now: &str) -> Result<(), StoreError> {
+pub(crate) fn enqueue(tx: &Transaction, channel: &str, payload: &str, now: &str) -> Result<(), StoreError> {
     const SQL: &str = "INSERT INTO outbox (channel, payload, created_at, next_at) VALUES (?1, ?2, ?3, ?3)";
     tx.prepare_cached(SQL)?.execute(params![channel, payload, now])?;
     Ok(())
 }
 
 /// Undelivered messages of a channel that are due, oldest first.
-pub fn due(db: &Db, channel: &str, now: &str, limit: u32) -> Result<Vec<(i64, String, u32)>, StoreError> {
+pub(crate) fn due(db: &Db, channel: &str, now: &str, limit: u32) -> Result<Vec<(i64, String, u32)>, StoreError> {
     let conn = &db.0;
     const SQL: &str = "SELECT id, payload, attempts FROM outbox WHERE channel = ?1 AND delivered_at IS NULL \
         AND next_at <= ?2 ORDER BY id LIMIT ?3";
@@ -22,14 +22,14 @@ pub fn due(db: &Db, channel: &str, now: &str, limit: u32) -> Result<Vec<(i64, St
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
-pub fn delivered(db: &Db, id: i64, now: &str) -> Result<(), StoreError> {
+pub(crate) fn delivered(db: &Db, id: i64, now: &str) -> Result<(), StoreError> {
     let conn = &db.0;
     conn.prepare_cached("UPDATE outbox SET delivered_at = ?2, attempts = attempts + 1 WHERE id = ?1")?
         .execute(params![id, now])?;
     Ok(())
 }
 
-pub fn failed(db: &Db, id: i64, error: &str, next_at: &str) -> Result<(), StoreError> {
+pub(crate) fn failed(db: &Db, id: i64, error: &str, next_at: &str) -> Result<(), StoreError> {
     let conn = &db.0;
     conn.prepare_cached("UPDATE outbox SET attempts = attempts + 1, last_error = ?2, next_at = ?3 WHERE id = ?1")?
         .execute(params![id, error, next_at])?;
@@ -37,7 +37,7 @@ pub fn failed(db: &Db, id: i64, error: &str, next_at: &str) -> Result<(), StoreE
 }
 
 /// Messages not yet delivered, by channel.
-pub fn depth(db: &Db) -> Result<Vec<(String, u64)>, StoreError> {
+pub(crate) fn depth(db: &Db) -> Result<Vec<(String, u64)>, StoreError> {
     let conn = &db.0;
     let mut stmt = conn.prepare_cached(
         "SELECT channel, count(*) FROM outbox WHERE delivered_at IS NULL GROUP BY channel ORDER BY channel",

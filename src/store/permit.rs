@@ -11,14 +11,14 @@ use super::{Db, StoreError};
 use crate::permit::{Detail, Expiring, Listed, PermitType, Reminder};
 
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize)]
-pub struct ListCounts {
-    pub new: u64,
-    pub changed: u64,
-    pub unchanged: u64,
+pub(crate) struct ListCounts {
+    pub(crate) new: u64,
+    pub(crate) changed: u64,
+    pub(crate) unchanged: u64,
 }
 
 /// Permit types, by id. Returns how many were written (unchanged ones are not).
-pub fn upsert_types(db: &mut Db, types: &[PermitType]) -> Result<u64, StoreError> {
+pub(crate) fn upsert_types(db: &mut Db, types: &[PermitType]) -> Result<u64, StoreError> {
     let conn = &mut db.0;
     const SQL: &str = "INSERT INTO permit_type (id, name, grp, sla_days, extra) VALUES (?1, ?2, ?3, ?4, ?5) \
         ON CONFLICT (id) DO UPDATE SET name = excluded.name, grp = excluded.grp, sla_days = excluded.sla_days, \
@@ -39,7 +39,7 @@ pub fn upsert_types(db: &mut Db, types: &[PermitType]) -> Result<u64, StoreError
 
 /// Listed permits in one transaction: new ones inserted, changed ones updated (a new permit
 /// number means its detail must be fetched again), unchanged ones not written.
-pub fn upsert_listed(db: &mut Db, listed: &[Listed], now: &str) -> Result<ListCounts, StoreError> {
+pub(crate) fn upsert_listed(db: &mut Db, listed: &[Listed], now: &str) -> Result<ListCounts, StoreError> {
     let conn = &mut db.0;
     const SQL: &str =
         "INSERT INTO permit (pendaftaran_id, no_surat, applicant, permit_name, permit_type_id, listed_at) \
@@ -70,7 +70,7 @@ pub fn upsert_listed(db: &mut Db, listed: &[Listed], now: &str) -> Result<ListCo
 
 /// Permits whose detail to fetch now: never fetched, unknown and due for a retry, or close to
 /// (or past) expiry and not checked since `recheck_before` (a renewal shows there).
-pub fn due_for_detail(
+pub(crate) fn due_for_detail(
     db: &Db,
     now: &str,
     soon: &str,
@@ -90,7 +90,7 @@ pub fn due_for_detail(
 
 /// Stores a found detail; returns whether the expiry changed. `today` (the regency's date) is
 /// kept as the day a new expiry was learned: reminders due before it are not sent late.
-pub fn set_detail(db: &mut Db, id: &str, d: &Detail, now: &str, today: &str) -> Result<bool, StoreError> {
+pub(crate) fn set_detail(db: &mut Db, id: &str, d: &Detail, now: &str, today: &str) -> Result<bool, StoreError> {
     let conn = &mut db.0;
     const SQL: &str = "UPDATE permit SET detail_state = 'found', detail_attempts = 0, detail_retry_at = NULL, \
         detail_at = ?2, expiry_learned = CASE WHEN expiry IS ?3 THEN expiry_learned ELSE ?9 END, expiry = ?3, \
@@ -109,7 +109,7 @@ pub fn set_detail(db: &mut Db, id: &str, d: &Detail, now: &str, today: &str) -> 
 }
 
 /// Records that neither endpoint knows the permit; it is tried again after `retry_at`.
-pub fn set_unknown(db: &Db, id: &str, now: &str, retry_at: &str) -> Result<(), StoreError> {
+pub(crate) fn set_unknown(db: &Db, id: &str, now: &str, retry_at: &str) -> Result<(), StoreError> {
     let conn = &db.0;
     const SQL: &str = "UPDATE permit SET detail_state = 'unknown', detail_attempts = detail_attempts + 1, \
         detail_retry_at = ?3, detail_at = ?2 WHERE pendaftaran_id = ?1";
@@ -117,7 +117,7 @@ pub fn set_unknown(db: &Db, id: &str, now: &str, retry_at: &str) -> Result<(), S
     Ok(())
 }
 
-pub fn detail_attempts(db: &Db, id: &str) -> Result<u32, StoreError> {
+pub(crate) fn detail_attempts(db: &Db, id: &str) -> Result<u32, StoreError> {
     let conn = &db.0;
     Ok(conn.query_row(
         "SELECT detail_attempts FROM permit WHERE pendaftaran_id = ?1",
@@ -126,7 +126,7 @@ pub fn detail_attempts(db: &Db, id: &str) -> Result<u32, StoreError> {
     )?)
 }
 
-pub fn with_expiry(db: &Db) -> Result<Vec<Expiring>, StoreError> {
+pub(crate) fn with_expiry(db: &Db) -> Result<Vec<Expiring>, StoreError> {
     let conn = &db.0;
     const SQL: &str =
         "SELECT pendaftaran_id, no_surat, permit_name, applicant, phone, expiry, expiry_learned FROM permit \
@@ -147,7 +147,7 @@ pub fn with_expiry(db: &Db) -> Result<Vec<Expiring>, StoreError> {
 }
 
 /// Thresholds already recorded, by (permit, expiry).
-pub fn recorded_reminders(db: &Db) -> Result<HashMap<(String, String), Vec<u32>>, StoreError> {
+pub(crate) fn recorded_reminders(db: &Db) -> Result<HashMap<(String, String), Vec<u32>>, StoreError> {
     let conn = &db.0;
     let mut stmt = conn.prepare_cached("SELECT pendaftaran_id, expiry, threshold FROM permit_reminder")?;
     let mut out: HashMap<(String, String), Vec<u32>> = HashMap::new();
@@ -163,7 +163,7 @@ pub fn recorded_reminders(db: &Db) -> Result<HashMap<(String, String), Vec<u32>>
 
 /// Records reminders and queues their messages, durably and in one transaction: a reminder is
 /// produced exactly once, and what was produced is delivered at least once.
-pub fn record_reminders(db: &mut Db, reminders: &[Reminder], now: &str) -> Result<u64, StoreError> {
+pub(crate) fn record_reminders(db: &mut Db, reminders: &[Reminder], now: &str) -> Result<u64, StoreError> {
     let conn = &mut db.0;
     const RECORD: &str = "INSERT OR IGNORE INTO permit_reminder (pendaftaran_id, expiry, threshold, created_at, sent) \
         VALUES (?1, ?2, ?3, ?4, ?5)";
@@ -189,15 +189,15 @@ pub fn record_reminders(db: &mut Db, reminders: &[Reminder], now: &str) -> Resul
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
-pub struct PermitCounts {
-    pub permits: u64,
-    pub types: u64,
-    pub expiry_known: u64,
-    pub expiry_pending: u64,
-    pub expiry_unknown: u64,
+pub(crate) struct PermitCounts {
+    pub(crate) permits: u64,
+    pub(crate) types: u64,
+    pub(crate) expiry_known: u64,
+    pub(crate) expiry_pending: u64,
+    pub(crate) expiry_unknown: u64,
 }
 
-pub fn counts(db: &Db) -> Result<PermitCounts, StoreError> {
+pub(crate) fn counts(db: &Db) -> Result<PermitCounts, StoreError> {
     let conn = &db.0;
     let count = |sql: &str| -> Result<u64, StoreError> { Ok(conn.query_row(sql, [], |r| r.get::<_, i64>(0))? as u64) };
     Ok(PermitCounts {

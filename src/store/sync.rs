@@ -9,18 +9,14 @@ use serde::Serialize;
 use super::{Db, StoreError};
 
 /// Sets a state value; writes nothing when the value is already stored.
-pub fn put_state(db: &Db, source: &str, key: &str, value: &str) -> Result<(), StoreError> {
-    put_state_in(&db.0, source, key, value)
-}
-
-pub(super) fn put_state_in(conn: &Connection, source: &str, key: &str, value: &str) -> Result<(), StoreError> {
+pub(super) fn put_state(conn: &Connection, source: &str, key: &str, value: &str) -> Result<(), StoreError> {
     const SQL: &str = "INSERT INTO sync_state (source, key, value) VALUES (?1, ?2, ?3) \
         ON CONFLICT (source, key) DO UPDATE SET value = excluded.value WHERE value IS NOT excluded.value";
     conn.prepare_cached(SQL)?.execute(params![source, key, value])?;
     Ok(())
 }
 
-pub fn get_state(db: &Db, source: &str, key: &str) -> Result<Option<String>, StoreError> {
+pub(crate) fn get_state(db: &Db, source: &str, key: &str) -> Result<Option<String>, StoreError> {
     let conn = &db.0;
     const SQL: &str = "SELECT value FROM sync_state WHERE source = ?1 AND key = ?2";
     Ok(conn
@@ -32,28 +28,28 @@ pub fn get_state(db: &Db, source: &str, key: &str) -> Result<Option<String>, Sto
 /// One sync run, as recorded and reported.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct RunRecord {
-    pub source: String,
-    pub started_at: String,
-    pub duration_ms: u64,
+    pub(crate) source: String,
+    pub(crate) started_at: String,
+    pub(crate) duration_ms: u64,
     pub ok: bool,
-    pub error: Option<String>,
-    pub fetched: u64,
-    pub inserted: u64,
-    pub updated: u64,
-    pub unchanged: u64,
-    pub gone: u64,
-    pub purged: u64,
-    pub requests: u64,
+    pub(crate) error: Option<String>,
+    pub(crate) fetched: u64,
+    pub(crate) inserted: u64,
+    pub(crate) updated: u64,
+    pub(crate) unchanged: u64,
+    pub(crate) gone: u64,
+    pub(crate) purged: u64,
+    pub(crate) requests: u64,
     /// SICANTIK: permit details found, permits no endpoint knows, reminders produced.
-    pub details: u64,
-    pub unknown: u64,
-    pub reminders: u64,
+    pub(crate) details: u64,
+    pub(crate) unknown: u64,
+    pub(crate) reminders: u64,
 }
 
 /// Runs kept per source; older ones are trimmed as new ones arrive.
 const RUNS_KEPT: i64 = 200;
 
-pub fn record_run(db: &mut Db, run: &RunRecord) -> Result<(), StoreError> {
+pub(crate) fn record_run(db: &mut Db, run: &RunRecord) -> Result<(), StoreError> {
     let conn = &mut db.0;
     const INSERT: &str = "INSERT INTO sync_run (source, started_at, duration_ms, ok, error, fetched, inserted, \
         updated, unchanged, gone, purged, requests, details, unknown, reminders) \
@@ -108,7 +104,7 @@ const RUN_COLUMNS: &str =
      details, unknown, reminders";
 
 /// The newest run per source, and the newest successful one.
-pub fn last_runs(db: &Db) -> Result<Vec<SourceStatus>, StoreError> {
+pub(crate) fn last_runs(db: &Db) -> Result<Vec<SourceStatus>, StoreError> {
     let conn = &db.0;
     let sources: Vec<String> = conn
         .prepare("SELECT DISTINCT source FROM sync_run ORDER BY source")?
@@ -134,23 +130,23 @@ pub fn last_runs(db: &Db) -> Result<Vec<SourceStatus>, StoreError> {
 
 #[derive(Debug, Clone, Serialize)]
 pub struct SourceStatus {
-    pub source: String,
+    pub(crate) source: String,
     pub last: RunRecord,
-    pub last_ok: Option<RunRecord>,
+    pub(crate) last_ok: Option<RunRecord>,
 }
 
 /// What `linegate status` shows, read from the store alone.
 #[derive(Debug, Clone, Serialize)]
 pub struct Status {
-    pub schema_version: u32,
+    pub(crate) schema_version: u32,
     pub mos: u64,
-    pub gone: u64,
-    pub by_state: Vec<(String, u64)>,
-    pub by_phase: Vec<(String, u64)>,
+    pub(crate) gone: u64,
+    pub(crate) by_state: Vec<(String, u64)>,
+    pub(crate) by_phase: Vec<(String, u64)>,
     pub sources: Vec<SourceStatus>,
-    pub permits: super::permit::PermitCounts,
+    pub(crate) permits: super::permit::PermitCounts,
     /// Messages waiting to go out, by channel.
-    pub outbox: Vec<(String, u64)>,
+    pub(crate) outbox: Vec<(String, u64)>,
 }
 
 pub fn status(db: &Db) -> Result<Status, StoreError> {
@@ -178,7 +174,7 @@ pub fn status(db: &Db) -> Result<Status, StoreError> {
 
 /// Why a database cannot be read as it is, without changing it.
 #[derive(Debug, thiserror::Error)]
-pub enum ReadOnlyError {
+pub(crate) enum ReadOnlyError {
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(
@@ -190,7 +186,7 @@ pub enum ReadOnlyError {
 
 /// Opens the database for reading only: no migration, no PRAGMA that writes, no file created.
 /// Refuses a schema this binary does not know, newer or older, instead of misreading it.
-pub fn open_read_only(path: &Path) -> Result<Db, ReadOnlyError> {
+pub(crate) fn open_read_only(path: &Path) -> Result<Db, ReadOnlyError> {
     let open_err = |source| StoreError::Open {
         path: path.to_path_buf(),
         source,

@@ -11,7 +11,7 @@ pub struct SyncLock {
 }
 
 /// One lock per source: Odoo and SICANTIK syncs do not wait for each other.
-pub fn lock_path(db: &Path, source: &str) -> PathBuf {
+pub(crate) fn lock_path(db: &Path, source: &str) -> PathBuf {
     let mut name = db.file_name().unwrap_or_default().to_os_string();
     name.push(format!(".{source}.sync-lock"));
     db.with_file_name(name)
@@ -24,7 +24,7 @@ impl SyncLock {
         SyncLock::try_acquire_for(db, "odoo")
     }
 
-    pub fn try_acquire_for(db: &Path, source: &str) -> std::io::Result<Option<SyncLock>> {
+    pub(crate) fn try_acquire_for(db: &Path, source: &str) -> std::io::Result<Option<SyncLock>> {
         let file = OpenOptions::new()
             .create(true)
             .truncate(false)

@@ -62,6 +62,12 @@ pub enum SyncError {
     Store(#[from] StoreError),
     #[error("another sync is running")]
     Busy,
+    /// The lock file beside the database cannot be made or locked (a read-only or full disk).
+    #[error("cannot take the sync lock {}: {error}", path.display())]
+    Lock {
+        path: std::path::PathBuf,
+        error: std::io::Error,
+    },
     #[error("stopped by shutdown")]
     Cancelled,
 }
@@ -73,13 +79,13 @@ impl SyncError {
             SyncError::Odoo { error, .. } => error.is_retryable(),
             SyncError::Sicantik { error, .. } => error.is_retryable(),
             SyncError::Busy => true,
-            SyncError::Store(_) | SyncError::Cancelled => false,
+            SyncError::Store(_) | SyncError::Lock { .. } | SyncError::Cancelled => false,
         }
     }
 }
 
 /// The record of a run for `sync_run`, from its outcome.
-pub fn run_record(source: &str, started_unix: i64, outcome: &Result<Report, SyncError>) -> RunRecord {
+pub(crate) fn run_record(source: &str, started_unix: i64, outcome: &Result<Report, SyncError>) -> RunRecord {
     let (report, error) = match outcome {
         Ok(report) => (report.clone(), None),
         Err(SyncError::Odoo { error, partial }) => ((**partial).clone(), Some(error.to_string())),

@@ -18,11 +18,11 @@ use crate::odoo::{mapping, FieldPlan, OdooClient, OdooError};
 use crate::shutdown::Shutdown;
 use crate::store::{self, Store};
 
-pub const SOURCE: &str = "odoo";
+pub(crate) const SOURCE: &str = "odoo";
 
 /// `write_date` is the transaction's start: a long transaction can commit rows stamped before
 /// ones already seen. Every incremental run looks this far back and dedupes what it sees again.
-pub const OVERLAP: i64 = 60;
+pub(crate) const OVERLAP: i64 = 60;
 
 const CURSOR: &str = "cursor";
 
@@ -93,7 +93,7 @@ impl OdooSync {
     }
 
     /// Tells `changes` about every MO a run writes.
-    pub fn notify(&mut self, changes: changes::Sender) {
+    pub(crate) fn notify(&mut self, changes: changes::Sender) {
         self.changes = Some(changes);
     }
 

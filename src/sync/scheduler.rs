@@ -20,10 +20,10 @@ use crate::shutdown::Shutdown;
 use crate::store::{self, Store};
 use crate::uplink::Uplink;
 
-pub const RETRY_MIN: Duration = Duration::from_secs(2);
+pub(crate) const RETRY_MIN: Duration = Duration::from_secs(2);
 /// While Odoo is unreachable a retry costs one failed connection and the gateway has nothing
 /// else to do with it, so the cap is what bounds how late the link's return is noticed.
-pub const RETRY_MAX: Duration = Duration::from_secs(30);
+pub(crate) const RETRY_MAX: Duration = Duration::from_secs(30);
 /// Scheduled runs are spread by this fraction of the interval.
 const SPREAD: f64 = 0.1;
 
@@ -36,18 +36,16 @@ pub trait Source: Send {
 }
 
 /// Runs one sync under the cross-process lock and records it in the store.
-pub async fn run_once<S: Source>(
+pub(crate) async fn run_once<S: Source>(
     sync: &mut S,
     store: &Store,
     db: &std::path::Path,
     shutdown: &Shutdown,
 ) -> Result<Report, SyncError> {
     let source = sync.name();
-    let Some(_lock) = SyncLock::try_acquire_for(db, source).map_err(|e| {
-        SyncError::Store(store::StoreError::Open {
-            path: super::lock::lock_path(db, source),
-            source: rusqlite::Error::InvalidPath(e.to_string().into()),
-        })
+    let Some(_lock) = SyncLock::try_acquire_for(db, source).map_err(|error| SyncError::Lock {
+        path: super::lock::lock_path(db, source),
+        error,
     })?
     else {
         return Err(SyncError::Busy);

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use tokio::task::JoinSet;
 
 use super::{Report, SyncError};
+use crate::backoff::Backoff;
 use crate::changes::{self, Change};
 use crate::clock;
 use crate::config::{ConfigError, SicantikConfig};
@@ -17,12 +18,13 @@ use crate::sicantik::{normalise_phone, Row, SicantikClient, SicantikError};
 use crate::store::permit;
 use crate::store::Store;
 
-pub const SOURCE: &str = "sicantik";
+pub(crate) const SOURCE: &str = "sicantik";
 
 /// Permits close to expiry are checked again this often (a renewal shows in the detail).
 const RECHECK: Duration = Duration::from_secs(7 * 86_400);
-/// A permit no endpoint knows is tried again after this, doubling up to a week.
-const UNKNOWN_RETRY: i64 = 86_400;
+/// A permit no endpoint knows is tried again after a day, doubling up to a week.
+const UNKNOWN_RETRY: Backoff =
+    Backoff::new(Duration::from_secs(86_400), Duration::from_secs(7 * 86_400)).with_jitter(0.0);
 const PROGRESS_EVERY: u64 = 50;
 
 pub struct SicantikSync {
@@ -36,7 +38,7 @@ pub struct SicantikSync {
     /// When this process last read the whole listing; a restarted agent reads it once.
     last_full: Option<Instant>,
     /// Which channels reminders go out on (outbox rows are only made for those).
-    pub mqtt: bool,
+    pub(crate) mqtt: bool,
     pub webhook: bool,
     changes: Option<changes::Sender>,
     /// Rung when reminders were queued, for the outbox's delivery tasks.
@@ -45,15 +47,11 @@ pub struct SicantikSync {
     clock: Clock,
 }
 
-pub type Clock = Arc<dyn Fn() -> i64 + Send + Sync>;
+pub(crate) type Clock = Arc<dyn Fn() -> i64 + Send + Sync>;
 
 impl SicantikSync {
     pub fn new(config: &SicantikConfig, store: Store) -> Result<SicantikSync, ConfigError> {
-        let client =
-            SicantikClient::new(&config.url, config.rate_limit, config.request_timeout).map_err(|e| ConfigError {
-                key: "sicantik.url".into(),
-                message: e,
-            })?;
+        let client = SicantikClient::new(config)?;
         Ok(SicantikSync {
             client: Arc::new(client),
             store,
@@ -83,7 +81,7 @@ impl SicantikSync {
 
     /// Tells `changes` when permits or reminders changed, and rings `queued` when reminders
     /// were queued; they also go out over MQTT.
-    pub fn notify(&mut self, changes: changes::Sender, queued: changes::Queued) {
+    pub(crate) fn notify(&mut self, changes: changes::Sender, queued: changes::Queued) {
         self.changes = Some(changes);
         self.queued = Some(queued);
         self.mqtt = true;
@@ -222,7 +220,7 @@ impl SicantikSync {
                     self.store
                         .call(move |c| {
                             let attempts = permit::detail_attempts(c, &id)?;
-                            let wait = (UNKNOWN_RETRY << attempts.min(3)).min(7 * 86_400);
+                            let wait = UNKNOWN_RETRY.delay(attempts.saturating_add(1)).as_secs() as i64;
                             let retry_at = clock::format_rfc3339(unix + wait);
                             permit::set_unknown(c, &id, &clock::format_rfc3339(unix), &retry_at)
                         })

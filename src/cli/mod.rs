@@ -1,4 +1,7 @@
-//! The one-shot commands of the command line. Each returns the process exit code.
+//! The commands of the command line, each returning the process exit code: `run` (the agent)
+//! and the one-shot ones.
+
+mod status;
 
 use std::path::Path;
 
@@ -10,7 +13,7 @@ use crate::sync::scheduler;
 use crate::sync::sicantik::SicantikSync;
 
 /// Exit code for a configuration error (sysexits' EX_CONFIG); the unit does not restart on it.
-pub const EXIT_CONFIG: u8 = 78;
+pub(crate) const EXIT_CONFIG: u8 = 78;
 pub const EXIT_FAILURE: u8 = 1;
 
 /// Which upstream `sync --once` runs.
@@ -21,13 +24,29 @@ pub enum Source {
     All,
 }
 
-pub fn load(path: &Path) -> Result<Config, u8> {
+fn load(path: &Path) -> Result<Config, u8> {
     Config::load(path).map_err(|e| report_config(path, &e))
 }
 
-pub fn report_config(path: &Path, e: &ConfigError) -> u8 {
+fn report_config(path: &Path, e: &ConfigError) -> u8 {
     eprintln!("linegate: {}: {e}", path.display());
     EXIT_CONFIG
+}
+
+/// The agent, until `shutdown`.
+pub async fn run(path: &Path, shutdown: Shutdown) -> u8 {
+    let config = match load(path) {
+        Ok(config) => config,
+        Err(code) => return code,
+    };
+    match crate::app::run(config, shutdown).await {
+        Ok(()) => 0,
+        Err(crate::app::AppError::Config(e)) => report_config(path, &e),
+        Err(e) => {
+            tracing::error!(error = %e, "linegate failed");
+            EXIT_FAILURE
+        }
+    }
 }
 
 pub fn check_config(path: &Path) -> u8 {
@@ -44,9 +63,13 @@ pub fn check_config(path: &Path) -> u8 {
     }
 }
 
-pub async fn sync_once(config: Config, source: Source) -> u8 {
+pub async fn sync_once(path: &Path, source: Source) -> u8 {
+    let config = match load(path) {
+        Ok(config) => config,
+        Err(code) => return code,
+    };
     if let Err(e) = config.validate_secrets() {
-        return report_config(Path::new("config"), &e);
+        return report_config(path, &e);
     }
     let odoo = config.odoo.as_ref().filter(|_| source != Source::Sicantik);
     let sicantik = config.sicantik.as_ref().filter(|_| source != Source::Odoo);
@@ -66,7 +89,7 @@ pub async fn sync_once(config: Config, source: Source) -> u8 {
         let retention = std::time::Duration::from_secs(u64::from(config.store.retention_days) * 86_400);
         match OdooSync::new(odoo, store.clone(), retention) {
             Ok(mut sync) => code = code.max(once(&mut sync, &store, &config.store.path).await),
-            Err(e) => return report_config(Path::new("config"), &e),
+            Err(e) => return report_config(path, &e),
         }
     }
     if let Some(sicantik) = sicantik {
@@ -76,9 +99,11 @@ pub async fn sync_once(config: Config, source: Source) -> u8 {
                 sync.mqtt = config.mqtt.is_some();
                 code = code.max(once(&mut sync, &store, &config.store.path).await)
             }
-            Err(e) => return report_config(Path::new("config"), &e),
+            Err(e) => return report_config(path, &e),
         }
     }
+    // Its close-time checkpoint before the process exits: the WAL is left empty.
+    store.close().await;
     code
 }
 
@@ -99,7 +124,11 @@ async fn once<S: scheduler::Source>(sync: &mut S, store: &Store, db: &Path) -> u
 
 /// Prints what the store knows. It only reads: no migration, no write, so it is safe beside a
 /// running agent and on a database this binary does not know (it says so instead).
-pub async fn status(config: Config, json: bool) -> u8 {
+pub async fn status(config_path: &Path, json: bool) -> u8 {
+    let config = match load(config_path) {
+        Ok(config) => config,
+        Err(code) => return code,
+    };
     let path = config.store.path.clone();
     if !path.exists() {
         eprintln!("linegate: no database at {} yet: the agent has not run", path.display());
@@ -118,7 +147,7 @@ pub async fn status(config: Config, json: bool) -> u8 {
             0
         }
         Ok(status) => {
-            print!("{}", crate::status::render(&status, &path));
+            print!("{}", status::render(&status, &path));
             0
         }
         Err(e) => {

@@ -4,7 +4,7 @@ use std::fmt::Write;
 
 use crate::store::sync::{RunRecord, Status};
 
-pub fn render(status: &Status, db: &std::path::Path) -> String {
+pub(super) fn render(status: &Status, db: &std::path::Path) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "database  {} (schema {})", db.display(), status.schema_version);
     let _ = writeln!(out, "MOs       {} in Odoo's domain, {} gone", status.mos, status.gone);

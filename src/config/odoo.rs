@@ -1,0 +1,255 @@
+//! `[odoo]`: the server, its secret, which MOs the floor sees (an Odoo domain, checked here
+//! as Odoo would), instance fields, and the sync's pace.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use super::durations::duration;
+use super::secret::{lookup, Secret};
+use super::{default_request_timeout, ConfigError};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum OdooApi {
+    /// JSON-2 on Odoo 19 and later when an API key is configured, `/jsonrpc` otherwise.
+    #[default]
+    Auto,
+    Json2,
+    Jsonrpc,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OdooConfig {
+    pub(crate) url: String,
+    pub(crate) database: String,
+    #[serde(default)]
+    pub api: OdooApi,
+    pub login: Option<String>,
+    pub(super) api_key: Option<String>,
+    api_key_file: Option<PathBuf>,
+    pub(super) password: Option<String>,
+    password_file: Option<PathBuf>,
+    /// Which MOs the floor sees, as an Odoo domain in JSON.
+    #[serde(default = "default_mo_domain")]
+    pub(crate) mo_domain: String,
+    /// Instance-specific `mrp.production` fields, local name → Odoo field name.
+    #[serde(default)]
+    pub fields: InstanceFields,
+    #[serde(default = "default_sync_interval", deserialize_with = "duration")]
+    pub sync_interval: Duration,
+    #[serde(default = "default_reconcile_interval", deserialize_with = "duration")]
+    pub reconcile_interval: Duration,
+    #[serde(default = "default_request_timeout", deserialize_with = "duration")]
+    pub request_timeout: Duration,
+    #[serde(default = "default_page_size")]
+    pub page_size: u32,
+}
+
+/// The fields the factory's own Odoo adds to `mrp.production`. Absent ones are not fetched.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InstanceFields {
+    pub group_worker: Option<String>,
+    pub note: Option<String>,
+    pub(crate) initial_qty_target: Option<String>,
+}
+
+impl InstanceFields {
+    /// (config key, Odoo field) for every configured field.
+    pub(crate) fn configured(&self) -> Vec<(&'static str, &str)> {
+        [
+            ("group_worker", &self.group_worker),
+            ("note", &self.note),
+            ("initial_qty_target", &self.initial_qty_target),
+        ]
+        .into_iter()
+        .filter_map(|(key, field)| field.as_deref().map(|f| (key, f)))
+        .collect()
+    }
+}
+
+fn default_mo_domain() -> String {
+    r#"[["state", "in", ["confirmed", "progress", "to_close"]]]"#.to_string()
+}
+fn default_sync_interval() -> Duration {
+    Duration::from_secs(300)
+}
+fn default_reconcile_interval() -> Duration {
+    Duration::from_secs(3600)
+}
+fn default_page_size() -> u32 {
+    200
+}
+
+impl OdooConfig {
+    /// A config for the given server and key, with every other setting at its default.
+    pub fn with_api_key(url: impl Into<String>, database: impl Into<String>, key: impl Into<String>) -> Self {
+        OdooConfig {
+            url: url.into(),
+            database: database.into(),
+            api: OdooApi::Auto,
+            login: None,
+            api_key: Some(key.into()),
+            api_key_file: None,
+            password: None,
+            password_file: None,
+            mo_domain: default_mo_domain(),
+            fields: InstanceFields::default(),
+            sync_interval: default_sync_interval(),
+            reconcile_interval: default_reconcile_interval(),
+            request_timeout: default_request_timeout(),
+            page_size: default_page_size(),
+        }
+    }
+
+    /// Replaces the configured secret by a password (tests and the demo use this).
+    pub fn set_password(&mut self, login: &str, password: &str) {
+        self.login = Some(login.to_string());
+        self.api_key = None;
+        self.password = Some(password.to_string());
+    }
+
+    /// The secret, looked up in order: environment, systemd credential, file, inline value.
+    /// An API key wins over a password.
+    pub(crate) fn secret(&self) -> Result<Secret, ConfigError> {
+        let credentials = std::env::var_os("CREDENTIALS_DIRECTORY").map(PathBuf::from);
+        if let Some(key) = lookup(
+            "LINEGATE_ODOO_API_KEY",
+            credentials.as_deref(),
+            "odoo_api_key",
+            &self.api_key_file,
+            &self.api_key,
+            "odoo.api_key",
+        )? {
+            return Ok(Secret::ApiKey(key));
+        }
+        if let Some(pw) = lookup(
+            "LINEGATE_ODOO_PASSWORD",
+            credentials.as_deref(),
+            "odoo_password",
+            &self.password_file,
+            &self.password,
+            "odoo.password",
+        )? {
+            return Ok(Secret::Password(pw));
+        }
+        Err(ConfigError::new(
+            "odoo.api_key",
+            "no Odoo secret: set api_key_file (or api_key), or login with password_file, or LINEGATE_ODOO_API_KEY",
+        ))
+    }
+
+    pub(super) fn validate(&self) -> Result<(), ConfigError> {
+        let url = reqwest::Url::parse(&self.url).map_err(|e| ConfigError::new("odoo.url", e.to_string()))?;
+        if !matches!(url.scheme(), "http" | "https") {
+            return Err(ConfigError::new("odoo.url", "must be http:// or https://"));
+        }
+        if self.database.trim().is_empty() {
+            return Err(ConfigError::new("odoo.database", "must not be empty"));
+        }
+        self.domain()?;
+        if !(1..=5000).contains(&self.page_size) {
+            return Err(ConfigError::new("odoo.page_size", "must be between 1 and 5000"));
+        }
+        if self.sync_interval < Duration::from_secs(1) {
+            return Err(ConfigError::new("odoo.sync_interval", "must be at least 1s"));
+        }
+        // Below a second every request would time out; reconcile_interval may be 0 ("every run").
+        if self.request_timeout < Duration::from_secs(1) {
+            return Err(ConfigError::new("odoo.request_timeout", "must be at least 1s"));
+        }
+        Ok(())
+    }
+
+    /// The MO domain, parsed and checked for shape.
+    pub(crate) fn domain(&self) -> Result<serde_json::Value, ConfigError> {
+        let key = "odoo.mo_domain";
+        let value: serde_json::Value =
+            serde_json::from_str(&self.mo_domain).map_err(|e| ConfigError::new(key, format!("not JSON: {e}")))?;
+        let terms = value
+            .as_array()
+            .ok_or_else(|| ConfigError::new(key, "must be a JSON array"))?;
+        check_domain_arity(terms).map_err(|why| ConfigError::new(key, why))?;
+        Ok(value)
+    }
+}
+
+/// Odoo's `normalize_domain`, as a check: the count of expressions still expected, where a
+/// complete expression followed by more terms gets an implicit `&` in front (so
+/// `[A, "|", B, C]` is `A & (B | C)`), and any operator still short of operands at the end
+/// makes the domain "syntactically not correct". Checking it here turns what would be an
+/// Odoo error on every sync into a configuration error at start.
+fn check_domain_arity(terms: &[serde_json::Value]) -> Result<(), String> {
+    let mut expected: u32 = 1;
+    for term in terms {
+        if expected == 0 {
+            expected = 1;
+        }
+        match term {
+            serde_json::Value::String(op) if op == "&" || op == "|" => expected += 1,
+            serde_json::Value::String(op) if op == "!" => {}
+            serde_json::Value::Array(leaf) if is_leaf(leaf) => expected -= 1,
+            other => return Err(format!("not a domain term: {other}")),
+        }
+    }
+    if !terms.is_empty() && expected > 0 {
+        return Err("an operator lacks operands".into());
+    }
+    Ok(())
+}
+
+/// `[field, operator, value]`, or Odoo's TRUE_LEAF `[1, "=", 1]` / FALSE_LEAF `[0, "=", 1]`.
+fn is_leaf(leaf: &[serde_json::Value]) -> bool {
+    let constant = |v: &serde_json::Value| *v == 0 || *v == 1;
+    leaf.len() == 3 && (leaf[0].is_string() || constant(&leaf[0])) && leaf[1].is_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn domain(text: &str) -> Result<serde_json::Value, ConfigError> {
+        let mut odoo = OdooConfig::with_api_key("http://x", "mes", "k");
+        odoo.mo_domain = text.to_string();
+        odoo.domain()
+    }
+
+    #[test]
+    fn domains_odoo_normalizes_are_accepted() {
+        let (a, b, c) = (r#"["state","=","done"]"#, r#"["id",">",1]"#, r#"["name","ilike","MO"]"#);
+        for text in [
+            "[]".to_string(),
+            format!("[{a}]"),
+            format!("[{a}, {b}]"),
+            format!(r#"["|", {a}, {b}]"#),
+            format!(r#"[{a}, "|", {b}, {c}]"#),
+            format!(r#"["!", {a}]"#),
+            format!(r#"[{a}, "!", {b}]"#),
+            format!(r#"["&", "|", {a}, {b}, "!", {c}]"#),
+            r#"[[1, "=", 1]]"#.to_string(),
+        ] {
+            assert!(domain(&text).is_ok(), "{text}: {:?}", domain(&text));
+        }
+    }
+
+    #[test]
+    fn domains_with_operators_short_of_operands_are_refused() {
+        let (a, b) = (r#"["state","=","done"]"#, r#"["id",">",1]"#);
+        for text in [
+            format!(r#"["|", {a}]"#),
+            format!(r#"[{a}, "|", {b}]"#),
+            format!(r#"[{a}, "!"]"#),
+            format!(r#"[{a}, "&"]"#),
+            r#"["!"]"#.to_string(),
+            format!(r#"["|", "&", {a}, {b}]"#),
+            format!(r#"[{a}, "xor", {b}]"#),
+            r#"{"state": "done"}"#.to_string(),
+        ] {
+            let err = domain(&text).unwrap_err();
+            assert_eq!(err.key, "odoo.mo_domain", "{text}");
+        }
+    }
+}
