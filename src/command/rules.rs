@@ -179,27 +179,7 @@ mod tests {
 
     fn mo(id: i64, p: Protected) -> MoRow {
         MoRow {
-            upstream: UpstreamMo {
-                id,
-                name: format!("WH/MO/{id:05}"),
-                state: "confirmed".into(),
-                product_id: None,
-                product_name: Some("Desk".into()),
-                uom: None,
-                product_qty: 10.0,
-                qty_producing: 0.0,
-                origin: None,
-                create_date: None,
-                write_date: "2026-11-22 01:00:00".into(),
-                planned_start: None,
-                planned_finish: None,
-                date_deadline: None,
-                transfer_id: None,
-                transfer_name: None,
-                group_worker: None,
-                note: None,
-                initial_qty_target: None,
-            },
+            upstream: UpstreamMo::example(id),
             phase: p.phase(),
             protected: p,
             synced_at: "t".into(),

@@ -121,3 +121,31 @@ pub struct MoRow {
     pub(crate) synced_at: String,
     pub gone_at: Option<String>,
 }
+
+#[cfg(test)]
+impl UpstreamMo {
+    /// A confirmed MO of 3 desks, for tests: change what a test is about with `..`.
+    pub(crate) fn example(id: i64) -> UpstreamMo {
+        UpstreamMo {
+            id,
+            name: format!("WH/MO/{id:05}"),
+            state: "confirmed".into(),
+            product_id: Some(8),
+            product_name: Some("[FURN_7800] Desk Combination".into()),
+            uom: Some("Units".into()),
+            product_qty: 3.0,
+            qty_producing: 0.0,
+            origin: None,
+            create_date: Some("2026-11-22 01:36:38".into()),
+            write_date: "2026-11-22 01:36:38".into(),
+            planned_start: None,
+            planned_finish: None,
+            date_deadline: None,
+            transfer_id: None,
+            transfer_name: None,
+            group_worker: None,
+            note: None,
+            initial_qty_target: None,
+        }
+    }
+}

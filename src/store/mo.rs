@@ -493,25 +493,9 @@ mod tests {
 
     fn upstream(id: i64, state: &str, write_date: &str) -> UpstreamMo {
         UpstreamMo {
-            id,
-            name: format!("WH/MO/{id:05}"),
             state: state.into(),
-            product_id: Some(8),
-            product_name: Some("[FURN_7800] Desk Combination".into()),
-            uom: Some("Units".into()),
-            product_qty: 3.0,
-            qty_producing: 0.0,
-            origin: None,
-            create_date: Some("2026-11-22 01:36:38".into()),
             write_date: write_date.into(),
-            planned_start: None,
-            planned_finish: None,
-            date_deadline: None,
-            transfer_id: None,
-            transfer_name: None,
-            group_worker: None,
-            note: None,
-            initial_qty_target: None,
+            ..UpstreamMo::example(id)
         }
     }
 

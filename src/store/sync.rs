@@ -214,27 +214,7 @@ mod tests {
     use crate::mo::{Audit, Protected, UpstreamMo};
 
     fn mo(id: i64) -> UpstreamMo {
-        UpstreamMo {
-            id,
-            name: format!("WH/MO/{id:05}"),
-            state: "confirmed".into(),
-            product_id: None,
-            product_name: None,
-            uom: None,
-            product_qty: 1.0,
-            qty_producing: 0.0,
-            origin: None,
-            create_date: None,
-            write_date: "2026-11-22 01:36:38".into(),
-            planned_start: None,
-            planned_finish: None,
-            date_deadline: None,
-            transfer_id: None,
-            transfer_name: None,
-            group_worker: None,
-            note: None,
-            initial_qty_target: None,
-        }
+        UpstreamMo::example(id)
     }
 
     #[test]
