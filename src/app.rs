@@ -15,6 +15,7 @@
 //! says `offline` and disconnects, then the link that carries that to the broker, then the
 //! watchdog; last, the store's thread is joined so its close-time checkpoint completes.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use tokio::sync::{mpsc, watch};
@@ -22,6 +23,7 @@ use tokio::sync::{mpsc, watch};
 use crate::command::{Commands, Limits};
 use crate::config::{Config, ConfigError};
 use crate::heartbeat::Hearts;
+use crate::lock::{self, FileLock};
 use crate::mqtt::{self, Identity};
 use crate::shutdown::{Shutdown, Tasks};
 use crate::store::{Store, StoreError};
@@ -41,13 +43,35 @@ pub enum AppError {
     Store(#[from] StoreError),
     #[error("task {0} stopped on its own")]
     TaskDied(&'static str),
+    #[error("another linegate is running on {} (it holds {}); one agent per database", db.display(), lock.display())]
+    AlreadyRunning { db: PathBuf, lock: PathBuf },
+    #[error("cannot take the agent's lock {}: {error}", lock.display())]
+    Lock { lock: PathBuf, error: std::io::Error },
 }
 
 /// Runs the agent until `shutdown` fires or a task dies.
 pub async fn run(config: Config, shutdown: Shutdown) -> Result<(), AppError> {
     config.validate()?;
     config.validate_secrets()?;
-    let store = Store::open(&config.store.path)?;
+    config.validate_work()?;
+    // Held for the agent's life: a second agent on this database would fight this one over the
+    // broker's client id and the store.
+    let db = &config.store.path;
+    let lock_file = lock::lock_path(db, lock::AGENT);
+    if let Some(dir) = db.parent().filter(|d| !d.as_os_str().is_empty()) {
+        let _ = std::fs::create_dir_all(dir);
+    }
+    let _agent_lock = match FileLock::try_acquire(db, lock::AGENT) {
+        Ok(Some(held)) => held,
+        Ok(None) => {
+            return Err(AppError::AlreadyRunning {
+                db: db.clone(),
+                lock: lock_file,
+            })
+        }
+        Err(error) => return Err(AppError::Lock { lock: lock_file, error }),
+    };
+    let (store, _kept) = Store::open_or_start_afresh(&config.store.path)?;
     let retention = Duration::from_secs(u64::from(config.store.retention_days) * 86_400);
     let mut tasks = Tasks::default();
     let intake = tasks.stage("intake");
@@ -93,7 +117,7 @@ pub async fn run(config: Config, shutdown: Shutdown) -> Result<(), AppError> {
     } else {
         tracing::warn!("no [odoo] section: MOs are served as the store has them, nothing is synced");
     }
-    let mut uplinks = vec![("odoo", uplink)];
+    let mut uplinks = vec![(crate::uplink::ODOO, uplink)];
 
     if let Some(sicantik) = &config.sicantik {
         let mut sync = SicantikSync::new(sicantik, store.clone())?;
@@ -101,7 +125,7 @@ pub async fn run(config: Config, shutdown: Shutdown) -> Result<(), AppError> {
             sync.notify(changes.clone(), queued.clone());
         }
         let (uplink_tx, uplink_rx) = watch::channel(Uplink::Unknown);
-        uplinks.push(("sicantik", uplink_rx));
+        uplinks.push((crate::uplink::SICANTIK, uplink_rx));
         // sync-now is for Odoo; SICANTIK keeps its own schedule (its sender is dropped here).
         let (_, triggers) = mpsc::channel::<()>(1);
         let scheduler = Scheduler {
@@ -139,18 +163,22 @@ pub async fn run(config: Config, shutdown: Shutdown) -> Result<(), AppError> {
         };
         let (client, events) = rumqttc::v5::AsyncClient::new(mqtt::options::build(mqtt_config, &identity)?, 1024);
         // Commands: the link receives them from the broker, the command task applies them and
-        // hands them back to the link to acknowledge.
-        let (commands_tx, commands_rx) = mpsc::unbounded_channel();
-        let (acks_tx, acks_rx) = mpsc::unbounded_channel();
+        // hands them back to the link to acknowledge. The broker sends at most RECEIVE_MAXIMUM
+        // unacknowledged ones, so neither channel can hold more.
+        let window = usize::from(mqtt::RECEIVE_MAXIMUM);
+        let (commands_tx, commands_rx) = mpsc::channel(window);
+        let (acks_tx, acks_rx) = mpsc::channel(window);
+        // Publishes whose PUBACK someone waits for: the MQTT outbox sends, the link confirms.
+        let (tracked_tx, tracked_rx) = mpsc::channel(1);
         // The connection as it stands: the link sends, every MQTT task watches.
         let (link_tx, link_rx) = watch::channel(LinkState::default());
         broker_up = Some(link_rx.clone());
         let link = mqtt::link::Link {
             events,
-            client: client.clone(),
             prefix: identity.prefix.clone(),
             commands: commands_tx,
             acks: acks_rx,
+            tracked: tracked_rx,
             state: link_tx,
             heart: hearts.heart("mqtt link"),
         };
@@ -168,7 +196,7 @@ pub async fn run(config: Config, shutdown: Shutdown) -> Result<(), AppError> {
         tasks.spawn(publish, "mqtt publisher", |stop| publisher.run(stop));
         let reminders = crate::outbox::mqtt::MqttOutbox {
             store: store.clone(),
-            client: client.clone(),
+            link_tx: tracked_tx,
             topic: mqtt::topics::Topic::PermitReminder.build(&identity.prefix),
             link: link_rx.clone(),
             queued: queued.subscribe(),

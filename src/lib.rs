@@ -5,14 +5,14 @@
 //! Rooms by layer, top to bottom. A room uses rooms on its own layer or below, never above,
 //! never in a circle (`tests/layers.rs` holds the code to this table).
 //!
-//! | layer    | rooms                                                              |
-//! |----------|--------------------------------------------------------------------|
-//! | binary   | cli, app, demo                                                     |
-//! | tasks    | mqtt, sync, outbox, health                                         |
-//! | rules    | command                                                            |
-//! | adapters | store, odoo, sicantik                                              |
-//! | domain   | mo, permit                                                         |
-//! | leaves   | config, clock, backoff, heartbeat, uplink, shutdown, changes, http |
+//! | layer    | rooms                                                                    |
+//! |----------|--------------------------------------------------------------------------|
+//! | binary   | cli, app, demo                                                           |
+//! | tasks    | mqtt, sync, outbox, health                                               |
+//! | rules    | command                                                                  |
+//! | adapters | store, odoo, sicantik                                                    |
+//! | domain   | mo, permit                                                               |
+//! | leaves   | config, clock, backoff, heartbeat, uplink, shutdown, changes, http, lock |
 //!
 //! - **binary**: `cli` runs each command of the command line, `app` wires the agent's tasks
 //!   (reading it tells the architecture), `demo` runs it against the simulators (the `demo`
@@ -39,6 +39,7 @@ pub mod demo;
 mod health;
 pub mod heartbeat;
 mod http;
+pub mod lock;
 pub mod mo;
 mod mqtt;
 mod odoo;

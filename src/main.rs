@@ -38,6 +38,11 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Print the operator data a damaged database (kept aside by the agent) still holds.
+    Salvage {
+        /// The kept file, e.g. /var/lib/linegate/linegate.db.damaged-20261201T080000Z.
+        file: PathBuf,
+    },
     /// The agent against a built-in simulated Odoo, with a local database: see MOs flow.
     #[cfg(feature = "demo")]
     Demo(linegate::demo::DemoArgs),
@@ -45,19 +50,18 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    // The configuration's level, when it can be read (RUST_LOG wins); errors in it are
-    // reported by the command itself.
-    let level = linegate::config::Config::load(&cli.config)
-        .map(|c| c.log.level)
-        .unwrap_or_else(|_| "info".into());
-    init_logging(&level);
+    // Read once: the file may be a pipe (`--config /dev/stdin`).
+    let file = cli::ConfigFile::read(&cli.config);
+    // The configuration's level, when it can be read (RUST_LOG wins).
+    init_logging(&file.log_level());
     let runtime = tokio::runtime::Runtime::new().expect("starting the tokio runtime");
     let code = runtime.block_on(async {
         match cli.command {
-            Command::CheckConfig => cli::check_config(&cli.config),
-            Command::Run => cli::run(&cli.config, stop_signal()).await,
-            Command::Sync { once: _, source } => cli::sync_once(&cli.config, source).await,
-            Command::Status { json } => cli::status(&cli.config, json).await,
+            Command::CheckConfig => cli::check_config(&file),
+            Command::Run => cli::run(&file, stop_signal()).await,
+            Command::Sync { once: _, source } => cli::sync_once(&file, source, stop_signal()).await,
+            Command::Status { json } => cli::status(&file, json).await,
+            Command::Salvage { file } => cli::salvage(&file).await,
             #[cfg(feature = "demo")]
             Command::Demo(args) => linegate::demo::run(args, stop_signal()).await,
         }
@@ -92,10 +96,17 @@ fn stop_signal() -> linegate::shutdown::Shutdown {
     tokio::spawn(async move {
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
             .expect("installing the SIGTERM handler");
-        tokio::select! {
-            _ = term.recv() => tracing::info!("SIGTERM: stopping"),
-            _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT: stopping"),
-        }
+        let signal = tokio::select! {
+            _ = term.recv() => {
+                tracing::info!("SIGTERM: stopping");
+                libc::SIGTERM
+            }
+            _ = tokio::signal::ctrl_c() => {
+                tracing::info!("SIGINT: stopping");
+                libc::SIGINT
+            }
+        };
+        cli::STOPPED_BY.store(signal, std::sync::atomic::Ordering::Relaxed);
         trigger.fire();
     });
     shutdown

@@ -2,6 +2,10 @@
 //! (Odoo, SICANTIK), told by its sync scheduler, and the MQTT broker, told by the link task.
 //! The status topic and systemd's STATUS show them; nothing here talks to anything.
 
+/// The upstreams by name, as logs, the run history and the status topic name them.
+pub const ODOO: &str = "odoo";
+pub const SICANTIK: &str = "sicantik";
+
 /// An upstream as its last sync saw it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Uplink {

@@ -703,10 +703,14 @@ async fn a_command_with_an_unpublishable_response_topic_does_not_loop_the_agent(
         .await
         .unwrap();
 
-    // Then it is applied and answered on the station's topic once, and the agent stays up:
-    // a later command is answered too, and the poison one is never redelivered
+    // Then it is refused, not applied, and answered on the station's topic once, and the agent
+    // stays up: a later command is answered too, and the poison one is never redelivered
     let reply = panel.reply_for("poison").await;
-    assert_eq!(reply["ok"], true, "{reply}");
+    assert_eq!(reply["error"]["code"], "bad_response_topic", "{reply}");
+    let registered: bool = reader(&db)
+        .query_row("SELECT ready_for_production FROM mo WHERE id = 1", [], |r| r.get(0))
+        .unwrap();
+    assert!(!registered, "a refused command changes nothing");
     let after = panel.send("ready-mo", json!({"request_id": "after-poison"})).await;
     assert_eq!(after["ok"], true);
     let redelivered = tokio::time::timeout(Duration::from_secs(3), async {

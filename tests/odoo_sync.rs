@@ -9,10 +9,10 @@ use std::time::Duration;
 
 use common::{config, mo_count, odoo_config, reader, sim, wait_until};
 use linegate::command::{Commands, Limits, Request};
+use linegate::lock::{sync_purpose, FileLock};
 use linegate::mo::Protected;
 use linegate::shutdown::{self, Shutdown};
 use linegate::store::{self, Store};
-use linegate::sync::lock::SyncLock;
 use linegate::sync::odoo::OdooSync;
 use linegate::sync::scheduler::Scheduler;
 use linegate::sync::{Report, SyncError};
@@ -516,7 +516,9 @@ async fn another_sync_holding_the_lock_does_not_report_the_uplink_down() {
     let db = dir.path().join("linegate.db");
     let store = Store::open(&db).unwrap();
     let sync = OdooSync::new(&odoo_config(&sim), store.clone(), RETENTION).unwrap();
-    let lock = SyncLock::try_acquire(&db).unwrap().expect("the lock is free");
+    let lock = FileLock::try_acquire(&db, &sync_purpose("odoo"))
+        .unwrap()
+        .expect("the lock is free");
     let (uplink_tx, mut uplink) = tokio::sync::watch::channel(Uplink::Up);
     let (_sync_now, triggers) = tokio::sync::mpsc::channel(1);
     let (trigger, shutdown) = shutdown::channel();

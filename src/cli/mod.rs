@@ -1,9 +1,11 @@
 //! The commands of the command line, each returning the process exit code: `run` (the agent)
-//! and the one-shot ones.
+//! and the one-shot ones. The configuration file is read once ([`ConfigFile`]): `/dev/stdin`
+//! works too.
 
 mod status;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicI32, Ordering};
 
 use crate::config::{Config, ConfigError};
 use crate::shutdown::Shutdown;
@@ -16,6 +18,37 @@ use crate::sync::sicantik::SicantikSync;
 pub(crate) const EXIT_CONFIG: u8 = 78;
 pub const EXIT_FAILURE: u8 = 1;
 
+/// The signal that stopped a one-shot command (0: none), set by the binary's signal handler;
+/// such a command exits 128 + the signal's number, as a shell reports a process it killed.
+pub static STOPPED_BY: AtomicI32 = AtomicI32::new(0);
+
+/// The configuration file, read once.
+pub struct ConfigFile {
+    path: PathBuf,
+    loaded: Result<Config, ConfigError>,
+}
+
+impl ConfigFile {
+    pub fn read(path: &Path) -> ConfigFile {
+        ConfigFile {
+            path: path.to_path_buf(),
+            loaded: Config::load(path),
+        }
+    }
+
+    /// The configured log level, when the file can be read (its errors are reported by the
+    /// command itself).
+    pub fn log_level(&self) -> String {
+        self.loaded
+            .as_ref()
+            .map_or_else(|_| "info".into(), |c| c.log.level.clone())
+    }
+
+    fn config(&self) -> Result<&Config, u8> {
+        self.loaded.as_ref().map_err(|e| report_config(&self.path, e))
+    }
+}
+
 /// Which upstream `sync --once` runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Source {
@@ -24,24 +57,20 @@ pub enum Source {
     All,
 }
 
-fn load(path: &Path) -> Result<Config, u8> {
-    Config::load(path).map_err(|e| report_config(path, &e))
-}
-
 fn report_config(path: &Path, e: &ConfigError) -> u8 {
     eprintln!("linegate: {}: {e}", path.display());
     EXIT_CONFIG
 }
 
 /// The agent, until `shutdown`.
-pub async fn run(path: &Path, shutdown: Shutdown) -> u8 {
-    let config = match load(path) {
-        Ok(config) => config,
+pub async fn run(file: &ConfigFile, shutdown: Shutdown) -> u8 {
+    let config = match file.config() {
+        Ok(config) => config.clone(),
         Err(code) => return code,
     };
     match crate::app::run(config, shutdown).await {
         Ok(()) => 0,
-        Err(crate::app::AppError::Config(e)) => report_config(path, &e),
+        Err(crate::app::AppError::Config(e)) => report_config(&file.path, &e),
         Err(e) => {
             tracing::error!(error = %e, "linegate failed");
             EXIT_FAILURE
@@ -49,9 +78,17 @@ pub async fn run(path: &Path, shutdown: Shutdown) -> u8 {
     }
 }
 
-pub fn check_config(path: &Path) -> u8 {
-    match Config::load(path).and_then(|c| c.validate_secrets().map(|()| c)) {
-        Ok(config) => {
+pub fn check_config(file: &ConfigFile) -> u8 {
+    let path = &file.path;
+    let checked = file.config().map(|config| {
+        config
+            .validate_secrets()
+            .and_then(|()| config.validate_work())
+            .map(|()| config)
+    });
+    match checked {
+        Err(code) => code,
+        Ok(Ok(config)) => {
             let odoo = config
                 .odoo
                 .as_ref()
@@ -59,12 +96,15 @@ pub fn check_config(path: &Path) -> u8 {
             println!("{}: ok ({odoo}, store {})", path.display(), config.store.path.display());
             0
         }
-        Err(e) => report_config(path, &e),
+        Ok(Err(e)) => report_config(path, &e),
     }
 }
 
-pub async fn sync_once(path: &Path, source: Source) -> u8 {
-    let config = match load(path) {
+/// One sync per source; `shutdown` (SIGTERM, SIGINT) stops it between requests, keeping what
+/// was committed, and the command exits 128 + the signal's number.
+pub async fn sync_once(file: &ConfigFile, source: Source, shutdown: Shutdown) -> u8 {
+    let path = &file.path;
+    let config = match file.config() {
         Ok(config) => config,
         Err(code) => return code,
     };
@@ -88,7 +128,7 @@ pub async fn sync_once(path: &Path, source: Source) -> u8 {
     if let Some(odoo) = odoo {
         let retention = std::time::Duration::from_secs(u64::from(config.store.retention_days) * 86_400);
         match OdooSync::new(odoo, store.clone(), retention) {
-            Ok(mut sync) => code = code.max(once(&mut sync, &store, &config.store.path).await),
+            Ok(mut sync) => code = code.max(once(&mut sync, &store, &config.store.path, &shutdown).await),
             Err(e) => return report_config(path, &e),
         }
     }
@@ -97,23 +137,32 @@ pub async fn sync_once(path: &Path, source: Source) -> u8 {
             Ok(mut sync) => {
                 // Reminders this run produces wait in the outbox for the running agent's broker.
                 sync.mqtt = config.mqtt.is_some();
-                code = code.max(once(&mut sync, &store, &config.store.path).await)
+                if !shutdown.is_set() {
+                    code = code.max(once(&mut sync, &store, &config.store.path, &shutdown).await)
+                }
             }
             Err(e) => return report_config(path, &e),
         }
     }
     // Its close-time checkpoint before the process exits: the WAL is left empty.
     store.close().await;
-    code
+    match STOPPED_BY.load(Ordering::Relaxed) {
+        0 => code,
+        signal => 128u8.saturating_add(u8::try_from(signal).unwrap_or(0)),
+    }
 }
 
 /// One run of one source, with its one-line summary.
-async fn once<S: scheduler::Source>(sync: &mut S, store: &Store, db: &Path) -> u8 {
+async fn once<S: scheduler::Source>(sync: &mut S, store: &Store, db: &Path, shutdown: &Shutdown) -> u8 {
     let name = sync.name();
-    match scheduler::run_once(sync, store, db, &Shutdown::never()).await {
+    match scheduler::run_once(sync, store, db, shutdown).await {
         Ok(report) => {
             println!("{name}: ok: {report}");
             0
+        }
+        Err(crate::sync::SyncError::Cancelled) => {
+            println!("{name}: stopped: what was committed before stays");
+            EXIT_FAILURE
         }
         Err(e) => {
             println!("{name}: FAILED: {e}");
@@ -124,8 +173,8 @@ async fn once<S: scheduler::Source>(sync: &mut S, store: &Store, db: &Path) -> u
 
 /// Prints what the store knows. It only reads: no migration, no write, so it is safe beside a
 /// running agent and on a database this binary does not know (it says so instead).
-pub async fn status(config_path: &Path, json: bool) -> u8 {
-    let config = match load(config_path) {
+pub async fn status(file: &ConfigFile, json: bool) -> u8 {
+    let config = match file.config() {
         Ok(config) => config,
         Err(code) => return code,
     };
@@ -148,6 +197,40 @@ pub async fn status(config_path: &Path, json: bool) -> u8 {
         }
         Ok(status) => {
             print!("{}", status::render(&status, &path));
+            0
+        }
+        Err(e) => {
+            eprintln!("linegate: {e}");
+            EXIT_FAILURE
+        }
+    }
+}
+
+/// Prints, one JSON object a line, the operator data of every MO a damaged database that was
+/// kept aside still holds; what could not be read is said on stderr. Never writes the file.
+pub async fn salvage(file: &Path) -> u8 {
+    let path = file.to_path_buf();
+    let read = tokio::task::spawn_blocking(move || store::salvage::operator_data(&path))
+        .await
+        .expect("the salvage read does not panic");
+    match read {
+        Ok(salvage) => {
+            for mo in &salvage.mos {
+                println!("{}", serde_json::to_string(mo).expect("salvaged rows serialize"));
+            }
+            for damage in &salvage.damage {
+                eprintln!("linegate: {}: unreadable: {damage}", file.display());
+            }
+            eprintln!(
+                "linegate: {}: {} MOs with operator data read{}",
+                file.display(),
+                salvage.mos.len(),
+                if salvage.damage.is_empty() {
+                    ""
+                } else {
+                    "; some of the file could not be read"
+                }
+            );
             0
         }
         Err(e) => {

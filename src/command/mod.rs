@@ -86,6 +86,15 @@ impl Commands {
         }
     }
 
+    /// A refusal before the command is looked at (by the transport: a response topic it may not
+    /// use, say), with the request_id when the payload has a readable one. Nothing is written.
+    pub(crate) fn refuse(&self, request: &Request, refusal: Refusal) -> Handled {
+        let request_id = parse::envelope(&request.action, &request.payload, self.limits.max_payload)
+            .ok()
+            .map(|e| e.request_id);
+        Handled::answer(Reply::refused(request_id, &request.action, refusal))
+    }
+
     async fn handle_envelope(&self, request: &Request, envelope: &Envelope) -> Result<Handled, Refusal> {
         if envelope.action.writes() {
             // Before any other check: a command already applied gets its reply again, even if

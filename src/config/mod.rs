@@ -152,6 +152,18 @@ impl Config {
         Ok(())
     }
 
+    /// Checks there is something to do: without Odoo, a broker or SICANTIK the agent would only
+    /// sit on its store.
+    pub(crate) fn validate_work(&self) -> Result<(), ConfigError> {
+        if self.odoo.is_none() && self.mqtt.is_none() && self.sicantik.is_none() {
+            return Err(ConfigError::new(
+                "(file)",
+                "nothing to do: there is no [odoo], [mqtt] or [sicantik] section",
+            ));
+        }
+        Ok(())
+    }
+
     /// Resolves the secrets and checks they fit the chosen API. Separate from [`Config::validate`]
     /// because `linegate status` must work without access to them.
     pub(crate) fn validate_secrets(&self) -> Result<(), ConfigError> {

@@ -8,6 +8,7 @@ use tokio::sync::{mpsc, watch};
 use super::topics::{self, Topic};
 use super::{Incoming, MAX_PACKET};
 use crate::changes::{Change, Sender as ChangeSender};
+use crate::command::reply::refuse;
 use crate::command::{Commands, Request};
 use crate::heartbeat::{Heart, BEAT};
 use crate::shutdown::Shutdown;
@@ -28,9 +29,9 @@ pub(crate) struct CommandServer {
     pub(crate) client: AsyncClient,
     pub(crate) prefix: String,
     /// From the link: commands with the connection they came on.
-    pub(crate) incoming: mpsc::UnboundedReceiver<Incoming>,
+    pub(crate) incoming: mpsc::Receiver<Incoming>,
     /// To the link: commands answered, to acknowledge if their connection still stands.
-    pub(crate) acks: mpsc::UnboundedSender<Incoming>,
+    pub(crate) acks: mpsc::Sender<Incoming>,
     pub(crate) link: watch::Receiver<LinkState>,
     pub(crate) changes: ChangeSender,
     pub(crate) heart: Heart,
@@ -60,7 +61,7 @@ impl CommandServer {
             };
             let topic = String::from_utf8_lossy(&publish.topic).to_string();
             let Some(Topic::Command { station, action }) = Topic::parse(&prefix, &topic) else {
-                let _ = acks.send((generation, publish));
+                let _ = acks.send((generation, publish)).await;
                 continue;
             };
             let request = Request {
@@ -69,8 +70,33 @@ impl CommandServer {
                 payload: publish.payload.to_vec(),
                 received_unix: crate::clock::now_unix(),
             };
+            // MQTT 5 request/response: the panel may ask for the answer on a topic of its own,
+            // with its correlation data — within its station's reply space only.
+            let response = publish.properties.as_ref().and_then(|p| {
+                p.response_topic
+                    .as_ref()
+                    .map(|t| (t.clone(), p.correlation_data.clone()))
+            });
+            let outside = response
+                .as_ref()
+                .filter(|(t, _)| !topics::in_reply_space(&prefix, &station, t));
             failpoint("command-before-commit");
-            let handled = commands.handle(request).await;
+            let handled = match outside {
+                Some((topic, _)) => commands.refuse(
+                    &request,
+                    refuse(
+                        "bad_response_topic",
+                        format!(
+                            "response topic {topic:?} is not this station's: use {} or a topic below it",
+                            Topic::Reply {
+                                station: station.clone()
+                            }
+                            .build(&prefix)
+                        ),
+                    ),
+                ),
+                None => commands.handle(request).await,
+            };
             failpoint("command-after-commit");
             match &handled.reply.error {
                 Some(error) => {
@@ -81,7 +107,7 @@ impl CommandServer {
                 }
             }
             if !handled.changed.is_empty() {
-                let _ = changes.send(Change::Mos(handled.changed.clone()));
+                changes.send(Change::Mos(handled.changed.clone()));
             }
             // A reply the broker would refuse (larger than its packet limit) would drop the
             // connection and come back after every reconnect: send a short refusal instead.
@@ -90,35 +116,33 @@ impl CommandServer {
             if reply.len() + prefix.len() + 512 > max_packet {
                 reply = crate::command::reply::too_large_reply(&handled.reply, max_packet);
             }
-            let reply_topic = Topic::Reply { station }.build(&prefix);
+            let reply_topic = Topic::Reply {
+                station: station.clone(),
+            }
+            .build(&prefix);
             if let Err(e) = client
                 .publish(reply_topic, QoS::AtLeastOnce, false, reply.clone())
                 .await
             {
                 tracing::warn!(error = %e, "reply not sent");
             }
-            // MQTT 5 request/response: answer where the panel asked, with its correlation data —
-            // if the topic is one we may publish to (an empty or wildcard one would get us
-            // disconnected, again after every reconnect).
-            let response = publish
-                .properties
-                .as_ref()
-                .and_then(|p| p.response_topic.as_ref().map(|t| (t, p)));
-            if let Some((response_topic, props)) = response {
-                if topics::publishable(response_topic) {
+            match response {
+                Some((topic, correlation_data)) if outside.is_none() => {
                     let properties = PublishProperties {
-                        correlation_data: props.correlation_data.clone(),
+                        correlation_data,
                         ..Default::default()
                     };
                     let _ = client
-                        .publish_with_properties(response_topic.clone(), QoS::AtLeastOnce, false, reply, properties)
+                        .publish_with_properties(topic, QoS::AtLeastOnce, false, reply, properties)
                         .await;
-                } else {
-                    tracing::warn!(response_topic, "response topic ignored: not a topic one can publish to");
                 }
+                Some((topic, _)) => tracing::warn!(station, response_topic = topic, "response topic refused"),
+                None => {}
             }
             // Only now: the command is committed and answered.
-            let _ = acks.send((generation, publish));
+            if acks.send((generation, publish)).await.is_err() {
+                return;
+            }
         }
     }
 }

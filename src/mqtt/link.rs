@@ -1,11 +1,19 @@
-//! The task that owns rumqttc's event loop.
+//! The task that owns rumqttc's event loop. It polls without pause and never waits on another
+//! task: commands go to the command server through a bounded channel (the broker's receive
+//! maximum bounds what it sends us, and what does not fit waits here), acknowledgements and
+//! tracked publishes go straight into the event loop's own queue, where no full channel can
+//! drop them.
 
-use std::time::Duration;
+use std::collections::{HashMap, VecDeque};
+use std::time::{Duration, Instant};
 
-use rumqttc::v5::mqttbytes::v5::{ConnectReturnCode, Filter, Packet, RetainForwardRule, Subscribe};
+use rumqttc::v5::mqttbytes::v5::{
+    ConnectReturnCode, Filter, Packet, PubAck, PubAckReason, Publish, RetainForwardRule, Subscribe,
+};
 use rumqttc::v5::mqttbytes::QoS;
-use rumqttc::v5::{AsyncClient, Event, EventLoop, Request as MqttRequest};
-use tokio::sync::{mpsc, watch};
+use rumqttc::v5::{Event, EventLoop, Request as MqttRequest};
+use rumqttc::Outgoing;
+use tokio::sync::{mpsc, oneshot, watch};
 
 use super::topics::Topic;
 use super::Incoming;
@@ -14,10 +22,19 @@ use crate::heartbeat::Heart;
 use crate::shutdown::Shutdown;
 use crate::uplink::LinkState;
 
-/// Waits between failed connects (rumqttc itself would retry at once, in a loop).
-const RECONNECT: Backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(30)).with_jitter(0.3);
+/// Waits between failed connects (rumqttc itself would retry at once, in a loop). Capped low
+/// so that the link is back within 2 s of the broker's return; 250 ms doubling, so that a
+/// broker that is down gets about 40 attempts a minute, not a storm.
+const RECONNECT: Backoff = Backoff::new(Duration::from_millis(250), Duration::from_millis(1600));
 /// A connection that lasted this long was a good one: the next failure starts the backoff over.
 const STABLE: Duration = Duration::from_secs(30);
+
+/// A publish whose fate its sender wants to know: `done` gets `Ok` on the broker's PUBACK, an
+/// error if the broker refused it or the session that carried it was lost.
+pub(crate) struct Tracked {
+    pub(crate) publish: Publish,
+    pub(crate) done: oneshot::Sender<Result<(), String>>,
+}
 
 /// Polls the event loop until shutdown has been flushed to the broker (or cannot be).
 ///
@@ -26,32 +43,86 @@ const STABLE: Duration = Duration::from_secs(30);
 /// and an old PUBACK would acknowledge a different, not yet applied, command.
 pub(crate) struct Link {
     pub(crate) events: EventLoop,
-    pub(crate) client: AsyncClient,
     pub(crate) prefix: String,
     /// To the command server: commands with the connection they came on.
-    pub(crate) commands: mpsc::UnboundedSender<Incoming>,
+    pub(crate) commands: mpsc::Sender<Incoming>,
     /// From the command server: commands answered, to acknowledge.
-    pub(crate) acks: mpsc::UnboundedReceiver<Incoming>,
-    /// To the publisher and the command server: the connection as it stands.
+    pub(crate) acks: mpsc::Receiver<Incoming>,
+    /// From the outbox: publishes to confirm on their PUBACK.
+    pub(crate) tracked: mpsc::Receiver<Tracked>,
+    /// To every MQTT task: the connection as it stands.
     pub(crate) state: watch::Sender<LinkState>,
     /// Beats on every event (keep-alive pings come at least every `keep_alive`).
     pub(crate) heart: Heart,
 }
 
+/// Tracked publishes on their way: which packet id each got, and the one not numbered yet.
+#[derive(Default)]
+struct InFlight {
+    /// Pushed to the front of the event loop's queue; the next outgoing publish is it.
+    numbering: Option<Tracked>,
+    by_pkid: HashMap<u16, oneshot::Sender<Result<(), String>>>,
+    /// A packet id rumqttc is holding back (a collision): its publish goes out later, and that
+    /// outgoing event is not a new one's.
+    held: Option<u16>,
+}
+
+impl InFlight {
+    fn can_take(&self) -> bool {
+        self.numbering.is_none() && self.held.is_none()
+    }
+
+    /// A publish went out with `pkid` (or was held back with it).
+    fn numbered(&mut self, pkid: u16, held_back: bool) {
+        if self.held == Some(pkid) && !held_back {
+            self.held = None;
+            return;
+        }
+        if held_back {
+            self.held = Some(pkid);
+        }
+        if let Some(t) = self.numbering.take() {
+            self.by_pkid.insert(pkid, t.done);
+        }
+    }
+
+    fn acked(&mut self, ack: &PubAck) {
+        if let Some(done) = self.by_pkid.remove(&ack.pkid) {
+            let outcome = match ack.reason {
+                PubAckReason::Success | PubAckReason::NoMatchingSubscribers => Ok(()),
+                reason => Err(format!("the broker refused it: {reason:?}")),
+            };
+            let _ = done.send(outcome);
+        }
+    }
+
+    /// The session is gone, and with it every tracked publish it had not acknowledged.
+    fn lost(&mut self) {
+        let lost = self.numbering.take().map(|t| t.done).into_iter();
+        for done in lost.chain(self.by_pkid.drain().map(|(_, d)| d)) {
+            let _ = done.send(Err("the broker's session was lost before it acknowledged".into()));
+        }
+        self.held = None;
+    }
+}
+
 pub(crate) async fn run(link: Link, shutdown: Shutdown) {
     let Link {
         mut events,
-        client,
         prefix,
         commands,
         mut acks,
+        mut tracked,
         state,
         heart,
     } = link;
     let filter = Topic::command_filter(&prefix);
     let mut retries = RECONNECT.retries();
     let mut last_error: Option<String> = None;
-    let mut connected_at: Option<std::time::Instant> = None;
+    let mut connected_at: Option<Instant> = None;
+    // Commands the command server had no room for yet; the broker's receive maximum bounds it.
+    let mut backlog: VecDeque<Incoming> = VecDeque::new();
+    let mut in_flight = InFlight::default();
     // After shutdown the publisher sends "offline" and DISCONNECT; keep polling so they reach
     // the broker, but not forever (one deadline, not one per event).
     let grace = async {
@@ -60,13 +131,30 @@ pub(crate) async fn run(link: Link, shutdown: Shutdown) {
     };
     tokio::pin!(grace);
     loop {
+        let connected = state.borrow().connected;
         let event = tokio::select! {
             event = events.poll() => event,
             Some((generation, publish)) = acks.recv() => {
                 let current = *state.borrow();
-                if current.connected && current.generation == generation {
-                    let _ = client.try_ack(&publish);
+                if current.connected && current.generation == generation && publish.qos == QoS::AtLeastOnce {
+                    // Into the event loop's own queue: unlike rumqttc's request channel it cannot
+                    // be full. rumqttc clears it when a new session starts, so a PUBACK never
+                    // reaches a connection whose packet ids mean something else.
+                    events.pending.push_back(MqttRequest::PubAck(PubAck::new(publish.pkid, None)));
                 }
+                continue;
+            }
+            Ok(permit) = commands.reserve(), if !backlog.is_empty() => {
+                if let Some(command) = backlog.pop_front() {
+                    permit.send(command);
+                }
+                continue;
+            }
+            Some(t) = tracked.recv(), if connected && in_flight.can_take() => {
+                // At the front: the next publish the event loop sends is this one, so the
+                // packet id in that outgoing event is its own.
+                events.pending.push_front(MqttRequest::Publish(t.publish.clone()));
+                in_flight.numbering = Some(t);
                 continue;
             }
             _ = &mut grace => return,
@@ -75,11 +163,11 @@ pub(crate) async fn run(link: Link, shutdown: Shutdown) {
         match event {
             Ok(Event::Incoming(Packet::ConnAck(ack))) if ack.code == ConnectReturnCode::Success => {
                 last_error = None;
-                connected_at = Some(std::time::Instant::now());
+                connected_at = Some(Instant::now());
                 if !ack.session_present {
-                    // A new session has no subscriptions. Ahead of everything queued (a full
-                    // request channel during a republish must not lose it); retained commands
-                    // are never replayed to us.
+                    in_flight.lost();
+                    // A new session has no subscriptions. Ahead of everything queued; retained
+                    // commands are never replayed to us.
                     let mut command_filter = Filter::new(filter.clone(), QoS::AtLeastOnce);
                     command_filter.retain_forward_rule = RetainForwardRule::Never;
                     events
@@ -98,17 +186,29 @@ pub(crate) async fn run(link: Link, shutdown: Shutdown) {
                 let topic = String::from_utf8_lossy(&publish.topic).to_string();
                 match Topic::parse(&prefix, &topic) {
                     Some(Topic::Command { .. }) if !publish.retain => {
-                        let _ = commands.send((state.borrow().generation, publish));
+                        let command = (state.borrow().generation, publish);
+                        if !backlog.is_empty() {
+                            backlog.push_back(command);
+                        } else if let Err(mpsc::error::TrySendError::Full(command)) = commands.try_send(command) {
+                            backlog.push_back(command);
+                        }
                     }
                     _ => {
                         // Not ours to handle (or a retained command, which would run again on
                         // every subscribe): acknowledge it so it is not redelivered forever.
                         tracing::warn!(topic, retain = publish.retain, "message dropped");
-                        let _ = client.try_ack(&publish);
+                        if publish.qos == QoS::AtLeastOnce {
+                            events
+                                .pending
+                                .push_back(MqttRequest::PubAck(PubAck::new(publish.pkid, None)));
+                        }
                     }
                 }
             }
-            Ok(Event::Outgoing(rumqttc::Outgoing::Disconnect)) if shutdown.is_set() => return,
+            Ok(Event::Outgoing(Outgoing::Publish(pkid))) => in_flight.numbered(pkid, false),
+            Ok(Event::Outgoing(Outgoing::AwaitAck(pkid))) => in_flight.numbered(pkid, true),
+            Ok(Event::Incoming(Packet::PubAck(ack))) => in_flight.acked(&ack),
+            Ok(Event::Outgoing(Outgoing::Disconnect)) if shutdown.is_set() => return,
             Ok(_) => {}
             Err(e) => {
                 state.send_modify(|s| s.connected = false);
@@ -138,4 +238,65 @@ pub(crate) async fn run(link: Link, shutdown: Shutdown) {
 fn client_host(events: &EventLoop) -> String {
     let (host, port) = events.options.broker_address();
     format!("{host}:{port}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tracked() -> (Tracked, oneshot::Receiver<Result<(), String>>) {
+        let (done, rx) = oneshot::channel();
+        let publish = Publish::new("t", QoS::AtLeastOnce, "x", None);
+        (Tracked { publish, done }, rx)
+    }
+
+    fn ack(pkid: u16, reason: PubAckReason) -> PubAck {
+        let mut ack = PubAck::new(pkid, None);
+        ack.reason = reason;
+        ack
+    }
+
+    #[test]
+    fn a_tracked_publish_is_done_on_its_own_puback_only() {
+        let mut f = InFlight::default();
+        let (t, mut rx) = tracked();
+        f.numbering = Some(t);
+        f.numbered(7, false);
+        assert!(f.can_take());
+        f.acked(&ack(6, PubAckReason::Success));
+        assert!(rx.try_recv().is_err(), "another packet's PUBACK");
+        f.acked(&ack(7, PubAckReason::Success));
+        assert_eq!(rx.try_recv(), Ok(Ok(())));
+    }
+
+    #[test]
+    fn a_refusal_or_a_lost_session_is_not_delivery() {
+        let mut f = InFlight::default();
+        let (t, mut refused) = tracked();
+        f.numbering = Some(t);
+        f.numbered(3, false);
+        f.acked(&ack(3, PubAckReason::NotAuthorized));
+        assert!(matches!(refused.try_recv(), Ok(Err(_))));
+        let (t, mut lost) = tracked();
+        f.numbering = Some(t);
+        f.lost();
+        assert!(matches!(lost.try_recv(), Ok(Err(_))));
+    }
+
+    #[test]
+    fn a_held_back_publish_going_out_later_is_not_taken_for_a_new_one() {
+        let mut f = InFlight::default();
+        let (t, mut first) = tracked();
+        f.numbering = Some(t);
+        f.numbered(4, true);
+        assert!(!f.can_take(), "nothing new while rumqttc holds one back");
+        f.numbered(4, false);
+        assert!(f.can_take());
+        let (t, mut second) = tracked();
+        f.numbering = Some(t);
+        f.numbered(5, false);
+        f.acked(&ack(4, PubAckReason::Success));
+        f.acked(&ack(5, PubAckReason::Success));
+        assert_eq!((first.try_recv(), second.try_recv()), (Ok(Ok(())), Ok(Ok(()))));
+    }
 }

@@ -20,6 +20,9 @@ pub(crate) mod topics;
 
 /// Our largest packet, and the broker's when it does not say.
 const MAX_PACKET: u32 = 1024 * 1024;
+/// Commands the broker may send us before we acknowledge one (MQTT 5's receive maximum): it
+/// bounds what waits between the link and the command server.
+pub(crate) const RECEIVE_MAXIMUM: u16 = 32;
 
 /// Everything the tasks share about this gateway's place on the broker.
 #[derive(Debug, Clone)]

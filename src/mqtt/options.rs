@@ -6,7 +6,7 @@ use rumqttc::v5::MqttOptions;
 use rumqttc::{NetworkOptions, TlsConfiguration, Transport};
 
 use super::topics::Topic;
-use super::{payload, Identity, MAX_PACKET};
+use super::{payload, Identity, MAX_PACKET, RECEIVE_MAXIMUM};
 use crate::config::{ConfigError, MqttConfig};
 
 /// How long the broker keeps our session (and the commands queued for us) while we are away.
@@ -22,6 +22,7 @@ pub(crate) fn build(config: &MqttConfig, identity: &Identity) -> Result<MqttOpti
         .set_clean_start(false)
         .set_session_expiry_interval(Some(SESSION_EXPIRY_SECS))
         .set_manual_acks(true)
+        .set_receive_maximum(Some(RECEIVE_MAXIMUM))
         // rumqttc preallocates a slot per possible inflight publish: 65,535 by default, 14 MB.
         // The broker's receive maximum is far lower anyway (mosquitto: 20).
         .set_outgoing_inflight_upper_limit(OUTGOING_INFLIGHT)

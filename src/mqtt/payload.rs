@@ -86,9 +86,14 @@ pub(crate) fn status(
     let syncs: serde_json::Map<String, Value> = last_runs
         .iter()
         .map(|r| {
-            let run = json!({"at": r.started_at, "ok": r.ok, "error": r.error, "duration_ms": r.duration_ms,
-                "fetched": r.fetched, "inserted": r.inserted, "updated": r.updated, "gone": r.gone,
-                "details": r.details, "unknown": r.unknown, "reminders": r.reminders});
+            let mut run = json!({"at": r.started_at, "ok": r.ok, "error": r.error, "duration_ms": r.duration_ms,
+                "fetched": r.fetched, "inserted": r.inserted, "updated": r.updated, "gone": r.gone});
+            // Permit details, unknown permits and reminders are SICANTIK's alone.
+            if r.source == crate::uplink::SICANTIK {
+                run["details"] = json!(r.details);
+                run["unknown"] = json!(r.unknown);
+                run["reminders"] = json!(r.reminders);
+            }
             (r.source.clone(), run)
         })
         .collect();

@@ -79,15 +79,19 @@ impl Publisher {
                     }
                     self.republish_all(&mut published, &shutdown).await
                 }
-                Some(change) = self.changes.recv() => {
-                    if !self.link.borrow().connected {
-                        // Everything is republished on the next connect; purges are remembered.
-                        if let Change::Purged(ids) = change {
-                            published.purged_offline.extend(ids);
+                changes = self.changes.recv() => {
+                    let mut outcome = Ok(());
+                    for change in changes {
+                        if !self.link.borrow().connected {
+                            // Everything is republished on the next connect; purges are remembered.
+                            if let Change::Purged(ids) = change {
+                                published.purged_offline.extend(ids);
+                            }
+                            continue;
                         }
-                        continue;
+                        outcome = outcome.and(self.publish_change(change, &mut published).await);
                     }
-                    self.publish_change(change, &mut published).await
+                    outcome
                 }
                 _ = permits_tick.tick(), if self.permits_zone.is_some() => {
                     if !self.link.borrow().connected {

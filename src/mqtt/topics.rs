@@ -61,6 +61,20 @@ impl Topic {
     }
 }
 
+/// Whether `topic` is in `station`'s own reply space (its reply topic or a topic below it): the
+/// only place an MQTT 5 response topic may make the agent publish. Anywhere else the agent
+/// would publish with its own rights on a display's topic or another station's commands.
+pub(crate) fn in_reply_space(prefix: &str, station: &str, topic: &str) -> bool {
+    let own = Topic::Reply {
+        station: station.to_string(),
+    }
+    .build(prefix);
+    let below = topic
+        .strip_prefix(&own)
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'));
+    below && publishable(topic)
+}
+
 /// Whether a client may publish to `topic`: not empty, no wildcards, no `$` system topic, no
 /// NUL, within MQTT's length.
 pub(crate) fn publishable(topic: &str) -> bool {
@@ -135,6 +149,30 @@ mod tests {
         assert_eq!(Topic::parse(PREFIX, "linegate/gw-1/cmd/ws1/start/extra"), None);
         assert_eq!(Topic::parse(PREFIX, "linegate/gw-2/status"), None);
         assert_eq!(Topic::parse(PREFIX, "linegate/gw-1/mo/x"), None);
+    }
+
+    #[test]
+    fn responses_go_only_to_the_stations_own_replies() {
+        let ok = |t: &str| in_reply_space(PREFIX, "ws-1", t);
+        assert!(ok("linegate/gw-1/reply/ws-1"));
+        assert!(ok("linegate/gw-1/reply/ws-1/panel-7"));
+        for refused in [
+            "linegate/gw-1/status",
+            "linegate/gw-1/line/L1",
+            "linegate/gw-1/mo/5",
+            "linegate/gw-1/cmd/station-B/register-mo",
+            "linegate/gw-1/reply/ws-2",
+            "linegate/gw-1/reply/ws-10",
+            "linegate/gw-1/reply/ws-1x",
+            "linegate/gw-1/reply/ws-1/+",
+            "linegate/gw-1/reply/ws-1/#",
+            "",
+        ] {
+            assert!(!ok(refused), "{refused}");
+        }
+        // A station whose name is encoded has its encoded reply space.
+        assert!(in_reply_space(PREFIX, "a/b", "linegate/gw-1/reply/a%2Fb/x"));
+        assert!(!in_reply_space(PREFIX, "a/b", "linegate/gw-1/reply/a/b"));
     }
 
     fn topic() -> impl Strategy<Value = Topic> {

@@ -7,6 +7,7 @@ mod error;
 pub(crate) mod mapping;
 
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use reqwest::{StatusCode, Url};
@@ -53,7 +54,8 @@ pub struct OdooClient {
     session: tokio::sync::Mutex<Option<Session>>,
     /// Set when a login was refused; no new attempt before this instant.
     login_not_before: std::sync::Mutex<Option<Instant>>,
-    requests: AtomicU64,
+    /// Requests sent so far; shared, so that a sync's scheduler can see a run make progress.
+    requests: Arc<AtomicU64>,
 }
 
 impl OdooClient {
@@ -74,13 +76,18 @@ impl OdooClient {
             timeout: config.request_timeout,
             session: tokio::sync::Mutex::new(None),
             login_not_before: std::sync::Mutex::new(None),
-            requests: AtomicU64::new(0),
+            requests: Arc::default(),
         })
     }
 
     /// HTTP requests sent so far.
     pub(crate) fn requests(&self) -> u64 {
         self.requests.load(Ordering::Relaxed)
+    }
+
+    /// The request counter itself, to watch from outside a run.
+    pub(crate) fn request_counter(&self) -> Arc<AtomicU64> {
+        self.requests.clone()
     }
 
     /// The API in use and the server's major version, connecting first if needed.

@@ -1,14 +1,17 @@
 //! Reminder events on the broker: whatever the outbox holds for the `mqtt` channel, published
-//! when the broker is connected, at once when something is queued, and on every reconnect.
+//! when the broker is connected, at once when something is queued, and on every reconnect. A
+//! message leaves the outbox only on the broker's PUBACK for it (the link tells), oldest first:
+//! a crash before that sends it again, never loses it.
 
 use std::time::Duration;
 
+use rumqttc::v5::mqttbytes::v5::Publish;
 use rumqttc::v5::mqttbytes::QoS;
-use rumqttc::v5::AsyncClient;
-use tokio::sync::watch;
+use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::clock;
 use crate::heartbeat::{Heart, BEAT};
+use crate::mqtt::link::Tracked;
 use crate::shutdown::Shutdown;
 use crate::store::{self, Store, StoreError};
 use crate::uplink::LinkState;
@@ -21,7 +24,8 @@ const BATCH: u32 = 100;
 
 pub(crate) struct MqttOutbox {
     pub(crate) store: Store,
-    pub(crate) client: AsyncClient,
+    /// To the link, which says when the broker acknowledged each one.
+    pub(crate) link_tx: mpsc::Sender<Tracked>,
     /// Where the events go (`…/permits/reminder`).
     pub(crate) topic: String,
     /// From the link: publish only while connected, and again on every reconnect.
@@ -35,8 +39,12 @@ pub(crate) struct MqttOutbox {
 enum DeliveryError {
     #[error(transparent)]
     Store(#[from] StoreError),
-    #[error("MQTT client: {0}")]
-    Client(#[from] rumqttc::v5::ClientError),
+    #[error("the MQTT link has stopped")]
+    LinkGone,
+    #[error("not acknowledged: {0}")]
+    NotAcknowledged(String),
+    #[error("stopped by shutdown")]
+    Stopped,
 }
 
 impl MqttOutbox {
@@ -46,8 +54,9 @@ impl MqttOutbox {
         loop {
             self.heart.beat();
             if self.link.borrow().connected {
-                if let Err(e) = self.flush().await {
-                    tracing::warn!(error = %e, "reminder events not published; trying again on reconnect");
+                match self.flush(&shutdown).await {
+                    Ok(()) | Err(DeliveryError::Stopped) => {}
+                    Err(e) => tracing::warn!(error = %e, "reminder events not published; trying again on reconnect"),
                 }
             }
             tokio::select! {
@@ -61,7 +70,7 @@ impl MqttOutbox {
     }
 
     /// Publishes every due event, oldest first.
-    async fn flush(&self) -> Result<(), DeliveryError> {
+    async fn flush(&self, shutdown: &Shutdown) -> Result<(), DeliveryError> {
         loop {
             let now = clock::format_rfc3339(clock::now_unix());
             let due = self
@@ -72,9 +81,20 @@ impl MqttOutbox {
                 return Ok(());
             }
             for (id, message, _) in due {
-                self.client
-                    .publish(self.topic.clone(), QoS::AtLeastOnce, false, message)
-                    .await?;
+                let (done, acknowledged) = oneshot::channel();
+                let publish = Publish::new(self.topic.clone(), QoS::AtLeastOnce, message, None);
+                self.link_tx
+                    .send(Tracked { publish, done })
+                    .await
+                    .map_err(|_| DeliveryError::LinkGone)?;
+                // Until the broker answers; shutdown leaves the message for the next run.
+                let answer = tokio::select! {
+                    answer = acknowledged => answer,
+                    _ = shutdown.wait() => return Err(DeliveryError::Stopped),
+                };
+                answer
+                    .map_err(|_| DeliveryError::LinkGone)?
+                    .map_err(DeliveryError::NotAcknowledged)?;
                 let now = clock::format_rfc3339(clock::now_unix());
                 self.store.call(move |c| store::outbox::delivered(c, id, &now)).await?;
             }

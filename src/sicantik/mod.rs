@@ -64,7 +64,8 @@ pub(crate) struct SicantikClient {
     timeout: Duration,
     /// Every request waits here: the server has no limit of its own, so we keep the courtesy.
     limiter: Arc<DefaultDirectRateLimiter>,
-    requests: AtomicU64,
+    /// Requests sent so far; shared, so that a sync's scheduler can see a run make progress.
+    requests: Arc<AtomicU64>,
 }
 
 /// A rate limiter letting through `per_second` requests a second, one at a time.
@@ -87,12 +88,17 @@ impl SicantikClient {
             base: crate::http::as_base(base),
             timeout: config.request_timeout,
             limiter: Arc::new(limiter(config.rate_limit)),
-            requests: AtomicU64::new(0),
+            requests: Arc::default(),
         })
     }
 
     pub(crate) fn requests(&self) -> u64 {
         self.requests.load(Ordering::Relaxed)
+    }
+
+    /// The request counter itself, to watch from outside a run.
+    pub(crate) fn request_counter(&self) -> Arc<AtomicU64> {
+        self.requests.clone()
     }
 
     async fn get(&self, endpoint: &'static str, path: &str, query: &[(&str, &str)]) -> Result<Answer, SicantikError> {

@@ -68,7 +68,7 @@ fn protected_values(p: &Protected) -> [Value; 8] {
 
 /// SQL that holds for a row no operator has written to: every protected column as
 /// `Protected::default()` leaves it.
-fn no_operator_data_sql() -> String {
+pub(super) fn no_operator_data_sql() -> String {
     let unset = protected_values(&Protected::default());
     PROTECTED_COLUMNS
         .iter()

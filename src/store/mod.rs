@@ -6,6 +6,7 @@ pub(crate) mod command;
 pub mod mo;
 pub(crate) mod outbox;
 pub(crate) mod permit;
+pub(crate) mod salvage;
 pub mod sync;
 
 use std::path::{Path, PathBuf};
@@ -24,6 +25,16 @@ pub enum StoreError {
     TooNew { path: PathBuf, found: u32, known: u32 },
     #[error("the store has stopped")]
     Closed,
+    #[error("the database at {path} is damaged: {detail}")]
+    Damaged { path: PathBuf, detail: String },
+}
+
+/// SQLite's own words for a file that is not (or no longer) a sound database.
+fn is_damage(e: &rusqlite::Error) -> bool {
+    matches!(
+        e.sqlite_error_code(),
+        Some(rusqlite::ErrorCode::DatabaseCorrupt | rusqlite::ErrorCode::NotADatabase)
+    )
 }
 
 /// Migrations, embedded at build time; the position in this list is the schema version.
@@ -61,7 +72,31 @@ pub struct Store {
 impl Store {
     /// Opens (creating if needed) the database, migrates it, and starts its owner thread.
     pub fn open(path: &Path) -> Result<Store, StoreError> {
-        let db = open(path)?;
+        Ok(Store::start(open(path)?))
+    }
+
+    /// [`Store::open`], but a damaged database is kept aside and a fresh one started (the
+    /// sync pulls Odoo's MOs again); returns where the damaged one went. Only the holder of the
+    /// agent's lock may do this: nobody else has the file open for writing.
+    pub fn open_or_start_afresh(path: &Path) -> Result<(Store, Option<PathBuf>), StoreError> {
+        match open(path) {
+            Ok(db) => Ok((Store::start(db), None)),
+            Err(StoreError::Damaged { detail, .. }) => {
+                let kept = keep_aside(path, crate::clock::now_unix()).map_err(|e| StoreError::Damaged {
+                    path: path.to_path_buf(),
+                    detail: format!("{detail}; it cannot be moved aside: {e}"),
+                })?;
+                tracing::error!(
+                    db = %path.display(), kept = %kept.display(), %detail,
+                    "the database is damaged: kept aside, starting a fresh one (operator data: linegate salvage)"
+                );
+                Ok((Store::start(open(path)?), Some(kept)))
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    fn start(db: Db) -> Store {
         let (jobs, rx) = std::sync::mpsc::channel::<Message>();
         let thread = std::thread::Builder::new()
             .name("linegate-store".into())
@@ -72,10 +107,10 @@ impl Store {
                 }
             })
             .expect("spawning the store thread");
-        Ok(Store {
+        Store {
             jobs,
             thread: Arc::new(Mutex::new(Some(thread))),
-        })
+        }
     }
 
     /// Finishes the work already sent, closes the connection and waits for the thread: a
@@ -111,9 +146,18 @@ pub fn open(path: &Path) -> Result<Db, StoreError> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         let _ = std::fs::create_dir_all(dir);
     }
-    let open_err = |source| StoreError::Open {
-        path: path.to_path_buf(),
-        source,
+    let open_err = |source: rusqlite::Error| {
+        if is_damage(&source) {
+            StoreError::Damaged {
+                path: path.to_path_buf(),
+                detail: source.to_string(),
+            }
+        } else {
+            StoreError::Open {
+                path: path.to_path_buf(),
+                source,
+            }
+        }
     };
     let mut conn = Connection::open(path).map_err(open_err)?;
     // Switching a new database to WAL takes an exclusive lock that SQLite's busy handler does
@@ -130,8 +174,41 @@ pub fn open(path: &Path) -> Result<Db, StoreError> {
         }
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
+    // A page torn by a power cut or a failing SD card: found now, not mid-command. Reads the
+    // whole file once (milliseconds at the sizes a gateway keeps); writes nothing.
+    let verdict: String = conn
+        .query_row("PRAGMA quick_check", [], |r| r.get(0))
+        .map_err(open_err)?;
+    if verdict != "ok" {
+        return Err(StoreError::Damaged {
+            path: path.to_path_buf(),
+            detail: verdict.lines().take(3).collect::<Vec<_>>().join("; "),
+        });
+    }
     migrate(&mut conn, path)?;
     Ok(Db(conn))
+}
+
+/// Moves a damaged database (with its WAL and shared-memory files) aside as
+/// `<name>.damaged-<UTC time>`, so that a fresh one can take its place: operator data is never
+/// deleted (`linegate salvage` reads what it still can). Returns where it went.
+pub fn keep_aside(path: &Path, now_unix: i64) -> std::io::Result<PathBuf> {
+    let stamp = crate::clock::format_rfc3339(now_unix).replace([':', '-'], "");
+    let mut kept = path.as_os_str().to_os_string();
+    kept.push(format!(".damaged-{stamp}"));
+    let kept = PathBuf::from(kept);
+    std::fs::rename(path, &kept)?;
+    for suffix in ["-wal", "-shm"] {
+        let mut from = path.as_os_str().to_os_string();
+        from.push(suffix);
+        let mut to = kept.as_os_str().to_os_string();
+        to.push(suffix);
+        match std::fs::rename(&from, &to) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+            _ => {}
+        }
+    }
+    Ok(kept)
 }
 
 /// Per-connection settings. WAL with `synchronous = NORMAL` survives a crash of the agent at

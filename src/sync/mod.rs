@@ -1,7 +1,7 @@
 //! Keeping the store current with the upstreams: one run ([`odoo::OdooSync`]), the schedule
-//! that repeats it ([`scheduler`]), and the lock that keeps runs from overlapping.
+//! that repeats it ([`scheduler`]), under a lock (`crate::lock`) that keeps runs from
+//! overlapping.
 
-pub mod lock;
 pub mod odoo;
 pub mod scheduler;
 pub mod sicantik;

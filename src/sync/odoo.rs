@@ -18,7 +18,7 @@ use crate::odoo::{mapping, FieldPlan, OdooClient, OdooError};
 use crate::shutdown::Shutdown;
 use crate::store::{self, Store};
 
-pub(crate) const SOURCE: &str = "odoo";
+pub(crate) const SOURCE: &str = crate::uplink::ODOO;
 
 /// `write_date` is the transaction's start: a long transaction can commit rows stamped before
 /// ones already seen. Every incremental run looks this far back and dedupes what it sees again.
@@ -401,6 +401,10 @@ impl OdooSync {
 impl super::scheduler::Source for OdooSync {
     fn name(&self) -> &'static str {
         SOURCE
+    }
+
+    fn progress(&self) -> std::sync::Arc<std::sync::atomic::AtomicU64> {
+        self.client.request_counter()
     }
 
     fn run(&mut self, shutdown: &Shutdown) -> impl std::future::Future<Output = Result<Report, SyncError>> + Send {

@@ -7,15 +7,17 @@
 //! only adds load, and login attempts could trip Odoo's lockout.
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::{mpsc, watch};
 
-use super::lock::SyncLock;
 use super::{run_record, Report, SyncError};
 use crate::backoff::{jitter, Backoff};
 use crate::clock;
 use crate::heartbeat::{Heart, BEAT};
+use crate::lock::{self, FileLock};
 use crate::shutdown::Shutdown;
 use crate::store::{self, Store};
 use crate::uplink::Uplink;
@@ -33,6 +35,9 @@ pub trait Source: Send {
     fn name(&self) -> &'static str;
     /// One run; stops between requests when `shutdown` fires.
     fn run(&mut self, shutdown: &Shutdown) -> impl std::future::Future<Output = Result<Report, SyncError>> + Send;
+    /// Counts the run's requests: while it rises the run is alive; when it stops rising the
+    /// run is stuck (the watchdog's business).
+    fn progress(&self) -> Arc<AtomicU64>;
 }
 
 /// Runs one sync under the cross-process lock and records it in the store.
@@ -43,8 +48,9 @@ pub(crate) async fn run_once<S: Source>(
     shutdown: &Shutdown,
 ) -> Result<Report, SyncError> {
     let source = sync.name();
-    let Some(_lock) = SyncLock::try_acquire_for(db, source).map_err(|error| SyncError::Lock {
-        path: super::lock::lock_path(db, source),
+    let purpose = lock::sync_purpose(source);
+    let Some(_lock) = FileLock::try_acquire(db, &purpose).map_err(|error| SyncError::Lock {
+        path: lock::lock_path(db, &purpose),
         error,
     })?
     else {
@@ -83,13 +89,22 @@ impl<S: Source> Scheduler<S> {
         let mut pulse = tokio::time::interval(BEAT);
         loop {
             self.heart.beat();
+            let progress = self.sync.progress();
+            let mut seen = progress.load(Ordering::Relaxed);
             let run = run_once(&mut self.sync, &self.store, &self.db, &shutdown);
             tokio::pin!(run);
             let outcome = loop {
                 tokio::select! {
                     outcome = &mut run => break outcome,
-                    // A long run (SICANTIK's expiry dates) is still a live task.
-                    _ = pulse.tick() => self.heart.beat(),
+                    // A long run (SICANTIK's expiry dates) is alive while it sends requests;
+                    // one that stopped sending (a stuck store, a bug) stops the heart.
+                    _ = pulse.tick() => {
+                        let now = progress.load(Ordering::Relaxed);
+                        if now != seen {
+                            seen = now;
+                            self.heart.beat();
+                        }
+                    }
                     _ = shutdown.wait() => return,
                 }
             };

@@ -18,7 +18,7 @@ use crate::sicantik::{normalise_phone, Row, SicantikClient, SicantikError};
 use crate::store::permit;
 use crate::store::Store;
 
-pub(crate) const SOURCE: &str = "sicantik";
+pub(crate) const SOURCE: &str = crate::uplink::SICANTIK;
 
 /// Permits close to expiry are checked again this often (a renewal shows in the detail).
 const RECHECK: Duration = Duration::from_secs(7 * 86_400);
@@ -363,6 +363,10 @@ fn permit_type(row: &Row) -> Option<PermitType> {
 impl super::scheduler::Source for SicantikSync {
     fn name(&self) -> &'static str {
         SOURCE
+    }
+
+    fn progress(&self) -> std::sync::Arc<std::sync::atomic::AtomicU64> {
+        self.client.request_counter()
     }
 
     fn run(&mut self, shutdown: &Shutdown) -> impl std::future::Future<Output = Result<Report, SyncError>> + Send {

@@ -1,0 +1,67 @@
+//! Advisory locks on files beside the database, so that two processes cannot do the same work
+//! on one store: one agent per database (held for the agent's life), and one sync per source
+//! at a time (held for one run; `linegate sync --once` typed beside a running agent waits its
+//! turn instead of syncing in parallel).
+
+use std::fs::{File, OpenOptions, TryLockError};
+use std::path::{Path, PathBuf};
+
+/// A held lock; dropping it releases it (as does the process ending, however it ends).
+pub struct FileLock {
+    _file: File,
+}
+
+/// The lock file for `purpose` beside `db`: `linegate.db.<purpose>-lock`.
+pub fn lock_path(db: &Path, purpose: &str) -> PathBuf {
+    let mut name = db.file_name().unwrap_or_default().to_os_string();
+    name.push(format!(".{purpose}-lock"));
+    db.with_file_name(name)
+}
+
+impl FileLock {
+    /// Takes the lock, or returns None when another holder has it.
+    pub fn try_acquire(db: &Path, purpose: &str) -> std::io::Result<Option<FileLock>> {
+        let file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(lock_path(db, purpose))?;
+        match file.try_lock() {
+            Ok(()) => Ok(Some(FileLock { _file: file })),
+            Err(TryLockError::WouldBlock) => Ok(None),
+            Err(TryLockError::Error(e)) => Err(e),
+        }
+    }
+}
+
+/// The lock one sync of `source` holds for its run.
+pub fn sync_purpose(source: &str) -> String {
+    format!("{source}.sync")
+}
+
+/// The lock the agent holds for its life.
+pub const AGENT: &str = "agent";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn second_holder_is_refused_until_the_first_lets_go() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("x.db");
+        let first = FileLock::try_acquire(&db, AGENT).unwrap();
+        assert!(first.is_some());
+        assert!(FileLock::try_acquire(&db, AGENT).unwrap().is_none());
+        assert!(
+            FileLock::try_acquire(&db, &sync_purpose("odoo")).unwrap().is_some(),
+            "locks of other purposes are apart"
+        );
+        drop(first);
+        assert!(FileLock::try_acquire(&db, AGENT).unwrap().is_some());
+        assert_eq!(
+            lock_path(&db, &sync_purpose("odoo")),
+            dir.path().join("x.db.odoo.sync-lock")
+        );
+    }
+}
