@@ -34,6 +34,8 @@ use crate::uplink::{LinkState, Uplink};
 
 /// How long the tasks get to finish once shutdown is triggered.
 pub(crate) const DRAIN_DEADLINE: Duration = Duration::from_secs(10);
+/// Then the store's thread, to finish its last transaction and checkpoint.
+const STORE_CLOSE_DEADLINE: Duration = Duration::from_secs(5);
 
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
@@ -140,16 +142,14 @@ pub async fn run(config: Config, shutdown: Shutdown) -> Result<(), AppError> {
         };
         tasks.spawn(intake, "sicantik sync", |stop| scheduler.run(stop));
         if let Some(url) = &sicantik.webhook_url {
-            let deliver = |stop| {
-                crate::outbox::webhook::deliver(
-                    store.clone(),
-                    url.clone(),
-                    sicantik.request_timeout,
-                    crate::outbox::webhook::RETRY_MIN,
-                    stop,
-                )
+            let webhook = crate::outbox::webhook::Webhook {
+                store: store.clone(),
+                url: url.clone(),
+                timeout: sicantik.request_timeout,
+                retry_min: crate::outbox::webhook::RETRY_MIN,
+                queued: queued.subscribe(),
             };
-            tasks.spawn(intake, "webhook outbox", deliver);
+            tasks.spawn(intake, "webhook outbox", |stop| webhook.run(stop));
         }
     }
 
@@ -230,11 +230,11 @@ pub async fn run(config: Config, shutdown: Shutdown) -> Result<(), AppError> {
     };
     // A dead task means the rest must stop too.
     crate::health::stopping();
-    let late = tasks.stop(DRAIN_DEADLINE).await;
-    if !late.is_empty() {
-        tracing::warn!(tasks = ?late, "tasks did not stop within {DRAIN_DEADLINE:?}; leaving them");
+    tasks.stop(DRAIN_DEADLINE).await;
+    // Its close-time checkpoint, unless the disk is wedged: systemd would kill us anyway.
+    if tokio::time::timeout(STORE_CLOSE_DEADLINE, store.close()).await.is_err() {
+        tracing::error!("the store's thread did not finish within {STORE_CLOSE_DEADLINE:?}; exiting without it");
     }
-    store.close().await;
     match died {
         Some(name) if !shutdown.is_set() => Err(AppError::TaskDied(name)),
         _ => {

@@ -77,7 +77,8 @@ pub(crate) fn jitter(d: Duration, fraction: f64) -> Duration {
     z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
     z ^= z >> 31;
     let unit = (z >> 11) as f64 / (1u64 << 53) as f64; // [0, 1)
-                                                       // A wait too long to move keeps its length instead of overflowing.
+
+    // A wait too long to move keeps its length instead of overflowing.
     Duration::try_from_secs_f64(d.as_secs_f64() * (1.0 + fraction * (2.0 * unit - 1.0))).unwrap_or(d)
 }
 
@@ -99,6 +100,13 @@ mod tests {
         let exact = b.with_jitter(0.0);
         assert_eq!(exact.delay(0), Duration::from_secs(2));
         assert_eq!(exact.delay(3), Duration::from_secs(8));
+    }
+
+    #[test]
+    fn a_cap_below_the_doubling_holds_as_the_schedulers_interval_does() {
+        // The scheduler caps retries at its interval: 2 s doubling, never past 5 s (+20 %).
+        let b = Backoff::new(Duration::from_secs(2), Duration::from_secs(5));
+        assert!(b.delay(30) <= Duration::from_secs(6), "{:?}", b.delay(30));
     }
 
     #[test]

@@ -103,9 +103,9 @@ struct Shared {
 #[derive(Clone)]
 pub struct Sender(Arc<Shared>);
 
-pub struct Receiver(Arc<Shared>);
+pub(crate) struct Receiver(Arc<Shared>);
 
-pub fn channel() -> (Sender, Receiver) {
+pub(crate) fn channel() -> (Sender, Receiver) {
     let shared = Arc::new(Shared {
         pending: Mutex::default(),
         wake: Notify::new(),
@@ -121,8 +121,13 @@ impl Sender {
 }
 
 impl Receiver {
+    /// Takes what is pending now, without waiting.
+    pub(crate) fn take_now(&mut self) -> Vec<Change> {
+        self.0.pending.lock().unwrap_or_else(|e| e.into_inner()).take()
+    }
+
     /// Waits for changes, then takes all that are pending, merged (purges first).
-    pub async fn recv(&mut self) -> Vec<Change> {
+    pub(crate) async fn recv(&mut self) -> Vec<Change> {
         loop {
             let changes = self.0.pending.lock().unwrap_or_else(|e| e.into_inner()).take();
             if !changes.is_empty() {
@@ -134,7 +139,7 @@ impl Receiver {
 }
 
 /// Sends unless nobody listens (no broker configured).
-pub fn tell(to: &Option<Sender>, change: Change) {
+pub(crate) fn tell(to: &Option<Sender>, change: Change) {
     if let Some(tx) = to {
         tx.send(change);
     }
@@ -143,7 +148,7 @@ pub fn tell(to: &Option<Sender>, change: Change) {
 /// Rung when messages were queued in the outbox, so its delivery tasks look at once instead of
 /// on their next poll. Every ring is seen by every subscriber (a counter on a watch).
 #[derive(Clone)]
-pub struct Queued(Arc<tokio::sync::watch::Sender<u64>>);
+pub(crate) struct Queued(Arc<tokio::sync::watch::Sender<u64>>);
 
 impl Default for Queued {
     fn default() -> Self {
@@ -152,11 +157,11 @@ impl Default for Queued {
 }
 
 impl Queued {
-    pub fn ring(&self) {
+    pub(crate) fn ring(&self) {
         self.0.send_modify(|n| *n = n.wrapping_add(1));
     }
 
-    pub fn subscribe(&self) -> tokio::sync::watch::Receiver<u64> {
+    pub(crate) fn subscribe(&self) -> tokio::sync::watch::Receiver<u64> {
         self.0.subscribe()
     }
 }

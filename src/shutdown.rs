@@ -62,7 +62,13 @@ struct StageTasks {
     tracker: TaskTracker,
     /// Names of its tasks still running, for the report of those that did not stop.
     running: Arc<Mutex<Vec<&'static str>>>,
+    /// To abort those that did not stop in time.
+    handles: Vec<tokio::task::AbortHandle>,
 }
+
+/// Each stage after the one stopping is sure of this much of the deadline: a slow intake
+/// cannot take the publisher's goodbye from it.
+const RESERVED_PER_STAGE: Duration = Duration::from_millis(1500);
 
 /// The agent's tasks, by stage.
 pub(crate) struct Tasks {
@@ -91,25 +97,27 @@ impl Tasks {
             token: CancellationToken::new(),
             tracker: TaskTracker::new(),
             running: Arc::default(),
+            handles: Vec::new(),
         });
         Stage(self.stages.len() - 1)
     }
 
     /// Runs `task` in `stage`; it gets the stage's shutdown signal.
-    pub(crate) fn spawn<F>(&self, stage: Stage, name: &'static str, task: impl FnOnce(Shutdown) -> F)
+    pub(crate) fn spawn<F>(&mut self, stage: Stage, name: &'static str, task: impl FnOnce(Shutdown) -> F)
     where
         F: std::future::Future<Output = ()> + Send + 'static,
     {
-        let s = &self.stages[stage.0];
+        let s = &mut self.stages[stage.0];
         let running = s.running.clone();
         running.lock().unwrap_or_else(|e| e.into_inner()).push(name);
         let ended = self.ended_tx.clone();
         let future = task(Shutdown(s.token.clone()));
-        s.tracker.spawn(async move {
-            // Said also when the task panics: the guard runs as the future is dropped.
+        let handle = s.tracker.spawn(async move {
+            // Said also when the task panics or is aborted: the guard runs as the future drops.
             let _said = EndGuard { name, running, ended };
             future.await;
         });
+        s.handles.push(handle.abort_handle());
     }
 
     /// The first task that ended by itself (a task ends only when told to, or when it fails).
@@ -117,21 +125,39 @@ impl Tasks {
         self.ended.recv().await.unwrap_or("a task")
     }
 
-    /// Stops every stage in order within `deadline`; returns the tasks that did not stop (they
-    /// are left behind, to end with the runtime).
-    pub(crate) async fn stop(self, deadline: Duration) -> Vec<&'static str> {
+    /// Stops every stage in order within `deadline`, each later stage sure of a share of it;
+    /// the tasks that did not stop in time are named, and aborted.
+    pub(crate) async fn stop(mut self, deadline: Duration) -> Vec<&'static str> {
         let until = tokio::time::Instant::now() + deadline;
         let mut late = Vec::new();
-        for stage in &self.stages {
+        let count = self.stages.len();
+        for (i, stage) in self.stages.iter().enumerate() {
             stage.token.cancel();
             stage.tracker.close();
-            if tokio::time::timeout_at(until, stage.tracker.wait()).await.is_err() {
+            // Until the time the stages after it reserve, but never less than half of what is left.
+            let now = tokio::time::Instant::now();
+            let reserved = RESERVED_PER_STAGE * u32::try_from(count - 1 - i).unwrap_or(u32::MAX);
+            let half = now + until.saturating_duration_since(now) / 2;
+            let budget = until.checked_sub(reserved).unwrap_or(now).max(half);
+            if tokio::time::timeout_at(budget, stage.tracker.wait()).await.is_err() {
                 let names = stage.running.lock().unwrap_or_else(|e| e.into_inner()).clone();
-                tracing::warn!(stage = stage.name, tasks = ?names, "tasks did not stop within the deadline");
+                tracing::warn!(stage = stage.name, tasks = ?names, "tasks did not stop in time; aborting them");
+                stage.handles.iter().for_each(tokio::task::AbortHandle::abort);
                 late.extend(names);
             }
         }
+        self.stages.clear();
         late
+    }
+}
+
+/// Tasks dropped without [`Tasks::stop`] (a start that failed half-way) stop at once.
+impl Drop for Tasks {
+    fn drop(&mut self) {
+        for stage in &self.stages {
+            stage.token.cancel();
+            stage.handles.iter().for_each(tokio::task::AbortHandle::abort);
+        }
     }
 }
 
@@ -174,7 +200,7 @@ mod tests {
         });
         tasks.spawn(third, "stuck", |_| std::future::pending());
         // When they are stopped
-        let late = tasks.stop(Duration::from_millis(200)).await;
+        let late = tasks.stop(Duration::from_millis(400)).await;
         // Then the first stage ended before the second was told, and the stuck task is named
         assert_eq!(*order.lock().unwrap(), ["intake stopped", "publisher told"]);
         assert_eq!(late, ["stuck"]);

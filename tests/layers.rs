@@ -48,13 +48,30 @@ fn imports(text: &str) -> BTreeSet<String> {
     for (at, _) in code.match_indices("crate::") {
         let rest = &code[at + "crate::".len()..];
         if let Some(group) = rest.strip_prefix('{') {
-            let group = &group[..group.find('}').unwrap_or(group.len())];
-            for item in group.split(',') {
-                let name: String = item
-                    .trim()
-                    .chars()
-                    .take_while(|c| c.is_alphanumeric() || *c == '_')
-                    .collect();
+            // The group's own top-level items: `{a::{b, c}, d}` names a and d.
+            let mut depth = 0;
+            let mut name = String::new();
+            let mut naming = true;
+            for c in group.chars() {
+                match c {
+                    '{' => depth += 1,
+                    '}' if depth == 0 => break,
+                    '}' => depth -= 1,
+                    ',' if depth == 0 => naming = true,
+                    c if naming && depth == 0 && (c.is_alphanumeric() || c == '_') => name.push(c),
+                    c if naming && depth == 0 && c.is_whitespace() && name.is_empty() => {}
+                    _ => {
+                        if naming && !name.is_empty() {
+                            found.insert(std::mem::take(&mut name));
+                        }
+                        naming = false;
+                    }
+                }
+                if c == ',' && depth == 0 && !name.is_empty() {
+                    found.insert(std::mem::take(&mut name));
+                }
+            }
+            if !name.is_empty() {
                 found.insert(name);
             }
         } else {
@@ -140,9 +157,30 @@ fn no_rooms_import_each_other_in_a_circle() {
 
 #[test]
 fn the_checker_sees_imports_and_groups() {
-    let text = "use crate::store::{self, Store};\nuse crate::{clock, mo::Phase};\nfn f() { crate::http::client(); }\n#[cfg(test)]\nmod tests { use crate::app; }";
+    let text = "use crate::store::{self, Store};\nuse crate::{clock, mo::{Phase, MoRow}, uplink};\nfn f() { crate::http::client(); }\n#[cfg(test)]\nmod tests { use crate::app; }";
     assert_eq!(
         imports(text),
-        ["clock", "http", "mo", "store"].map(String::from).into_iter().collect()
+        ["clock", "http", "mo", "store", "uplink"]
+            .map(String::from)
+            .into_iter()
+            .collect()
     );
+}
+
+#[test]
+fn only_the_command_room_reaches_the_protected_writer() {
+    // The store writes protected columns only inside store::command's transaction; only the
+    // command layer may call it.
+    let mut files = Vec::new();
+    sources(&src(), &mut files);
+    let callers: Vec<String> = files
+        .iter()
+        .filter(|f| !f.starts_with(src().join("store")) && !f.starts_with(src().join("command")))
+        .filter(|f| {
+            let text = std::fs::read_to_string(f).unwrap();
+            text.contains("store::command") || text.contains("exactly_once")
+        })
+        .map(|f| f.display().to_string())
+        .collect();
+    assert!(callers.is_empty(), "outside the command layer: {callers:?}");
 }

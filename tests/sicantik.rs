@@ -335,13 +335,14 @@ async fn a_webhook_that_is_down_then_up_gets_each_reminder_once() {
 
     // When the outbox is delivered
     let (trigger, shutdown) = shutdown::channel();
-    let task = tokio::spawn(linegate::outbox::webhook::deliver(
-        f.store.clone(),
-        hook.url(),
-        Duration::from_secs(5),
-        Duration::from_millis(100),
-        shutdown,
-    ));
+    let webhook = linegate::outbox::webhook::Webhook {
+        store: f.store.clone(),
+        url: hook.url(),
+        timeout: Duration::from_secs(5),
+        retry_min: Duration::from_millis(100),
+        queued: tokio::sync::watch::channel(0).1,
+    };
+    let task = tokio::spawn(webhook.run(shutdown));
 
     // Then each reminder arrives once, and the outbox is empty
     wait_until("both reminders delivered", Duration::from_secs(20), || {

@@ -4,7 +4,7 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-pub fn now_unix() -> i64 {
+pub(crate) fn now_unix() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs() as i64)
@@ -15,14 +15,14 @@ fn system_time(unix: i64) -> SystemTime {
 }
 
 /// Odoo's datetime text: naive UTC, to the second.
-pub fn format_odoo(unix: i64) -> String {
+pub(crate) fn format_odoo(unix: i64) -> String {
     let text = humantime::format_rfc3339_seconds(system_time(unix)).to_string();
     // "2026-11-22T01:40:25Z" → "2026-11-22 01:40:25"
     text.trim_end_matches('Z').replacen('T', " ", 1)
 }
 
 /// Odoo's datetime text, or a date alone, as Unix seconds.
-pub fn parse_odoo(text: &str) -> Option<i64> {
+pub(crate) fn parse_odoo(text: &str) -> Option<i64> {
     let full = if text.len() == 10 {
         format!("{text} 00:00:00")
     } else {

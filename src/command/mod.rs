@@ -103,8 +103,10 @@ impl Commands {
                 return Ok(handled);
             }
         }
+        let clock_synced = clock::synchronized();
         let checks = Checks {
             max_age: i64::try_from(self.limits.max_age.as_secs()).unwrap_or(i64::MAX),
+            clock_synced,
         };
         match parse::command(envelope, request.received_unix, checks)? {
             Command::Query(query) => self.query(query, envelope).await,
@@ -115,7 +117,7 @@ impl Commands {
                     action: request.action.clone(),
                     operator: Some(operator),
                     received_at: clock::format_rfc3339(request.received_unix),
-                    clock_synced: clock::synchronized(),
+                    clock_synced,
                 };
                 let refs = plan.refs();
                 let outcome = self

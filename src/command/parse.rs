@@ -6,8 +6,8 @@ use serde_json::{Map, Value};
 
 use super::reply::{refuse, Refusal};
 use crate::clock;
+use crate::mo::MoRef;
 use crate::mo::{auth, Phase};
-use crate::store::command::MoRef;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Action {
@@ -190,6 +190,10 @@ impl Plan {
 pub(crate) struct Checks {
     /// Commands older than this (seconds) when they arrive are refused as stale.
     pub(crate) max_age: i64,
+    /// Whether the gateway's clock is synchronised: only then is a `sent_at` ahead of it a
+    /// sign of a wrong panel (a gateway without a clock battery boots in the past, and panels'
+    /// correct times look like the future to it until NTP has answered).
+    pub(crate) clock_synced: bool,
 }
 
 /// The command in an envelope received at `received_unix`.
@@ -206,7 +210,7 @@ pub(crate) fn command(envelope: &Envelope, received_unix: i64, checks: Checks) -
         ));
     }
     if let Some(sent) = sent_at(map)? {
-        if sent > received_unix.saturating_add(CLOCK_SKEW) {
+        if checks.clock_synced && sent > received_unix.saturating_add(CLOCK_SKEW) {
             return Err(refuse(
                 "invalid_field",
                 format!(
@@ -390,7 +394,10 @@ mod tests {
     use serde_json::json;
 
     const NOW: i64 = 1_795_334_400; // 2026-11-22T08:00:00Z
-    const CHECKS: Checks = Checks { max_age: 300 };
+    const CHECKS: Checks = Checks {
+        max_age: 300,
+        clock_synced: true,
+    };
 
     fn parse(action: &str, body: Value) -> Result<Command, (Option<String>, &'static str)> {
         let bytes = body.to_string().into_bytes();
@@ -585,8 +592,15 @@ mod tests {
             parse("sync-now", json!({"request_id": "q"})),
             Ok(Command::Query(Query::SyncNow))
         );
-        // A panel's clock a little ahead of the gateway's is not a refusal.
+        // A panel's clock a little ahead of the gateway's is not a refusal; nor any time ahead
+        // of a gateway whose own clock is not synchronised yet.
         assert!(parse("sync-now", json!({"request_id": "q", "sent_at": NOW + CLOCK_SKEW})).is_ok());
+        let e = envelope("sync-now", br#"{"request_id": "q", "sent_at": 1900000000}"#, 100).unwrap();
+        let unsynced = Checks {
+            clock_synced: false,
+            ..CHECKS
+        };
+        assert!(command(&e, NOW, unsynced).is_ok());
     }
 
     /// The documented error codes: a panel can switch on every one it can be sent.

@@ -9,15 +9,14 @@ use serde_json::{json, Value};
 
 use super::parse::Plan;
 use super::reply::{refuse, summary_of, Refusal};
-use crate::mo::{auth, MoRow, Phase, Protected};
-use crate::store::command::{MoRef, Write};
+use crate::mo::{auth, MoRef, MoRow, OperatorWrite, Phase, Protected};
 
 /// What an accepted command does.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Decision {
     /// The reply's `result`.
     pub(crate) result: Value,
-    pub(crate) writes: Vec<Write>,
+    pub(crate) writes: Vec<OperatorWrite>,
 }
 
 /// Decides `plan` on `rows`, the rows of [`Plan::refs`] in order (None where no MO matched),
@@ -99,8 +98,8 @@ pub(crate) fn decide(plan: &Plan, rows: &[Option<MoRow>], now: &str) -> Result<D
     }
 }
 
-fn write(row: &MoRow, protected: Protected) -> Write {
-    Write {
+fn write(row: &MoRow, protected: Protected) -> OperatorWrite {
+    OperatorWrite {
         id: row.upstream.id,
         protected,
     }
@@ -260,7 +259,7 @@ mod tests {
         let d = decide(&register(1), &[Some(waiting(1))], NOW).unwrap();
         assert_eq!(
             d.writes,
-            vec![Write {
+            vec![OperatorWrite {
                 id: 1,
                 protected: ready(1).protected
             }]

@@ -7,7 +7,7 @@ use super::ConfigError;
 
 /// The secret the Odoo client authenticates with.
 #[derive(Clone, PartialEq, Eq)]
-pub enum Secret {
+pub(crate) enum Secret {
     ApiKey(String),
     Password(String),
 }

@@ -110,6 +110,30 @@ impl Phase {
     }
 }
 
+/// An MO as a panel names it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MoRef {
+    Id(i64),
+    /// The current name; names change on backorder, so the newest holder wins.
+    Name(String),
+}
+
+impl std::fmt::Display for MoRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            MoRef::Id(id) => write!(f, "with id {id}"),
+            MoRef::Name(name) => write!(f, "named {name:?}"),
+        }
+    }
+}
+
+/// An MO's protected values, as a command decided them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OperatorWrite {
+    pub id: i64,
+    pub protected: Protected,
+}
+
 /// One MO as the store holds it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct MoRow {

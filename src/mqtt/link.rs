@@ -123,8 +123,8 @@ pub(crate) async fn run(link: Link, shutdown: Shutdown) {
     // Commands the command server had no room for yet; the broker's receive maximum bounds it.
     let mut backlog: VecDeque<Incoming> = VecDeque::new();
     let mut in_flight = InFlight::default();
-    // After shutdown the publisher sends "offline" and DISCONNECT; keep polling so they reach
-    // the broker, but not forever (one deadline, not one per event).
+    // The link stops after the publisher, whose "offline" and DISCONNECT it carries: it ends when
+    // DISCONNECT is out, or after this grace when the broker cannot be reached.
     let grace = async {
         shutdown.wait().await;
         tokio::time::sleep(Duration::from_secs(3)).await
@@ -208,7 +208,8 @@ pub(crate) async fn run(link: Link, shutdown: Shutdown) {
             Ok(Event::Outgoing(Outgoing::Publish(pkid))) => in_flight.numbered(pkid, false),
             Ok(Event::Outgoing(Outgoing::AwaitAck(pkid))) => in_flight.numbered(pkid, true),
             Ok(Event::Incoming(Packet::PubAck(ack))) => in_flight.acked(&ack),
-            Ok(Event::Outgoing(Outgoing::Disconnect)) if shutdown.is_set() => return,
+            // Only the publisher's goodbye sends DISCONNECT: it is out, the link's work is done.
+            Ok(Event::Outgoing(Outgoing::Disconnect)) => return,
             Ok(_) => {}
             Err(e) => {
                 state.send_modify(|s| s.connected = false);

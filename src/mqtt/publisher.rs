@@ -62,8 +62,8 @@ pub(crate) enum PublishError {
 }
 
 impl Publisher {
-    /// Publishes until `shutdown`, then says goodbye: `offline` on the status topic (the broker
-    /// sends the last will only when we vanish) and DISCONNECT.
+    /// Publishes until `shutdown`, then shows the last changes and says goodbye: `offline` on
+    /// the status topic (the broker sends the last will only when we vanish) and DISCONNECT.
     pub(crate) async fn run(mut self, shutdown: Shutdown) {
         let mut published = Published::default();
         let mut permits_tick = tokio::time::interval(PERMITS_EVERY);
@@ -108,6 +108,14 @@ impl Publisher {
             }
         }
         if self.link.borrow().connected {
+            // Intake has stopped: what it changed last is shown before the goodbye, so the
+            // displays keep the truth while the agent is away.
+            for change in self.changes.take_now() {
+                if let Err(e) = self.publish_change(change, &mut published).await {
+                    tracing::warn!(error = %e, "last changes not shown");
+                    break;
+                }
+            }
             let _ = self.publish_status(false, &mut published).await;
             let _ = self.client.disconnect().await;
         }

@@ -16,7 +16,6 @@ use crate::shutdown::Shutdown;
 use crate::store::{self, Store, StoreError};
 use crate::uplink::LinkState;
 
-const CHANNEL: &str = "mqtt";
 /// Another process (`linegate sync --once`) may queue without ringing: look this often anyway.
 const POLL: Duration = Duration::from_secs(300);
 /// Messages read from the store at a time.
@@ -51,19 +50,26 @@ impl MqttOutbox {
     pub(crate) async fn run(mut self, shutdown: Shutdown) {
         let mut pulse = tokio::time::interval(BEAT);
         let mut poll = tokio::time::interval(POLL);
+        // Until whoever rings is gone; polling goes on regardless.
+        let mut ringing = true;
         loop {
             self.heart.beat();
             if self.link.borrow().connected {
                 match self.flush(&shutdown).await {
                     Ok(()) | Err(DeliveryError::Stopped) => {}
-                    Err(e) => tracing::warn!(error = %e, "reminder events not published; trying again on reconnect"),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "reminder events not published; trying again on reconnect or when more are queued")
+                    }
                 }
             }
             tokio::select! {
                 changed = self.link.changed() => if changed.is_err() { return },
-                _ = self.queued.changed() => {}
+                changed = self.queued.changed(), if ringing => ringing = changed.is_ok(),
                 _ = poll.tick() => {}
-                _ = pulse.tick() => {}
+                _ = pulse.tick() => {
+                    self.heart.beat();
+                    continue;
+                }
                 _ = shutdown.wait() => return,
             }
         }
@@ -75,7 +81,7 @@ impl MqttOutbox {
             let now = clock::format_rfc3339(clock::now_unix());
             let due = self
                 .store
-                .call(move |c| store::outbox::due(c, CHANNEL, &now, BATCH))
+                .call(move |c| store::outbox::due(c, store::outbox::MQTT, &now, BATCH))
                 .await?;
             if due.is_empty() {
                 return Ok(());

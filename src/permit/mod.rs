@@ -1,7 +1,7 @@
 //! What the floor knows about a regency permit, and when its holder is reminded of its expiry
 //! ([`expiry`]). The sync maps SICANTIK's rows to these types; the store keeps them.
 
-pub mod expiry;
+pub(crate) mod expiry;
 
 use serde::Serialize;
 

@@ -5,24 +5,7 @@
 use rusqlite::{params, Connection, OptionalExtension};
 
 use super::{mo, Db, StoreError};
-use crate::mo::{Audit, MoRow, Protected};
-
-/// An MO as a panel names it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum MoRef {
-    Id(i64),
-    /// The current name; names change on backorder, so the newest holder wins.
-    Name(String),
-}
-
-impl std::fmt::Display for MoRef {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            MoRef::Id(id) => write!(f, "with id {id}"),
-            MoRef::Name(name) => write!(f, "named {name:?}"),
-        }
-    }
-}
+use crate::mo::{Audit, MoRef, MoRow, OperatorWrite};
 
 fn find(conn: &Connection, r: &MoRef) -> Result<Option<MoRow>, StoreError> {
     match r {
@@ -54,13 +37,6 @@ impl LogEntry {
     }
 }
 
-/// An MO's protected values, as a command decided them.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Write {
-    pub(crate) id: i64,
-    pub(crate) protected: Protected,
-}
-
 /// What a command decided, given the rows it names.
 #[derive(Debug, Clone)]
 pub(crate) struct Decided {
@@ -68,7 +44,7 @@ pub(crate) struct Decided {
     pub(crate) reply: String,
     pub(crate) ok: bool,
     /// Nothing, when it is refused.
-    pub(crate) writes: Vec<Write>,
+    pub(crate) writes: Vec<OperatorWrite>,
 }
 
 pub(crate) struct Outcome {
@@ -135,4 +111,132 @@ pub(crate) fn exactly_once(
             replayed: false,
         })
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mo::{Protected, UpstreamMo};
+
+    fn db() -> (tempfile::TempDir, Db) {
+        let dir = tempfile::tempdir().unwrap();
+        let mut db = super::super::open(&dir.path().join("t.db")).unwrap();
+        super::super::mo::apply_page(&mut db, &[UpstreamMo::example(1)], &[], "t").unwrap();
+        (dir, db)
+    }
+
+    fn entry(request_id: &str) -> LogEntry {
+        LogEntry {
+            request_id: request_id.into(),
+            station: "ws-1".into(),
+            action: "register-mo".into(),
+            operator: Some("ana".into()),
+            received_at: "2026-11-22T08:00:00Z".into(),
+            clock_synced: true,
+        }
+    }
+
+    fn registered() -> Protected {
+        Protected {
+            ready_for_production: true,
+            auth_first: Some("1".into()),
+            ..Default::default()
+        }
+    }
+
+    fn logged(db: &Db) -> Vec<(String, bool)> {
+        let mut stmt =
+            db.0.prepare("SELECT request_id, ok FROM command_log ORDER BY request_id")
+                .unwrap();
+        stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap()
+    }
+
+    #[test]
+    fn a_command_writes_its_rows_and_its_log_entry_once_and_a_replay_writes_nothing() {
+        // Given an MO
+        let (_dir, mut db) = db();
+        let write = |rows: &[Option<MoRow>]| {
+            assert!(rows[0].is_some(), "the named MO is read in the transaction");
+            Decided {
+                reply: "{\"ok\":true}".into(),
+                ok: true,
+                writes: vec![OperatorWrite {
+                    id: 1,
+                    protected: registered(),
+                }],
+            }
+        };
+        // When a command writes it
+        let first = exactly_once(&mut db, &entry("r1"), &[MoRef::Id(1)], write).unwrap();
+        // Then the MO, its audit and the command log hold it
+        assert_eq!((first.changed, first.replayed), (vec![1], false));
+        let row = super::super::mo::get(&db, 1).unwrap().unwrap();
+        assert_eq!(row.protected, registered());
+        let operator: String =
+            db.0.query_row("SELECT operator FROM mo WHERE id = 1", [], |r| r.get(0))
+                .unwrap();
+        assert_eq!(operator, "ana");
+        // And the same request_id again returns the stored reply without deciding or writing
+        let before = db.0.total_changes();
+        let again = exactly_once(&mut db, &entry("r1"), &[MoRef::Id(1)], |_| panic!("decided twice")).unwrap();
+        assert_eq!(
+            (again.reply.as_str(), again.replayed, again.changed),
+            ("{\"ok\":true}", true, vec![])
+        );
+        assert_eq!(db.0.total_changes(), before);
+        assert_eq!(logged(&db), vec![("r1".to_string(), true)]);
+    }
+
+    #[test]
+    fn a_refusal_is_logged_and_writes_no_row() {
+        let (_dir, mut db) = db();
+        let refused = |_: &[Option<MoRow>]| Decided {
+            reply: "{\"ok\":false}".into(),
+            ok: false,
+            writes: vec![],
+        };
+        let outcome = exactly_once(&mut db, &entry("r2"), &[MoRef::Name("WH/MO/00001".into())], refused).unwrap();
+        assert!(outcome.changed.is_empty());
+        assert_eq!(
+            super::super::mo::get(&db, 1).unwrap().unwrap().protected,
+            Protected::default()
+        );
+        assert_eq!(logged(&db), vec![("r2".to_string(), false)]);
+    }
+
+    #[test]
+    fn writes_and_the_log_entry_commit_together_or_not_at_all() {
+        // Given a command whose second write the database refuses (a trigger stands in for a
+        // full disk or a failing card)
+        let (_dir, mut db) = db();
+        db.0.execute_batch("CREATE TRIGGER no_second BEFORE UPDATE ON mo WHEN NEW.auth_first = 'boom' BEGIN SELECT RAISE(ABORT, 'refused'); END").unwrap();
+        let decide = |_: &[Option<MoRow>]| Decided {
+            reply: "{}".into(),
+            ok: true,
+            writes: vec![
+                OperatorWrite {
+                    id: 1,
+                    protected: registered(),
+                },
+                OperatorWrite {
+                    id: 1,
+                    protected: Protected {
+                        auth_first: Some("boom".into()),
+                        ..registered()
+                    },
+                },
+            ],
+        };
+        // When it fails half-way
+        assert!(exactly_once(&mut db, &entry("r3"), &[MoRef::Id(1)], decide).is_err());
+        // Then neither the first write nor the log entry is there
+        assert_eq!(
+            super::super::mo::get(&db, 1).unwrap().unwrap().protected,
+            Protected::default()
+        );
+        assert!(logged(&db).is_empty());
+    }
 }

@@ -5,6 +5,10 @@ use rusqlite::{params, Transaction};
 
 use super::{Db, StoreError};
 
+/// The channels messages go out on.
+pub(crate) const MQTT: &str = "mqtt";
+pub(crate) const WEBHOOK: &str = "webhook";
+
 /// Queues a message on `channel` (`mqtt`, `webhook`), due at once.
 pub(crate) fn enqueue(tx: &Transaction, channel: &str, payload: &str, now: &str) -> Result<(), StoreError> {
     const SQL: &str = "INSERT INTO outbox (channel, payload, created_at, next_at) VALUES (?1, ?2, ?3, ?3)";
@@ -34,6 +38,12 @@ pub(crate) fn failed(db: &Db, id: i64, error: &str, next_at: &str) -> Result<(),
     conn.prepare_cached("UPDATE outbox SET attempts = attempts + 1, last_error = ?2, next_at = ?3 WHERE id = ?1")?
         .execute(params![id, error, next_at])?;
     Ok(())
+}
+
+/// When the earliest undelivered message of a channel is due (RFC 3339), if there is one.
+pub(crate) fn next_due(db: &Db, channel: &str) -> Result<Option<String>, StoreError> {
+    const SQL: &str = "SELECT min(next_at) FROM outbox WHERE channel = ?1 AND delivered_at IS NULL";
+    Ok(db.0.prepare_cached(SQL)?.query_row([channel], |r| r.get(0))?)
 }
 
 /// Messages not yet delivered, by channel.

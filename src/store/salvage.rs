@@ -12,7 +12,7 @@ use super::StoreError;
 
 /// One MO's operator data, as the damaged file still holds it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Salvaged {
+pub(crate) struct Salvaged {
     pub id: i64,
     pub name: Option<String>,
     /// The protected columns by name.
@@ -24,7 +24,7 @@ pub struct Salvaged {
 
 /// What could be read, and where reading failed.
 #[derive(Debug, Default, Serialize)]
-pub struct Salvage {
+pub(crate) struct Salvage {
     pub mos: Vec<Salvaged>,
     pub damage: Vec<String>,
 }
@@ -32,7 +32,7 @@ pub struct Salvage {
 /// How far to jump past an id whose page cannot be read, at most.
 const MAX_SKIP: i64 = 1 << 20;
 
-pub fn operator_data(path: &Path) -> Result<Salvage, StoreError> {
+pub(crate) fn operator_data(path: &Path) -> Result<Salvage, StoreError> {
     let open_err = |source| StoreError::Open {
         path: path.to_path_buf(),
         source,

@@ -15,8 +15,8 @@ use crate::config::{ConfigError, SicantikConfig};
 use crate::permit::{expiry, reminder_payload, Detail, Listed, PermitType, Reminder};
 use crate::shutdown::Shutdown;
 use crate::sicantik::{normalise_phone, Row, SicantikClient, SicantikError};
-use crate::store::permit;
 use crate::store::Store;
+use crate::store::{outbox, permit};
 
 pub(crate) const SOURCE: &str = crate::uplink::SICANTIK;
 
@@ -260,7 +260,7 @@ impl SicantikSync {
         let thresholds = self.thresholds.clone();
         let zone = self.zone;
         let now_unix = (self.clock)();
-        let channels: Vec<&'static str> = [(self.mqtt, "mqtt"), (self.webhook, "webhook")]
+        let channels: Vec<&'static str> = [(self.mqtt, outbox::MQTT), (self.webhook, outbox::WEBHOOK)]
             .into_iter()
             .filter(|(on, _)| *on)
             .map(|(_, c)| c)
@@ -379,6 +379,102 @@ impl From<SicantikError> for SyncError {
         SyncError::Sicantik {
             error,
             partial: Box::default(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn row(fields: &[(&str, Option<&str>)]) -> Row {
+        fields
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.map(str::to_string)))
+            .collect()
+    }
+
+    #[test]
+    fn listing_rows_need_an_id_a_number_and_a_real_applicant() {
+        let good = row(&[
+            ("pendaftaran_id", Some(" 17 ")),
+            ("no_surat", Some("503/17/IMB/2026")),
+            ("n_pemohon", Some("Budi")),
+            ("n_perizinan", None),
+        ]);
+        assert_eq!(
+            listed(&good),
+            Some(Listed {
+                pendaftaran_id: "17".into(),
+                no_surat: "503/17/IMB/2026".into(),
+                applicant: Some("Budi".into()),
+                permit_name: None,
+            })
+        );
+        for junk in [("n_pemohon", Some("0")), ("n_pemohon", Some("  ")), ("no_surat", None)] {
+            let mut r = good.clone();
+            r.insert(junk.0.into(), junk.1.map(str::to_string));
+            assert_eq!(listed(&r), None, "{junk:?}");
+        }
+    }
+
+    #[test]
+    fn details_drop_mysqls_zero_dates_and_normalise_the_phone() {
+        let d = detail(&row(&[
+            ("d_berlaku_izin", Some("2027-03-01")),
+            ("tgl_surat", Some("0000-00-00")),
+            ("telp_pemohon", Some("0812-3456-789")),
+            ("n_perusahaan", Some(" CV Maju ")),
+        ]));
+        assert_eq!(d.expiry.as_deref(), Some("2027-03-01"));
+        assert_eq!(d.issued, None);
+        assert_eq!(d.phone.as_deref(), Some("+628123456789"));
+        assert_eq!(d.company.as_deref(), Some("CV Maju"));
+    }
+
+    #[test]
+    fn a_permit_type_keeps_the_fields_linegate_does_not_use() {
+        let t = permit_type(&row(&[
+            ("id", Some("4")),
+            ("jenis_perizinan", Some("IMB")),
+            ("v_hari", Some("14")),
+            ("c_show", Some("1")),
+            ("keterangan", None),
+        ]))
+        .unwrap();
+        assert_eq!(
+            (t.id.as_str(), t.name.as_str(), t.sla_days.as_deref()),
+            ("4", "IMB", Some("14"))
+        );
+        assert_eq!(
+            t.extra,
+            serde_json::json!({"c_show": "1", "keterangan": null})
+                .as_object()
+                .unwrap()
+                .clone()
+        );
+        assert_eq!(permit_type(&row(&[("id", Some("4"))])), None, "no name, no type");
+    }
+
+    proptest! {
+        /// Whatever SICANTIK's rows hold, mapping them never panics, and what is kept is trimmed
+        /// and non-empty.
+        #[test]
+        fn any_row_maps_or_is_skipped(fields in proptest::collection::btree_map(
+            prop_oneof!["pendaftaran_id|no_surat|n_pemohon|n_perizinan|id|jenis_perizinan|d_berlaku_izin|telp_pemohon",
+                        "[a-z_]{1,8}"],
+            proptest::option::of("\\PC{0,20}"), 0..10)) {
+            let row: Row = fields.into_iter().collect();
+            if let Some(l) = listed(&row) {
+                prop_assert!(!l.pendaftaran_id.is_empty() && l.pendaftaran_id.trim() == l.pendaftaran_id);
+                prop_assert!(!l.no_surat.is_empty());
+            }
+            let d = detail(&row);
+            if let Some(expiry) = &d.expiry {
+                prop_assert!(expiry::days_left(expiry, 0).is_some());
+            }
+            let _ = permit_type(&row);
         }
     }
 }

@@ -2,6 +2,8 @@
 //! conditions with deadlines (never bare sleeps).
 #![allow(dead_code)]
 
+pub(crate) mod bin;
+
 use std::path::Path;
 use std::time::Duration;
 
@@ -9,7 +11,7 @@ use linegate::config::{Config, OdooConfig, StoreConfig};
 use linegate_sim::odoo::{SimOdoo, SimOdooConfig};
 use rusqlite::Connection;
 
-pub async fn sim(version: u32, mos: usize) -> SimOdoo {
+pub(crate) async fn sim(version: u32, mos: usize) -> SimOdoo {
     let sim = SimOdoo::start(SimOdooConfig {
         version,
         ..Default::default()
@@ -21,7 +23,7 @@ pub async fn sim(version: u32, mos: usize) -> SimOdoo {
 }
 
 /// Odoo settings for `sim`: its API key, a 1 s interval, a reconcile on every run.
-pub fn odoo_config(sim: &SimOdoo) -> OdooConfig {
+pub(crate) fn odoo_config(sim: &SimOdoo) -> OdooConfig {
     let mut odoo = OdooConfig::with_api_key(sim.url(), sim.config().database.clone(), sim.config().api_key.clone());
     odoo.login = Some(sim.config().login.clone());
     odoo.sync_interval = Duration::from_secs(1);
@@ -30,7 +32,7 @@ pub fn odoo_config(sim: &SimOdoo) -> OdooConfig {
     odoo
 }
 
-pub fn config(odoo: OdooConfig, db: &Path) -> Config {
+pub(crate) fn config(odoo: OdooConfig, db: &Path) -> Config {
     Config {
         store: StoreConfig {
             path: db.to_path_buf(),
@@ -44,7 +46,7 @@ pub fn config(odoo: OdooConfig, db: &Path) -> Config {
 }
 
 /// Polls `condition` until it holds, failing the test after `deadline`.
-pub async fn wait_until(what: &str, deadline: Duration, mut condition: impl FnMut() -> bool) {
+pub(crate) async fn wait_until(what: &str, deadline: Duration, mut condition: impl FnMut() -> bool) {
     let give_up = tokio::time::Instant::now() + deadline;
     while !condition() {
         assert!(
@@ -56,13 +58,13 @@ pub async fn wait_until(what: &str, deadline: Duration, mut condition: impl FnMu
 }
 
 /// A reader's own connection to the agent's database, as another process would have.
-pub fn reader(db: &Path) -> Connection {
+pub(crate) fn reader(db: &Path) -> Connection {
     let conn = Connection::open(db).expect("open db");
     conn.busy_timeout(Duration::from_secs(5)).unwrap();
     conn
 }
 
-pub fn count(db: &Path, sql: &str) -> i64 {
+pub(crate) fn count(db: &Path, sql: &str) -> i64 {
     if !db.exists() {
         return 0;
     }
@@ -70,39 +72,39 @@ pub fn count(db: &Path, sql: &str) -> i64 {
     conn.query_row(sql, [], |r| r.get(0)).unwrap_or(0)
 }
 
-pub fn mo_count(db: &Path) -> i64 {
+pub(crate) fn mo_count(db: &Path) -> i64 {
     count(db, "SELECT count(*) FROM mo WHERE gone_at IS NULL")
 }
 
 /// A real mosquitto from Debian's package (see linegate_sim::mosquitto).
-pub struct Mosquitto(pub linegate_sim::mosquitto::Mosquitto);
+pub(crate) struct Mosquitto(pub linegate_sim::mosquitto::Mosquitto);
 
 impl Mosquitto {
-    pub async fn start() -> Mosquitto {
+    pub(crate) async fn start() -> Mosquitto {
         let broker = tokio::task::spawn_blocking(linegate_sim::mosquitto::Mosquitto::start)
             .await
             .unwrap();
         Mosquitto(broker.expect("mosquitto starts (apt-get install mosquitto)"))
     }
 
-    pub fn port(&self) -> u16 {
+    pub(crate) fn port(&self) -> u16 {
         self.0.port
     }
 
-    pub async fn restart(&mut self) {
+    pub(crate) async fn restart(&mut self) {
         tokio::task::block_in_place(|| self.0.restart()).expect("mosquitto restarts");
     }
 }
 
 /// A real MQTT 5 client standing in for a line display: it keeps the last payload of every
 /// topic under the gateway's prefix.
-pub struct Display {
+pub(crate) struct Display {
     pub seen: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, String>>>,
     _task: tokio::task::JoinHandle<()>,
 }
 
 impl Display {
-    pub async fn start(port: u16, prefix: &str) -> Display {
+    pub(crate) async fn start(port: u16, prefix: &str) -> Display {
         use rumqttc::v5::mqttbytes::v5::Packet;
         use rumqttc::v5::{mqttbytes::QoS, AsyncClient, Event, MqttOptions};
         let id = format!("display-{}", std::process::id() as u64 * 1000 + rand_suffix());
@@ -131,7 +133,7 @@ impl Display {
         Display { seen, _task: task }
     }
 
-    pub fn json(&self, topic: &str) -> Option<serde_json::Value> {
+    pub(crate) fn json(&self, topic: &str) -> Option<serde_json::Value> {
         self.seen
             .lock()
             .unwrap()
@@ -139,12 +141,17 @@ impl Display {
             .and_then(|p| serde_json::from_str(p).ok())
     }
 
-    pub fn forget(&self) {
+    pub(crate) fn forget(&self) {
         self.seen.lock().unwrap().clear();
     }
 
     /// Waits until `topic` carries JSON for which `check` holds, and returns it.
-    pub async fn wait(&self, topic: &str, what: &str, check: impl Fn(&serde_json::Value) -> bool) -> serde_json::Value {
+    pub(crate) async fn wait(
+        &self,
+        topic: &str,
+        what: &str,
+        check: impl Fn(&serde_json::Value) -> bool,
+    ) -> serde_json::Value {
         wait_until(what, Duration::from_secs(15), || {
             self.json(topic).is_some_and(|v| check(&v))
         })
@@ -160,7 +167,7 @@ fn rand_suffix() -> u64 {
 }
 
 /// A real MQTT 5 client standing in for a workstation panel.
-pub struct Panel {
+pub(crate) struct Panel {
     client: rumqttc::v5::AsyncClient,
     prefix: String,
     station: String,
@@ -169,7 +176,7 @@ pub struct Panel {
 }
 
 impl Panel {
-    pub async fn start(port: u16, prefix: &str, station: &str) -> Panel {
+    pub(crate) async fn start(port: u16, prefix: &str, station: &str) -> Panel {
         use rumqttc::v5::mqttbytes::v5::Packet;
         use rumqttc::v5::{mqttbytes::QoS, AsyncClient, Event, MqttOptions};
         let mut options = MqttOptions::new(format!("panel-{station}-{}", rand_suffix()), "127.0.0.1", port);
@@ -216,7 +223,7 @@ impl Panel {
     }
 
     /// Publishes raw bytes as a command.
-    pub async fn publish(&self, action: &str, payload: impl Into<Vec<u8>>) {
+    pub(crate) async fn publish(&self, action: &str, payload: impl Into<Vec<u8>>) {
         let topic = format!("{}/cmd/{}/{action}", self.prefix, self.station);
         self.client
             .publish(topic, rumqttc::v5::mqttbytes::QoS::AtLeastOnce, false, payload.into())
@@ -225,7 +232,7 @@ impl Panel {
     }
 
     /// Sends a command and waits for the reply with its request_id.
-    pub async fn send(&self, action: &str, body: serde_json::Value) -> serde_json::Value {
+    pub(crate) async fn send(&self, action: &str, body: serde_json::Value) -> serde_json::Value {
         let id = body["request_id"]
             .as_str()
             .expect("tests give a request_id")
@@ -234,7 +241,7 @@ impl Panel {
         self.reply_for(&id).await
     }
 
-    pub async fn reply_for(&self, request_id: &str) -> serde_json::Value {
+    pub(crate) async fn reply_for(&self, request_id: &str) -> serde_json::Value {
         let found = || {
             self.replies
                 .lock()
@@ -252,13 +259,17 @@ impl Panel {
     }
 
     /// Waits for the next reply that matches `check` (for payloads without a request_id).
-    pub async fn reply_where(&self, what: &str, check: impl Fn(&serde_json::Value) -> bool) -> serde_json::Value {
+    pub(crate) async fn reply_where(
+        &self,
+        what: &str,
+        check: impl Fn(&serde_json::Value) -> bool,
+    ) -> serde_json::Value {
         let found = || self.replies.lock().unwrap().iter().rev().find(|r| check(r)).cloned();
         wait_until(what, Duration::from_secs(15), || found().is_some()).await;
         found().unwrap()
     }
 
-    pub fn replies(&self) -> Vec<serde_json::Value> {
+    pub(crate) fn replies(&self) -> Vec<serde_json::Value> {
         self.replies.lock().unwrap().clone()
     }
 }

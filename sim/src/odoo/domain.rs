@@ -7,7 +7,7 @@ use serde_json::{Map, Value};
 
 use super::orm::{Field, OrmError};
 
-pub enum Expr {
+pub(super) enum Expr {
     True,
     False,
     And(Box<Expr>, Box<Expr>),
@@ -21,7 +21,7 @@ pub enum Expr {
     },
 }
 
-pub fn parse(domain: &Value, fields: &[Field], model: &str) -> Result<Expr, OrmError> {
+pub(super) fn parse(domain: &Value, fields: &[Field], model: &str) -> Result<Expr, OrmError> {
     let terms = domain
         .as_array()
         .ok_or_else(|| OrmError::value(format!("Invalid domain: {domain}")))?;
@@ -113,7 +113,7 @@ fn parse_one(terms: &[Value], pos: &mut usize, fields: &[Field], model: &str) ->
 }
 
 /// A JSON value as Python's `repr` prints it (Odoo's messages quote conditions this way).
-pub fn py_repr(value: &Value) -> String {
+pub(super) fn py_repr(value: &Value) -> String {
     match value {
         Value::Null => "None".into(),
         Value::Bool(true) => "True".into(),
@@ -154,7 +154,7 @@ pub fn py_repr(value: &Value) -> String {
 }
 
 impl Expr {
-    pub fn matches(&self, record: &Map<String, Value>) -> bool {
+    pub(super) fn matches(&self, record: &Map<String, Value>) -> bool {
         match self {
             Expr::True => true,
             Expr::False => false,
@@ -261,7 +261,7 @@ fn compare(a: &Value, b: &Value) -> Option<Ordering> {
 
 /// Sorts by an `order` clause (`field [asc|desc], …`). Empty values sort last ascending, as
 /// PostgreSQL's NULLs do.
-pub fn sort<'a>(
+pub(super) fn sort<'a>(
     records: &mut [&'a Map<String, Value>],
     order: &str,
     fields: &[Field],

@@ -20,7 +20,11 @@ const LOCKOUT_WINDOW: Duration = Duration::from_secs(60);
 /// …for this long, for everyone on the address.
 const LOCKOUT: Duration = Duration::from_secs(60);
 
-pub async fn serve(listener: tokio::net::TcpListener, state: Shared, stopped: tokio::sync::watch::Receiver<bool>) {
+pub(super) async fn serve(
+    listener: tokio::net::TcpListener,
+    state: Shared,
+    stopped: tokio::sync::watch::Receiver<bool>,
+) {
     crate::serve(listener, state, stopped, handle).await
 }
 

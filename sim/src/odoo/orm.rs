@@ -8,7 +8,7 @@ use super::State;
 
 /// An Odoo exception, with what each API makes of it.
 #[derive(Debug, Clone)]
-pub struct OrmError {
+pub(super) struct OrmError {
     /// The exception class as JSON-RPC reports it (`data.name`).
     pub name: &'static str,
     pub message: String,
@@ -28,10 +28,10 @@ impl OrmError {
             json2_message: message,
         }
     }
-    pub fn value(message: String) -> OrmError {
+    pub(super) fn value(message: String) -> OrmError {
         OrmError::same("builtins.ValueError", 500, message)
     }
-    pub fn access(message: String) -> OrmError {
+    pub(super) fn access(message: String) -> OrmError {
         OrmError::same("odoo.exceptions.AccessError", 403, message)
     }
     fn missing(model: &str, ids: &[i64]) -> OrmError {
@@ -66,7 +66,7 @@ impl OrmError {
             json2_message: message,
         }
     }
-    pub fn missing_argument(name: &str) -> OrmError {
+    pub(super) fn missing_argument(name: &str) -> OrmError {
         let message = format!("missing a required argument: '{name}'");
         OrmError {
             name: "builtins.TypeError",
@@ -88,7 +88,7 @@ fn recordset(model: &str, ids: &[i64]) -> String {
 }
 
 /// A field: name, type, stored, relation.
-pub struct Field {
+pub(super) struct Field {
     pub name: String,
     pub kind: &'static str,
     pub stored: bool,
@@ -105,7 +105,7 @@ fn field(name: &str, kind: &'static str, stored: bool, relation: Option<&'static
 }
 
 /// `mrp.production`'s fields on this version, as `fields_get` lists them.
-pub fn mo_fields(version: u32, custom: &[String]) -> Vec<Field> {
+pub(super) fn mo_fields(version: u32, custom: &[String]) -> Vec<Field> {
     let mut fields = vec![
         field("id", "integer", true, None),
         field("name", "char", true, None),
@@ -146,7 +146,7 @@ pub fn mo_fields(version: u32, custom: &[String]) -> Vec<Field> {
     fields
 }
 
-pub fn picking_fields() -> Vec<Field> {
+pub(super) fn picking_fields() -> Vec<Field> {
     vec![
         field("id", "integer", true, None),
         field("name", "char", true, None),
@@ -216,7 +216,7 @@ fn describe(model: &str, name: &str) -> (String, bool, bool, Option<Value>) {
 
 /// A new MO record with every stored field set, as the ORM's `create` leaves it.
 #[allow(clippy::too_many_arguments)]
-pub fn new_mo(
+pub(super) fn new_mo(
     state: &State,
     id: i64,
     name: String,
@@ -264,7 +264,7 @@ pub fn new_mo(
 }
 
 /// A stored record with its computed (non-stored) fields added.
-pub fn with_computed(record: &Map<String, Value>) -> Map<String, Value> {
+pub(super) fn with_computed(record: &Map<String, Value>) -> Map<String, Value> {
     let mut record = record.clone();
     let done = record.get("state").and_then(Value::as_str) == Some("done");
     let produced = if done {
@@ -278,10 +278,10 @@ pub fn with_computed(record: &Map<String, Value>) -> Map<String, Value> {
 }
 
 /// What a method answered: a value, or nothing (Python's None).
-pub type Answer = Result<Option<Value>, OrmError>;
+pub(super) type Answer = Result<Option<Value>, OrmError>;
 
 /// The positional parameters of each method, for APIs that pass them positionally.
-pub fn positional_names(method: &str) -> &'static [&'static str] {
+pub(super) fn positional_names(method: &str) -> &'static [&'static str] {
     match method {
         "search_read" => &["domain", "fields", "offset", "limit", "order"],
         "search" => &["domain", "offset", "limit", "order"],
@@ -295,7 +295,7 @@ pub fn positional_names(method: &str) -> &'static [&'static str] {
 }
 
 /// Runs `model.method` with named arguments.
-pub fn call(state: &mut State, model: &str, method: &str, args: &Map<String, Value>) -> Answer {
+pub(super) fn call(state: &mut State, model: &str, method: &str, args: &Map<String, Value>) -> Answer {
     let fields = match model {
         "mrp.production" => mo_fields(state.config.version, &state.config.custom_fields),
         "stock.picking" => picking_fields(),

@@ -17,7 +17,11 @@ type Shared = Arc<Mutex<State>>;
 /// How long a `Timeout` fault holds a request.
 const HOLD: Duration = Duration::from_secs(60);
 
-pub async fn serve(listener: tokio::net::TcpListener, state: Shared, stopped: tokio::sync::watch::Receiver<bool>) {
+pub(super) async fn serve(
+    listener: tokio::net::TcpListener,
+    state: Shared,
+    stopped: tokio::sync::watch::Receiver<bool>,
+) {
     crate::serve(listener, state, stopped, handle).await
 }
 

@@ -5,14 +5,14 @@
 
 /// One MySQL value as `result_array()` gives it: a string or NULL; counts from PHP are numbers.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Cell {
+pub(super) enum Cell {
     Str(String),
     Null,
     Int(i64),
 }
 
 /// A row: fields in the order of the SELECT (PHP arrays keep insertion order).
-pub type Row = Vec<(&'static str, Cell)>;
+pub(super) type Row = Vec<(&'static str, Cell)>;
 
 const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
@@ -51,7 +51,7 @@ pub fn base64_decode_lenient(input: &str) -> Vec<u8> {
 }
 
 /// PHP's `json_encode` with default flags: `/` as `\/`, everything beyond ASCII as `\uXXXX`.
-pub fn php_json(rows: &[Row]) -> String {
+pub(super) fn php_json(rows: &[Row]) -> String {
     let mut out = String::from("[");
     for (i, row) in rows.iter().enumerate() {
         if i > 0 {
@@ -64,7 +64,7 @@ pub fn php_json(rows: &[Row]) -> String {
 }
 
 /// `json_encode(array('error' => $message))`.
-pub fn php_json_error(message: &str) -> String {
+pub(super) fn php_json_error(message: &str) -> String {
     let mut out = String::new();
     php_json_object(&mut out, &vec![("error", Cell::Str(message.to_string()))]);
     out
@@ -115,7 +115,7 @@ fn php_json_string(out: &mut String, s: &str) {
 /// stripped of everything but letters and `_` (so digits go), values through
 /// `htmlentities(…, ENT_NOQUOTES, 'UTF-8')`, empty and NULL values as empty elements.
 /// `rawxml` differs only in keeping digits and `-` in element names.
-pub fn php_xml(rows: &[Row], raw: bool) -> String {
+pub(super) fn php_xml(rows: &[Row], raw: bool) -> String {
     let mut out = String::from(XML_HEAD);
     out.push_str("<xml>");
     for row in rows {
@@ -128,7 +128,7 @@ pub fn php_xml(rows: &[Row], raw: bool) -> String {
 }
 
 /// `array('error' => $message)` through `_format_xml`: no `<item>`, the key is the element.
-pub fn php_xml_error(message: &str, raw: bool) -> String {
+pub(super) fn php_xml_error(message: &str, raw: bool) -> String {
     let mut out = String::from(XML_HEAD);
     out.push_str("<xml>");
     xml_fields(&mut out, &vec![("error", Cell::Str(message.to_string()))], raw);
@@ -156,7 +156,7 @@ fn xml_fields(out: &mut String, row: &Row, raw: bool) {
 }
 
 /// `preg_replace('/[^a-z_]/i', '', $key)` (`/[^a-z0-9_-]/i` for rawxml).
-pub fn xml_name(key: &str, raw: bool) -> String {
+pub(super) fn xml_name(key: &str, raw: bool) -> String {
     key.chars()
         .filter(|c| c.is_ascii_alphabetic() || *c == '_' || (raw && (c.is_ascii_digit() || *c == '-')))
         .collect()
@@ -166,7 +166,7 @@ pub fn xml_name(key: &str, raw: bool) -> String {
 /// (Latin-1 and common punctuation here) become named entities; quotes stay. SimpleXML keeps
 /// the names it does not know as entity references, so `&eacute;` reaches the wire as is,
 /// which a strict XML parser rejects.
-pub fn htmlentities(s: &str) -> String {
+pub(super) fn htmlentities(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
         match c {
@@ -221,7 +221,7 @@ fn entity_name(c: char) -> Option<&'static str> {
 /// PHP's `parse_str` on a query string: `+` is a space, `%XX` a byte, a key without `=` has
 /// the value "", a repeated key keeps its first place and its last value, and spaces and dots
 /// in keys become `_`.
-pub fn parse_query(query: &str) -> Vec<(String, String)> {
+pub(super) fn parse_query(query: &str) -> Vec<(String, String)> {
     let mut args: Vec<(String, String)> = Vec::new();
     for pair in query.split('&').filter(|p| !p.is_empty()) {
         let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
@@ -244,7 +244,7 @@ pub fn parse_query(query: &str) -> Vec<(String, String)> {
 
 /// `urldecode` (`plus_is_space`) or `rawurldecode`: `%XX` with two hex digits is that byte,
 /// anything else stays as it is.
-pub fn urldecode(s: &str, plus_is_space: bool) -> String {
+pub(super) fn urldecode(s: &str, plus_is_space: bool) -> String {
     let b = s.as_bytes();
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
