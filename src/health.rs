@@ -11,7 +11,7 @@ use sd_notify::NotifyState;
 
 use crate::heartbeat::{Hearts, DEADLINE};
 use crate::shutdown::Shutdown;
-use crate::store::{self, Store};
+use crate::store::{self, Store, StoreHealth};
 use crate::uplink::LinkState;
 
 const STATUS_EVERY: Duration = Duration::from_secs(30);
@@ -54,6 +54,9 @@ pub(crate) async fn watch(
         if !matches!(store_alive, Ok(Ok(()))) {
             stale.push("store");
         }
+        // A full or read-only store is not a wedged one: the agent serves what it holds, and
+        // learns by itself when writes work again.
+        store.probe().await;
         if stale.is_empty() {
             if watchdog.is_some() {
                 notify(&[NotifyState::Watchdog]);
@@ -66,7 +69,10 @@ pub(crate) async fn watch(
             last_status = Some(Instant::now());
             let broker = broker.as_ref().map(|b| b.borrow().connected);
             match store.call(|c| store::sync::status(c)).await {
-                Ok(status) => notify(&[NotifyState::Status(&summary(&status, broker))]),
+                Ok(status) => {
+                    let health = store.health().borrow().clone();
+                    notify(&[NotifyState::Status(&summary(&status, broker, &health))])
+                }
                 Err(e) => tracing::warn!(error = %e, "status unavailable"),
             }
         }
@@ -74,7 +80,7 @@ pub(crate) async fn watch(
 }
 
 /// `MOs 120 (3 running) · odoo ok 12:01:05 · sicantik ok 11:40:00 · broker up · outbox 0`
-pub(crate) fn summary(status: &store::sync::Status, broker: Option<bool>) -> String {
+pub(crate) fn summary(status: &store::sync::Status, broker: Option<bool>, health: &StoreHealth) -> String {
     let running = status
         .by_phase
         .iter()
@@ -91,5 +97,8 @@ pub(crate) fn summary(status: &store::sync::Status, broker: Option<bool>) -> Str
     }
     let outbox: u64 = status.outbox.iter().map(|(_, n)| n).sum();
     parts.push(format!("outbox {outbox}"));
+    if !health.is_ok() {
+        parts.push(format!("store {health}"));
+    }
     parts.join(" · ")
 }

@@ -45,6 +45,36 @@ pub(crate) fn no_answer(e: &reqwest::Error) -> NoAnswer {
     }
 }
 
+/// Why a body was not read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum BodyError {
+    /// Longer than the configured limit: refused as it streamed in, never held whole.
+    TooLarge {
+        limit: usize,
+    },
+    NoAnswer(NoAnswer),
+}
+
+/// Reads a response's body as it streams in, refusing it as soon as it passes `limit` bytes
+/// (or says it will): whatever an upstream, a proxy or a bug sends, memory stays bounded.
+pub(crate) async fn read_body(mut response: reqwest::Response, limit: usize) -> Result<String, BodyError> {
+    if response.content_length().is_some_and(|n| n > limit as u64) {
+        return Err(BodyError::TooLarge { limit });
+    }
+    let expected = response.content_length().map_or(0, |n| n as usize);
+    let mut body = Vec::with_capacity(expected.min(limit).min(1 << 20));
+    while let Some(chunk) = response.chunk().await.map_err(|e| BodyError::NoAnswer(no_answer(&e)))? {
+        if body.len() + chunk.len() > limit {
+            return Err(BodyError::TooLarge { limit });
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(match String::from_utf8(body) {
+        Ok(text) => text,
+        Err(e) => String::from_utf8_lossy(e.as_bytes()).into_owned(),
+    })
+}
+
 /// The start of a body, on one line, for error messages.
 pub(crate) fn snippet(text: &str) -> String {
     let one_line: String = text

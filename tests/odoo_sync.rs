@@ -564,6 +564,61 @@ async fn passing_faults_are_retried_within_the_run() {
 }
 
 #[tokio::test]
+async fn a_captive_portal_or_a_cut_answer_is_retried_as_a_passing_fault() {
+    // Given an Odoo behind a proxy that first answers 200 with a hotspot's login page, then
+    // with Odoo's answer cut in half
+    let mut f = Fixture::new(sim(19, 4).await).await;
+    f.sim.fail_next(1, Fault::Html200);
+    f.sim.fail_next(1, Fault::Truncated);
+    // When a sync runs
+    let report = f.sync().await;
+    // Then it retried at once and succeeded, instead of waiting for the next interval
+    assert_eq!(report.counts.inserted, 4);
+    // And an HTML page every time is a transient failure, so the scheduler backs off briefly
+    f.sim.fail_next(3, Fault::Html200);
+    let err = f.sync.run(&Shutdown::never()).await.unwrap_err();
+    assert!(err.is_transient(), "{err}");
+    assert!(err.to_string().contains("not Odoo's"), "{err}");
+}
+
+#[tokio::test]
+async fn a_huge_answer_is_refused_unread_with_the_key_to_raise() {
+    // Given a gateway allowing answers of 1 MiB, and an Odoo that answers with 10 MB
+    let sim = sim(19, 4).await;
+    let mut odoo = odoo_config(&sim);
+    odoo.max_response = 1 << 20;
+    let mut f = Fixture::with(sim, odoo).await;
+    f.sim.fail_next(1, Fault::Huge(10_000_000));
+    // When a sync runs, then it fails at once, naming the setting, and is not retried as if
+    // passing (the next answer would be as large)
+    let err = f.sync.run(&Shutdown::never()).await.unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("larger than odoo.max_response (1048576 bytes)"),
+        "{err}"
+    );
+    assert!(!err.is_transient(), "{err}");
+    // And the next sync, with a normal answer, works
+    assert_eq!(f.sync().await.counts.inserted, 4);
+}
+
+#[tokio::test]
+async fn an_answer_that_trickles_in_times_out_instead_of_hanging() {
+    // Given an Odoo whose answers come a byte every 50 ms, and a 1 s request timeout
+    let sim = sim(19, 2).await;
+    let mut odoo = odoo_config(&sim);
+    odoo.request_timeout = Duration::from_secs(1);
+    let mut f = Fixture::with(sim, odoo).await;
+    f.sim.fail_next(3, Fault::Trickle(Duration::from_millis(50)));
+    // When a sync runs, then it gives up with a timeout, a passing fault
+    let err = f.sync.run(&Shutdown::never()).await.unwrap_err();
+    assert!(
+        err.is_transient() && err.to_string().contains("did not answer within"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
 async fn every_supported_version_and_api_syncs() {
     struct Case {
         version: u32,

@@ -382,8 +382,9 @@ async fn bodies_with_php_warnings_are_read_and_garbage_is_a_clear_error() {
     let report = f.run().await;
     assert!(report.counts.inserted > 0);
 
-    // When the listing answers garbage (three times: the retries too)
-    sim.fail_next(3, SicantikFault::Garbage);
+    // When the server answers garbage, as a PHP fatal error or a proxy would, to the permit
+    // types and the listing, each asked three times (garbage is worth retrying)
+    sim.fail_next(6, SicantikFault::Garbage);
     let err = f.sync.run(&Shutdown::never()).await.unwrap_err();
     // Then the run fails with a clear error, and the store is as it was
     assert!(err.to_string().contains("cannot be read"), "{err}");

@@ -4,10 +4,10 @@
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
-use http_body_util::{BodyExt, Full};
+use http_body_util::BodyExt;
 use hyper::body::{Bytes, Incoming};
 
-use crate::Dropped;
+use crate::{Drip, Dropped};
 
 pub struct Webhook {
     addr: SocketAddr,
@@ -52,10 +52,7 @@ impl Drop for Webhook {
     }
 }
 
-async fn answer(
-    state: Arc<Mutex<State>>,
-    request: hyper::Request<Incoming>,
-) -> Result<hyper::Response<Full<Bytes>>, Dropped> {
+async fn answer(state: Arc<Mutex<State>>, request: hyper::Request<Incoming>) -> Result<hyper::Response<Drip>, Dropped> {
     let body = request
         .into_body()
         .collect()
@@ -74,6 +71,6 @@ async fn answer(
     };
     Ok(hyper::Response::builder()
         .status(status)
-        .body(Full::new(Bytes::new()))
+        .body(Drip::full(Bytes::new()))
         .expect("a status and an empty body make a response"))
 }

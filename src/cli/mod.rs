@@ -192,11 +192,16 @@ pub async fn status(file: &ConfigFile, json: bool) -> u8 {
     .expect("the status read does not panic");
     match read {
         Ok(status) if json => {
-            println!("{}", serde_json::to_string_pretty(&status).expect("status serializes"));
+            let mut value = serde_json::to_value(&status).expect("status serializes");
+            value["store"] = serde_json::to_value(store::StoreHealth::inspect(&path)).expect("health serializes");
+            println!("{}", serde_json::to_string_pretty(&value).expect("status serializes"));
             0
         }
         Ok(status) => {
-            print!("{}", status::render(&status, &path));
+            print!(
+                "{}",
+                status::render(&status, &path, &store::StoreHealth::inspect(&path))
+            );
             0
         }
         Err(e) => {

@@ -3,10 +3,12 @@
 use std::fmt::Write;
 
 use crate::store::sync::{RunRecord, Status};
+use crate::store::StoreHealth;
 
-pub(super) fn render(status: &Status, db: &std::path::Path) -> String {
+pub(super) fn render(status: &Status, db: &std::path::Path, health: &StoreHealth) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "database  {} (schema {})", db.display(), status.schema_version);
+    let _ = writeln!(out, "store     {health}");
     let _ = writeln!(out, "MOs       {} in Odoo's domain, {} gone", status.mos, status.gone);
     let list = |pairs: &[(String, u64)]| {
         if pairs.is_empty() {

@@ -4,11 +4,11 @@
 //! turned into dotted keys in [`diagnostics`].
 
 mod diagnostics;
-mod durations;
 mod mqtt;
 mod odoo;
 mod secret;
 mod sicantik;
+mod units;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;

@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::durations::duration;
 use super::secret::lookup;
+use super::units::duration;
 use super::ConfigError;
 
 /// The plant's broker, where displays and panels are.

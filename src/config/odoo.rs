@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::durations::duration;
 use super::secret::{lookup, Secret};
+use super::units::{duration, size};
 use super::{default_request_timeout, ConfigError};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
@@ -44,6 +44,10 @@ pub struct OdooConfig {
     pub reconcile_interval: Duration,
     #[serde(default = "default_request_timeout", deserialize_with = "duration")]
     pub request_timeout: Duration,
+    /// Longer answers are refused unread (memory stays bounded whatever the server, a proxy
+    /// or a bug sends).
+    #[serde(default = "default_max_response", deserialize_with = "size")]
+    pub max_response: usize,
     #[serde(default = "default_page_size")]
     pub page_size: u32,
 }
@@ -84,6 +88,10 @@ fn default_page_size() -> u32 {
     200
 }
 
+fn default_max_response() -> usize {
+    8 << 20
+}
+
 impl OdooConfig {
     /// A config for the given server and key, with every other setting at its default.
     pub fn with_api_key(url: impl Into<String>, database: impl Into<String>, key: impl Into<String>) -> Self {
@@ -101,6 +109,7 @@ impl OdooConfig {
             sync_interval: default_sync_interval(),
             reconcile_interval: default_reconcile_interval(),
             request_timeout: default_request_timeout(),
+            max_response: default_max_response(),
             page_size: default_page_size(),
         }
     }

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::durations::duration;
+use super::units::{duration, size};
 use super::{default_request_timeout, ConfigError};
 
 /// The regency's SICANTIK backoffice, where permits and their expiry dates are.
@@ -23,6 +23,10 @@ pub struct SicantikConfig {
     pub(crate) page_size: u32,
     #[serde(default = "default_request_timeout", deserialize_with = "duration")]
     pub request_timeout: Duration,
+    /// Longer answers are refused unread (memory stays bounded whatever the server, a proxy
+    /// or a bug sends).
+    #[serde(default = "default_max_response", deserialize_with = "size")]
+    pub max_response: usize,
     /// How often new permits are listed (from the newest, until a page has nothing new).
     #[serde(default = "default_list_interval", deserialize_with = "duration")]
     pub(crate) list_interval: Duration,
@@ -67,6 +71,10 @@ fn default_timezone() -> String {
     "Asia/Jakarta".into()
 }
 
+fn default_max_response() -> usize {
+    2 << 20
+}
+
 impl SicantikConfig {
     pub fn new(url: impl Into<String>) -> SicantikConfig {
         SicantikConfig {
@@ -75,6 +83,7 @@ impl SicantikConfig {
             concurrency: default_concurrency(),
             page_size: default_sicantik_page_size(),
             request_timeout: default_request_timeout(),
+            max_response: default_max_response(),
             list_interval: default_list_interval(),
             expiry_interval: default_list_interval(),
             full_listing_interval: default_full_listing_interval(),

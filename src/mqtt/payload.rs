@@ -72,6 +72,7 @@ pub(crate) fn status(
     uplinks: &[(&str, Uplink)],
     last_runs: &[RunRecord],
     progress: &serde_json::Map<String, Value>,
+    store: &crate::store::StoreHealth,
 ) -> Value {
     let uplink = |u: &Uplink| match u {
         Uplink::Unknown => json!({"state": "unknown"}),
@@ -106,6 +107,7 @@ pub(crate) fn status(
         "uplink": uplinks,
         "last_sync": syncs,
         "progress": progress,
+        "store": store,
     })
 }
 

@@ -66,6 +66,7 @@ impl Publisher {
     /// the status topic (the broker sends the last will only when we vanish) and DISCONNECT.
     pub(crate) async fn run(mut self, shutdown: Shutdown) {
         let mut published = Published::default();
+        let mut store_health = self.store.health();
         let mut permits_tick = tokio::time::interval(PERMITS_EVERY);
         let mut pulse = tokio::time::interval(BEAT);
         loop {
@@ -92,6 +93,13 @@ impl Publisher {
                         outcome = outcome.and(self.publish_change(change, &mut published).await);
                     }
                     outcome
+                }
+                // A full or read-only store (and its recovery) shows on the status at once.
+                Ok(()) = store_health.changed() => {
+                    if !self.link.borrow().connected {
+                        continue;
+                    }
+                    self.publish_status(true, &mut published).await
                 }
                 _ = permits_tick.tick(), if self.permits_zone.is_some() => {
                     if !self.link.borrow().connected {
@@ -251,6 +259,7 @@ impl Publisher {
             &uplinks,
             &last,
             &published.progress,
+            &self.store.health().borrow(),
         )
         .to_string();
         if published.status.as_ref() != Some(&status) {

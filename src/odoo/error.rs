@@ -26,6 +26,12 @@ pub enum OdooError {
     },
     #[error("unexpected answer from Odoo: {0}")]
     Decode(String),
+    /// A 200 whose body is no JSON at all, or JSON cut short: a proxy, a captive portal, a
+    /// connection lost mid-body — not Odoo saying no.
+    #[error("the answer is not Odoo's (a proxy or a captive portal?): {0}")]
+    NotOdoo(String),
+    #[error("Odoo's answer is larger than odoo.max_response ({limit} bytes); refused unread")]
+    TooLarge { limit: usize },
     #[error("{0}")]
     Unsupported(String),
 }
@@ -37,6 +43,7 @@ impl OdooError {
             OdooError::Transport(_)
             | OdooError::Timeout(_)
             | OdooError::Unavailable { .. }
+            | OdooError::NotOdoo(_)
             | OdooError::SessionExpired => true,
             OdooError::Rpc { retryable, .. } => *retryable,
             _ => false,
@@ -44,9 +51,24 @@ impl OdooError {
     }
 
     pub(super) fn from_reqwest(e: &reqwest::Error, timeout: Duration) -> Self {
-        match crate::http::no_answer(e) {
+        OdooError::no_answer(crate::http::no_answer(e), timeout)
+    }
+
+    pub(super) fn no_answer(why: crate::http::NoAnswer, timeout: Duration) -> Self {
+        match why {
             crate::http::NoAnswer::Timeout => OdooError::Timeout(timeout),
             crate::http::NoAnswer::Transport(text) => OdooError::Transport(text),
+        }
+    }
+
+    /// A 200's body that serde could not read: not JSON, or cut short, is someone else
+    /// answering (worth retrying); JSON of another shape is Odoo's and stays a decode error.
+    pub(super) fn unreadable(e: &serde_json::Error, text: &str) -> Self {
+        let detail = format!("{e}: {}", crate::http::snippet(text));
+        if e.is_syntax() || e.is_eof() {
+            OdooError::NotOdoo(detail)
+        } else {
+            OdooError::Decode(detail)
         }
     }
 

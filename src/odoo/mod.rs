@@ -18,7 +18,7 @@ pub(crate) use mapping::FieldPlan;
 
 use crate::backoff::Backoff;
 use crate::config::{OdooApi, OdooConfig, Secret};
-use crate::http::snippet;
+use crate::http::{snippet, BodyError};
 
 /// Minimum time between two login attempts after one was refused.
 pub(crate) const LOGIN_RETRY: Duration = Duration::from_secs(60);
@@ -51,6 +51,8 @@ pub struct OdooClient {
     secret: Secret,
     wanted: OdooApi,
     timeout: Duration,
+    /// Longer answers are refused unread.
+    max_response: usize,
     session: tokio::sync::Mutex<Option<Session>>,
     /// Set when a login was refused; no new attempt before this instant.
     login_not_before: std::sync::Mutex<Option<Instant>>,
@@ -74,6 +76,7 @@ impl OdooClient {
             secret: config.secret()?,
             wanted: config.api,
             timeout: config.request_timeout,
+            max_response: config.max_response,
             session: tokio::sync::Mutex::new(None),
             login_not_before: std::sync::Mutex::new(None),
             requests: Arc::default(),
@@ -201,7 +204,7 @@ impl OdooClient {
             .header("X-Odoo-Database", &self.database);
         let (status, text) = self.send(request.json(named)).await?;
         if status == StatusCode::OK {
-            return serde_json::from_str(&text).map_err(|e| OdooError::Decode(format!("{e}: {}", snippet(&text))));
+            return serde_json::from_str(&text).map_err(|e| OdooError::unreadable(&e, &text));
         }
         match serde_json::from_str::<Value>(&text) {
             Ok(Value::Object(err)) if err.contains_key("name") => {
@@ -240,7 +243,7 @@ impl OdooClient {
             return Err(http_failure(status, &text));
         }
         let mut envelope: Map<String, Value> =
-            serde_json::from_str(&text).map_err(|e| OdooError::Decode(format!("{e}: {}", snippet(&text))))?;
+            serde_json::from_str(&text).map_err(|e| OdooError::unreadable(&e, &text))?;
         if let Some(error) = envelope.remove("error") {
             if error.get("code").and_then(Value::as_i64) == Some(100) {
                 return Err(OdooError::SessionExpired);
@@ -265,10 +268,12 @@ impl OdooClient {
             .await
             .map_err(|e| OdooError::from_reqwest(&e, self.timeout))?;
         let status = response.status();
-        let text = response
-            .text()
+        let text = crate::http::read_body(response, self.max_response)
             .await
-            .map_err(|e| OdooError::from_reqwest(&e, self.timeout))?;
+            .map_err(|e| match e {
+                BodyError::TooLarge { limit } => OdooError::TooLarge { limit },
+                BodyError::NoAnswer(why) => OdooError::no_answer(why, self.timeout),
+            })?;
         Ok((status, text))
     }
 

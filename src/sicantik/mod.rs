@@ -15,7 +15,7 @@ use reqwest::{StatusCode, Url};
 
 use crate::backoff::Backoff;
 use crate::config::{ConfigError, SicantikConfig};
-use crate::http::{snippet, NoAnswer};
+use crate::http::{snippet, BodyError, NoAnswer};
 
 pub(crate) use parse::Row;
 
@@ -37,6 +37,8 @@ pub enum SicantikError {
     },
     #[error("SICANTIK's answer on {endpoint} cannot be read: {detail}")]
     Parse { endpoint: &'static str, detail: String },
+    #[error("SICANTIK's answer on {endpoint} is larger than sicantik.max_response ({limit} bytes); refused unread")]
+    TooLarge { endpoint: &'static str, limit: usize },
 }
 
 impl SicantikError {
@@ -44,7 +46,9 @@ impl SicantikError {
         match self {
             SicantikError::Transport(_) | SicantikError::Timeout(_) => true,
             SicantikError::Status { status, .. } => *status >= 500 || *status == 429,
-            SicantikError::Parse { .. } => false,
+            // An HTML page or JSON cut short: a proxy, a captive portal, a PHP fatal error.
+            SicantikError::Parse { .. } => true,
+            SicantikError::TooLarge { .. } => false,
         }
     }
 }
@@ -62,6 +66,8 @@ pub(crate) struct SicantikClient {
     http: reqwest::Client,
     base: Url,
     timeout: Duration,
+    /// Longer answers are refused unread.
+    max_response: usize,
     /// Every request waits here: the server has no limit of its own, so we keep the courtesy.
     limiter: Arc<DefaultDirectRateLimiter>,
     /// Requests sent so far; shared, so that a sync's scheduler can see a run make progress.
@@ -87,6 +93,7 @@ impl SicantikClient {
             http: crate::http::client(config.request_timeout),
             base: crate::http::as_base(base),
             timeout: config.request_timeout,
+            max_response: config.max_response,
             limiter: Arc::new(limiter(config.rate_limit)),
             requests: Arc::default(),
         })
@@ -139,7 +146,12 @@ impl SicantikClient {
             .await
             .map_err(|e| self.transport(e))?;
         let status = response.status();
-        let body = response.text().await.map_err(|e| self.transport(e))?;
+        let body = crate::http::read_body(response, self.max_response)
+            .await
+            .map_err(|e| match e {
+                BodyError::TooLarge { limit } => SicantikError::TooLarge { endpoint, limit },
+                BodyError::NoAnswer(why) => self.no_answer(why),
+            })?;
         if status == StatusCode::NOT_FOUND {
             return match body.trim() {
                 b if b.contains("Tidak ada data") => Ok(Answer::NoData),
@@ -174,7 +186,11 @@ impl SicantikClient {
     }
 
     fn transport(&self, e: reqwest::Error) -> SicantikError {
-        match crate::http::no_answer(&e) {
+        self.no_answer(crate::http::no_answer(&e))
+    }
+
+    fn no_answer(&self, why: NoAnswer) -> SicantikError {
+        match why {
             NoAnswer::Timeout => SicantikError::Timeout(self.timeout),
             NoAnswer::Transport(text) => SicantikError::Transport(text),
         }

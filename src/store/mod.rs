@@ -3,6 +3,7 @@
 //! answer. Only this module and its children touch SQL.
 
 pub(crate) mod command;
+pub mod health;
 pub mod mo;
 pub(crate) mod outbox;
 pub(crate) mod permit;
@@ -14,6 +15,8 @@ use std::sync::{Arc, Mutex};
 
 use rusqlite::Connection;
 use tokio::sync::oneshot;
+
+pub use health::StoreHealth;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -42,6 +45,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/0001_init.sql"),
     include_str!("../../migrations/0002_commands.sql"),
     include_str!("../../migrations/0003_permits.sql"),
+    include_str!("../../migrations/0004_store_probe.sql"),
 ];
 
 pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;
@@ -67,12 +71,16 @@ pub struct Store {
     jobs: std::sync::mpsc::Sender<Message>,
     /// The owner thread, joined by whoever closes the store.
     thread: Arc<Mutex<Option<std::thread::JoinHandle<()>>>>,
+    /// Whether writes work, as the last ones found: set on the store's thread, watched by the
+    /// status topic and systemd's STATUS.
+    health: Arc<tokio::sync::watch::Sender<StoreHealth>>,
+    path: Arc<PathBuf>,
 }
 
 impl Store {
     /// Opens (creating if needed) the database, migrates it, and starts its owner thread.
     pub fn open(path: &Path) -> Result<Store, StoreError> {
-        Ok(Store::start(open(path)?))
+        Ok(Store::start(open(path)?, path))
     }
 
     /// [`Store::open`], but a damaged database is kept aside and a fresh one started (the
@@ -80,7 +88,7 @@ impl Store {
     /// agent's lock may do this: nobody else has the file open for writing.
     pub fn open_or_start_afresh(path: &Path) -> Result<(Store, Option<PathBuf>), StoreError> {
         match open(path) {
-            Ok(db) => Ok((Store::start(db), None)),
+            Ok(db) => Ok((Store::start(db, path), None)),
             Err(StoreError::Damaged { detail, .. }) => {
                 let kept = keep_aside(path, crate::clock::now_unix()).map_err(|e| StoreError::Damaged {
                     path: path.to_path_buf(),
@@ -90,13 +98,21 @@ impl Store {
                     db = %path.display(), kept = %kept.display(), %detail,
                     "the database is damaged: kept aside, starting a fresh one (operator data: linegate salvage)"
                 );
-                Ok((Store::start(open(path)?), Some(kept)))
+                Ok((Store::start(open(path)?, path), Some(kept)))
             }
             Err(e) => Err(e),
         }
     }
 
-    fn start(db: Db) -> Store {
+    fn start(db: Db, path: &Path) -> Store {
+        let health = if db.0.is_readonly(rusqlite::MAIN_DB).unwrap_or(false) {
+            StoreHealth::ReadOnly(format!("{} was opened read-only: it cannot be written", path.display()))
+        } else {
+            StoreHealth::inspect(path)
+        };
+        if !health.is_ok() {
+            tracing::error!(db = %path.display(), %health, "the store cannot be written; serving what it holds");
+        }
         let (jobs, rx) = std::sync::mpsc::channel::<Message>();
         let thread = std::thread::Builder::new()
             .name("linegate-store".into())
@@ -110,7 +126,30 @@ impl Store {
         Store {
             jobs,
             thread: Arc::new(Mutex::new(Some(thread))),
+            health: Arc::new(tokio::sync::watch::channel(health).0),
+            path: Arc::new(path.to_path_buf()),
         }
+    }
+
+    /// Whether writes work, as the last ones found.
+    pub fn health(&self) -> tokio::sync::watch::Receiver<StoreHealth> {
+        self.health.subscribe()
+    }
+
+    /// While writes fail, tries a small one (only then: a healthy store is never written for
+    /// this), so that the health turns `ok` by itself once space returns.
+    pub(crate) async fn probe(&self) {
+        if self.health.borrow().is_ok() {
+            return;
+        }
+        const SQL: &str = "INSERT OR REPLACE INTO store_probe (id, at) VALUES (1, ?1)";
+        let at = crate::clock::format_rfc3339(crate::clock::now_unix());
+        let _ = self
+            .call(move |db| {
+                db.0.execute(SQL, [at])?;
+                Ok(())
+            })
+            .await;
     }
 
     /// Finishes the work already sent, closes the connection and waits for the thread: a
@@ -131,9 +170,32 @@ impl Store {
         F: FnOnce(&mut Db) -> Result<R, StoreError> + Send + 'static,
     {
         let (tx, rx) = oneshot::channel();
+        let (health, path) = (self.health.clone(), self.path.clone());
         let job: Job = Box::new(move |db| {
+            let written = db.0.total_changes();
+            let result = f(db);
+            // A write that failed for want of space or permission says so; one that went
+            // through says the store is writable again.
+            let now = match &result {
+                Err(StoreError::Sqlite(e)) => StoreHealth::from_error(e, &path),
+                Ok(_) if db.0.total_changes() != written => Some(StoreHealth::Ok),
+                _ => None,
+            };
+            if let Some(now) = now {
+                health.send_if_modified(|h| {
+                    let changed = *h != now;
+                    if changed {
+                        match &now {
+                            StoreHealth::Ok => tracing::info!(state = %now, "the store can be written again"),
+                            _ => tracing::error!(state = %now, "the store cannot be written"),
+                        }
+                    }
+                    *h = now;
+                    changed
+                });
+            }
             // The caller may have gone (shutdown); the work is done and committed regardless.
-            let _ = tx.send(f(db));
+            let _ = tx.send(result);
         });
         self.jobs.send(Message::Job(job)).map_err(|_| StoreError::Closed)?;
         rx.await.map_err(|_| StoreError::Closed)?

@@ -128,6 +128,13 @@ impl<S: Source> Scheduler<S> {
                     tracing::info!(source, "another sync is running; trying again shortly");
                     jitter(RETRY_MIN.min(self.interval), 0.2)
                 }
+                // The store, not the upstream: the uplink is as it was, and the run is tried
+                // again soon (the store's health says why, and when it recovers).
+                Err(e @ (SyncError::Store(_) | SyncError::Lock { .. })) => {
+                    let delay = retries.failed();
+                    tracing::error!(source, error = %e, retry_in = ?delay, "sync cannot write the store");
+                    delay
+                }
                 Err(e) if e.is_transient() => {
                     let delay = retries.failed();
                     let failures = retries.failures();

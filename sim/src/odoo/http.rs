@@ -3,14 +3,14 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use http_body_util::{BodyExt, Full};
-use hyper::body::{Bytes, Incoming};
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
 use hyper::{Request, Response, StatusCode};
 use serde_json::{json, Map, Value};
 
 use super::orm::{self, OrmError};
 use super::{Fault, RequestRecord, State, WebSession};
-use crate::Dropped;
+use crate::{Drip, Dropped};
 
 type Shared = Arc<Mutex<State>>;
 
@@ -37,7 +37,7 @@ struct Answer {
     record: RequestRecord,
 }
 
-async fn handle(state: Shared, req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Dropped> {
+async fn handle(state: Shared, req: Request<Incoming>) -> Result<Response<Drip>, Dropped> {
     let method = req.method().clone();
     let path = req.uri().path().to_string();
     let headers = req.headers().clone();
@@ -64,21 +64,39 @@ async fn handle(state: Shared, req: Request<Incoming>) -> Result<Response<Full<B
         Some(Fault::Stall(d)) => tokio::time::sleep(d).await,
         Some(Fault::Status503) => {
             let html = "<html><head><title>503 Service Unavailable</title></head><body><h1>503 Service Unavailable</h1></body></html>";
-            let record = RequestRecord {
-                path,
-                model: None,
-                method: None,
-                status: 503,
-                api: "other",
-            };
-            state.lock().unwrap_or_else(|e| e.into_inner()).requests.push(record);
+            record_other(&state, &path, 503);
             return Ok(Response::builder()
                 .status(503)
                 .header("Content-Type", "text/html")
-                .body(Full::new(Bytes::from(html)))
+                .body(Drip::full(html))
                 .expect("valid response"));
         }
-        None => {}
+        Some(Fault::Html200) => {
+            let portal = "<!DOCTYPE html><html><head><title>Hotspot login</title></head><body><form action=\"/login\">\
+                <input name=\"voucher\"></form></body></html>";
+            record_other(&state, &path, 200);
+            return Ok(Response::builder()
+                .status(200)
+                .header("Content-Type", "text/html")
+                .body(Drip::full(portal))
+                .expect("valid response"));
+        }
+        Some(Fault::Huge(bytes)) => {
+            record_other(&state, &path, 200);
+            let filler = r#"{"id": 1, "name": "WH/MO/00001", "note": "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"},"#;
+            let body = Drip::huge(
+                r#"{"jsonrpc": "2.0", "id": 1, "result": ["#,
+                filler,
+                r#"{"id": 2}]}"#,
+                bytes,
+            );
+            return Ok(Response::builder()
+                .status(200)
+                .header("Content-Type", "application/json")
+                .body(body)
+                .expect("valid response"));
+        }
+        Some(Fault::Truncated | Fault::Trickle(_)) | None => {}
     }
     let answer = {
         let mut s = state.lock().unwrap_or_else(|e| e.into_inner());
@@ -102,9 +120,27 @@ async fn handle(state: Shared, req: Request<Incoming>) -> Result<Response<Full<B
         .unwrap_or_else(|e| e.into_inner())
         .requests
         .push(answer.record);
-    Ok(response
-        .body(Full::new(Bytes::from(answer.body)))
-        .expect("valid response"))
+    let body = match fault {
+        Some(Fault::Truncated) => {
+            let cut = answer.body.len() / 2;
+            Drip::full(answer.body.as_bytes()[..cut].to_vec())
+        }
+        Some(Fault::Trickle(every)) => Drip::trickle(answer.body.as_bytes(), every),
+        _ => Drip::full(answer.body),
+    };
+    Ok(response.body(body).expect("valid response"))
+}
+
+/// Records a request answered by a fault rather than by Odoo.
+fn record_other(state: &Shared, path: &str, status: u16) {
+    let record = RequestRecord {
+        path: path.to_string(),
+        model: None,
+        method: None,
+        status,
+        api: "other",
+    };
+    state.lock().unwrap_or_else(|e| e.into_inner()).requests.push(record);
 }
 
 fn route(s: &mut State, method: &hyper::Method, path: &str, headers: &hyper::HeaderMap, body: &[u8]) -> Answer {

@@ -69,6 +69,15 @@ pub enum Fault {
     Status503,
     /// Answer only after this extra delay.
     Stall(Duration),
+    /// HTTP 200 with a captive portal's HTML login page.
+    Html200,
+    /// The real answer, cut in the middle (with a Content-Length that says so): a proxy that
+    /// gave up half-way.
+    Truncated,
+    /// HTTP 200 with a JSON body of this many bytes (a bug, a misrouted export).
+    Huge(usize),
+    /// The real answer, one byte every so often.
+    Trickle(Duration),
 }
 
 #[derive(Clone, Debug)]

@@ -4,13 +4,13 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use http_body_util::{BodyExt, Full};
-use hyper::body::{Bytes, Incoming};
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
 use hyper::{Request, Response};
 
 use super::wire::{self, Cell, Row};
 use super::{company_fields, Permit, SicantikFault, SicantikRequest, State, BASE_PATH, PHP_WARNING};
-use crate::Dropped;
+use crate::{Drip, Dropped};
 
 type Shared = Arc<Mutex<State>>;
 
@@ -39,7 +39,7 @@ struct Answer {
 /// PHP's default when nothing else is set.
 const HTML: &str = "text/html; charset=UTF-8";
 
-async fn handle(state: Shared, req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Dropped> {
+async fn handle(state: Shared, req: Request<Incoming>) -> Result<Response<Drip>, Dropped> {
     let at = Instant::now();
     let method = req.method().as_str().to_string();
     let path = req.uri().path().to_string();
@@ -115,9 +115,7 @@ async fn handle(state: Shared, req: Request<Incoming>) -> Result<Response<Full<B
             .header("Pragma", "no-cache")
             .header("Expires", "0");
     }
-    Ok(response
-        .body(Full::new(Bytes::from(answer.body)))
-        .expect("valid response"))
+    Ok(response.body(Drip::full(answer.body)).expect("valid response"))
 }
 
 /// CodeIgniter's page for a failed query (`db_debug` on).
