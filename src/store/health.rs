@@ -84,6 +84,7 @@ fn directory(db: &Path) -> &Path {
         .unwrap_or(Path::new("."))
 }
 
+#[allow(clippy::unnecessary_cast, reason = "the fields are 32-bit on armhf")]
 fn free_bytes(db: &Path) -> Option<u64> {
     let dir = std::ffi::CString::new(directory(db).as_os_str().as_encoded_bytes()).ok()?;
     statvfs(&dir).map(|s| s.f_bavail as u64 * s.f_frsize as u64)
