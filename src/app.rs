@@ -219,6 +219,12 @@ pub async fn run(config: Config, shutdown: Shutdown) -> Result<(), AppError> {
         };
         tasks.spawn(intake, "commands", |stop| server.run(stop));
     }
+    let housekeeping = crate::housekeeping::Housekeeping {
+        store: store.clone(),
+        keep: Duration::from_secs(u64::from(config.store.log_retention_days) * 86_400),
+        heart: hearts.heart("housekeeping"),
+    };
+    tasks.spawn(intake, "housekeeping", |stop| housekeeping.run(stop));
     let watch = |stop| crate::health::watch(hearts.clone(), store.clone(), broker_up, stop);
     tasks.spawn(last, "health", watch);
     tracing::info!(db = %config.store.path.display(), "linegate running");

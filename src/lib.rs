@@ -8,7 +8,7 @@
 //! | layer    | rooms                                                                    |
 //! |----------|--------------------------------------------------------------------------|
 //! | binary   | cli, app, demo                                                           |
-//! | tasks    | mqtt, sync, outbox, health                                               |
+//! | tasks    | mqtt, sync, outbox, health, housekeeping                                 |
 //! | rules    | command                                                                  |
 //! | adapters | store, odoo, sicantik                                                    |
 //! | domain   | mo, permit                                                               |
@@ -19,7 +19,8 @@
 //!   feature; not in the packages).
 //! - **tasks**: `mqtt` (the broker link, the displays' publisher, the panels' command server),
 //!   `sync` (Odoo and SICANTIK runs and their scheduler), `outbox` (every durable outgoing
-//!   event), `health` (systemd's READY, WATCHDOG and STATUS).
+//!   event), `health` (systemd's READY, WATCHDOG and STATUS), `housekeeping` (pruning the
+//!   logs).
 //! - **rules**: `command`, the floor's rules as pure functions (parse, decide, reply).
 //! - **adapters**: `store` (all SQL; the only writer of protected columns is a command's own
 //!   transaction), the `odoo` and `sicantik` HTTP clients.
@@ -38,6 +39,7 @@ pub mod config;
 pub mod demo;
 mod health;
 pub mod heartbeat;
+pub mod housekeeping;
 mod http;
 pub mod lock;
 pub mod mo;

@@ -405,6 +405,7 @@ async fn displays_get_reminders_and_the_expiring_summary_over_mqtt() {
         store: StoreConfig {
             path: dir.path().join("linegate.db"),
             retention_days: 30,
+            ..Default::default()
         },
         odoo: None,
         mqtt: Some(MqttConfig::new("127.0.0.1", broker.port(), "gw-permits")),

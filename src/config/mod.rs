@@ -71,6 +71,9 @@ pub struct StoreConfig {
     pub path: PathBuf,
     /// Days a finished or vanished MO stays in the store before it is purged.
     pub retention_days: u32,
+    /// Days answered commands and delivered outbox messages are kept, then pruned (a command
+    /// repeated within them gets its first reply again).
+    pub log_retention_days: u32,
 }
 
 impl Default for StoreConfig {
@@ -78,6 +81,7 @@ impl Default for StoreConfig {
         StoreConfig {
             path: PathBuf::from("/var/lib/linegate/linegate.db"),
             retention_days: 30,
+            log_retention_days: 30,
         }
     }
 }

@@ -170,6 +170,9 @@ impl OdooConfig {
         if self.request_timeout < Duration::from_secs(1) {
             return Err(ConfigError::new("odoo.request_timeout", "must be at least 1s"));
         }
+        if self.max_response < 64 << 10 {
+            return Err(ConfigError::new("odoo.max_response", "must be at least 64KiB"));
+        }
         Ok(())
     }
 

@@ -7,6 +7,7 @@ pub mod health;
 pub mod mo;
 pub(crate) mod outbox;
 pub(crate) mod permit;
+pub mod prune;
 pub(crate) mod salvage;
 pub mod sync;
 

@@ -37,6 +37,7 @@ pub(crate) fn config(odoo: OdooConfig, db: &Path) -> Config {
         store: StoreConfig {
             path: db.to_path_buf(),
             retention_days: 30,
+            ..Default::default()
         },
         odoo: Some(odoo),
         mqtt: None,
