@@ -12,6 +12,17 @@ pub struct Mosquitto {
     dir: PathBuf,
 }
 
+/// How a test broker is set up beyond the defaults (anonymous, no persistence).
+#[derive(Debug, Clone, Default)]
+pub struct BrokerOptions {
+    /// Keep retained messages and sessions across restarts (in the broker's own directory).
+    pub persistence: bool,
+    /// Accounts (user, password); when any is given, anonymous clients are refused.
+    pub accounts: Vec<(String, String)>,
+    /// The ACL file's text, when access is controlled.
+    pub acl: Option<String>,
+}
+
 /// Where Debian puts the broker.
 fn binary() -> io::Result<&'static str> {
     ["/usr/sbin/mosquitto", "/usr/bin/mosquitto", "/usr/local/sbin/mosquitto"]
@@ -23,6 +34,10 @@ fn binary() -> io::Result<&'static str> {
 impl Mosquitto {
     /// Starts a broker without persistence (a restart forgets retained messages and sessions).
     pub fn start() -> io::Result<Mosquitto> {
+        Mosquitto::start_with(BrokerOptions::default())
+    }
+
+    pub fn start_with(options: BrokerOptions) -> io::Result<Mosquitto> {
         binary()?;
         let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
         let dir = std::env::temp_dir().join(format!("linegate-mosquitto-{}-{port}", std::process::id()));
@@ -31,9 +46,43 @@ impl Mosquitto {
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755))?;
         // set_tcp_nodelay: without it, Nagle adds 40-90 ms to every request/reply.
-        let conf = format!(
-            "listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\nset_tcp_nodelay true\nlog_dest none\n"
-        );
+        let mut conf = format!("listener {port} 127.0.0.1\nset_tcp_nodelay true\nlog_dest none\n");
+        if options.persistence {
+            let store = dir.join("persistence");
+            std::fs::create_dir_all(&store)?;
+            // Written by the broker after it drops root.
+            std::fs::set_permissions(&store, std::fs::Permissions::from_mode(0o777))?;
+            conf.push_str(&format!(
+                "persistence true\npersistence_location {}/\n",
+                store.display()
+            ));
+        } else {
+            conf.push_str("persistence false\n");
+        }
+        if options.accounts.is_empty() {
+            conf.push_str("allow_anonymous true\n");
+        } else {
+            let passwd = dir.join("passwd");
+            std::fs::write(&passwd, "")?;
+            for (user, password) in &options.accounts {
+                let status = Command::new("mosquitto_passwd")
+                    .arg("-b")
+                    .arg(&passwd)
+                    .args([user, password])
+                    .status()?;
+                if !status.success() {
+                    return Err(io::Error::other(format!("mosquitto_passwd failed for {user}")));
+                }
+            }
+            std::fs::set_permissions(&passwd, std::fs::Permissions::from_mode(0o644))?;
+            conf.push_str(&format!("allow_anonymous false\npassword_file {}\n", passwd.display()));
+        }
+        if let Some(acl) = &options.acl {
+            let file = dir.join("acl");
+            std::fs::write(&file, acl)?;
+            std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644))?;
+            conf.push_str(&format!("acl_file {}\n", file.display()));
+        }
         std::fs::write(dir.join("mosquitto.conf"), conf)?;
         let mut broker = Mosquitto { child: None, port, dir };
         broker.spawn()?;
@@ -62,12 +111,32 @@ impl Mosquitto {
         ))
     }
 
-    /// Kills the broker.
+    /// Kills the broker (SIGKILL: it saves nothing).
     pub fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
             let _ = child.wait();
         }
+    }
+
+    /// Stops the broker as systemd would (SIGTERM: with persistence, it saves its state).
+    pub fn terminate(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
+            for _ in 0..200 {
+                if matches!(child.try_wait(), Ok(Some(_))) {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(25));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts the stopped broker again on the same port.
+    pub fn resume(&mut self) -> io::Result<()> {
+        self.spawn()
     }
 
     /// Kills and starts the broker again on the same port; it remembers nothing.

@@ -77,6 +77,13 @@ impl MqttConfig {
         }
     }
 
+    /// Logs in as `user` with `password` (tests and the demo use this; a gateway's password
+    /// comes from a file, the environment or a credential).
+    pub fn set_login(&mut self, user: &str, password: &str) {
+        self.username = Some(user.to_string());
+        self.password = Some(password.to_string());
+    }
+
     pub(crate) fn gateway_id(&self) -> String {
         self.gateway_id.clone().unwrap_or_else(|| {
             std::fs::read_to_string("/etc/hostname")

@@ -42,7 +42,10 @@ mod tests {
                 )
                 .unwrap();
             }
-            for (delivered, created) in [(Some("2026-01-02T00:00:00Z"), "2026-01-01T00:00:00Z"), (None, "2025-01-01T00:00:00Z")] {
+            for (delivered, created) in [
+                (Some("2026-01-02T00:00:00Z"), "2026-01-01T00:00:00Z"),
+                (None, "2025-01-01T00:00:00Z"),
+            ] {
                 tx.execute(
                     "INSERT INTO outbox (channel, payload, created_at, next_at, delivered_at) VALUES ('mqtt', '{}', ?1, ?1, ?2)",
                     params![created, delivered],
@@ -56,7 +59,9 @@ mod tests {
         assert_eq!(commands(&mut db, cutoff).unwrap(), 500);
         assert_eq!(commands(&mut db, cutoff).unwrap(), 100);
         assert_eq!(commands(&mut db, cutoff).unwrap(), 0);
-        let left: i64 = db.0.query_row("SELECT count(*) FROM command_log", [], |r| r.get(0)).unwrap();
+        let left: i64 =
+            db.0.query_row("SELECT count(*) FROM command_log", [], |r| r.get(0))
+                .unwrap();
         assert_eq!(left, 100, "recent commands stay");
         assert_eq!(delivered(&mut db, cutoff).unwrap(), 1);
         let pending: i64 = db.0.query_row("SELECT count(*) FROM outbox", [], |r| r.get(0)).unwrap();

@@ -65,12 +65,18 @@ pub(crate) fn reader(db: &Path) -> Connection {
     conn
 }
 
+/// A count from the agent's database: 0 while the database or its tables do not exist yet,
+/// and a failing test for any other error (a count that hid one would pass vacuously).
 pub(crate) fn count(db: &Path, sql: &str) -> i64 {
     if !db.exists() {
         return 0;
     }
     let conn = reader(db);
-    conn.query_row(sql, [], |r| r.get(0)).unwrap_or(0)
+    match conn.query_row(sql, [], |r| r.get(0)) {
+        Ok(n) => n,
+        Err(e) if e.to_string().contains("no such table") => 0,
+        Err(e) => panic!("{sql}: {e}"),
+    }
 }
 
 pub(crate) fn mo_count(db: &Path) -> i64 {
@@ -81,6 +87,27 @@ pub(crate) fn mo_count(db: &Path) -> i64 {
 pub(crate) struct Mosquitto(pub linegate_sim::mosquitto::Mosquitto);
 
 impl Mosquitto {
+    pub(crate) async fn start_with(options: linegate_sim::mosquitto::BrokerOptions) -> Mosquitto {
+        let broker = tokio::task::spawn_blocking(move || linegate_sim::mosquitto::Mosquitto::start_with(options))
+            .await
+            .unwrap();
+        Mosquitto(broker.expect("mosquitto starts (apt-get install mosquitto)"))
+    }
+
+    /// SIGTERM: with persistence, the broker saves retained messages and sessions.
+    pub(crate) async fn terminate(&mut self) {
+        tokio::task::block_in_place(|| self.0.terminate());
+    }
+
+    /// SIGKILL: nothing saved.
+    pub(crate) async fn kill(&mut self) {
+        tokio::task::block_in_place(|| self.0.stop());
+    }
+
+    pub(crate) async fn resume(&mut self) {
+        tokio::task::block_in_place(|| self.0.resume()).expect("mosquitto starts again");
+    }
+
     pub(crate) async fn start() -> Mosquitto {
         let broker = tokio::task::spawn_blocking(linegate_sim::mosquitto::Mosquitto::start)
             .await
@@ -106,11 +133,19 @@ pub(crate) struct Display {
 
 impl Display {
     pub(crate) async fn start(port: u16, prefix: &str) -> Display {
+        Display::start_as(port, prefix, None).await
+    }
+
+    /// A display that logs in with `login` (user, password).
+    pub(crate) async fn start_as(port: u16, prefix: &str, login: Option<(&str, &str)>) -> Display {
         use rumqttc::v5::mqttbytes::v5::Packet;
         use rumqttc::v5::{mqttbytes::QoS, AsyncClient, Event, MqttOptions};
         let id = format!("display-{}", std::process::id() as u64 * 1000 + rand_suffix());
         let mut options = MqttOptions::new(id, "127.0.0.1", port);
         options.set_keep_alive(Duration::from_secs(5));
+        if let Some((user, password)) = login {
+            options.set_credentials(user, password);
+        }
         let (client, mut events) = AsyncClient::new(options, 100);
         let seen = std::sync::Arc::new(std::sync::Mutex::new(std::collections::HashMap::new()));
         let filter = format!("{prefix}/#");
@@ -178,10 +213,18 @@ pub(crate) struct Panel {
 
 impl Panel {
     pub(crate) async fn start(port: u16, prefix: &str, station: &str) -> Panel {
+        Panel::start_as(port, prefix, station, None).await
+    }
+
+    /// A panel that logs in with `login` (user, password).
+    pub(crate) async fn start_as(port: u16, prefix: &str, station: &str, login: Option<(&str, &str)>) -> Panel {
         use rumqttc::v5::mqttbytes::v5::Packet;
         use rumqttc::v5::{mqttbytes::QoS, AsyncClient, Event, MqttOptions};
         let mut options = MqttOptions::new(format!("panel-{station}-{}", rand_suffix()), "127.0.0.1", port);
         options.set_keep_alive(Duration::from_secs(5));
+        if let Some((user, password)) = login {
+            options.set_credentials(user, password);
+        }
         let (client, mut events) = AsyncClient::new(options, 100);
         let replies = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
         let filter = format!("{prefix}/reply/{station}");
