@@ -64,12 +64,17 @@ pub async fn run(config: Config, shutdown: Shutdown) -> Result<(), AppError> {
         let _ = std::fs::create_dir_all(dir);
     }
     let _agent_lock = match FileLock::try_acquire(db, lock::AGENT) {
-        Ok(Some(held)) => held,
+        Ok(Some(held)) => Some(held),
         Ok(None) => {
             return Err(AppError::AlreadyRunning {
                 db: db.clone(),
                 lock: lock_file,
             })
+        }
+        // Nobody can write there, a second agent included: the store is served read-only.
+        Err(error) if error.kind() == std::io::ErrorKind::ReadOnlyFilesystem => {
+            tracing::warn!(lock = %lock_file.display(), "no agent lock on a read-only file system");
+            None
         }
         Err(error) => return Err(AppError::Lock { lock: lock_file, error }),
     };

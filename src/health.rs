@@ -15,6 +15,7 @@ use crate::store::{self, Store, StoreHealth};
 use crate::uplink::LinkState;
 
 const STATUS_EVERY: Duration = Duration::from_secs(30);
+const PROBE_EVERY: Duration = Duration::from_secs(5);
 
 fn notify(states: &[NotifyState]) {
     if let Err(e) = sd_notify::notify(states) {
@@ -43,9 +44,18 @@ pub(crate) async fn watch(
     // None until the first status: an Instant in the past could underflow on a Pi just booted.
     let mut last_status: Option<Instant> = None;
     let mut reported: Vec<&'static str> = Vec::new();
+    let mut health = store.health();
+    let mut probe = tokio::time::interval(PROBE_EVERY);
     loop {
         tokio::select! {
             _ = tick.tick() => {}
+            // While the store cannot be written, a small write now and then learns when it can
+            // again; a healthy store is never probed.
+            _ = probe.tick(), if !health.borrow_and_update().is_ok() => {
+                store.probe().await;
+                continue;
+            }
+            Ok(()) = health.changed() => continue,
             _ = shutdown.wait() => return,
         }
         let mut stale = hearts.stale(DEADLINE);
@@ -54,9 +64,6 @@ pub(crate) async fn watch(
         if !matches!(store_alive, Ok(Ok(()))) {
             stale.push("store");
         }
-        // A full or read-only store is not a wedged one: the agent serves what it holds, and
-        // learns by itself when writes work again.
-        store.probe().await;
         if stale.is_empty() {
             if watchdog.is_some() {
                 notify(&[NotifyState::Watchdog]);

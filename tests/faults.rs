@@ -418,3 +418,528 @@ async fn a_damaged_database_is_kept_aside_and_the_agent_starts_afresh() {
         text(&out)
     );
 }
+
+/// A small tmpfs of our own (the tests run as root, as the README's test command says), so that
+/// a full or read-only disk is real, not simulated.
+struct Tmpfs {
+    dir: tempfile::TempDir,
+}
+
+impl Tmpfs {
+    fn mount(size: &str) -> Tmpfs {
+        let dir = tempfile::tempdir().unwrap();
+        let status = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir.path())
+            .status()
+            .unwrap();
+        assert!(
+            status.success(),
+            "mounting a tmpfs needs root: run the tests as the README says"
+        );
+        Tmpfs { dir }
+    }
+
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    fn remount(&self, options: &str) {
+        let status = std::process::Command::new("mount")
+            .args(["-o", &format!("remount,{options}")])
+            .arg(self.dir.path())
+            .status()
+            .unwrap();
+        assert!(status.success(), "remount {options}");
+    }
+
+    /// Fills the file system with a file of zeros until it is full.
+    fn fill(&self) -> std::path::PathBuf {
+        use std::io::Write;
+        let path = self.dir.path().join("filler");
+        let mut file = std::fs::File::create(&path).unwrap();
+        let block = vec![0u8; 64 * 1024];
+        while file.write_all(&block).is_ok() {}
+        let _ = file.sync_all();
+        path
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(self.dir.path())
+            .status();
+    }
+}
+
+/// `linegate status --json` for a config that names `db`, as JSON.
+async fn status_json(db: &Path, dir: &Path) -> serde_json::Value {
+    let file = dir.join("status.toml");
+    std::fs::write(&file, format!("[store]\npath = {db:?}\n")).unwrap();
+    let out = output(linegate(&file, &["status", "--json"])).await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_disk_refuses_commands_says_so_everywhere_and_recovers_by_itself() {
+    // Given an agent whose store is on a small file system, a display and a panel
+    let disk = Tmpfs::mount("3m");
+    let broker = Mosquitto::start().await;
+    let sim = sim(19, 20).await;
+    let db = disk.path().join("linegate.db");
+    let mut config = config(odoo_config(&sim), &db);
+    config.mqtt = Some(mqtt(broker.port()));
+    let agent = Agent::start(config).await;
+    wait_until("the first sync", Duration::from_secs(10), || mo_count(&db) == 20).await;
+    let display = Display::start(broker.port(), PREFIX).await;
+    let panel = Panel::start(broker.port(), PREFIX, "ws-1").await;
+    let status_topic = format!("{PREFIX}/status");
+    display
+        .wait(&status_topic, "online, store ok", |v| {
+            v["state"] == "online" && v["store"]["state"] == "ok"
+        })
+        .await;
+
+    // When the disk fills up and operators go on registering MOs
+    let filler = disk.fill();
+    let mut accepted = Vec::new();
+    let mut refused = None;
+    for mo in 1..=20 {
+        let id = format!("full-{mo}");
+        let reply = panel
+            .send(
+                "register-mo",
+                json!({"request_id": id, "operator": "o", "mo": mo, "auth_first": "1", "roll_number": "R"}),
+            )
+            .await;
+        if reply["ok"] == true {
+            accepted.push(mo);
+        } else {
+            refused = Some(reply);
+            break;
+        }
+    }
+    // Then a write the disk cannot take is refused with `internal` (never acknowledged as done)
+    let refused = refused.expect("a full disk refused no write");
+    assert_eq!(refused["error"]["code"], "internal", "{refused}");
+    // And the status topic, `status --json` and the reason say the store is full
+    let status = display
+        .wait(&status_topic, "store full", |v| v["store"]["state"] == "full")
+        .await;
+    assert!(status["store"]["reason"].as_str().unwrap().contains("free"), "{status}");
+    assert_eq!(status["state"], "online", "the agent serves on");
+    assert_eq!(
+        status_json(&db, disk.path().parent().unwrap()).await["store"]["state"],
+        "full"
+    );
+
+    // When space returns
+    std::fs::remove_file(filler).unwrap();
+    // Then the store says ok by itself, and commands are applied again
+    display
+        .wait(&status_topic, "store ok again", |v| v["store"]["state"] == "ok")
+        .await;
+    let reply = panel
+        .send(
+            "register-mo",
+            json!({"request_id": "after-full", "operator": "o", "mo": 20, "auth_first": "1", "roll_number": "R"}),
+        )
+        .await;
+    assert_eq!(reply["ok"], true, "{reply}");
+    // And every write acknowledged while the disk filled is in the store
+    for mo in accepted {
+        let ready: bool = reader(&db)
+            .query_row("SELECT ready_for_production FROM mo WHERE id = ?1", [mo], |r| r.get(0))
+            .unwrap();
+        assert!(ready, "MO {mo} was acknowledged but is not registered");
+    }
+    agent.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_only_store_is_served_and_said_to_be_read_only() {
+    // Given a store made by a sync, on a file system then remounted read-only
+    let disk = Tmpfs::mount("8m");
+    let sim = sim(19, 5).await;
+    let config_file = write_config(disk.path(), &sim, "");
+    let db = disk.path().join("linegate.db");
+    let out = output(linegate(&config_file, &["sync", "--once", "odoo"])).await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    disk.remount("ro");
+
+    // When the agent starts on it with a broker
+    let broker = Mosquitto::start().await;
+    let mut config = config(odoo_config(&sim), &db);
+    config.mqtt = Some(mqtt(broker.port()));
+    let display = Display::start(broker.port(), PREFIX).await;
+    let agent = Agent::start(config).await;
+    let panel = Panel::start(broker.port(), PREFIX, "ws-1").await;
+
+    // Then the displays get the MOs it holds, and the status says read-only, with the reason,
+    // not an Odoo failure
+    display.wait(&format!("{PREFIX}/mo/5"), "MO 5", |v| v["id"] == 5).await;
+    let status = display
+        .wait(&format!("{PREFIX}/status"), "store read-only", |v| {
+            v["store"]["state"] == "read-only"
+        })
+        .await;
+    assert!(
+        status["store"]["reason"].as_str().unwrap().contains("read-only"),
+        "{status}"
+    );
+    assert_ne!(status["uplink"]["odoo"]["state"], "refused", "{status}");
+    // And a command is refused, and `status --json` says read-only too
+    let reply = panel
+        .send(
+            "register-mo",
+            json!({"request_id": "ro-1", "operator": "o", "mo": 1, "auth_first": "1", "roll_number": "R"}),
+        )
+        .await;
+    assert_eq!(reply["error"]["code"], "internal", "{reply}");
+    let dir = tempfile::tempdir().unwrap();
+    assert_eq!(status_json(&db, dir.path()).await["store"]["state"], "read-only");
+    agent.stop().await;
+    disk.remount("rw");
+}
+
+/// Counts the MQTT connections `client_id` makes to `port` while it is held (from the CONNECT
+/// each sends), answering none of them.
+fn count_attempts(
+    port: u16,
+    client_id: &'static str,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> std::thread::JoinHandle<usize> {
+    use std::io::Read;
+    let listener = std::net::TcpListener::bind(("127.0.0.1", port)).expect("the broker's port is free");
+    listener.set_nonblocking(true).unwrap();
+    std::thread::spawn(move || {
+        let mut attempts = 0;
+        while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+            match listener.accept() {
+                Ok((mut conn, _)) => {
+                    conn.set_nonblocking(false).unwrap();
+                    conn.set_read_timeout(Some(Duration::from_millis(500))).unwrap();
+                    let mut connect = [0u8; 512];
+                    let n = conn.read(&mut connect).unwrap_or(0);
+                    if connect[..n].windows(client_id.len()).any(|w| w == client_id.as_bytes()) {
+                        attempts += 1;
+                    }
+                }
+                Err(_) => std::thread::sleep(Duration::from_millis(5)),
+            }
+        }
+        attempts
+    })
+}
+
+async fn broker_away_and_back(persistence: bool) {
+    // Given an agent with 50 MOs on a broker
+    let mut broker = Mosquitto::start_with(BrokerOptions {
+        persistence,
+        ..Default::default()
+    })
+    .await;
+    let port = broker.port();
+    let sim = sim(19, 50).await;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("linegate.db");
+    let mut config = config(odoo_config(&sim), &db);
+    config.mqtt = Some(mqtt(port));
+    let agent = Agent::start(config).await;
+    let display = Display::start(port, PREFIX).await;
+    display
+        .wait(&format!("{PREFIX}/mo/50"), "MO 50", |v| v["id"] == 50)
+        .await;
+
+    // When the broker is away for 10 s (its port answering nothing)
+    if persistence {
+        broker.terminate().await;
+    } else {
+        broker.kill().await;
+    }
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let counter = count_attempts(port, "linegate-gw-fault", stop.clone());
+    tokio::time::sleep(Duration::from_secs(10)).await; // the outage itself
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let attempts = counter.join().unwrap();
+    broker.resume().await;
+
+    // Then the agent kept trying, without a storm (its backoff tops out at 1.6 s)
+    assert!((3..=25).contains(&attempts), "{attempts} connection attempts in 10 s");
+    // And a display that comes fresh sees the gateway online and every MO
+    let fresh = Display::start(port, PREFIX).await;
+    fresh
+        .wait(&format!("{PREFIX}/status"), "online again", |v| v["state"] == "online")
+        .await;
+    fresh
+        .wait(&format!("{PREFIX}/mo/50"), "MO 50 again", |v| v["id"] == 50)
+        .await;
+    eprintln!("persistence {persistence}: {attempts} attempts in 10 s");
+    agent.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_broker_gone_and_back_without_persistence_gets_everything_again() {
+    broker_away_and_back(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_broker_gone_and_back_with_persistence_gets_everything_again() {
+    broker_away_and_back(true).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn commands_during_a_republish_of_thousands_of_mos_are_all_acknowledged() {
+    // Given an agent with 3000 MOs on a broker
+    let mut broker = Mosquitto::start().await;
+    let sim = sim(19, 3000).await;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("linegate.db");
+    let mut config = config(odoo_config(&sim), &db);
+    config.mqtt = Some(mqtt(broker.port()));
+    let agent = Agent::start(config).await;
+    wait_until("the first sync", Duration::from_secs(30), || mo_count(&db) == 3000).await;
+
+    // When the broker restarts empty (the agent republishes every MO) and, once the agent is
+    // back on it, a panel sends 100 queries into that republish
+    broker.restart().await;
+    let display = Display::start(broker.port(), PREFIX).await;
+    display
+        .wait(&format!("{PREFIX}/status"), "the agent back", |v| {
+            v["state"] == "online"
+        })
+        .await;
+    let panel = Panel::start(broker.port(), PREFIX, "ws-r").await;
+    for i in 0..100 {
+        panel
+            .publish("running-mo", json!({"request_id": format!("q{i}")}).to_string())
+            .await;
+    }
+    // Then every one is answered: no acknowledgement was lost, so the broker never stopped
+    // handing commands over
+    for i in 0..100 {
+        let reply = panel.reply_for(&format!("q{i}")).await;
+        assert_eq!(reply["ok"], true, "{reply}");
+    }
+    // And a write after them is applied too
+    let reply = panel
+        .send(
+            "register-mo",
+            json!({"request_id": "w1", "operator": "o", "mo": 1, "auth_first": "1", "roll_number": "R"}),
+        )
+        .await;
+    assert_eq!(reply["ok"], true, "{reply}");
+    agent.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reminder_leaves_the_outbox_only_on_the_brokers_acknowledgement() {
+    use linegate_sim::sicantik::{NewPermit, SimSicantik, SimSicantikConfig};
+    // Given a permit 20 days from expiry, and a broker whose ACL refuses the agent the
+    // reminder topic (it answers the publish with PUBACK "not authorized")
+    let permits = SimSicantik::start(SimSicantikConfig {
+        rate_limit: Some(200.0),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let day = |d: i64| linegate::clock::format_odoo(linegate::clock::now_unix() + d * 86_400)[..10].to_string();
+    permits.add_permit(NewPermit {
+        pendaftaran_id: "0007000000000001".into(),
+        n_pemohon: "PT Sumber Rejeki".into(),
+        n_perizinan: "IZIN USAHA INDUSTRI".into(),
+        no_surat: "503.530.570/1/DPMPPTSP-DS/11/2026/KK".into(),
+        d_terima_berkas: day(-100),
+        d_berlaku_izin: Some(day(20)),
+        tgl_surat: day(-100),
+        telp_pemohon: "0812-3456-7890".into(),
+        a_pemohon: "Jl. Veteran 1".into(),
+        has_company: true,
+    });
+    let everything_but_reminders = format!(
+        "user linegate\n{}\nuser display\ntopic read {PREFIX}/#\n",
+        ["status", "mo/#", "line/#", "permits/expiring", "cmd/#", "reply/#"]
+            .map(|t| format!("topic readwrite {PREFIX}/{t}"))
+            .join("\n")
+    );
+    let accounts = vec![
+        ("linegate".to_string(), "l".to_string()),
+        ("display".to_string(), "d".to_string()),
+    ];
+    let mut broker = Mosquitto::start_with(BrokerOptions {
+        accounts: accounts.clone(),
+        acl: Some(everything_but_reminders),
+        log: true,
+        ..Default::default()
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("linegate.db");
+    let mut sicantik = linegate::config::SicantikConfig::new(permits.url());
+    sicantik.rate_limit = 200.0;
+    let mut m = mqtt(broker.port());
+    m.set_login("linegate", "l");
+    let config = linegate::config::Config {
+        store: linegate::config::StoreConfig {
+            path: db.clone(),
+            ..Default::default()
+        },
+        odoo: None,
+        mqtt: Some(m),
+        sicantik: Some(sicantik),
+        log: Default::default(),
+    };
+    let agent = Agent::start(config).await;
+    let display = Display::start_as(broker.port(), PREFIX, Some(("display", "d"))).await;
+    let undelivered = || {
+        common::count(
+            &db,
+            "SELECT count(*) FROM outbox WHERE channel = 'mqtt' AND delivered_at IS NULL",
+        )
+    };
+
+    // When the reminder is produced and published, then the broker's refusal keeps it queued
+    display
+        .wait(&format!("{PREFIX}/permits/expiring"), "the summary", |v| {
+            v["counts"]["critical"] == 1
+        })
+        .await;
+    wait_until("the reminder queued", Duration::from_secs(10), || undelivered() == 1).await;
+    wait_until("the broker refusing it", Duration::from_secs(10), || {
+        broker.log().contains("Denied PUBLISH") && broker.log().contains("permits/reminder")
+    })
+    .await;
+    assert_eq!(undelivered(), 1, "a refused reminder was marked delivered");
+    assert!(display.json(&format!("{PREFIX}/permits/reminder")).is_none());
+
+    // When the agent restarts on a broker that lets it through (its ACL mended)
+    agent.stop().await;
+    broker.kill().await;
+    let open = format!("user linegate\ntopic readwrite {PREFIX}/#\nuser display\ntopic read {PREFIX}/#\n");
+    let mended = Mosquitto::start_with(BrokerOptions {
+        accounts,
+        acl: Some(open),
+        ..Default::default()
+    })
+    .await;
+    let mut m = mqtt(mended.port());
+    m.set_login("linegate", "l");
+    let config = linegate::config::Config {
+        store: linegate::config::StoreConfig {
+            path: db.clone(),
+            ..Default::default()
+        },
+        odoo: None,
+        mqtt: Some(m),
+        sicantik: Some(linegate::config::SicantikConfig::new(permits.url())),
+        log: Default::default(),
+    };
+    let display = Display::start_as(mended.port(), PREFIX, Some(("display", "d"))).await;
+    let agent = Agent::start(config).await;
+    // Then it goes out once, and only then leaves the outbox
+    display
+        .wait(&format!("{PREFIX}/permits/reminder"), "the reminder", |v| {
+            v["pendaftaran_id"] == "0007000000000001"
+        })
+        .await;
+    wait_until("the reminder delivered", Duration::from_secs(10), || undelivered() == 0).await;
+    agent.stop().await;
+}
+
+/// The kill -9 stream: `kills` times, the agent is killed at a random moment while a panel
+/// sends `commands` register commands, and started again; returns (kills, commands acknowledged).
+pub(crate) async fn kill_stream(kills: usize, commands: usize) -> (usize, usize) {
+    // Given an agent process on a broker, with as many MOs as commands to come
+    let broker = Mosquitto::start().await;
+    let sim = sim(19, commands).await;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("linegate.db");
+    let config = write_config(
+        dir.path(),
+        &sim,
+        &format!(
+            "[mqtt]\nhost = \"127.0.0.1\"\nport = {}\ngateway_id = \"{GATEWAY}\"\n",
+            broker.port()
+        ),
+    );
+    let start = || {
+        linegate(&config, &["run"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap()
+    };
+    let mut agent = start();
+    wait_until("the first sync", Duration::from_secs(30), || {
+        mo_count(&db) == commands as i64
+    })
+    .await;
+    let display = Display::start(broker.port(), PREFIX).await;
+    display
+        .wait(&format!("{PREFIX}/status"), "online", |v| v["state"] == "online")
+        .await;
+    let panel = std::sync::Arc::new(Panel::start(broker.port(), PREFIX, "ws-k").await);
+
+    // When the panel sends its commands at a steady pace while the agent is killed and restarted
+    let sender = panel.clone();
+    let pace = Duration::from_millis(20);
+    let sending = tokio::spawn(async move {
+        for mo in 1..=commands {
+            let body = json!({"request_id": format!("k{mo}"), "operator": "o", "mo": mo, "mid_production": true});
+            sender.publish("register-mo", body.to_string()).await;
+            tokio::time::sleep(pace).await; // the panel's pace, not a wait for a condition
+        }
+    });
+    let mut seed: u64 = 0x2545_F491_4F6C_DD1D;
+    for _ in 0..kills {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        // A random moment: while it starts, syncs, republishes or applies commands.
+        tokio::time::sleep(Duration::from_millis(30 + seed % 250)).await;
+        agent.kill().unwrap();
+        agent.wait().unwrap();
+        agent = start();
+    }
+    sending.await.unwrap();
+
+    // Then every command is applied exactly once and the database is sound
+    let all = commands as i64;
+    wait_until("every command applied", Duration::from_secs(60), || {
+        common::count(&db, "SELECT count(*) FROM command_log WHERE station = 'ws-k'") == all
+    })
+    .await;
+    agent.kill().unwrap();
+    agent.wait().unwrap();
+    let conn = reader(&db);
+    let check: String = conn.query_row("PRAGMA integrity_check", [], |r| r.get(0)).unwrap();
+    assert_eq!(check, "ok");
+    let registered: i64 = conn
+        .query_row("SELECT count(*) FROM mo WHERE ready_for_production", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(registered, all, "every MO registered once: none lost");
+    let refused: i64 = conn
+        .query_row("SELECT count(*) FROM command_log WHERE NOT ok", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(
+        refused, 0,
+        "no command applied twice (a second register would be refused)"
+    );
+    let acknowledged = panel
+        .replies()
+        .iter()
+        .filter(|r| r["ok"] == true)
+        .map(|r| r["request_id"].clone())
+        .collect::<std::collections::HashSet<_>>()
+        .len();
+    (kills, acknowledged)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fifty_kill_9s_during_a_command_stream_lose_and_double_nothing() {
+    let (kills, acknowledged) = kill_stream(50, 300).await;
+    eprintln!("{kills} kills, {acknowledged} of 300 commands acknowledged to the panel");
+}

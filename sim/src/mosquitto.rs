@@ -21,6 +21,8 @@ pub struct BrokerOptions {
     pub accounts: Vec<(String, String)>,
     /// The ACL file's text, when access is controlled.
     pub acl: Option<String>,
+    /// Keep the broker's log (see [`Mosquitto::log`]): what it denied, whom it dropped.
+    pub log: bool,
 }
 
 /// Where Debian puts the broker.
@@ -46,7 +48,15 @@ impl Mosquitto {
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755))?;
         // set_tcp_nodelay: without it, Nagle adds 40-90 ms to every request/reply.
-        let mut conf = format!("listener {port} 127.0.0.1\nset_tcp_nodelay true\nlog_dest none\n");
+        let mut conf = format!("listener {port} 127.0.0.1\nset_tcp_nodelay true\n");
+        if options.log {
+            let log = dir.join("mosquitto.log");
+            std::fs::write(&log, "")?;
+            std::fs::set_permissions(&log, std::fs::Permissions::from_mode(0o666))?;
+            conf.push_str(&format!("log_dest file {}\nlog_type all\n", log.display()));
+        } else {
+            conf.push_str("log_dest none\n");
+        }
         if options.persistence {
             let store = dir.join("persistence");
             std::fs::create_dir_all(&store)?;
@@ -109,6 +119,11 @@ impl Mosquitto {
             io::ErrorKind::TimedOut,
             "mosquitto did not start listening",
         ))
+    }
+
+    /// The broker's log so far (empty unless [`BrokerOptions::log`]).
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("mosquitto.log")).unwrap_or_default()
     }
 
     /// Kills the broker (SIGKILL: it saves nothing).

@@ -43,7 +43,10 @@ impl StoreHealth {
     pub(super) fn from_error(e: &rusqlite::Error, db: &Path) -> Option<StoreHealth> {
         match e.sqlite_error_code()? {
             rusqlite::ErrorCode::DiskFull => Some(StoreHealth::Full(format!("{}: {}", space(db), e))),
-            rusqlite::ErrorCode::ReadOnly => Some(StoreHealth::ReadOnly(format!("{}: {e}", db.display()))),
+            rusqlite::ErrorCode::ReadOnly => Some(match read_only(db) {
+                Some(why) => StoreHealth::ReadOnly(why),
+                None => StoreHealth::ReadOnly(format!("{}: {e}", db.display())),
+            }),
             _ => None,
         }
     }

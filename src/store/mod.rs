@@ -222,7 +222,15 @@ pub fn open(path: &Path) -> Result<Db, StoreError> {
             }
         }
     };
-    let mut conn = Connection::open(path).map_err(open_err)?;
+    let mut conn = match Connection::open(path) {
+        Ok(conn) => conn,
+        // A read-only file system (a card remounted read-only after errors): the store is
+        // still served, read-only, so the displays keep what it holds.
+        Err(e) if path.exists() && !StoreHealth::inspect(path).is_ok() => {
+            return open_immutable(path).map_err(|_| open_err(e))
+        }
+        Err(e) => return Err(open_err(e)),
+    };
     // Switching a new database to WAL takes an exclusive lock that SQLite's busy handler does
     // not wait for; two processes opening at once (the agent and `linegate status`) retry here.
     let mut attempts = 0;
@@ -232,6 +240,10 @@ pub fn open(path: &Path) -> Result<Db, StoreError> {
             Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
         );
         attempts += 1;
+        if !busy && path.exists() && matches!(StoreHealth::inspect(path), StoreHealth::ReadOnly(_)) {
+            drop(conn);
+            return open_immutable(path).map_err(|_| open_err(e));
+        }
         if !busy || attempts >= 50 {
             return Err(open_err(e));
         }
@@ -272,6 +284,38 @@ pub fn keep_aside(path: &Path, now_unix: i64) -> std::io::Result<PathBuf> {
         }
     }
     Ok(kept)
+}
+
+/// The database on a read-only file system, as it was last written: SQLite cannot open a WAL
+/// database read-only without writing its shared-memory file, unless told the file cannot
+/// change (nobody can write it there). Checked and refused if damaged or of another schema.
+fn open_immutable(path: &Path) -> Result<Db, StoreError> {
+    let err = |source| StoreError::Open {
+        path: path.to_path_buf(),
+        source,
+    };
+    let uri = format!("file:{}?immutable=1", path.display());
+    let flags = rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_URI;
+    let conn = Connection::open_with_flags(&uri, flags).map_err(err)?;
+    let verdict: String = conn.query_row("PRAGMA quick_check", [], |r| r.get(0)).map_err(err)?;
+    if verdict != "ok" {
+        return Err(StoreError::Damaged {
+            path: path.to_path_buf(),
+            detail: verdict,
+        });
+    }
+    let found: u32 = conn
+        .pragma_query_value(None, "user_version", |r| r.get(0))
+        .map_err(err)?;
+    if found != SCHEMA_VERSION {
+        return Err(StoreError::TooNew {
+            path: path.to_path_buf(),
+            found,
+            known: SCHEMA_VERSION,
+        });
+    }
+    tracing::error!(db = %path.display(), "the database is on a read-only file system: served read-only");
+    Ok(Db(conn))
 }
 
 /// Per-connection settings. WAL with `synchronous = NORMAL` survives a crash of the agent at

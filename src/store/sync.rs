@@ -196,7 +196,14 @@ pub(crate) fn open_read_only(path: &Path) -> Result<Db, ReadOnlyError> {
     // The agent may be committing a page; wait for it rather than fail.
     conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(open_err)?;
     let db = Db(conn);
-    let found = super::schema_version(&db)?;
+    let found = match super::schema_version(&db) {
+        Ok(found) => found,
+        // A WAL database on a read-only file system opens only as an immutable file.
+        Err(_) if matches!(super::StoreHealth::inspect(path), super::StoreHealth::ReadOnly(_)) => {
+            return Ok(super::open_immutable(path)?)
+        }
+        Err(e) => return Err(e.into()),
+    };
     let known = super::SCHEMA_VERSION;
     let path = path.to_path_buf();
     if found > known {

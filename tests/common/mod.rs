@@ -104,6 +104,10 @@ impl Mosquitto {
         tokio::task::block_in_place(|| self.0.stop());
     }
 
+    pub(crate) fn log(&self) -> String {
+        self.0.log()
+    }
+
     pub(crate) async fn resume(&mut self) {
         tokio::task::block_in_place(|| self.0.resume()).expect("mosquitto starts again");
     }
