@@ -10,6 +10,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use linegate_sim::mosquitto::Mosquitto;
+
+mod common;
 use linegate_sim::odoo::{SimOdoo, SimOdooConfig};
 use rumqttc::v5::mqttbytes::v5::Packet;
 use rumqttc::v5::mqttbytes::QoS;
@@ -172,19 +174,11 @@ async fn main() {
     let sampler = {
         let peak = peak.clone();
         std::thread::spawn(move || loop {
-            let Ok(text) = std::fs::read_to_string(&status_file) else {
+            let Some(hwm) = common::vm_hwm_kib(&status_file) else {
                 return;
             };
-            let hwm = text.lines().find_map(|l| {
-                l.strip_prefix("VmHWM:")?
-                    .trim()
-                    .trim_end_matches("kB")
-                    .trim()
-                    .parse()
-                    .ok()
-            });
             let mut p = peak.lock().unwrap();
-            *p = (*p).max(hwm.unwrap_or(0));
+            *p = (*p).max(hwm);
             drop(p);
             std::thread::sleep(Duration::from_millis(20));
         })

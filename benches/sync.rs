@@ -5,10 +5,13 @@
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use linegate_sim::odoo::{SimOdoo, SimOdooConfig};
+
+mod common;
+use common::run_watching_rss;
 
 const LATENCY: Duration = Duration::from_millis(20);
 const CHANGED: usize = 50;
@@ -40,42 +43,6 @@ fn cpu(who: libc::c_int) -> Duration {
     unsafe { libc::getrusage(who, &mut usage) };
     let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
     tv(usage.ru_utime) + tv(usage.ru_stime)
-}
-
-/// Runs the agent to completion, sampling its peak RSS (VmHWM) from /proc. getrusage's
-/// ru_maxrss is no use here: it counts this process's pages, shared with the child between
-/// fork and exec.
-fn run_watching_rss(mut cmd: Command) -> (Output, u64) {
-    let child = cmd
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("linegate runs");
-    let status_file = format!("/proc/{}/status", child.id());
-    let done = std::sync::atomic::AtomicBool::new(false);
-    std::thread::scope(|scope| {
-        let watcher = scope.spawn(|| {
-            let mut peak = 0;
-            while !done.load(std::sync::atomic::Ordering::Relaxed) {
-                let hwm = std::fs::read_to_string(&status_file).ok().and_then(|s| {
-                    s.lines().find_map(|l| {
-                        l.strip_prefix("VmHWM:")?
-                            .trim()
-                            .trim_end_matches("kB")
-                            .trim()
-                            .parse()
-                            .ok()
-                    })
-                });
-                peak = peak.max(hwm.unwrap_or(0));
-                std::thread::sleep(Duration::from_millis(5));
-            }
-            peak
-        });
-        let out = child.wait_with_output().expect("linegate finishes");
-        done.store(true, std::sync::atomic::Ordering::Relaxed);
-        (out, watcher.join().unwrap())
-    })
 }
 
 fn db_bytes(dir: &Path) -> u64 {

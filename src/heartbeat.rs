@@ -4,7 +4,10 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+// tokio's clock (the system's, unless a test pauses it), so tests can let hours pass at once.
+use tokio::time::Instant;
 
 /// A task that has not beaten for this long is wedged.
 pub(crate) const DEADLINE: Duration = Duration::from_secs(90);

@@ -851,7 +851,7 @@ async fn a_reminder_leaves_the_outbox_only_on_the_brokers_acknowledgement() {
 
 /// The kill -9 stream: `kills` times, the agent is killed at a random moment while a panel
 /// sends `commands` register commands, and started again; returns (kills, commands acknowledged).
-pub(crate) async fn kill_stream(kills: usize, commands: usize) -> (usize, usize) {
+async fn kill_stream(kills: usize, commands: usize) -> (usize, usize) {
     // Given an agent process on a broker, with as many MOs as commands to come
     let broker = Mosquitto::start().await;
     let sim = sim(19, commands).await;
@@ -938,8 +938,44 @@ pub(crate) async fn kill_stream(kills: usize, commands: usize) -> (usize, usize)
     (kills, acknowledged)
 }
 
+/// 50 kills here; the soak runs 1,000 and more: `SOAK_KILLS=1000 cargo test --release --test
+/// faults kill_9` (see the README).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn fifty_kill_9s_during_a_command_stream_lose_and_double_nothing() {
-    let (kills, acknowledged) = kill_stream(50, 300).await;
-    eprintln!("{kills} kills, {acknowledged} of 300 commands acknowledged to the panel");
+async fn kill_9s_during_a_command_stream_lose_and_double_nothing() {
+    let kills = std::env::var("SOAK_KILLS")
+        .ok()
+        .and_then(|k| k.parse().ok())
+        .unwrap_or(50);
+    let commands = (kills * 6).max(300);
+    let (kills, acknowledged) = kill_stream(kills, commands).await;
+    eprintln!("soak: {kills} kills, {commands} commands, {acknowledged} acknowledged to the panel, 0 lost, 0 doubled");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_in_the_middle_of_a_republish_still_says_offline() {
+    // Given an agent republishing 3000 MOs to a broker that lost them
+    let mut broker = Mosquitto::start().await;
+    let sim = sim(19, 3000).await;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("linegate.db");
+    let mut config = config(odoo_config(&sim), &db);
+    config.mqtt = Some(mqtt(broker.port()));
+    let agent = Agent::start(config).await;
+    wait_until("the first sync", Duration::from_secs(30), || mo_count(&db) == 3000).await;
+    broker.restart().await;
+    let display = Display::start(broker.port(), PREFIX).await;
+    let status = format!("{PREFIX}/status");
+    display
+        .wait(&status, "the agent back", |v| v["state"] == "online")
+        .await;
+
+    // When it is told to stop, mid-republish
+    agent.stop().await;
+
+    // Then its own goodbye reached the displays (not the broker's last will)
+    let goodbye = display.wait(&status, "offline", |v| v["state"] == "offline").await;
+    assert!(
+        goodbye.get("reason").is_none(),
+        "the last will, not a goodbye: {goodbye}"
+    );
 }

@@ -627,7 +627,7 @@ mod tests {
         }
 
         #[test]
-        fn any_bytes_get_an_answer_never_a_panic(payload in proptest::collection::vec(any::<u8>(), 0..300),
+        fn fuzz_command_payloads_get_an_answer_never_a_panic(payload in proptest::collection::vec(any::<u8>(), 0..300),
                                                    action in prop_oneof![Just("register-mo".to_string()), Just("ready-mo".to_string()), "\\PC{0,12}"]) {
             match envelope(&action, &payload, 200) {
                 Ok(e) => {

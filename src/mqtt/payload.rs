@@ -152,3 +152,43 @@ pub(crate) fn lost(gateway: &str, started_at: &str) -> Value {
     json!({"schema": SCHEMA, "state": "offline", "reason": "connection lost", "gateway": gateway,
            "version": env!("CARGO_PKG_VERSION"), "started_at": started_at})
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::StoreHealth;
+
+    #[test]
+    fn the_status_carries_each_sources_own_figures_and_the_stores_health() {
+        let run = |source: &str| RunRecord {
+            source: source.into(),
+            started_at: "2026-12-01T08:00:00Z".into(),
+            ok: true,
+            fetched: 5,
+            details: 3,
+            unknown: 1,
+            reminders: 2,
+            ..Default::default()
+        };
+        let full = StoreHealth::Full("12 KiB free on /var/lib/linegate".into());
+        let status = status(
+            true,
+            "gw",
+            "t",
+            &[("odoo", Uplink::Up)],
+            &[run("odoo"), run("sicantik")],
+            &Default::default(),
+            &full,
+        );
+        let odoo = status["last_sync"]["odoo"].as_object().unwrap();
+        assert_eq!(odoo["fetched"], 5);
+        for sicantik_only in ["details", "unknown", "reminders"] {
+            assert!(!odoo.contains_key(sicantik_only), "odoo has {sicantik_only}");
+            assert!(status["last_sync"]["sicantik"][sicantik_only].is_number());
+        }
+        assert_eq!(
+            status["store"],
+            json!({"state": "full", "reason": "12 KiB free on /var/lib/linegate"})
+        );
+    }
+}

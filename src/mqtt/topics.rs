@@ -197,6 +197,19 @@ mod tests {
             prop_assert_eq!(Topic::parse(PREFIX, &built), Some(t));
         }
 
+        /// Any topic a broker could hand over parses to one of ours and builds back the same, or
+        /// is not ours.
+        #[test]
+        fn fuzz_topics_parse_to_ours_or_nothing(name in prop_oneof![
+            "\\PC{0,40}".prop_map(|rest| format!("{PREFIX}/{rest}")),
+            "[a-z/%+#0-9-]{0,30}".prop_map(|rest| format!("{PREFIX}/{rest}")),
+            "\\PC{0,40}",
+        ]) {
+            if let Some(t) = Topic::parse(PREFIX, &name) {
+                prop_assert_eq!(t.build(PREFIX), name);
+            }
+        }
+
         #[test]
         fn parse_then_build_gives_the_same_topic(level in "[a-zA-Z0-9%/+#-]{0,10}") {
             let name = format!("{PREFIX}/line/{level}");

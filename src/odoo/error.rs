@@ -65,7 +65,10 @@ impl OdooError {
     /// answering (worth retrying); JSON of another shape is Odoo's and stays a decode error.
     pub(super) fn unreadable(e: &serde_json::Error, text: &str) -> Self {
         let detail = format!("{e}: {}", crate::http::snippet(text));
-        if e.is_syntax() || e.is_eof() {
+        // serde stops at the first wrong thing it meets: "5<junk>" read as a map is a type
+        // error, though the body is no JSON at all.
+        let json = serde_json::from_str::<serde::de::IgnoredAny>(text).is_ok();
+        if e.is_syntax() || e.is_eof() || !json {
             OdooError::NotOdoo(detail)
         } else {
             OdooError::Decode(detail)

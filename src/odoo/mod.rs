@@ -203,18 +203,7 @@ impl OdooClient {
             .bearer_auth(self.secret.expose())
             .header("X-Odoo-Database", &self.database);
         let (status, text) = self.send(request.json(named)).await?;
-        if status == StatusCode::OK {
-            return serde_json::from_str(&text).map_err(|e| OdooError::unreadable(&e, &text));
-        }
-        match serde_json::from_str::<Value>(&text) {
-            Ok(Value::Object(err)) if err.contains_key("name") => {
-                let name = err.get("name").and_then(Value::as_str).unwrap_or("");
-                let message = err.get("message").and_then(Value::as_str).unwrap_or("");
-                Err(OdooError::from_exception(Some(status.as_u16()), name, message))
-            }
-            // Not Odoo speaking: a proxy, a restarting server.
-            _ => Err(http_failure(status, &text)),
-        }
+        decode_json2(status, &text)
     }
 
     async fn call_jsonrpc(
@@ -239,25 +228,7 @@ impl OdooClient {
     async fn post_jsonrpc(&self, path: &str, body: &Value) -> Result<Value, OdooError> {
         let url = self.url(path)?;
         let (status, text) = self.send(self.http.post(url).json(body)).await?;
-        if status != StatusCode::OK {
-            return Err(http_failure(status, &text));
-        }
-        let mut envelope: Map<String, Value> =
-            serde_json::from_str(&text).map_err(|e| OdooError::unreadable(&e, &text))?;
-        if let Some(error) = envelope.remove("error") {
-            if error.get("code").and_then(Value::as_i64) == Some(100) {
-                return Err(OdooError::SessionExpired);
-            }
-            let data = error.get("data");
-            let name = data.and_then(|d| d.get("name")).and_then(Value::as_str).unwrap_or("");
-            let message = data
-                .and_then(|d| d.get("message"))
-                .or_else(|| error.get("message"))
-                .and_then(Value::as_str)
-                .unwrap_or("");
-            return Err(OdooError::from_exception(None, name, message));
-        }
-        Ok(envelope.remove("result").unwrap_or(Value::Null))
+        decode_jsonrpc(status, &text)
     }
 
     /// Sends one request and reads its whole body; every request to Odoo passes here.
@@ -329,6 +300,44 @@ impl OdooClient {
     }
 }
 
+/// A JSON-2 answer: the bare result on 200, Odoo's error object otherwise.
+fn decode_json2(status: StatusCode, text: &str) -> Result<Value, OdooError> {
+    if status == StatusCode::OK {
+        return serde_json::from_str(text).map_err(|e| OdooError::unreadable(&e, text));
+    }
+    match serde_json::from_str::<Value>(text) {
+        Ok(Value::Object(err)) if err.contains_key("name") => {
+            let name = err.get("name").and_then(Value::as_str).unwrap_or("");
+            let message = err.get("message").and_then(Value::as_str).unwrap_or("");
+            Err(OdooError::from_exception(Some(status.as_u16()), name, message))
+        }
+        // Not Odoo speaking: a proxy, a restarting server.
+        _ => Err(http_failure(status, text)),
+    }
+}
+
+/// A JSON-RPC envelope's `result` (absent for methods returning None), or its `error`.
+fn decode_jsonrpc(status: StatusCode, text: &str) -> Result<Value, OdooError> {
+    if status != StatusCode::OK {
+        return Err(http_failure(status, text));
+    }
+    let mut envelope: Map<String, Value> = serde_json::from_str(text).map_err(|e| OdooError::unreadable(&e, text))?;
+    if let Some(error) = envelope.remove("error") {
+        if error.get("code").and_then(Value::as_i64) == Some(100) {
+            return Err(OdooError::SessionExpired);
+        }
+        let data = error.get("data");
+        let name = data.and_then(|d| d.get("name")).and_then(Value::as_str).unwrap_or("");
+        let message = data
+            .and_then(|d| d.get("message"))
+            .or_else(|| error.get("message"))
+            .and_then(Value::as_str)
+            .unwrap_or("");
+        return Err(OdooError::from_exception(None, name, message));
+    }
+    Ok(envelope.remove("result").unwrap_or(Value::Null))
+}
+
 /// The major version in a `version_info` answer. On-premise servers say `[19, 0, 0, "final", 0,
 /// ""]`; Odoo SaaS says `["saas~18", 1, 0, "final", 0, "e"]` and `"saas~18.1"`, so the number
 /// is taken from the first text that has one.
@@ -377,6 +386,49 @@ fn http_failure(status: StatusCode, text: &str) -> OdooError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    use proptest::prelude::*;
+
+    /// Odoo-shaped bodies, and bytes.
+    fn body() -> impl Strategy<Value = String> {
+        prop_oneof![
+            proptest::collection::vec(any::<u8>(), 0..400).prop_map(|b| String::from_utf8_lossy(&b).into_owned()),
+            "\\PC{0,200}",
+            Just(r#"{"jsonrpc": "2.0", "id": 1, "result": [{"id": 1}]}"#.to_string()),
+            Just(r#"{"jsonrpc": "2.0", "id": 1, "error": {"code": 200, "data": {"name": "odoo.exceptions.AccessError", "message": "no"}}}"#.to_string()),
+            Just(r#"{"name": "odoo.exceptions.ValidationError", "message": "bad"}"#.to_string()),
+        ]
+        .prop_flat_map(|b| {
+            let len = b.len();
+            (Just(b), 0..=len)
+        })
+        // Cut anywhere (on a character boundary): the proxy that gave up half-way.
+        .prop_map(|(b, cut)| {
+            let mut end = cut.min(b.len());
+            while !b.is_char_boundary(end) {
+                end -= 1;
+            }
+            b[..end].to_string()
+        })
+    }
+
+    proptest! {
+        /// Whatever a server or a proxy answers, the decoder classifies it, never panics, and a
+        /// 200 whose body is no JSON is a passing fault.
+        #[test]
+        fn fuzz_odoo_answers_decode_or_fail_cleanly(text in body(), status in prop_oneof![Just(200u16), 400u16..600]) {
+            let status = StatusCode::from_u16(status).unwrap();
+            for decoded in [decode_json2(status, &text), decode_jsonrpc(status, &text)] {
+                if let Err(e) = decoded {
+                    let _ = e.to_string();
+                    if status == StatusCode::OK && serde_json::from_str::<Value>(&text).is_err() {
+                        prop_assert!(e.is_retryable(), "{e}");
+                    }
+                }
+            }
+            let _ = records(Value::String(text));
+        }
+    }
 
     #[test]
     fn major_version_reads_on_premise_and_saas_answers() {

@@ -245,4 +245,38 @@ mod tests {
             assert!(!err.0.is_empty(), "{body:?}");
         }
     }
+
+    /// SICANTIK-shaped bodies (JSON, XML, warnings in front), cut anywhere, and bytes.
+    fn body() -> impl proptest::strategy::Strategy<Value = String> {
+        use proptest::prelude::*;
+        prop_oneof![
+            proptest::collection::vec(any::<u8>(), 0..400).prop_map(|b| String::from_utf8_lossy(&b).into_owned()),
+            "\\PC{0,200}",
+            Just(r#"[{"pendaftaran_id": "1", "no_surat": "503/1", "n_pemohon": "Budi", "v_hari": 14}]"#.to_string()),
+            Just("<?xml version=\"1.0\"?><xml><item><id>4</id><jenis_perizinan>IMB &amp; HO</jenis_perizinan></item></xml>".to_string()),
+            Just("<br />\n<b>Warning</b>: x<br />\n[{\"id\": \"4\"}]".to_string()),
+        ]
+        .prop_flat_map(|b| {
+            let len = b.len();
+            (Just(b), 0..=len)
+        })
+        .prop_map(|(b, cut)| {
+            let mut end = cut.min(b.len());
+            while !b.is_char_boundary(end) {
+                end -= 1;
+            }
+            b[..end].to_string()
+        })
+    }
+
+    proptest::proptest! {
+        /// Whatever the server answers, it is read as rows or refused with an error that says
+        /// why; it never panics.
+        #[test]
+        fn fuzz_sicantik_bodies_read_or_fail_cleanly(text in body()) {
+            if let Err(e) = rows(&text) {
+                proptest::prop_assert!(!e.0.is_empty(), "an error that says nothing");
+            }
+        }
+    }
 }

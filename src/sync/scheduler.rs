@@ -177,3 +177,71 @@ impl<S: Source> Scheduler<S> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::heartbeat::{Hearts, DEADLINE};
+
+    /// A source whose run sends a request every `every` (never, when None), and never ends.
+    struct Endless {
+        every: Option<Duration>,
+        requests: Arc<AtomicU64>,
+    }
+
+    impl Source for Endless {
+        fn name(&self) -> &'static str {
+            "endless"
+        }
+
+        fn progress(&self) -> Arc<AtomicU64> {
+            self.requests.clone()
+        }
+
+        async fn run(&mut self, _: &Shutdown) -> Result<Report, SyncError> {
+            loop {
+                match self.every {
+                    Some(every) => {
+                        tokio::time::sleep(every).await;
+                        self.requests.fetch_add(1, Ordering::Relaxed);
+                    }
+                    None => std::future::pending::<()>().await,
+                }
+            }
+        }
+    }
+
+    async fn stale_after(every: Option<Duration>) -> Vec<&'static str> {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("t.db");
+        let hearts = Hearts::new();
+        let scheduler = Scheduler {
+            sync: Endless {
+                every,
+                requests: Arc::default(),
+            },
+            store: Store::open(&db).unwrap(),
+            db,
+            interval: Duration::from_secs(300),
+            triggers: mpsc::channel(1).1,
+            uplink: watch::channel(Uplink::Unknown).0,
+            changes: None,
+            heart: hearts.heart("endless sync"),
+        };
+        let (_stop, shutdown) = crate::shutdown::channel();
+        let task = tokio::spawn(scheduler.run(shutdown));
+        tokio::time::sleep(DEADLINE * 2).await;
+        task.abort();
+        hearts.stale(DEADLINE)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_run_that_stops_sending_requests_stops_the_heart() {
+        assert_eq!(stale_after(None).await, ["endless sync"]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_long_run_that_keeps_sending_requests_keeps_the_heart_beating() {
+        assert!(stale_after(Some(Duration::from_secs(5))).await.is_empty());
+    }
+}
