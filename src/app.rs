@@ -166,14 +166,20 @@ pub async fn run(config: Config, shutdown: Shutdown) -> Result<(), AppError> {
             gateway: mqtt_config.gateway_id(),
             started_at: crate::clock::format_rfc3339(crate::clock::now_unix()),
         };
-        let (client, events) = rumqttc::v5::AsyncClient::new(mqtt::options::build(mqtt_config, &identity)?, 1024);
+        // rumqttc's request channel carries only the publisher's retained state and its goodbye
+        // (replies, reminder events, acknowledgements and subscriptions go straight into the
+        // event loop's own queue): kept short, so that the goodbye never waits behind a long
+        // republish, and what it buffers stays small.
+        let (client, events) = rumqttc::v5::AsyncClient::new(mqtt::options::build(mqtt_config, &identity)?, 64);
         // Commands: the link receives them from the broker, the command task applies them and
         // hands them back to the link to acknowledge. The broker sends at most RECEIVE_MAXIMUM
         // unacknowledged ones, so neither channel can hold more.
         let window = usize::from(mqtt::RECEIVE_MAXIMUM);
         let (commands_tx, commands_rx) = mpsc::channel(window);
         let (acks_tx, acks_rx) = mpsc::channel(window);
-        // Publishes whose PUBACK someone waits for: the MQTT outbox sends, the link confirms.
+        // Publishes whose PUBACK someone waits for (replies before their command's ack, reminder
+        // events before they leave the outbox): the command server and the MQTT outbox send,
+        // the link confirms.
         let (tracked_tx, tracked_rx) = mpsc::channel(1);
         // The connection as it stands: the link sends, every MQTT task watches.
         let (link_tx, link_rx) = watch::channel(LinkState::default());
@@ -201,7 +207,7 @@ pub async fn run(config: Config, shutdown: Shutdown) -> Result<(), AppError> {
         tasks.spawn(publish, "mqtt publisher", |stop| publisher.run(stop));
         let reminders = crate::outbox::mqtt::MqttOutbox {
             store: store.clone(),
-            link_tx: tracked_tx,
+            link_tx: tracked_tx.clone(),
             topic: mqtt::topics::Topic::PermitReminder.build(&identity.prefix),
             link: link_rx.clone(),
             queued: queued.subscribe(),
@@ -214,10 +220,10 @@ pub async fn run(config: Config, shutdown: Shutdown) -> Result<(), AppError> {
         };
         let server = mqtt::commands::CommandServer {
             commands: Commands::new(store.clone(), limits, sync_now),
-            client,
             prefix: identity.prefix,
             incoming: commands_rx,
             acks: acks_tx,
+            tracked: tracked_tx,
             link: link_rx,
             changes,
             heart: hearts.heart("commands"),

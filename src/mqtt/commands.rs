@@ -1,10 +1,10 @@
 //! Panel commands: through the command layer, then the reply, then the acknowledgement.
 
-use rumqttc::v5::mqttbytes::v5::PublishProperties;
+use rumqttc::v5::mqttbytes::v5::{Publish, PublishProperties};
 use rumqttc::v5::mqttbytes::QoS;
-use rumqttc::v5::AsyncClient;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, oneshot, watch};
 
+use super::link::Tracked;
 use super::topics::{self, Topic};
 use super::{Incoming, MAX_PACKET};
 use crate::changes::{Change, Sender as ChangeSender};
@@ -26,12 +26,13 @@ fn failpoint(name: &str) {
 /// Runs panel commands: through the command layer, then the reply, then the acknowledgement.
 pub(crate) struct CommandServer {
     pub(crate) commands: Commands,
-    pub(crate) client: AsyncClient,
     pub(crate) prefix: String,
     /// From the link: commands with the connection they came on.
     pub(crate) incoming: mpsc::Receiver<Incoming>,
     /// To the link: commands answered, to acknowledge if their connection still stands.
     pub(crate) acks: mpsc::Sender<Incoming>,
+    /// To the link: replies, confirmed on the broker's PUBACK.
+    pub(crate) tracked: mpsc::Sender<Tracked>,
     pub(crate) link: watch::Receiver<LinkState>,
     pub(crate) changes: ChangeSender,
     pub(crate) heart: Heart,
@@ -41,10 +42,10 @@ impl CommandServer {
     pub(crate) async fn run(self, shutdown: Shutdown) {
         let CommandServer {
             commands,
-            client,
             prefix,
             mut incoming,
             acks,
+            tracked,
             link,
             changes,
             heart,
@@ -120,26 +121,41 @@ impl CommandServer {
                 station: station.clone(),
             }
             .build(&prefix);
-            if let Err(e) = client
-                .publish(reply_topic, QoS::AtLeastOnce, false, reply.clone())
-                .await
-            {
-                tracing::warn!(error = %e, "reply not sent");
-            }
+            let mut replies = vec![Publish::new(reply_topic, QoS::AtLeastOnce, reply.clone(), None)];
             match response {
                 Some((topic, correlation_data)) if outside.is_none() => {
                     let properties = PublishProperties {
                         correlation_data,
                         ..Default::default()
                     };
-                    let _ = client
-                        .publish_with_properties(topic, QoS::AtLeastOnce, false, reply, properties)
-                        .await;
+                    replies.push(Publish::new(topic, QoS::AtLeastOnce, reply, Some(properties)));
                 }
                 Some((topic, _)) => tracing::warn!(station, response_topic = topic, "response topic refused"),
                 None => {}
             }
-            // Only now: the command is committed and answered.
+            // The command is acknowledged only once the broker has its replies: were the agent
+            // to die between the two, the broker hands the command over again, and the stored
+            // reply goes out then. (An acknowledgement sent ahead could leave a panel with none.)
+            let mut answered = true;
+            for publish in replies {
+                let (done, acknowledged) = oneshot::channel();
+                if tracked.send(Tracked { publish, done }).await.is_err() {
+                    return;
+                }
+                let outcome = tokio::select! {
+                    outcome = acknowledged => outcome,
+                    // Not acknowledged: redelivered to the next run, which replays the reply.
+                    _ = shutdown.wait() => return,
+                };
+                if let Err(why) = outcome.unwrap_or_else(|_| Err("the link stopped".into())) {
+                    tracing::warn!(station, error = %why, "reply not taken by the broker; the command will come again");
+                    answered = false;
+                }
+            }
+            if !answered {
+                continue;
+            }
+            // Only now: the command is committed and its replies are out.
             if acks.send((generation, publish)).await.is_err() {
                 return;
             }

@@ -208,8 +208,15 @@ pub(crate) async fn run(link: Link, shutdown: Shutdown) {
             Ok(Event::Outgoing(Outgoing::Publish(pkid))) => in_flight.numbered(pkid, false),
             Ok(Event::Outgoing(Outgoing::AwaitAck(pkid))) => in_flight.numbered(pkid, true),
             Ok(Event::Incoming(Packet::PubAck(ack))) => in_flight.acked(&ack),
-            // Only the publisher's goodbye sends DISCONNECT: it is out, the link's work is done.
-            Ok(Event::Outgoing(Outgoing::Disconnect)) => return,
+            // Only the publisher's goodbye sends DISCONNECT. Read on until the broker closes the
+            // connection: closing it ourselves with its acknowledgements unread would reset it,
+            // and a broker that gets a reset may drop our last packets (the goodbye among them)
+            // and publish the last will instead.
+            Ok(Event::Outgoing(Outgoing::Disconnect)) => {
+                let _ =
+                    tokio::time::timeout(Duration::from_secs(1), async { while events.poll().await.is_ok() {} }).await;
+                return;
+            }
             Ok(_) => {}
             Err(e) => {
                 state.send_modify(|s| s.connected = false);
