@@ -184,6 +184,8 @@ pub async fn run(config: Config, shutdown: Shutdown) -> Result<(), AppError> {
         // The connection as it stands: the link sends, every MQTT task watches.
         let (link_tx, link_rx) = watch::channel(LinkState::default());
         broker_up = Some(link_rx.clone());
+        // Set by the publisher before its DISCONNECT, read by the link.
+        let goodbye = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         let link = mqtt::link::Link {
             events,
             prefix: identity.prefix.clone(),
@@ -191,6 +193,7 @@ pub async fn run(config: Config, shutdown: Shutdown) -> Result<(), AppError> {
             acks: acks_rx,
             tracked: tracked_rx,
             state: link_tx,
+            goodbye: goodbye.clone(),
             heart: hearts.heart("mqtt link"),
         };
         tasks.spawn(link_stage, "mqtt link", |stop| mqtt::link::run(link, stop));
@@ -202,6 +205,7 @@ pub async fn run(config: Config, shutdown: Shutdown) -> Result<(), AppError> {
             link: link_rx.clone(),
             uplinks,
             permits_zone: config.sicantik.as_ref().map(|s| s.zone_offset()).transpose()?,
+            goodbye,
             heart: hearts.heart("mqtt publisher"),
         };
         tasks.spawn(publish, "mqtt publisher", |stop| publisher.run(stop));

@@ -812,6 +812,14 @@ async fn a_reminder_leaves_the_outbox_only_on_the_brokers_acknowledgement() {
         broker.log().contains("Denied PUBLISH") && broker.log().contains("permits/reminder")
     })
     .await;
+    wait_until("the refusal recorded", Duration::from_secs(10), || {
+        common::count(
+            &db,
+            "SELECT count(*) FROM outbox WHERE channel = 'mqtt' AND attempts >= 1 \
+             AND last_error LIKE '%refused%' AND next_at > created_at",
+        ) == 1
+    })
+    .await;
     assert_eq!(undelivered(), 1, "a refused reminder was marked delivered");
     assert!(display.json(&format!("{PREFIX}/permits/reminder")).is_none());
 

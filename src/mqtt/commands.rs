@@ -2,9 +2,9 @@
 
 use rumqttc::v5::mqttbytes::v5::{Publish, PublishProperties};
 use rumqttc::v5::mqttbytes::QoS;
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{mpsc, watch};
 
-use super::link::Tracked;
+use super::link::{publish_confirmed, NotConfirmed, Tracked};
 use super::topics::{self, Topic};
 use super::{Incoming, MAX_PACKET};
 use crate::changes::{Change, Sender as ChangeSender};
@@ -123,7 +123,7 @@ impl CommandServer {
             .build(&prefix);
             let mut replies = vec![Publish::new(reply_topic, QoS::AtLeastOnce, reply.clone(), None)];
             match response {
-                Some((topic, correlation_data)) if outside.is_none() => {
+                Some((topic, correlation_data)) if outside.is_none() && topic != replies[0].topic => {
                     let properties = PublishProperties {
                         correlation_data,
                         ..Default::default()
@@ -136,23 +136,22 @@ impl CommandServer {
             // The command is acknowledged only once the broker has its replies: were the agent
             // to die between the two, the broker hands the command over again, and the stored
             // reply goes out then. (An acknowledgement sent ahead could leave a panel with none.)
-            let mut answered = true;
+            let mut session_lost = false;
             for publish in replies {
-                let (done, acknowledged) = oneshot::channel();
-                if tracked.send(Tracked { publish, done }).await.is_err() {
-                    return;
-                }
-                let outcome = tokio::select! {
-                    outcome = acknowledged => outcome,
+                match publish_confirmed(&tracked, publish, &heart, &shutdown).await {
+                    Ok(()) => {}
                     // Not acknowledged: redelivered to the next run, which replays the reply.
-                    _ = shutdown.wait() => return,
-                };
-                if let Err(why) = outcome.unwrap_or_else(|_| Err("the link stopped".into())) {
-                    tracing::warn!(station, error = %why, "reply not taken by the broker; the command will come again");
-                    answered = false;
+                    Err(NotConfirmed::Stopped) => return,
+                    // The command came on that session: nothing to acknowledge any more.
+                    Err(NotConfirmed::Lost) => session_lost = true,
+                    // Acknowledged all the same: the broker would refuse the reply again, and
+                    // the panel gets it by asking with the same request_id.
+                    Err(e @ NotConfirmed::Refused(_)) => {
+                        tracing::warn!(station, error = %e, "reply refused by the broker")
+                    }
                 }
             }
-            if !answered {
+            if session_lost {
                 continue;
             }
             // Only now: the command is committed and its replies are out.

@@ -15,6 +15,7 @@ use rumqttc::v5::{Event, EventLoop, Request as MqttRequest};
 use rumqttc::Outgoing;
 use tokio::sync::{mpsc, oneshot, watch};
 
+use super::options::OUTGOING_INFLIGHT;
 use super::topics::Topic;
 use super::Incoming;
 use crate::backoff::Backoff;
@@ -26,14 +27,61 @@ use crate::uplink::LinkState;
 /// so that the link is back within 2 s of the broker's return; 250 ms doubling, so that a
 /// broker that is down gets about 40 attempts a minute, not a storm.
 const RECONNECT: Backoff = Backoff::new(Duration::from_millis(250), Duration::from_millis(1600));
+/// Commands waiting for the command server, at most (beyond the broker's receive maximum,
+/// only QoS 0 ones could pile up).
+const BACKLOG_MAX: usize = 2 * super::RECEIVE_MAXIMUM as usize;
 /// A connection that lasted this long was a good one: the next failure starts the backoff over.
 const STABLE: Duration = Duration::from_secs(30);
 
-/// A publish whose fate its sender wants to know: `done` gets `Ok` on the broker's PUBACK, an
-/// error if the broker refused it or the session that carried it was lost.
+/// A publish whose fate its sender wants to know: `done` gets `Ok` on the broker's PUBACK, or
+/// why not.
 pub(crate) struct Tracked {
     pub(crate) publish: Publish,
-    pub(crate) done: oneshot::Sender<Result<(), String>>,
+    pub(crate) done: oneshot::Sender<Result<(), NotConfirmed>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum NotConfirmed {
+    /// The broker answered with a refusal (not authorized, quota exceeded, …).
+    #[error("the broker refused it: {0}")]
+    Refused(String),
+    /// The session that carried it is gone (or the link stopped) before a PUBACK came.
+    #[error("the broker's session was lost before it acknowledged")]
+    Lost,
+    /// Shutdown came first.
+    #[error("stopped by shutdown")]
+    Stopped,
+}
+
+/// Publishes through the link and waits for the broker's PUBACK, beating `heart` meanwhile
+/// (waiting on the broker is not being wedged) and giving up on shutdown.
+pub(crate) async fn publish_confirmed(
+    link: &mpsc::Sender<Tracked>,
+    publish: Publish,
+    heart: &Heart,
+    shutdown: &Shutdown,
+) -> Result<(), NotConfirmed> {
+    let (done, mut confirmed) = oneshot::channel();
+    let mut pulse = tokio::time::interval(crate::heartbeat::BEAT);
+    let send = link.send(Tracked { publish, done });
+    tokio::pin!(send);
+    loop {
+        tokio::select! {
+            sent = &mut send => {
+                sent.map_err(|_| NotConfirmed::Lost)?;
+                break;
+            }
+            _ = pulse.tick() => heart.beat(),
+            _ = shutdown.wait() => return Err(NotConfirmed::Stopped),
+        }
+    }
+    loop {
+        tokio::select! {
+            outcome = &mut confirmed => return outcome.unwrap_or(Err(NotConfirmed::Lost)),
+            _ = pulse.tick() => heart.beat(),
+            _ = shutdown.wait() => return Err(NotConfirmed::Stopped),
+        }
+    }
 }
 
 /// Polls the event loop until shutdown has been flushed to the broker (or cannot be).
@@ -52,19 +100,24 @@ pub(crate) struct Link {
     pub(crate) tracked: mpsc::Receiver<Tracked>,
     /// To every MQTT task: the connection as it stands.
     pub(crate) state: watch::Sender<LinkState>,
+    /// Set by the publisher before its DISCONNECT: the link's work ends with it.
+    pub(crate) goodbye: std::sync::Arc<std::sync::atomic::AtomicBool>,
     /// Beats on every event (keep-alive pings come at least every `keep_alive`).
     pub(crate) heart: Heart,
 }
 
-/// Tracked publishes on their way: which packet id each got, and the one not numbered yet.
+type Done = oneshot::Sender<Result<(), NotConfirmed>>;
+
+/// Tracked publishes on their way: the one not numbered yet, and which packet id each got.
 #[derive(Default)]
 struct InFlight {
     /// Pushed to the front of the event loop's queue; the next outgoing publish is it.
     numbering: Option<Tracked>,
-    by_pkid: HashMap<u16, oneshot::Sender<Result<(), String>>>,
-    /// A packet id rumqttc is holding back (a collision): its publish goes out later, and that
-    /// outgoing event is not a new one's.
-    held: Option<u16>,
+    by_pkid: HashMap<u16, Done>,
+    /// A publish rumqttc holds back (a collision: its packet id still waits for a PUBACK).
+    /// That PUBACK is the earlier packet's; the held one's sender waits here until it really
+    /// goes out, and nothing new is taken meanwhile.
+    held: Option<(u16, Option<Done>)>,
 }
 
 impl InFlight {
@@ -72,14 +125,17 @@ impl InFlight {
         self.numbering.is_none() && self.held.is_none()
     }
 
-    /// A publish went out with `pkid` (or was held back with it).
+    /// A publish went out with `pkid`, or was held back with it.
     fn numbered(&mut self, pkid: u16, held_back: bool) {
-        if self.held == Some(pkid) && !held_back {
-            self.held = None;
+        if held_back {
+            self.held = Some((pkid, self.numbering.take().map(|t| t.done)));
             return;
         }
-        if held_back {
-            self.held = Some(pkid);
+        if self.held.as_ref().is_some_and(|(held, _)| *held == pkid) {
+            if let Some((_, Some(done))) = self.held.take() {
+                self.by_pkid.insert(pkid, done);
+            }
+            return;
         }
         if let Some(t) = self.numbering.take() {
             self.by_pkid.insert(pkid, t.done);
@@ -90,7 +146,7 @@ impl InFlight {
         if let Some(done) = self.by_pkid.remove(&ack.pkid) {
             let outcome = match ack.reason {
                 PubAckReason::Success | PubAckReason::NoMatchingSubscribers => Ok(()),
-                reason => Err(format!("the broker refused it: {reason:?}")),
+                reason => Err(NotConfirmed::Refused(format!("{reason:?}"))),
             };
             let _ = done.send(outcome);
         }
@@ -98,11 +154,15 @@ impl InFlight {
 
     /// The session is gone, and with it every tracked publish it had not acknowledged.
     fn lost(&mut self) {
-        let lost = self.numbering.take().map(|t| t.done).into_iter();
-        for done in lost.chain(self.by_pkid.drain().map(|(_, d)| d)) {
-            let _ = done.send(Err("the broker's session was lost before it acknowledged".into()));
+        let numbering = self.numbering.take().map(|t| t.done);
+        let held = self.held.take().and_then(|(_, done)| done);
+        for done in numbering
+            .into_iter()
+            .chain(held)
+            .chain(self.by_pkid.drain().map(|(_, d)| d))
+        {
+            let _ = done.send(Err(NotConfirmed::Lost));
         }
-        self.held = None;
     }
 }
 
@@ -114,6 +174,7 @@ pub(crate) async fn run(link: Link, shutdown: Shutdown) {
         mut acks,
         mut tracked,
         state,
+        goodbye,
         heart,
     } = link;
     let filter = Topic::command_filter(&prefix);
@@ -123,6 +184,8 @@ pub(crate) async fn run(link: Link, shutdown: Shutdown) {
     // Commands the command server had no room for yet; the broker's receive maximum bounds it.
     let mut backlog: VecDeque<Incoming> = VecDeque::new();
     let mut in_flight = InFlight::default();
+    // Publishes the broker takes before acknowledging any (its receive maximum), and ours.
+    let mut window = OUTGOING_INFLIGHT;
     // The link stops after the publisher, whose "offline" and DISCONNECT it carries: it ends when
     // DISCONNECT is out, or after this grace when the broker cannot be reached.
     let grace = async {
@@ -150,7 +213,11 @@ pub(crate) async fn run(link: Link, shutdown: Shutdown) {
                 }
                 continue;
             }
-            Some(t) = tracked.recv(), if connected && in_flight.can_take() => {
+            // Only into a free slot of the broker's window: rumqttc sends what is at the front of
+            // its queue even when the window is full, and would then hold it back on another
+            // packet's id.
+            Some(t) = tracked.recv(), if connected && in_flight.can_take()
+                && events.state.inflight() < window && events.state.collision.is_none() => {
                 // At the front: the next publish the event loop sends is this one, so the
                 // packet id in that outgoing event is its own.
                 events.pending.push_front(MqttRequest::Publish(t.publish.clone()));
@@ -175,6 +242,8 @@ pub(crate) async fn run(link: Link, shutdown: Shutdown) {
                         .push_front(MqttRequest::Subscribe(Subscribe::new(command_filter, None)));
                 }
                 let max_packet = ack.properties.as_ref().and_then(|p| p.max_packet_size);
+                let receive_max = ack.properties.as_ref().and_then(|p| p.receive_max);
+                window = receive_max.unwrap_or(u16::MAX).min(OUTGOING_INFLIGHT);
                 state.send_modify(|s| {
                     s.connected = true;
                     s.generation += 1;
@@ -192,6 +261,16 @@ pub(crate) async fn run(link: Link, shutdown: Shutdown) {
                         } else if let Err(mpsc::error::TrySendError::Full(command)) = commands.try_send(command) {
                             backlog.push_back(command);
                         }
+                        // The receive maximum bounds QoS 1 commands; QoS 0 ones, which nobody
+                        // will send again anyway, are dropped past a bound.
+                        while backlog.len() > BACKLOG_MAX {
+                            if let Some(at) = backlog.iter().position(|(_, p)| p.qos == QoS::AtMostOnce) {
+                                let (_, dropped) = backlog.remove(at).expect("the position is in the queue");
+                                tracing::warn!(topic = %String::from_utf8_lossy(&dropped.topic), "QoS 0 command dropped: too many waiting");
+                            } else {
+                                break;
+                            }
+                        }
                     }
                     _ => {
                         // Not ours to handle (or a retained command, which would run again on
@@ -208,11 +287,11 @@ pub(crate) async fn run(link: Link, shutdown: Shutdown) {
             Ok(Event::Outgoing(Outgoing::Publish(pkid))) => in_flight.numbered(pkid, false),
             Ok(Event::Outgoing(Outgoing::AwaitAck(pkid))) => in_flight.numbered(pkid, true),
             Ok(Event::Incoming(Packet::PubAck(ack))) => in_flight.acked(&ack),
-            // Only the publisher's goodbye sends DISCONNECT. Read on until the broker closes the
-            // connection: closing it ourselves with its acknowledgements unread would reset it,
-            // and a broker that gets a reset may drop our last packets (the goodbye among them)
-            // and publish the last will instead.
-            Ok(Event::Outgoing(Outgoing::Disconnect)) => {
+            // The publisher's goodbye (rumqttc also disconnects on a protocol error, and then
+            // reconnects). Read on until the broker closes the connection: closing it ourselves
+            // with its acknowledgements unread would reset it, and a broker that gets a reset
+            // may drop our last packets (the goodbye among them) and publish the last will.
+            Ok(Event::Outgoing(Outgoing::Disconnect)) if goodbye.load(std::sync::atomic::Ordering::Relaxed) => {
                 let _ =
                     tokio::time::timeout(Duration::from_secs(1), async { while events.poll().await.is_ok() {} }).await;
                 return;
@@ -252,7 +331,7 @@ fn client_host(events: &EventLoop) -> String {
 mod tests {
     use super::*;
 
-    fn tracked() -> (Tracked, oneshot::Receiver<Result<(), String>>) {
+    fn tracked() -> (Tracked, oneshot::Receiver<Result<(), NotConfirmed>>) {
         let (done, rx) = oneshot::channel();
         let publish = Publish::new("t", QoS::AtLeastOnce, "x", None);
         (Tracked { publish, done }, rx)
@@ -292,19 +371,25 @@ mod tests {
     }
 
     #[test]
-    fn a_held_back_publish_going_out_later_is_not_taken_for_a_new_one() {
+    fn a_held_back_publish_is_not_done_on_the_puback_of_the_packet_it_waits_for() {
+        // Given a tracked publish held back on packet id 4, still the earlier packet's
         let mut f = InFlight::default();
-        let (t, mut first) = tracked();
+        let (t, mut held) = tracked();
         f.numbering = Some(t);
         f.numbered(4, true);
         assert!(!f.can_take(), "nothing new while rumqttc holds one back");
+        // When the earlier packet's PUBACK comes, and only then ours goes out
+        f.acked(&ack(4, PubAckReason::Success));
+        assert!(held.try_recv().is_err(), "done on another packet's PUBACK");
         f.numbered(4, false);
         assert!(f.can_take());
-        let (t, mut second) = tracked();
-        f.numbering = Some(t);
-        f.numbered(5, false);
+        // Then its own PUBACK is what makes it done
         f.acked(&ack(4, PubAckReason::Success));
-        f.acked(&ack(5, PubAckReason::Success));
-        assert_eq!((first.try_recv(), second.try_recv()), (Ok(Ok(())), Ok(Ok(()))));
+        assert_eq!(held.try_recv(), Ok(Ok(())));
+        // And an untracked publish held back blocks new ones too, until it goes out
+        f.numbered(9, true);
+        assert!(!f.can_take());
+        f.numbered(9, false);
+        assert!(f.can_take());
     }
 }

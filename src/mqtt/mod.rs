@@ -1,13 +1,16 @@
 //! linegate on the plant's broker: the client's [`options`], and three tasks, wired in `app.rs`:
 //!
 //! - [`link`]: owns rumqttc's event loop and polls it without pause. It never waits on SQLite
-//!   or HTTP: commands go out on an unbounded channel (the broker's inflight window bounds
-//!   it), connection changes on a watch. It subscribes again after every ConnAck without a
-//!   session, and backs off with jitter between failed connects (rumqttc has no backoff).
+//!   or HTTP: commands go out on a bounded channel (the broker's receive maximum bounds what
+//!   it sends; what does not fit waits in the link), connection changes on a watch;
+//!   acknowledgements and the publishes whose PUBACK someone waits for (replies, reminder
+//!   events) go straight into the event loop's own queue. It subscribes again after every
+//!   ConnAck without a session, and backs off with jitter between failed connects (rumqttc has
+//!   no backoff).
 //! - [`publisher`]: retained state for the displays, read from SQLite: everything on every
 //!   (re)connect, then what changed.
-//! - [`commands`]: panel commands through the command layer; the reply is published and
-//!   the message acknowledged only after the command's transaction committed.
+//! - [`commands`]: panel commands through the command layer; the message is acknowledged only
+//!   after the command's transaction committed and the broker has its reply.
 //!
 //! What the displays receive is [`payload`]; every topic is a [`topics::Topic`].
 

@@ -11,7 +11,8 @@ use crate::config::{ConfigError, MqttConfig};
 
 /// How long the broker keeps our session (and the commands queued for us) while we are away.
 const SESSION_EXPIRY_SECS: u32 = 7 * 24 * 3600;
-const OUTGOING_INFLIGHT: u16 = 100;
+/// Our own cap on publishes awaiting a PUBACK (rumqttc preallocates a slot for each).
+pub(super) const OUTGOING_INFLIGHT: u16 = 100;
 
 /// The client options: persistent session with manual acks (a command is acknowledged only
 /// once applied), a retained last will on the status topic, TCP_NODELAY, TLS when configured.
@@ -40,7 +41,9 @@ pub(crate) fn build(config: &MqttConfig, identity: &Identity) -> Result<MqttOpti
     let mut network = NetworkOptions::new();
     // Nagle plus the broker's delayed ACK costs 40-90 ms per request/reply on loopback.
     network.set_tcp_nodelay(true);
-    network.set_connection_timeout(10);
+    // An unreachable host (a cable out) must not hold up the next attempt: the link is back
+    // within 2 s of the broker's return.
+    network.set_connection_timeout(5);
     options.set_network_options(network);
     if let Some(user) = &config.username {
         options.set_credentials(user.clone(), config.password()?.unwrap_or_default());

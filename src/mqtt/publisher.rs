@@ -35,6 +35,8 @@ pub(crate) struct Publisher {
     pub(crate) uplinks: Vec<(&'static str, watch::Receiver<Uplink>)>,
     /// The regency's zone offset when SICANTIK is synced: permits' expiry summary.
     pub(crate) permits_zone: Option<i64>,
+    /// Told to the link before DISCONNECT: that one is the goodbye.
+    pub(crate) goodbye: std::sync::Arc<std::sync::atomic::AtomicBool>,
     pub(crate) heart: Heart,
 }
 
@@ -125,6 +127,7 @@ impl Publisher {
                 }
             }
             let _ = self.publish_status(false, &mut published).await;
+            self.goodbye.store(true, std::sync::atomic::Ordering::Relaxed);
             let _ = self.client.disconnect().await;
         }
     }

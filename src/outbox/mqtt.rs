@@ -1,17 +1,20 @@
 //! Reminder events on the broker: whatever the outbox holds for the `mqtt` channel, published
 //! when the broker is connected, at once when something is queued, and on every reconnect. A
 //! message leaves the outbox only on the broker's PUBACK for it (the link tells), oldest first:
-//! a crash before that sends it again, never loses it.
+//! a crash before that sends it again, never loses it. One the broker refuses waits, with
+//! backoff, while the connection lasts; a new connection (a restart, a mended ACL) tries
+//! everything again at once.
 
 use std::time::Duration;
 
 use rumqttc::v5::mqttbytes::v5::Publish;
 use rumqttc::v5::mqttbytes::QoS;
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{mpsc, watch};
 
+use crate::backoff::Backoff;
 use crate::clock;
 use crate::heartbeat::{Heart, BEAT};
-use crate::mqtt::link::Tracked;
+use crate::mqtt::link::{publish_confirmed, NotConfirmed, Tracked};
 use crate::shutdown::Shutdown;
 use crate::store::{self, Store, StoreError};
 use crate::uplink::LinkState;
@@ -20,6 +23,11 @@ use crate::uplink::LinkState;
 const POLL: Duration = Duration::from_secs(300);
 /// Messages read from the store at a time.
 const BATCH: u32 = 100;
+/// A message the broker refused (its ACL, a quota) is tried again after this, doubling.
+const REFUSED_RETRY: Backoff = Backoff::new(Duration::from_secs(60), Duration::from_secs(3600));
+
+/// Later than any `next_at`: on a new connection, everything undelivered is due.
+const END_OF_TIME: &str = "9999-12-31T23:59:59Z";
 
 pub(crate) struct MqttOutbox {
     pub(crate) store: Store,
@@ -38,12 +46,8 @@ pub(crate) struct MqttOutbox {
 enum DeliveryError {
     #[error(transparent)]
     Store(#[from] StoreError),
-    #[error("the MQTT link has stopped")]
-    LinkGone,
-    #[error("not acknowledged: {0}")]
-    NotAcknowledged(String),
-    #[error("stopped by shutdown")]
-    Stopped,
+    #[error(transparent)]
+    NotConfirmed(#[from] NotConfirmed),
 }
 
 impl MqttOutbox {
@@ -52,57 +56,88 @@ impl MqttOutbox {
         let mut poll = tokio::time::interval(POLL);
         // Until whoever rings is gone; polling goes on regardless.
         let mut ringing = true;
+        // The connection last flushed on: a new one makes every message due.
+        let mut flushed_on = None;
         loop {
             self.heart.beat();
-            if self.link.borrow().connected {
-                match self.flush(&shutdown).await {
-                    Ok(()) | Err(DeliveryError::Stopped) => {}
-                    Err(e) => {
-                        tracing::warn!(error = %e, "reminder events not published; trying again on reconnect or when more are queued")
-                    }
+            let link = *self.link.borrow();
+            let mut next_due = None;
+            if link.connected {
+                let everything = flushed_on != Some(link.generation);
+                flushed_on = Some(link.generation);
+                match self.flush(everything, &shutdown).await {
+                    Ok(next) => next_due = next,
+                    Err(DeliveryError::NotConfirmed(NotConfirmed::Stopped)) => {}
+                    Err(e) => tracing::warn!(error = %e, "reminder events not published; trying again on reconnect"),
                 }
             }
-            tokio::select! {
-                changed = self.link.changed() => if changed.is_err() { return },
-                changed = self.queued.changed(), if ringing => ringing = changed.is_ok(),
-                _ = poll.tick() => {}
-                _ = pulse.tick() => {
-                    self.heart.beat();
-                    continue;
+            let retry = next_due.map_or(POLL, |at: i64| {
+                let secs = at.saturating_sub(clock::now_unix()).clamp(0, POLL.as_secs() as i64);
+                Duration::from_secs(secs as u64).max(Duration::from_millis(100))
+            });
+            let retry = tokio::time::sleep(retry);
+            tokio::pin!(retry);
+            // Only what may have brought something to send: a (re)connect, a ring, a refused
+            // message due again, the slow poll.
+            loop {
+                tokio::select! {
+                    changed = self.link.changed() => if changed.is_err() { return } else { break },
+                    changed = self.queued.changed(), if ringing => {
+                        ringing = changed.is_ok();
+                        break;
+                    }
+                    _ = &mut retry => break,
+                    _ = poll.tick() => break,
+                    _ = pulse.tick() => self.heart.beat(),
+                    _ = shutdown.wait() => return,
                 }
-                _ = shutdown.wait() => return,
             }
         }
     }
 
-    /// Publishes every due event, oldest first.
-    async fn flush(&self, shutdown: &Shutdown) -> Result<(), DeliveryError> {
+    /// Publishes every due event (or, on a new connection, `everything` undelivered), oldest
+    /// first. One the broker refuses is tried again later, with backoff, and does not hold up
+    /// the others. Returns when the next one left is due (unix seconds).
+    async fn flush(&self, everything: bool, shutdown: &Shutdown) -> Result<Option<i64>, DeliveryError> {
+        // Each message at most once per flush: a refused one is not due again until later.
+        let mut after = 0;
         loop {
-            let now = clock::format_rfc3339(clock::now_unix());
+            let now = if everything {
+                END_OF_TIME.to_string()
+            } else {
+                clock::format_rfc3339(clock::now_unix())
+            };
             let due = self
                 .store
-                .call(move |c| store::outbox::due(c, store::outbox::MQTT, &now, BATCH))
+                .call(move |c| store::outbox::due(c, store::outbox::MQTT, after, &now, BATCH))
                 .await?;
             if due.is_empty() {
-                return Ok(());
+                let next = self
+                    .store
+                    .call(|c| store::outbox::next_due(c, store::outbox::MQTT))
+                    .await?;
+                return Ok(next.and_then(|at| clock::parse_rfc3339(&at)));
             }
-            for (id, message, _) in due {
-                let (done, acknowledged) = oneshot::channel();
+            for (id, message, attempts) in due {
+                after = id;
                 let publish = Publish::new(self.topic.clone(), QoS::AtLeastOnce, message, None);
-                self.link_tx
-                    .send(Tracked { publish, done })
-                    .await
-                    .map_err(|_| DeliveryError::LinkGone)?;
-                // Until the broker answers; shutdown leaves the message for the next run.
-                let answer = tokio::select! {
-                    answer = acknowledged => answer,
-                    _ = shutdown.wait() => return Err(DeliveryError::Stopped),
-                };
-                answer
-                    .map_err(|_| DeliveryError::LinkGone)?
-                    .map_err(DeliveryError::NotAcknowledged)?;
-                let now = clock::format_rfc3339(clock::now_unix());
-                self.store.call(move |c| store::outbox::delivered(c, id, &now)).await?;
+                let unix = clock::now_unix();
+                match publish_confirmed(&self.link_tx, publish, &self.heart, shutdown).await {
+                    Ok(()) => {
+                        let now = clock::format_rfc3339(unix);
+                        self.store.call(move |c| store::outbox::delivered(c, id, &now)).await?;
+                    }
+                    Err(NotConfirmed::Refused(reason)) => {
+                        let wait = REFUSED_RETRY.delay(attempts.saturating_add(1)).as_secs() as i64;
+                        let next = clock::format_rfc3339(unix.saturating_add(wait));
+                        let error = format!("the broker refused it: {reason}");
+                        tracing::warn!(id, %error, retry_at = next, "reminder event refused");
+                        self.store
+                            .call(move |c| store::outbox::failed(c, id, &error, &next))
+                            .await?;
+                    }
+                    Err(e) => return Err(e.into()),
+                }
             }
         }
     }

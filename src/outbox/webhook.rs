@@ -41,7 +41,7 @@ impl Webhook {
             let now = clock::format_rfc3339(clock::now_unix());
             let due = match self
                 .store
-                .call(move |c| outbox::due(c, outbox::WEBHOOK, &now, BATCH))
+                .call(move |c| outbox::due(c, outbox::WEBHOOK, 0, &now, BATCH))
                 .await
             {
                 Ok(due) => due,

@@ -16,13 +16,21 @@ pub(crate) fn enqueue(tx: &Transaction, channel: &str, payload: &str, now: &str)
     Ok(())
 }
 
-/// Undelivered messages of a channel that are due, oldest first.
-pub(crate) fn due(db: &Db, channel: &str, now: &str, limit: u32) -> Result<Vec<(i64, String, u32)>, StoreError> {
+/// Undelivered messages of a channel that are due, oldest first, from just past id `after`.
+pub(crate) fn due(
+    db: &Db,
+    channel: &str,
+    after: i64,
+    now: &str,
+    limit: u32,
+) -> Result<Vec<(i64, String, u32)>, StoreError> {
     let conn = &db.0;
     const SQL: &str = "SELECT id, payload, attempts FROM outbox WHERE channel = ?1 AND delivered_at IS NULL \
-        AND next_at <= ?2 ORDER BY id LIMIT ?3";
+        AND id > ?2 AND next_at <= ?3 ORDER BY id LIMIT ?4";
     let mut stmt = conn.prepare_cached(SQL)?;
-    let rows = stmt.query_map(params![channel, now, limit], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+    let rows = stmt.query_map(params![channel, after, now, limit], |r| {
+        Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+    })?;
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
