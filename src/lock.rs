@@ -4,6 +4,7 @@
 //! turn instead of syncing in parallel).
 
 use std::fs::{File, OpenOptions, TryLockError};
+use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
 
 /// A held lock; dropping it releases it (as does the process ending, however it ends).
@@ -19,13 +20,19 @@ pub fn lock_path(db: &Path, purpose: &str) -> PathBuf {
 }
 
 impl FileLock {
-    /// Takes the lock, or returns None when another holder has it.
+    /// Takes the lock, or returns None when another holder has it. A lock file that cannot be
+    /// written (a read-only file system; one left by root) is locked read-only: a lock needs
+    /// an open file, not a writable one.
     pub fn try_acquire(db: &Path, purpose: &str) -> std::io::Result<Option<FileLock>> {
-        let file = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(lock_path(db, purpose))?;
+        let path = lock_path(db, purpose);
+        let opened = OpenOptions::new().create(true).truncate(false).write(true).open(&path);
+        let file = match opened {
+            Ok(file) => file,
+            Err(e) if matches!(e.kind(), ErrorKind::ReadOnlyFilesystem | ErrorKind::PermissionDenied) => {
+                OpenOptions::new().read(true).open(&path).map_err(|_| e)?
+            }
+            Err(e) => return Err(e),
+        };
         match file.try_lock() {
             Ok(()) => Ok(Some(FileLock { _file: file })),
             Err(TryLockError::WouldBlock) => Ok(None),

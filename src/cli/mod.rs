@@ -155,7 +155,13 @@ pub async fn sync_once(file: &ConfigFile, source: Source, shutdown: Shutdown) ->
 /// One run of one source, with its one-line summary.
 async fn once<S: scheduler::Source>(sync: &mut S, store: &Store, db: &Path, shutdown: &Shutdown) -> u8 {
     let name = sync.name();
-    match scheduler::run_once(sync, store, db, shutdown).await {
+    // At once, not at the run's next request: a call may be retrying for a minute. What it
+    // committed stays; the store finishes the page it was writing.
+    let outcome = tokio::select! {
+        outcome = scheduler::run_once(sync, store, db, shutdown) => outcome,
+        _ = shutdown.wait() => Err(crate::sync::SyncError::Cancelled),
+    };
+    match outcome {
         Ok(report) => {
             println!("{name}: ok: {report}");
             0

@@ -73,6 +73,11 @@ const COMMON_FIELDS: [&str; 4] = ["schema", "request_id", "operator", "sent_at"]
 pub(crate) const CLOCK_SKEW: i64 = 120;
 /// The latest `sent_at` that is a time at all: 9999-12-31T23:59:59Z.
 const LATEST: i64 = 253_402_300_799;
+/// No panel of this agent was made before 2026: with the gateway's own clock not synchronised
+/// (it may think it is 1970), a `sent_at` is still implausible beyond a year after the later
+/// of its clock and this.
+const EARLIEST: i64 = 1_767_225_600; // 2026-01-01T00:00:00Z
+const UNSYNCED_SKEW: i64 = 366 * 86_400;
 /// Longest request_id kept in the command log.
 const MAX_REQUEST_ID: usize = 128;
 
@@ -217,6 +222,12 @@ pub(crate) fn command(envelope: &Envelope, received_unix: i64, checks: Checks) -
                     "`sent_at` is {} s ahead of the gateway's clock; at most {CLOCK_SKEW} s are allowed",
                     sent.saturating_sub(received_unix)
                 ),
+            ));
+        }
+        if !checks.clock_synced && sent > received_unix.max(EARLIEST).saturating_add(UNSYNCED_SKEW) {
+            return Err(refuse(
+                "invalid_field",
+                "`sent_at` is more than a year in the future (the gateway's clock is not synchronised)",
             ));
         }
         let age = received_unix.saturating_sub(sent);
@@ -595,12 +606,20 @@ mod tests {
         // A panel's clock a little ahead of the gateway's is not a refusal; nor any time ahead
         // of a gateway whose own clock is not synchronised yet.
         assert!(parse("sync-now", json!({"request_id": "q", "sent_at": NOW + CLOCK_SKEW})).is_ok());
-        let e = envelope("sync-now", br#"{"request_id": "q", "sent_at": 1900000000}"#, 100).unwrap();
+        let e = envelope("sync-now", br#"{"request_id": "q", "sent_at": 1780000000}"#, 100).unwrap();
         let unsynced = Checks {
             clock_synced: false,
             ..CHECKS
         };
-        assert!(command(&e, NOW, unsynced).is_ok());
+        assert!(command(&e, 0, unsynced).is_ok(), "a gateway that thinks it is 1970");
+        // But not the year 9999, however wrong the gateway's clock
+        let e = envelope(
+            "sync-now",
+            br#"{"request_id": "q", "sent_at": "9999-12-31T23:59:59Z"}"#,
+            100,
+        )
+        .unwrap();
+        assert!(command(&e, 0, unsynced).is_err());
     }
 
     /// The documented error codes: a panel can switch on every one it can be sent.

@@ -20,6 +20,9 @@ pub use odoo::{InstanceFields, OdooApi, OdooConfig};
 pub(crate) use secret::Secret;
 pub use sicantik::SicantikConfig;
 
+/// The broker's session for the agent lasts 7 days; answered commands are kept longer.
+const MIN_LOG_RETENTION_DAYS: u32 = 8;
+
 /// Where the package installs the configuration.
 pub const DEFAULT_PATH: &str = "/etc/linegate/linegate.toml";
 
@@ -137,6 +140,14 @@ impl Config {
     pub(crate) fn validate(&self) -> Result<(), ConfigError> {
         if self.store.path.as_os_str().is_empty() {
             return Err(ConfigError::new("store.path", "must not be empty"));
+        }
+        // A command the broker redelivers (it keeps the agent's session a week) or a panel
+        // repeats must still find its first reply, or it would be applied again.
+        if self.store.log_retention_days < MIN_LOG_RETENTION_DAYS {
+            return Err(ConfigError::new(
+                "store.log_retention_days",
+                format!("must be at least {MIN_LOG_RETENTION_DAYS}: the broker keeps the agent's session 7 days"),
+            ));
         }
         if let Some(mqtt) = &self.mqtt {
             mqtt.validate()?;

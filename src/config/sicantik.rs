@@ -129,9 +129,7 @@ impl SicantikConfig {
         if self.max_response < 64 << 10 {
             return Err(ConfigError::new("sicantik.max_response", "must be at least 64KiB"));
         }
-        if self.max_response < 64 << 10 {
-            return Err(ConfigError::new("sicantik.max_response", "must be at least 64KiB"));
-        }
+
         if self.reminder_days.is_empty() || self.reminder_days.iter().any(|d| *d == 0 || *d > 3650) {
             return Err(ConfigError::new(
                 "sicantik.reminder_days",

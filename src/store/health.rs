@@ -42,6 +42,11 @@ impl StoreHealth {
     /// What a write's failure says of the store, if anything.
     pub(super) fn from_error(e: &rusqlite::Error, db: &Path) -> Option<StoreHealth> {
         match e.sqlite_error_code()? {
+            // What a file system remounted read-only under an open file gives (EROFS on write),
+            // and a directory that cannot take the journal: the file system tells which.
+            rusqlite::ErrorCode::SystemIoFailure | rusqlite::ErrorCode::CannotOpen => {
+                Some(StoreHealth::inspect(db)).filter(|h| !h.is_ok())
+            }
             rusqlite::ErrorCode::DiskFull => Some(StoreHealth::Full(format!("{}: {}", space(db), e))),
             rusqlite::ErrorCode::ReadOnly => Some(match read_only(db) {
                 Some(why) => StoreHealth::ReadOnly(why),

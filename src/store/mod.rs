@@ -179,7 +179,11 @@ impl Store {
             // through says the store is writable again.
             let now = match &result {
                 Err(StoreError::Sqlite(e)) => StoreHealth::from_error(e, &path),
-                Ok(_) if db.0.total_changes() != written => Some(StoreHealth::Ok),
+                // A write that fit in space already taken does not mean space returned: the
+                // file system says whether it did.
+                Ok(_) if db.0.total_changes() != written && !health.borrow().is_ok() => {
+                    Some(StoreHealth::inspect(&path))
+                }
                 _ => None,
             };
             if let Some(now) = now {
@@ -286,17 +290,31 @@ pub fn keep_aside(path: &Path, now_unix: i64) -> std::io::Result<PathBuf> {
     Ok(kept)
 }
 
-/// The database on a read-only file system, as it was last written: SQLite cannot open a WAL
-/// database read-only without writing its shared-memory file, unless told the file cannot
-/// change (nobody can write it there). Checked and refused if damaged or of another schema.
+/// The database on a read-only file system. SQLite reads a WAL database read-only when its
+/// `-wal` and `-shm` files are there; when they are not (a clean close before the remount), it
+/// can only open the file as immutable — which is then exactly the database as last written.
+/// Checked and refused if damaged or of another schema.
 fn open_immutable(path: &Path) -> Result<Db, StoreError> {
     let err = |source| StoreError::Open {
         path: path.to_path_buf(),
         source,
     };
-    let uri = format!("file:{}?immutable=1", path.display());
-    let flags = rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_URI;
-    let conn = Connection::open_with_flags(&uri, flags).map_err(err)?;
+    let read_only = rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_URI;
+    let plain = Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).and_then(|c| {
+        c.query_row("SELECT count(*) FROM sqlite_schema", [], |r| r.get::<_, i64>(0))
+            .map(|_| c)
+    });
+    let conn = match plain {
+        Ok(conn) => conn,
+        Err(_) => {
+            let mut wal = path.as_os_str().to_os_string();
+            wal.push("-wal");
+            if std::fs::metadata(&wal).is_ok_and(|m| m.len() > 0) {
+                tracing::error!(db = %path.display(), "the store's write-ahead log cannot be read on this read-only file system: the newest commits are not served");
+            }
+            Connection::open_with_flags(immutable_uri(path), read_only).map_err(err)?
+        }
+    };
     let verdict: String = conn.query_row("PRAGMA quick_check", [], |r| r.get(0)).map_err(err)?;
     if verdict != "ok" {
         return Err(StoreError::Damaged {
@@ -314,8 +332,21 @@ fn open_immutable(path: &Path) -> Result<Db, StoreError> {
             known: SCHEMA_VERSION,
         });
     }
-    tracing::error!(db = %path.display(), "the database is on a read-only file system: served read-only");
+    tracing::error!(db = %path.display(), "the database is on a read-only file system: served read-only until a restart finds it writable");
     Ok(Db(conn))
+}
+
+/// `file:<path>?immutable=1`, the path percent-encoded where a URI needs it.
+fn immutable_uri(path: &Path) -> String {
+    let mut uri = String::from("file:");
+    for b in path.as_os_str().as_encoded_bytes() {
+        match b {
+            b'?' | b'#' | b'%' | b' ' => uri.push_str(&format!("%{b:02X}")),
+            _ => uri.push(*b as char),
+        }
+    }
+    uri.push_str("?immutable=1");
+    uri
 }
 
 /// Per-connection settings. WAL with `synchronous = NORMAL` survives a crash of the agent at

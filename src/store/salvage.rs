@@ -9,14 +9,14 @@ use serde::Serialize;
 
 use super::mo::{no_operator_data_sql, PROTECTED_COLUMNS};
 use super::StoreError;
+use crate::mo::Protected;
 
 /// One MO's operator data, as the damaged file still holds it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub(crate) struct Salvaged {
     pub id: i64,
     pub name: Option<String>,
-    /// The protected columns by name.
-    pub protected: serde_json::Map<String, serde_json::Value>,
+    pub protected: Protected,
     pub operator: Option<String>,
     pub station: Option<String>,
     pub operator_updated_at: Option<String>,
@@ -31,6 +31,9 @@ pub(crate) struct Salvage {
 
 /// How far to jump past an id whose page cannot be read, at most.
 const MAX_SKIP: i64 = 1 << 20;
+/// After damage, the ids just past it are tried one by one (a point lookup may reach a sound
+/// page that a range scan through the damaged one cannot), this many.
+const ONE_BY_ONE: i64 = 256;
 
 pub(crate) fn operator_data(path: &Path) -> Result<Salvage, StoreError> {
     let open_err = |source| StoreError::Open {
@@ -44,11 +47,15 @@ pub(crate) fn operator_data(path: &Path) -> Result<Salvage, StoreError> {
          WHERE id > ?1 AND NOT ({}) ORDER BY id LIMIT 1",
         no_operator_data_sql()
     );
+    let point = format!(
+        "SELECT id, name, {columns}, operator, station, operator_updated_at FROM mo WHERE id = ?1 AND NOT ({})",
+        no_operator_data_sql()
+    );
     let mut salvage = Salvage::default();
     let mut after = i64::MIN;
     let mut skip = 1;
     loop {
-        match next(&conn, &sql, after) {
+        match one(&conn, &sql, after) {
             Ok(Some(row)) => {
                 after = row.id;
                 skip = 1;
@@ -56,12 +63,19 @@ pub(crate) fn operator_data(path: &Path) -> Result<Salvage, StoreError> {
             }
             Ok(None) => break,
             Err(e) => {
-                // A damaged page: note it and step past the ids it may hold, further each time.
+                // A damaged page: note it, try the next ids one by one, then step past the ids
+                // it may hold, further each time.
                 salvage.damage.push(format!("after MO {after}: {e}"));
                 if skip > MAX_SKIP || salvage.damage.len() > 64 {
                     break;
                 }
-                after = after.saturating_add(skip).max(0);
+                let start = after.max(0);
+                for id in start.saturating_add(1)..=start.saturating_add(ONE_BY_ONE) {
+                    if let Ok(Some(row)) = one(&conn, &point, id) {
+                        salvage.mos.push(row);
+                    }
+                }
+                after = start.saturating_add(ONE_BY_ONE).max(after.saturating_add(skip));
                 skip *= 4;
             }
         }
@@ -69,29 +83,45 @@ pub(crate) fn operator_data(path: &Path) -> Result<Salvage, StoreError> {
     Ok(salvage)
 }
 
-fn next(conn: &Connection, sql: &str, after: i64) -> rusqlite::Result<Option<Salvaged>> {
+/// The row `sql` finds for `key`, read leniently: a damaged file may hold a value of the wrong
+/// type, which reads as text (or as nothing).
+fn one(conn: &Connection, sql: &str, key: i64) -> rusqlite::Result<Option<Salvaged>> {
     conn.prepare_cached(sql)?
-        .query_row([after], |r| {
-            let mut protected = serde_json::Map::new();
-            for (i, column) in PROTECTED_COLUMNS.iter().enumerate() {
-                let value = match r.get_ref(2 + i)? {
-                    rusqlite::types::ValueRef::Null => serde_json::Value::Null,
-                    rusqlite::types::ValueRef::Integer(n) => n.into(),
-                    rusqlite::types::ValueRef::Real(x) => x.into(),
+        .query_row([key], |r| {
+            let text = |i: usize| -> rusqlite::Result<Option<String>> {
+                Ok(match r.get_ref(i)? {
+                    rusqlite::types::ValueRef::Null => None,
+                    rusqlite::types::ValueRef::Integer(n) => Some(n.to_string()),
+                    rusqlite::types::ValueRef::Real(x) => Some(x.to_string()),
                     rusqlite::types::ValueRef::Text(t) | rusqlite::types::ValueRef::Blob(t) => {
-                        String::from_utf8_lossy(t).into_owned().into()
+                        Some(String::from_utf8_lossy(t).into_owned())
                     }
-                };
-                protected.insert(column.to_string(), value);
-            }
+                })
+            };
+            let column = |name: &str| {
+                2 + PROTECTED_COLUMNS
+                    .iter()
+                    .position(|c| *c == name)
+                    .expect("a protected column")
+            };
+            let protected = Protected {
+                auth_first: text(column("auth_first"))?,
+                auth_last: text(column("auth_last"))?,
+                leader_id: text(column("leader_id"))?,
+                roll_number: text(column("roll_number"))?,
+                ready_for_production: text(column("ready_for_production"))?.is_some_and(|v| v != "0"),
+                date_start: text(column("date_start"))?,
+                date_finished: text(column("date_finished"))?,
+                line: text(column("line"))?,
+            };
             let n = PROTECTED_COLUMNS.len();
             Ok(Salvaged {
                 id: r.get(0)?,
-                name: r.get(1)?,
+                name: text(1)?,
                 protected,
-                operator: r.get(2 + n)?,
-                station: r.get(3 + n)?,
-                operator_updated_at: r.get(4 + n)?,
+                operator: text(2 + n)?,
+                station: text(3 + n)?,
+                operator_updated_at: text(4 + n)?,
             })
         })
         .optional()
