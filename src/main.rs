@@ -38,10 +38,14 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Print the operator data a damaged database (kept aside by the agent) still holds.
+    /// Print the operator data a damaged database (kept aside by the agent) still holds, or
+    /// put it back into the store (--restore, with the agent stopped).
     Salvage {
         /// The kept file, e.g. /var/lib/linegate/linegate.db.damaged-20261201T080000Z.
         file: PathBuf,
+        /// Write it onto the MOs of the store that no operator has written to since.
+        #[arg(long)]
+        restore: bool,
     },
     /// The agent against a built-in simulated Odoo, with a local database: see MOs flow.
     #[cfg(feature = "demo")]
@@ -61,7 +65,7 @@ fn main() -> ExitCode {
             Command::Run => cli::run(&file, stop_signal()).await,
             Command::Sync { once: _, source } => cli::sync_once(&file, source, stop_signal()).await,
             Command::Status { json } => cli::status(&file, json).await,
-            Command::Salvage { file } => cli::salvage(&file).await,
+            Command::Salvage { file: kept, restore } => cli::salvage(&file, &kept, restore).await,
             #[cfg(feature = "demo")]
             Command::Demo(args) => linegate::demo::run(args, stop_signal()).await,
         }

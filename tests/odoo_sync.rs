@@ -583,21 +583,24 @@ async fn a_captive_portal_or_a_cut_answer_is_retried_as_a_passing_fault() {
 
 #[tokio::test]
 async fn a_huge_answer_is_refused_unread_with_the_key_to_raise() {
-    // Given a gateway allowing answers of 1 MiB, and an Odoo that answers with 10 MB
+    // Given a gateway allowing answers of 1 MiB, and an Odoo that answers with 10 MB, saying so
+    // up front or streaming it chunked with no length said
     let sim = sim(19, 4).await;
     let mut odoo = odoo_config(&sim);
     odoo.max_response = 1 << 20;
     let mut f = Fixture::with(sim, odoo).await;
-    f.sim.fail_next(1, Fault::Huge(10_000_000));
-    // When a sync runs, then it fails at once, naming the setting, and is not retried as if
-    // passing (the next answer would be as large)
-    let err = f.sync.run(&Shutdown::never()).await.unwrap_err();
-    assert!(
-        err.to_string()
-            .contains("larger than odoo.max_response (1048576 bytes)"),
-        "{err}"
-    );
-    assert!(!err.is_transient(), "{err}");
+    for fault in [Fault::Huge(10_000_000), Fault::HugeChunked(10_000_000)] {
+        f.sim.fail_next(1, fault);
+        // When a sync runs, then it fails at once, naming the setting, and is not retried as
+        // if passing (the next answer would be as large)
+        let err = f.sync.run(&Shutdown::never()).await.unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("larger than odoo.max_response (1048576 bytes)"),
+            "{fault:?}: {err}"
+        );
+        assert!(!err.is_transient(), "{fault:?}: {err}");
+    }
     // And the next sync, with a normal answer, works
     assert_eq!(f.sync().await.counts.inserted, 4);
 }

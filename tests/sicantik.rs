@@ -392,6 +392,34 @@ async fn bodies_with_php_warnings_are_read_and_garbage_is_a_clear_error() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_listing_page_larger_than_allowed_is_refused_with_the_key_to_raise() {
+    // Given a gateway allowing SICANTIK answers of 4 KiB, and a listing page of 100 permits
+    // (some 30 KB)
+    let sim = sim(200.0).await;
+    let real = sim
+        .seed(150)
+        .iter()
+        .filter(|p| !p.n_pemohon.is_empty() && p.n_pemohon != "0")
+        .count();
+    let mut small = config(&sim, 200.0);
+    small.max_response = 4 << 10;
+    let mut f = Fixture::new(small);
+    // When a sync runs, then it fails, naming the setting, and stores nothing half-read
+    let err = f.sync.run(&Shutdown::never()).await.unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("on listpermohonanterbit is larger than sicantik.max_response (4096 bytes)"),
+        "{err}"
+    );
+    assert_eq!(f.count("SELECT count(*) FROM permit"), 0);
+    // And with the default allowance, the same listing is read whole
+    f.config.max_response = SicantikConfig::new(sim.url()).max_response;
+    f.restart();
+    f.run().await;
+    assert_eq!(f.count("SELECT count(*) FROM permit"), real as i64);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn displays_get_reminders_and_the_expiring_summary_over_mqtt() {
     // Given an agent with SICANTIK and a broker, and a permit 20 days from expiry
     let broker = Mosquitto::start().await;

@@ -37,6 +37,8 @@ pub(crate) struct Drip {
     every: Duration,
     sleep: Option<Pin<Box<tokio::time::Sleep>>>,
     started: bool,
+    /// Whether the response says its length up front (Content-Length) or streams it chunked.
+    sized: bool,
 }
 
 impl Drip {
@@ -50,7 +52,14 @@ impl Drip {
             every,
             sleep: None,
             started: false,
+            sized: every.is_zero(),
         }
+    }
+
+    /// The same body without a Content-Length (chunked), as a proxy streaming it sends it.
+    pub(crate) fn chunked(mut self) -> Drip {
+        self.sized = false;
+        self
     }
 
     /// `body`, one byte every `every`.
@@ -100,7 +109,7 @@ impl hyper::body::Body for Drip {
     }
 
     fn size_hint(&self) -> hyper::body::SizeHint {
-        if self.every.is_zero() {
+        if self.sized {
             hyper::body::SizeHint::with_exact(self.len())
         } else {
             hyper::body::SizeHint::default()

@@ -1284,6 +1284,20 @@ async fn injected_faults_503_down_drop_and_latency() {
     assert!(dropped.is_err(), "a dropped connection is a transport error");
     assert_eq!(version().await.status, StatusCode::OK);
 
+    // When a huge answer is queued, said up front and then streamed
+    for (fault, says_length) in [(Fault::Huge(300_000), true), (Fault::HugeChunked(300_000), false)] {
+        sim.fail_next(1, fault);
+        let answer = client()
+            .get(format!("{}/json/version", sim.url()))
+            .send()
+            .await
+            .unwrap();
+        // Then one carries its Content-Length, the other none (chunked), both about that long
+        assert_eq!(answer.content_length().is_some(), says_length, "{fault:?}");
+        let body = answer.bytes().await.unwrap();
+        assert!((250_000..=300_000).contains(&body.len()), "{fault:?}: {}", body.len());
+    }
+
     // When latency is configured
     let slow = start(SimOdooConfig {
         latency: Duration::from_millis(150),

@@ -219,33 +219,121 @@ pub async fn status(file: &ConfigFile, json: bool) -> u8 {
 
 /// Prints, one JSON object a line, the operator data of every MO a damaged database that was
 /// kept aside still holds; what could not be read is said on stderr. Never writes the file.
-pub async fn salvage(file: &Path) -> u8 {
-    let path = file.to_path_buf();
+/// With `restore`, puts that data back into the configured store instead (see [`restore`]).
+pub async fn salvage(config: &ConfigFile, kept: &Path, restore: bool) -> u8 {
+    if restore {
+        return match config.config() {
+            Ok(config) => self::restore(&config.store.path, kept).await,
+            Err(code) => code,
+        };
+    }
+    match read_salvage(kept).await {
+        Some(mos) => {
+            for mo in &mos {
+                println!("{}", serde_json::to_string(mo).expect("salvaged rows serialize"));
+            }
+            0
+        }
+        None => EXIT_FAILURE,
+    }
+}
+
+/// What the kept file still holds, saying on stderr how much and what could not be read.
+async fn read_salvage(kept: &Path) -> Option<Vec<store::salvage::Salvaged>> {
+    let path = kept.to_path_buf();
     let read = tokio::task::spawn_blocking(move || store::salvage::operator_data(&path))
         .await
         .expect("the salvage read does not panic");
-    match read {
-        Ok(salvage) => {
-            for mo in &salvage.mos {
-                println!("{}", serde_json::to_string(mo).expect("salvaged rows serialize"));
-            }
-            for damage in &salvage.damage {
-                eprintln!("linegate: {}: unreadable: {damage}", file.display());
-            }
+    let salvage = match read {
+        Ok(salvage) => salvage,
+        Err(e) => {
+            eprintln!("linegate: {e}");
+            return None;
+        }
+    };
+    for damage in &salvage.damage {
+        eprintln!("linegate: {}: unreadable: {damage}", kept.display());
+    }
+    eprintln!(
+        "linegate: {}: {} MOs with operator data read{}",
+        kept.display(),
+        salvage.mos.len(),
+        if salvage.damage.is_empty() {
+            ""
+        } else {
+            "; some of the file could not be read"
+        }
+    );
+    Some(salvage.mos)
+}
+
+/// Writes salvaged operator data into the store at `db`, MO by MO, as commands of the station
+/// `salvage`: only onto MOs no operator has written to since the fresh start, and once (a
+/// second restore from the same file writes nothing). The agent must be stopped, so that no
+/// panel's command meets a restore and its displays show the result when it starts again.
+async fn restore(db: &Path, kept: &Path) -> u8 {
+    let same = |a: &Path, b: &Path| a.canonicalize().ok().is_some_and(|a| b.canonicalize().ok() == Some(a));
+    if same(db, kept) {
+        eprintln!("linegate: {} is the store itself, not a kept file", kept.display());
+        return EXIT_FAILURE;
+    }
+    if !db.exists() {
+        eprintln!(
+            "linegate: no database at {}: start the agent once, so that it re-pulls from Odoo, then restore",
+            db.display()
+        );
+        return EXIT_FAILURE;
+    }
+    let _agent_lock = match crate::lock::FileLock::try_acquire(db, crate::lock::AGENT) {
+        Ok(Some(held)) => held,
+        Ok(None) => {
             eprintln!(
-                "linegate: {}: {} MOs with operator data read{}",
-                file.display(),
-                salvage.mos.len(),
-                if salvage.damage.is_empty() {
-                    ""
-                } else {
-                    "; some of the file could not be read"
+                "linegate: the agent is running on {}: stop it (systemctl stop linegate), restore, start it again",
+                db.display()
+            );
+            return EXIT_FAILURE;
+        }
+        Err(e) => {
+            eprintln!("linegate: cannot lock {}: {e}", db.display());
+            return EXIT_FAILURE;
+        }
+    };
+    let Some(mos) = read_salvage(kept).await else {
+        return EXIT_FAILURE;
+    };
+    let store = match Store::open(db) {
+        Ok(store) => store,
+        Err(e) => {
+            eprintln!("linegate: {e}");
+            return EXIT_FAILURE;
+        }
+    };
+    let source = kept
+        .file_name()
+        .unwrap_or(kept.as_os_str())
+        .to_string_lossy()
+        .into_owned();
+    let outcome = crate::command::restore(&store, &source, mos).await;
+    store.close().await;
+    match outcome {
+        Ok(restored) => {
+            for mo in &restored {
+                match (&mo.why_not, mo.before) {
+                    (None, false) => println!("MO {}: restored", mo.id),
+                    (None, true) => println!("MO {}: restored before, from this file", mo.id),
+                    (Some(why), _) => println!("MO {}: kept as it is: {why}", mo.id),
                 }
+            }
+            let written = restored.iter().filter(|r| r.ok && !r.before).count();
+            eprintln!(
+                "linegate: {written} of {} MOs restored into {}",
+                restored.len(),
+                db.display()
             );
             0
         }
         Err(e) => {
-            eprintln!("linegate: {e}");
+            eprintln!("linegate: restoring stopped: {e}; what was restored stays, run it again");
             EXIT_FAILURE
         }
     }

@@ -124,19 +124,7 @@ impl Commands {
                     .store
                     .call(move |db| {
                         store::command::exactly_once(db, &entry, &refs, |rows| {
-                            let id = Some(entry.request_id.clone());
-                            match rules::decide(&plan, rows, &entry.received_at) {
-                                Ok(decision) => store::command::Decided {
-                                    reply: Reply::ok(id, &entry.action, decision.result).to_json(),
-                                    ok: true,
-                                    writes: decision.writes,
-                                },
-                                Err(refusal) => store::command::Decided {
-                                    reply: Reply::refused(id, &entry.action, refusal).to_json(),
-                                    ok: false,
-                                    writes: vec![],
-                                },
-                            }
+                            decided(&entry, rules::decide(&plan, rows, &entry.received_at))
                         })
                     })
                     .await
@@ -200,6 +188,83 @@ impl Commands {
                 Ok(ok(json!({"mos": rows.iter().map(summary).collect::<Vec<_>>()})))
             }
         }
+    }
+}
+
+/// What `linegate salvage --restore` did with one salvaged MO.
+#[derive(Debug, Clone)]
+pub(crate) struct Restored {
+    pub(crate) id: i64,
+    /// Written now, or by an earlier restore from the same file (`before`).
+    pub(crate) ok: bool,
+    pub(crate) before: bool,
+    /// Why not, when not.
+    pub(crate) why_not: Option<String>,
+}
+
+/// The station the command log names for restores.
+pub(crate) const SALVAGE_STATION: &str = "salvage";
+
+/// Puts the operator data salvaged from the kept file `source` back into the store, as
+/// commands: each MO in its own durable transaction, with a log entry that makes a second
+/// restore from the same file write nothing, and only where [`rules::restore`] allows.
+pub(crate) async fn restore(
+    store: &Store,
+    source: &str,
+    mos: Vec<store::salvage::Salvaged>,
+) -> Result<Vec<Restored>, StoreError> {
+    let received_at = clock::format_rfc3339(clock::now_unix());
+    let clock_synced = clock::synchronized();
+    let mut restored = Vec::with_capacity(mos.len());
+    for mo in mos {
+        let entry = store::command::LogEntry {
+            request_id: format!("restore {source} MO {}", mo.id),
+            station: SALVAGE_STATION.into(),
+            action: "restore".into(),
+            operator: mo.operator.clone(),
+            received_at: received_at.clone(),
+            clock_synced,
+        };
+        let id = mo.id;
+        let outcome = store
+            .call(move |db| {
+                store::command::exactly_once(db, &entry, &[crate::mo::MoRef::Id(id)], |rows| {
+                    decided(&entry, rules::restore(id, rows[0].as_ref(), &mo.protected))
+                })
+            })
+            .await?;
+        restored.push(match stored(&outcome.reply) {
+            Ok(reply) => Restored {
+                id,
+                ok: reply.ok,
+                before: outcome.replayed,
+                why_not: reply.error.map(|e| e.message),
+            },
+            Err(refusal) => Restored {
+                id,
+                ok: false,
+                before: outcome.replayed,
+                why_not: Some(refusal.message),
+            },
+        });
+    }
+    Ok(restored)
+}
+
+/// A rule's verdict as the store commits it: the reply, and the writes when accepted.
+fn decided(entry: &store::command::LogEntry, verdict: Result<rules::Decision, Refusal>) -> store::command::Decided {
+    let id = Some(entry.request_id.clone());
+    match verdict {
+        Ok(decision) => store::command::Decided {
+            reply: Reply::ok(id, &entry.action, decision.result).to_json(),
+            ok: true,
+            writes: decision.writes,
+        },
+        Err(refusal) => store::command::Decided {
+            reply: Reply::refused(id, &entry.action, refusal).to_json(),
+            ok: false,
+            writes: vec![],
+        },
     }
 }
 

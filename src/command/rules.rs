@@ -98,6 +98,41 @@ pub(crate) fn decide(plan: &Plan, rows: &[Option<MoRow>], now: &str) -> Result<D
     }
 }
 
+/// Puts operator data salvaged from a damaged store back on MO `id` (`row`, as the fresh store
+/// holds it): only onto an MO no operator has written to since, never over newer work, and
+/// only values of the shapes a command writes (a damaged file may hold anything).
+pub(crate) fn restore(id: i64, row: Option<&MoRow>, salvaged: &Protected) -> Result<Decision, Refusal> {
+    let row = row.ok_or_else(|| unknown(&MoRef::Id(id)))?;
+    if row.protected != Protected::default() {
+        return Err(refuse(
+            "already_written",
+            format!(
+                "{} has operator data of its own since; kept as it is",
+                row.upstream.name
+            ),
+        ));
+    }
+    let codes = [("auth_first", &salvaged.auth_first), ("auth_last", &salvaged.auth_last)];
+    for (column, code) in codes {
+        if code.as_deref().is_some_and(|c| !auth::is_code(c)) {
+            return Err(refuse(
+                "invalid_field",
+                format!("{column} {code:?} is not a sticker code"),
+            ));
+        }
+    }
+    let times = [
+        ("date_start", &salvaged.date_start),
+        ("date_finished", &salvaged.date_finished),
+    ];
+    for (column, at) in times {
+        if at.as_deref().is_some_and(|t| crate::clock::parse_rfc3339(t).is_none()) {
+            return Err(refuse("invalid_field", format!("{column} {at:?} is not a time")));
+        }
+    }
+    Ok(one(row, salvaged.clone()))
+}
+
 fn write(row: &MoRow, protected: Protected) -> OperatorWrite {
     OperatorWrite {
         id: row.upstream.id,
@@ -175,6 +210,36 @@ mod tests {
     use proptest::prelude::*;
 
     const NOW: &str = "2026-11-22T08:00:00Z";
+
+    #[test]
+    fn salvaged_data_is_restored_only_onto_an_untouched_mo_and_only_in_shape() {
+        let salvaged = Protected {
+            date_start: Some(NOW.into()),
+            ..ready(1).protected
+        };
+        // Onto an MO nobody has written to since: written as it was
+        let decision = restore(1, Some(&waiting(1)), &salvaged).unwrap();
+        assert_eq!(decision.writes, vec![write(&waiting(1), salvaged.clone())]);
+        // Not onto newer work, nor onto an MO the store does not hold
+        assert_eq!(
+            restore(1, Some(&ready(1)), &salvaged).unwrap_err().code,
+            "already_written"
+        );
+        assert_eq!(restore(1, None, &salvaged).unwrap_err().code, "unknown_mo");
+        // Nor values no command writes
+        for bad in [
+            Protected {
+                auth_first: Some("12ab".into()),
+                ..salvaged.clone()
+            },
+            Protected {
+                date_start: Some("yesterday".into()),
+                ..salvaged.clone()
+            },
+        ] {
+            assert_eq!(restore(1, Some(&waiting(1)), &bad).unwrap_err().code, "invalid_field");
+        }
+    }
 
     fn mo(id: i64, p: Protected) -> MoRow {
         MoRow {

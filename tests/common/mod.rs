@@ -131,7 +131,10 @@ impl Mosquitto {
 /// A real MQTT 5 client standing in for a line display: it keeps the last payload of every
 /// topic under the gateway's prefix.
 pub(crate) struct Display {
+    /// The last payload on each topic.
     pub seen: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, String>>>,
+    /// Every message, in order (a later one on a topic does not hide an earlier one).
+    pub history: std::sync::Arc<std::sync::Mutex<Vec<(String, String)>>>,
     _task: tokio::task::JoinHandle<()>,
 }
 
@@ -152,8 +155,10 @@ impl Display {
         }
         let (client, mut events) = AsyncClient::new(options, 100);
         let seen = std::sync::Arc::new(std::sync::Mutex::new(std::collections::HashMap::new()));
+        let history = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
         let filter = format!("{prefix}/#");
         let store = seen.clone();
+        let log = history.clone();
         let task = tokio::spawn(async move {
             loop {
                 match events.poll().await {
@@ -163,6 +168,7 @@ impl Display {
                     Ok(Event::Incoming(Packet::Publish(p))) => {
                         let topic = String::from_utf8_lossy(&p.topic).to_string();
                         let payload = String::from_utf8_lossy(&p.payload).to_string();
+                        log.lock().unwrap().push((topic.clone(), payload.clone()));
                         store.lock().unwrap().insert(topic, payload);
                     }
                     Ok(_) => {}
@@ -170,7 +176,11 @@ impl Display {
                 }
             }
         });
-        Display { seen, _task: task }
+        Display {
+            seen,
+            history,
+            _task: task,
+        }
     }
 
     pub(crate) fn json(&self, topic: &str) -> Option<serde_json::Value> {
@@ -212,6 +222,8 @@ pub(crate) struct Panel {
     prefix: String,
     station: String,
     replies: std::sync::Arc<std::sync::Mutex<Vec<serde_json::Value>>>,
+    /// Commands the broker acknowledged (PUBACK): it holds them.
+    acked: std::sync::Arc<std::sync::atomic::AtomicUsize>,
     _task: tokio::task::JoinHandle<()>,
 }
 
@@ -235,6 +247,8 @@ impl Panel {
         let (subscribed_tx, subscribed_rx) = tokio::sync::oneshot::channel();
         let mut subscribed_tx = Some(subscribed_tx);
         let sink = replies.clone();
+        let acked = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let acks = acked.clone();
         let sub_client = client.clone();
         let task = tokio::spawn(async move {
             loop {
@@ -252,6 +266,9 @@ impl Panel {
                             sink.lock().unwrap().push(v);
                         }
                     }
+                    Ok(Event::Incoming(Packet::PubAck(_))) => {
+                        acks.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    }
                     Ok(_) => {}
                     Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
                 }
@@ -266,6 +283,7 @@ impl Panel {
             prefix: prefix.to_string(),
             station: station.to_string(),
             replies,
+            acked,
             _task: task,
         }
     }
@@ -315,6 +333,11 @@ impl Panel {
         let found = || self.replies.lock().unwrap().iter().rev().find(|r| check(r)).cloned();
         wait_until(what, Duration::from_secs(15), || found().is_some()).await;
         found().unwrap()
+    }
+
+    /// How many of its commands the broker has acknowledged.
+    pub(crate) fn acked(&self) -> usize {
+        self.acked.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     pub(crate) fn replies(&self) -> Vec<serde_json::Value> {

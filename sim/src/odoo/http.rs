@@ -81,7 +81,7 @@ async fn handle(state: Shared, req: Request<Incoming>) -> Result<Response<Drip>,
                 .body(Drip::full(portal))
                 .expect("valid response"));
         }
-        Some(Fault::Huge(bytes)) => {
+        Some(fault @ (Fault::Huge(bytes) | Fault::HugeChunked(bytes))) => {
             record_other(&state, &path, 200);
             let filler = r#"{"id": 1, "name": "WH/MO/00001", "note": "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"},"#;
             let body = Drip::huge(
@@ -90,6 +90,11 @@ async fn handle(state: Shared, req: Request<Incoming>) -> Result<Response<Drip>,
                 r#"{"id": 2}]}"#,
                 bytes,
             );
+            let body = if matches!(fault, Fault::HugeChunked(_)) {
+                body.chunked()
+            } else {
+                body
+            };
             return Ok(Response::builder()
                 .status(200)
                 .header("Content-Type", "application/json")

@@ -74,8 +74,11 @@ pub enum Fault {
     /// The real answer, cut in the middle (with a Content-Length that says so): a proxy that
     /// gave up half-way.
     Truncated,
-    /// HTTP 200 with a JSON body of this many bytes (a bug, a misrouted export).
+    /// HTTP 200 with a JSON body of this many bytes (a bug, a misrouted export), its length
+    /// said up front.
     Huge(usize),
+    /// The same, streamed chunked, with no Content-Length to refuse it by.
+    HugeChunked(usize),
     /// The real answer, one byte every so often.
     Trickle(Duration),
 }
