@@ -102,27 +102,6 @@ async fn a_response_topic_outside_the_stations_replies_is_refused_and_nothing_is
             .unwrap();
         assert!(!ready, "MO {mo} was registered through {topic}");
     }
-    // And nothing of a reply's shape reached the displays' topics or a command topic, and no
-    // command was taken as station-b's
-    let history = display.history.lock().unwrap().clone();
-    assert!(!history.is_empty());
-    for (topic, payload) in &history {
-        let reply = serde_json::from_str::<serde_json::Value>(payload).is_ok_and(|v| v.get("ok").is_some());
-        assert!(
-            !reply || topic.contains("/reply/station-a"),
-            "{topic} carried a reply: {payload}"
-        );
-        assert!(!topic.contains("station-b"), "{topic} was published to: {payload}");
-    }
-    let station_b: i64 = reader(&db)
-        .query_row(
-            "SELECT count(*) FROM command_log WHERE station = 'station-b'",
-            [],
-            |r| r.get(0),
-        )
-        .unwrap();
-    assert_eq!(station_b, 0);
-
     // When it asks within its own reply space, then the answer goes there with its correlation
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     let (listener, mut listener_events) = {
@@ -167,6 +146,37 @@ async fn a_response_topic_outside_the_stations_replies_is_refused_and_nothing_is
     let correlation = answer.properties.and_then(|p| p.correlation_data);
     assert_eq!(correlation.as_deref(), Some(&b"ok1"[..]));
     assert_eq!(panel.reply_for("ok1").await["ok"], true);
+    // And nothing of a reply's shape reached the displays' topics or a command topic, and no
+    // command was taken as station-b's
+    // (checked once the display has the last reply: the agent answers in order, so every
+    // earlier publish of its has reached the display by then)
+    wait_until("the display seeing the last reply", Duration::from_secs(10), || {
+        display
+            .history
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|(t, p)| t.ends_with("/reply/station-a/panel-1") && p.contains("ok1"))
+    })
+    .await;
+    let history = display.history.lock().unwrap().clone();
+    for (topic, payload) in &history {
+        let reply = serde_json::from_str::<serde_json::Value>(payload).is_ok_and(|v| v.get("ok").is_some());
+        assert!(
+            !reply || topic.contains("/reply/station-a"),
+            "{topic} carried a reply: {payload}"
+        );
+        assert!(!topic.contains("station-b"), "{topic} was published to: {payload}");
+    }
+    let station_b: i64 = reader(&db)
+        .query_row(
+            "SELECT count(*) FROM command_log WHERE station = 'station-b'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(station_b, 0);
+
     agent.stop().await;
 }
 
@@ -431,7 +441,10 @@ async fn a_damaged_database_is_kept_aside_and_the_agent_starts_afresh() {
         std::fs::read_dir(dir.path())
             .unwrap()
             .map(|e| e.unwrap().path())
-            .find(|p| p.to_string_lossy().contains("linegate.db.damaged-") && !p.to_string_lossy().ends_with("-wal"))
+            .find(|p| {
+                let name = p.to_string_lossy();
+                name.contains("linegate.db.damaged-") && !name.ends_with("-wal") && !name.ends_with("-shm")
+            })
             .unwrap()
     };
     // (Restoring beside the running agent is refused: a panel's command could meet it.)
@@ -491,9 +504,10 @@ async fn a_damaged_database_is_kept_aside_and_the_agent_starts_afresh() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("MO 7: restored"), "{}", text(&out));
     assert!(stdout.contains("MO 8: kept as it is"), "{}", text(&out));
+    // (the refusal is not logged: a later restore may try MO 8 again)
     assert_eq!(
         common::count(&db, "SELECT count(*) FROM command_log WHERE station = 'salvage'"),
-        2
+        1
     );
     // And a second restore from the same file writes nothing
     let again = output(restore()).await;
@@ -827,7 +841,7 @@ async fn commands_during_a_republish_of_thousands_of_mos_are_all_acknowledged() 
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn commands_queued_in_the_agents_session_meet_its_republish_and_displays_end_current() {
+async fn commands_queued_in_the_agents_session_across_a_broker_restart_are_applied_once_and_shown() {
     // Given an agent with 500 MOs on a broker that keeps sessions across its restarts
     let mut broker = Mosquitto::start_with(BrokerOptions {
         persistence: true,
@@ -848,7 +862,7 @@ async fn commands_queued_in_the_agents_session_meet_its_republish_and_displays_e
 
     // When the agent is away, a panel registers 20 MOs (the broker queues them in the agent's
     // session), the broker restarts from its saved state, and the agent comes back: the queued
-    // commands arrive while it republishes all 500 MOs
+    // commands arrive as soon as it connects, while its republish of 500 MOs is under way
     agent.stop().await;
     let panel = Panel::start(port, PREFIX, "ws-q").await;
     let register = |i: i64| json!({"request_id": format!("q{i}"), "operator": "o", "mo": i * 25, "auth_first": "1", "roll_number": "R"});

@@ -350,6 +350,16 @@ async fn every_refusal_has_its_code_and_writes_nothing() {
         .reply_where("too_large", |r| r["error"]["code"] == "too_large")
         .await;
 
+    // A panel posing as the salvage's own station
+    let squatter = Panel::start(broker.port(), PREFIX, "salvage").await;
+    let reply = squatter
+        .send(
+            "register-mo",
+            json!({"request_id": "restore x MO 3", "operator": "a", "mo": 3, "auth_first": "1", "roll_number": "R"}),
+        )
+        .await;
+    assert_eq!(reply["error"]["code"], "reserved_station", "{reply}");
+
     // Then nothing was written by any of them, and the agent still answers
     let writes_after = common::count(&db, "SELECT count(*) FROM mo WHERE operator_updated_at IS NOT NULL");
     assert_eq!(writes_after, writes_before);

@@ -330,6 +330,9 @@ async fn restore(db: &Path, kept: &Path) -> u8 {
                 restored.len(),
                 db.display()
             );
+            if restored.iter().any(|r| !r.ok) {
+                eprintln!("linegate: an MO kept as it is can be restored by a later run once the reason is gone (one not synced yet, say)");
+            }
             0
         }
         Err(e) => {

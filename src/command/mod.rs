@@ -96,6 +96,13 @@ impl Commands {
     }
 
     async fn handle_envelope(&self, request: &Request, envelope: &Envelope) -> Result<Handled, Refusal> {
+        // The command log's restores are the salvage's alone: no panel may write as it.
+        if request.station == SALVAGE_STATION {
+            return Err(refuse(
+                "reserved_station",
+                format!("station {SALVAGE_STATION:?} is the gateway's own; use another name"),
+            ));
+        }
         if envelope.action.writes() {
             // Before any other check: a command already applied gets its reply again, even if
             // it is stale by now (the agent was down) or the rules changed since.
@@ -118,6 +125,7 @@ impl Commands {
                     operator: Some(operator),
                     received_at: clock::format_rfc3339(request.received_unix),
                     clock_synced,
+                    log_refusal: true,
                 };
                 let refs = plan.refs();
                 let outcome = self
@@ -224,12 +232,17 @@ pub(crate) async fn restore(
             operator: mo.operator.clone(),
             received_at: received_at.clone(),
             clock_synced,
+            // Refused now (the MO not synced yet, newer work on it): another restore may try.
+            log_refusal: false,
         };
         let id = mo.id;
         let outcome = store
             .call(move |db| {
                 store::command::exactly_once(db, &entry, &[crate::mo::MoRef::Id(id)], |rows| {
-                    decided(&entry, rules::restore(id, rows[0].as_ref(), &mo.protected))
+                    decided(
+                        &entry,
+                        rules::restore(id, rows[0].as_ref(), mo.name.as_deref(), &mo.protected),
+                    )
                 })
             })
             .await?;

@@ -101,8 +101,28 @@ pub(crate) fn decide(plan: &Plan, rows: &[Option<MoRow>], now: &str) -> Result<D
 /// Puts operator data salvaged from a damaged store back on MO `id` (`row`, as the fresh store
 /// holds it): only onto an MO no operator has written to since, never over newer work, and
 /// only values of the shapes a command writes (a damaged file may hold anything).
-pub(crate) fn restore(id: i64, row: Option<&MoRow>, salvaged: &Protected) -> Result<Decision, Refusal> {
+pub(crate) fn restore(
+    id: i64,
+    row: Option<&MoRow>,
+    name: Option<&str>,
+    salvaged: &Protected,
+) -> Result<Decision, Refusal> {
     let row = row.ok_or_else(|| unknown(&MoRef::Id(id)))?;
+    // The same id in another Odoo database (the configuration changed since) is another MO.
+    // A backorder renames it (`WH/MO/00007` becomes `WH/MO/00007-001`): that is the same one.
+    let base = |name: &str| match name.rsplit_once('-') {
+        Some((base, n)) if !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()) => base.to_string(),
+        _ => name.to_string(),
+    };
+    if let Some(kept) = name.filter(|kept| base(kept) != base(&row.upstream.name)) {
+        return Err(refuse(
+            "different_mo",
+            format!(
+                "the kept file's MO {id} is {kept}, the store's is {}",
+                row.upstream.name
+            ),
+        ));
+    }
     if row.protected != Protected::default() {
         return Err(refuse(
             "already_written",
@@ -217,15 +237,25 @@ mod tests {
             date_start: Some(NOW.into()),
             ..ready(1).protected
         };
-        // Onto an MO nobody has written to since: written as it was
-        let decision = restore(1, Some(&waiting(1)), &salvaged).unwrap();
+        let name = waiting(1).upstream.name;
+        let code = |r: Result<Decision, Refusal>| r.unwrap_err().code;
+        // Onto an MO nobody has written to since: written as it was, also when a backorder
+        // renamed it since
+        let decision = restore(1, Some(&waiting(1)), Some(&name), &salvaged).unwrap();
         assert_eq!(decision.writes, vec![write(&waiting(1), salvaged.clone())]);
-        // Not onto newer work, nor onto an MO the store does not hold
+        let renamed = format!("{name}-001");
+        assert!(restore(1, Some(&waiting(1)), Some(&renamed), &salvaged).is_ok());
+        // Not onto newer work, nor onto an MO the store does not hold, nor onto another MO
+        // with the same id
         assert_eq!(
-            restore(1, Some(&ready(1)), &salvaged).unwrap_err().code,
+            code(restore(1, Some(&ready(1)), Some(&name), &salvaged)),
             "already_written"
         );
-        assert_eq!(restore(1, None, &salvaged).unwrap_err().code, "unknown_mo");
+        assert_eq!(code(restore(1, None, Some(&name), &salvaged)), "unknown_mo");
+        assert_eq!(
+            code(restore(1, Some(&waiting(1)), Some("X/MO/1"), &salvaged)),
+            "different_mo"
+        );
         // Nor values no command writes
         for bad in [
             Protected {
@@ -237,7 +267,7 @@ mod tests {
                 ..salvaged.clone()
             },
         ] {
-            assert_eq!(restore(1, Some(&waiting(1)), &bad).unwrap_err().code, "invalid_field");
+            assert_eq!(code(restore(1, Some(&waiting(1)), Some(&name), &bad)), "invalid_field");
         }
     }
 

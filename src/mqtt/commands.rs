@@ -113,24 +113,46 @@ impl CommandServer {
             // A reply the broker would refuse (larger than its packet limit) would drop the
             // connection and come back after every reconnect: send a short refusal instead.
             let max_packet = link.borrow().max_packet.unwrap_or(MAX_PACKET) as usize;
-            let mut reply = serde_json::to_string(&handled.reply).expect("replies serialize");
-            if reply.len() + prefix.len() + 512 > max_packet {
-                reply = crate::command::reply::too_large_reply(&handled.reply, max_packet);
-            }
+            let reply = serde_json::to_string(&handled.reply).expect("replies serialize");
+            // Within the broker's packet limit with `around` bytes of topic and properties.
+            let fitted = |around: usize| {
+                if reply.len() + around + 512 > max_packet {
+                    crate::command::reply::too_large_reply(&handled.reply, max_packet)
+                } else {
+                    reply.clone()
+                }
+            };
             let reply_topic = Topic::Reply {
                 station: station.clone(),
             }
             .build(&prefix);
-            let mut replies = vec![Publish::new(reply_topic, QoS::AtLeastOnce, reply.clone(), None)];
+            let mut replies = vec![Publish::new(
+                reply_topic.clone(),
+                QoS::AtLeastOnce,
+                fitted(reply_topic.len()),
+                None,
+            )];
             match response {
-                Some((topic, correlation_data)) if outside.is_none() && topic != replies[0].topic => {
-                    let properties = PublishProperties {
-                        correlation_data,
-                        ..Default::default()
-                    };
-                    replies.push(Publish::new(topic, QoS::AtLeastOnce, reply, Some(properties)));
+                // Refused above, on the station's own reply topic.
+                Some(_) if outside.is_some() => {}
+                // The station's own reply topic: sent once.
+                Some((topic, _)) if topic == reply_topic => {}
+                Some((topic, correlation_data)) => {
+                    // The panel chose both: together they must leave room for a reply.
+                    let around = topic.len() + correlation_data.as_ref().map_or(0, |c| c.len());
+                    if around + 1024 > max_packet {
+                        tracing::warn!(
+                            station,
+                            "response topic and correlation data too long for the broker's packet limit"
+                        );
+                    } else {
+                        let properties = PublishProperties {
+                            correlation_data,
+                            ..Default::default()
+                        };
+                        replies.push(Publish::new(topic, QoS::AtLeastOnce, fitted(around), Some(properties)));
+                    }
                 }
-                Some((topic, _)) => tracing::warn!(station, response_topic = topic, "response topic refused"),
                 None => {}
             }
             // The command is acknowledged only once the broker has its replies: were the agent

@@ -216,8 +216,11 @@ pub(crate) async fn run(link: Link, shutdown: Shutdown) {
             // Only into a free slot of the broker's window: rumqttc sends what is at the front of
             // its queue even when the window is full, and would then hold it back on another
             // packet's id.
+            // Nor ahead of publishes queued from the last connection: they keep their packet
+            // ids, one of which the next new id could be.
             Some(t) = tracked.recv(), if connected && in_flight.can_take()
-                && events.state.inflight() < window && events.state.collision.is_none() => {
+                && events.state.inflight() < window && events.state.collision.is_none()
+                && !events.pending.iter().any(|r| matches!(r, MqttRequest::Publish(_))) => {
                 // At the front: the next publish the event loop sends is this one, so the
                 // packet id in that outgoing event is its own.
                 events.pending.push_front(MqttRequest::Publish(t.publish.clone()));
@@ -241,9 +244,18 @@ pub(crate) async fn run(link: Link, shutdown: Shutdown) {
                         .pending
                         .push_front(MqttRequest::Subscribe(Subscribe::new(command_filter, None)));
                 }
+                requeue_held_back(&mut events);
+                // A new session's broker redelivers nothing of the old one; a resumed one
+                // redelivers every command not acknowledged, so the old copies waiting here
+                // would be handled twice (and their acknowledgements dropped as stale).
+                if ack.session_present {
+                    backlog.retain(|(_, p)| p.qos == QoS::AtMostOnce);
+                }
                 let max_packet = ack.properties.as_ref().and_then(|p| p.max_packet_size);
-                let receive_max = ack.properties.as_ref().and_then(|p| p.receive_max);
-                window = receive_max.unwrap_or(u16::MAX).min(OUTGOING_INFLIGHT);
+                // As rumqttc does: a CONNACK without it leaves the last one in force.
+                if let Some(receive_max) = ack.properties.as_ref().and_then(|p| p.receive_max) {
+                    window = receive_max.clamp(1, OUTGOING_INFLIGHT);
+                }
                 state.send_modify(|s| {
                     s.connected = true;
                     s.generation += 1;
@@ -286,7 +298,10 @@ pub(crate) async fn run(link: Link, shutdown: Shutdown) {
             }
             Ok(Event::Outgoing(Outgoing::Publish(pkid))) => in_flight.numbered(pkid, false),
             Ok(Event::Outgoing(Outgoing::AwaitAck(pkid))) => in_flight.numbered(pkid, true),
-            Ok(Event::Incoming(Packet::PubAck(ack))) => in_flight.acked(&ack),
+            Ok(Event::Incoming(Packet::PubAck(ack))) => {
+                in_flight.acked(&ack);
+                release_on_refusal(&mut events, &ack);
+            }
             // The publisher's goodbye (rumqttc also disconnects on a protocol error, and then
             // reconnects). Read on until the broker closes the connection: closing it ourselves
             // with its acknowledgements unread would reset it, and a broker that gets a reset
@@ -322,6 +337,26 @@ pub(crate) async fn run(link: Link, shutdown: Shutdown) {
     }
 }
 
+/// rumqttc keeps a publish it held back (its packet id still waiting for a PUBACK) across
+/// reconnects, and takes nothing new until that id is acknowledged, which on a new connection
+/// it may never be: it is queued again instead (behind the resent packet, if any).
+fn requeue_held_back(events: &mut EventLoop) {
+    if let Some(held_back) = events.state.collision.take() {
+        events.pending.push_back(MqttRequest::Publish(held_back));
+    }
+}
+
+/// rumqttc releases a publish held back on a packet id only on that id's successful PUBACK:
+/// on a refusal it would wait for another one forever. The id is free now; it goes next.
+fn release_on_refusal(events: &mut EventLoop, ack: &PubAck) {
+    let refused = !matches!(ack.reason, PubAckReason::Success | PubAckReason::NoMatchingSubscribers);
+    if refused && events.state.collision.as_ref().is_some_and(|p| p.pkid == ack.pkid) {
+        if let Some(held_back) = events.state.collision.take() {
+            events.pending.push_front(MqttRequest::Publish(held_back));
+        }
+    }
+}
+
 fn client_host(events: &EventLoop) -> String {
     let (host, port) = events.options.broker_address();
     format!("{host}:{port}")
@@ -341,6 +376,46 @@ mod tests {
         let mut ack = PubAck::new(pkid, None);
         ack.reason = reason;
         ack
+    }
+
+    fn held_back(events: &mut EventLoop, pkid: u16) {
+        let mut publish = Publish::new("t", QoS::AtLeastOnce, "held", None);
+        publish.pkid = pkid;
+        events.state.collision = Some(publish);
+    }
+
+    fn queued(events: &EventLoop) -> Vec<u16> {
+        events
+            .pending
+            .iter()
+            .filter_map(|r| match r {
+                MqttRequest::Publish(p) => Some(p.pkid),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_publish_held_back_is_not_stranded_by_a_refusal_or_a_reconnect() {
+        let options = rumqttc::v5::MqttOptions::new("t", "127.0.0.1", 1);
+        let (_client, mut events) = rumqttc::v5::AsyncClient::new(options, 4);
+        // A refused PUBACK on its packet id sends it next; one on another id does not
+        held_back(&mut events, 5);
+        release_on_refusal(&mut events, &ack(4, PubAckReason::NotAuthorized));
+        assert!(events.state.collision.is_some());
+        release_on_refusal(&mut events, &ack(5, PubAckReason::Success));
+        assert!(
+            events.state.collision.is_some(),
+            "rumqttc itself releases it on success"
+        );
+        release_on_refusal(&mut events, &ack(5, PubAckReason::NotAuthorized));
+        assert!(events.state.collision.is_none());
+        assert_eq!(queued(&events), vec![5]);
+        // And a reconnect queues it again, behind what was queued
+        held_back(&mut events, 9);
+        requeue_held_back(&mut events);
+        assert!(events.state.collision.is_none());
+        assert_eq!(queued(&events), vec![5, 9]);
     }
 
     #[test]

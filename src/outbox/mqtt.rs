@@ -2,8 +2,8 @@
 //! when the broker is connected, at once when something is queued, and on every reconnect. A
 //! message leaves the outbox only on the broker's PUBACK for it (the link tells), oldest first:
 //! a crash before that sends it again, never loses it. One the broker refuses waits, with
-//! backoff, while the connection lasts; a new connection (a restart, a mended ACL) tries
-//! everything again at once.
+//! backoff (a broker that drops the connection on a refusal must not see it on every
+//! reconnect); the agent's start (after an ACL is mended, say) tries everything again at once.
 
 use std::time::Duration;
 
@@ -54,21 +54,22 @@ impl MqttOutbox {
     pub(crate) async fn run(mut self, shutdown: Shutdown) {
         let mut pulse = tokio::time::interval(BEAT);
         let mut poll = tokio::time::interval(POLL);
+        poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         // Until whoever rings is gone; polling goes on regardless.
         let mut ringing = true;
-        // The connection last flushed on: a new one makes every message due.
-        let mut flushed_on = None;
+        // Until the first flush is through: everything undelivered is due then.
+        let mut everything = true;
         loop {
             self.heart.beat();
-            let link = *self.link.borrow();
             let mut next_due = None;
-            if link.connected {
-                let everything = flushed_on != Some(link.generation);
-                flushed_on = Some(link.generation);
+            if self.link.borrow().connected {
                 match self.flush(everything, &shutdown).await {
-                    Ok(next) => next_due = next,
+                    Ok(next) => {
+                        everything = false;
+                        next_due = next;
+                    }
                     Err(DeliveryError::NotConfirmed(NotConfirmed::Stopped)) => {}
-                    Err(e) => tracing::warn!(error = %e, "reminder events not published; trying again on reconnect"),
+                    Err(e) => tracing::warn!(error = %e, "reminder events not published; trying again later"),
                 }
             }
             let retry = next_due.map_or(POLL, |at: i64| {
@@ -121,13 +122,13 @@ impl MqttOutbox {
             for (id, message, attempts) in due {
                 after = id;
                 let publish = Publish::new(self.topic.clone(), QoS::AtLeastOnce, message, None);
-                let unix = clock::now_unix();
                 match publish_confirmed(&self.link_tx, publish, &self.heart, shutdown).await {
                     Ok(()) => {
-                        let now = clock::format_rfc3339(unix);
+                        let now = clock::format_rfc3339(clock::now_unix());
                         self.store.call(move |c| store::outbox::delivered(c, id, &now)).await?;
                     }
                     Err(NotConfirmed::Refused(reason)) => {
+                        let unix = clock::now_unix();
                         let wait = REFUSED_RETRY.delay(attempts.saturating_add(1)).as_secs() as i64;
                         let next = clock::format_rfc3339(unix.saturating_add(wait));
                         let error = format!("the broker refused it: {reason}");

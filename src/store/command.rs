@@ -23,6 +23,9 @@ pub(crate) struct LogEntry {
     pub(crate) operator: Option<String>,
     pub(crate) received_at: String,
     pub(crate) clock_synced: bool,
+    /// Whether a refusal is logged too, so that a repeat gets the same one (a panel's
+    /// command), or not, so that it can be tried again once the store allows it (a restore).
+    pub(crate) log_refusal: bool,
 }
 
 impl LogEntry {
@@ -91,6 +94,13 @@ pub(crate) fn exactly_once(
     super::durable(&mut db.0, |tx| {
         let rows = refs.iter().map(|r| find(tx, r)).collect::<Result<Vec<_>, _>>()?;
         let decided = decide(&rows);
+        if !decided.ok && !entry.log_refusal {
+            return Ok(Outcome {
+                reply: decided.reply,
+                changed: vec![],
+                replayed: false,
+            });
+        }
         let audit = entry.audit();
         for write in &decided.writes {
             mo::write_protected(tx, write.id, &write.protected, &audit)?;
@@ -133,6 +143,7 @@ mod tests {
             operator: Some("ana".into()),
             received_at: "2026-11-22T08:00:00Z".into(),
             clock_synced: true,
+            log_refusal: true,
         }
     }
 
@@ -204,6 +215,20 @@ mod tests {
             super::super::mo::get(&db, 1).unwrap().unwrap().protected,
             Protected::default()
         );
+        assert_eq!(logged(&db), vec![("r2".to_string(), false)]);
+        // Unless the entry asks otherwise (a restore): then it may be decided again
+        let retry = LogEntry {
+            log_refusal: false,
+            ..entry("r3")
+        };
+        exactly_once(&mut db, &retry, &[MoRef::Id(1)], refused).unwrap();
+        let mut decided_again = false;
+        exactly_once(&mut db, &retry, &[MoRef::Id(1)], |rows| {
+            decided_again = true;
+            refused(rows)
+        })
+        .unwrap();
+        assert!(decided_again);
         assert_eq!(logged(&db), vec![("r2".to_string(), false)]);
     }
 

@@ -230,7 +230,7 @@ pub fn open(path: &Path) -> Result<Db, StoreError> {
         Ok(conn) => conn,
         // A read-only file system (a card remounted read-only after errors): the store is
         // still served, read-only, so the displays keep what it holds.
-        Err(e) if path.exists() && !StoreHealth::inspect(path).is_ok() => {
+        Err(e) if path.exists() && matches!(StoreHealth::inspect(path), StoreHealth::ReadOnly(_)) => {
             return open_immutable(path).map_err(|_| open_err(e))
         }
         Err(e) => return Err(open_err(e)),
@@ -306,7 +306,8 @@ fn open_immutable(path: &Path) -> Result<Db, StoreError> {
     });
     let conn = match plain {
         Ok(conn) => conn,
-        Err(_) => {
+        Err(e) => {
+            tracing::debug!(db = %path.display(), error = %e, "read-only open failed; opening as immutable");
             let mut wal = path.as_os_str().to_os_string();
             wal.push("-wal");
             if std::fs::metadata(&wal).is_ok_and(|m| m.len() > 0) {
@@ -336,13 +337,15 @@ fn open_immutable(path: &Path) -> Result<Db, StoreError> {
     Ok(Db(conn))
 }
 
-/// `file:<path>?immutable=1`, the path percent-encoded where a URI needs it.
+/// `file:<path>?immutable=1`, every byte of the path but unreserved ASCII and `/`
+/// percent-encoded (SQLite decodes them back to the same bytes, UTF-8 or not).
 fn immutable_uri(path: &Path) -> String {
     let mut uri = String::from("file:");
-    for b in path.as_os_str().as_encoded_bytes() {
-        match b {
-            b'?' | b'#' | b'%' | b' ' => uri.push_str(&format!("%{b:02X}")),
-            _ => uri.push(*b as char),
+    for &b in path.as_os_str().as_encoded_bytes() {
+        if b.is_ascii_alphanumeric() || b"/-._~".contains(&b) {
+            uri.push(char::from(b));
+        } else {
+            uri.push_str(&format!("%{b:02X}"));
         }
     }
     uri.push_str("?immutable=1");
@@ -412,6 +415,17 @@ pub(crate) fn schema_version(db: &Db) -> Result<u32, StoreError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_immutable_open_finds_a_path_with_any_characters() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("gudang Ü ?#%&=.db");
+        drop(open(&path).unwrap());
+        let flags = rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_URI;
+        let conn = Connection::open_with_flags(immutable_uri(&path), flags).unwrap();
+        let version: u32 = conn.pragma_query_value(None, "user_version", |r| r.get(0)).unwrap();
+        assert_eq!(version, SCHEMA_VERSION);
+    }
 
     #[test]
     fn migrates_once_and_refuses_a_newer_schema() {

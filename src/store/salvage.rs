@@ -70,10 +70,20 @@ pub(crate) fn operator_data(path: &Path) -> Result<Salvage, StoreError> {
                     break;
                 }
                 let start = after.max(0);
+                let mut unreadable = 0;
                 for id in start.saturating_add(1)..=start.saturating_add(ONE_BY_ONE) {
-                    if let Ok(Some(row)) = one(&conn, &point, id) {
-                        salvage.mos.push(row);
+                    match one(&conn, &point, id) {
+                        Ok(Some(row)) => salvage.mos.push(row),
+                        Ok(None) => {}
+                        Err(_) => unreadable += 1,
                     }
+                }
+                if unreadable > 0 {
+                    salvage.damage.push(format!(
+                        "{unreadable} of MOs {}..={} unreadable one by one",
+                        start.saturating_add(1),
+                        start.saturating_add(ONE_BY_ONE)
+                    ));
                 }
                 after = start.saturating_add(ONE_BY_ONE).max(after.saturating_add(skip));
                 skip *= 4;
@@ -109,7 +119,8 @@ fn one(conn: &Connection, sql: &str, key: i64) -> rusqlite::Result<Option<Salvag
                 auth_last: text(column("auth_last"))?,
                 leader_id: text(column("leader_id"))?,
                 roll_number: text(column("roll_number"))?,
-                ready_for_production: text(column("ready_for_production"))?.is_some_and(|v| v != "0"),
+                ready_for_production: text(column("ready_for_production"))?
+                    .is_some_and(|v| !matches!(v.trim(), "" | "0" | "0.0" | "false")),
                 date_start: text(column("date_start"))?,
                 date_finished: text(column("date_finished"))?,
                 line: text(column("line"))?,
