@@ -12,32 +12,13 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use common::bin::{linegate, output, signal, text, write_config};
-use common::{config, mo_count, odoo_config, reader, sim, wait_until, Display, Mosquitto, Panel};
+use common::{config, mo_count, odoo_config, reader, sim, wait_until, Agent, Display, Mosquitto, Panel};
 use linegate::config::MqttConfig;
-use linegate::shutdown;
 use linegate_sim::mosquitto::BrokerOptions;
 use serde_json::json;
 
 const GATEWAY: &str = "gw-fault";
 const PREFIX: &str = "linegate/gw-fault";
-
-struct Agent {
-    trigger: shutdown::Trigger,
-    task: tokio::task::JoinHandle<Result<(), linegate::app::AppError>>,
-}
-
-impl Agent {
-    async fn start(config: linegate::config::Config) -> Agent {
-        let (trigger, shutdown) = shutdown::channel();
-        let task = tokio::spawn(linegate::app::run(config, shutdown));
-        Agent { trigger, task }
-    }
-
-    async fn stop(self) {
-        self.trigger.fire();
-        self.task.await.unwrap().unwrap();
-    }
-}
 
 fn mqtt(port: u16) -> MqttConfig {
     MqttConfig::new("127.0.0.1", port, GATEWAY)

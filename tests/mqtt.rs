@@ -5,32 +5,18 @@ mod common;
 
 use std::time::Duration;
 
-use common::{config, mo_count, odoo_config, reader, sim, wait_until, Display, Mosquitto, Panel};
+use common::{config, mo_count, odoo_config, reader, sim, wait_until, Agent, Display, Mosquitto, Panel};
 use linegate::config::MqttConfig;
-use linegate::shutdown;
 use serde_json::{json, Value};
 
 const GATEWAY: &str = "gw-test";
 const PREFIX: &str = "linegate/gw-test";
 
-struct Agent {
-    trigger: shutdown::Trigger,
-    task: tokio::task::JoinHandle<Result<(), linegate::app::AppError>>,
-}
-
-impl Agent {
-    async fn start(sim: &linegate_sim::odoo::SimOdoo, port: u16, db: &std::path::Path) -> Agent {
-        let mut config = config(odoo_config(sim), db);
-        config.mqtt = Some(MqttConfig::new("127.0.0.1", port, GATEWAY));
-        let (trigger, shutdown) = shutdown::channel();
-        let task = tokio::spawn(linegate::app::run(config, shutdown));
-        Agent { trigger, task }
-    }
-
-    async fn stop(self) {
-        self.trigger.fire();
-        self.task.await.unwrap().unwrap();
-    }
+/// The agent on `sim` and the broker at `port`.
+async fn agent(sim: &linegate_sim::odoo::SimOdoo, port: u16, db: &std::path::Path) -> Agent {
+    let mut config = config(odoo_config(sim), db);
+    config.mqtt = Some(MqttConfig::new("127.0.0.1", port, GATEWAY));
+    Agent::start(config).await
 }
 
 fn mo_topic(id: i64) -> String {
@@ -45,7 +31,7 @@ async fn a_panel_runs_the_seed_flow_and_displays_follow() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("linegate.db");
     let display = Display::start(broker.port(), PREFIX).await;
-    let agent = Agent::start(&sim, broker.port(), &db).await;
+    let agent = agent(&sim, broker.port(), &db).await;
     let panel = Panel::start(broker.port(), PREFIX, "ws-1").await;
     display
         .wait(&mo_topic(1), "MO 1 on display", |v| v["phase"] == "waiting")
@@ -177,7 +163,7 @@ async fn a_repeated_request_id_gets_the_stored_reply_and_writes_nothing() {
     let sim = sim(19, 2).await;
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("linegate.db");
-    let agent = Agent::start(&sim, broker.port(), &db).await;
+    let agent = agent(&sim, broker.port(), &db).await;
     wait_until("the first sync", Duration::from_secs(10), || mo_count(&db) == 2).await;
     let panel = Panel::start(broker.port(), PREFIX, "ws-2").await;
 
@@ -215,7 +201,7 @@ async fn every_refusal_has_its_code_and_writes_nothing() {
     let sim = sim(19, 3).await;
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("linegate.db");
-    let agent = Agent::start(&sim, broker.port(), &db).await;
+    let agent = agent(&sim, broker.port(), &db).await;
     wait_until("the first sync", Duration::from_secs(10), || mo_count(&db) == 3).await;
     let panel = Panel::start(broker.port(), PREFIX, "ws-3").await;
     // MO 1 registered and running; MO 2 registered; MO 3 untouched.
@@ -380,7 +366,7 @@ async fn displays_recover_after_a_broker_restart_without_persistence() {
     let sim = sim(19, 5).await;
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("linegate.db");
-    let agent = Agent::start(&sim, broker.port(), &db).await;
+    let agent = agent(&sim, broker.port(), &db).await;
     let display = Display::start(broker.port(), PREFIX).await;
     display.wait(&mo_topic(5), "MO 5", |v| v["id"] == 5).await;
 
@@ -405,7 +391,7 @@ async fn an_mqtt_311_panel_drives_the_agent_with_mosquitto_clients() {
     let sim = sim(19, 2).await;
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("linegate.db");
-    let agent = Agent::start(&sim, broker.port(), &db).await;
+    let agent = agent(&sim, broker.port(), &db).await;
     wait_until("the first sync", Duration::from_secs(10), || mo_count(&db) == 2).await;
     let port = broker.port().to_string();
 
@@ -685,7 +671,7 @@ async fn a_command_with_an_unpublishable_response_topic_does_not_loop_the_agent(
     let sim = sim(19, 2).await;
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("linegate.db");
-    let agent = Agent::start(&sim, broker.port(), &db).await;
+    let agent = agent(&sim, broker.port(), &db).await;
     wait_until("the first sync", Duration::from_secs(10), || mo_count(&db) == 2).await;
     let panel = Panel::start(broker.port(), PREFIX, "ws-p").await;
 
@@ -742,7 +728,7 @@ async fn request_ids_are_per_station_and_a_replay_answers_even_when_stale() {
     let sim = sim(19, 2).await;
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("linegate.db");
-    let agent = Agent::start(&sim, broker.port(), &db).await;
+    let agent = agent(&sim, broker.port(), &db).await;
     wait_until("the first sync", Duration::from_secs(10), || mo_count(&db) == 2).await;
     let one = Panel::start(broker.port(), PREFIX, "ws-a").await;
     let two = Panel::start(broker.port(), PREFIX, "ws-b").await;

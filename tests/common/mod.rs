@@ -11,6 +11,26 @@ use linegate::config::{Config, OdooConfig, StoreConfig};
 use linegate_sim::odoo::{SimOdoo, SimOdooConfig};
 use rusqlite::Connection;
 
+/// The agent in this process (`app::run`), stopped as SIGTERM would stop it.
+pub(crate) struct Agent {
+    trigger: linegate::shutdown::Trigger,
+    task: tokio::task::JoinHandle<Result<(), linegate::app::AppError>>,
+}
+
+impl Agent {
+    pub(crate) async fn start(config: Config) -> Agent {
+        let (trigger, shutdown) = linegate::shutdown::channel();
+        let task = tokio::spawn(linegate::app::run(config, shutdown));
+        Agent { trigger, task }
+    }
+
+    /// Stops it and waits until it has, asserting that it stopped cleanly.
+    pub(crate) async fn stop(self) {
+        self.trigger.fire();
+        self.task.await.unwrap().unwrap();
+    }
+}
+
 pub(crate) async fn sim(version: u32, mos: usize) -> SimOdoo {
     let sim = SimOdoo::start(SimOdooConfig {
         version,
