@@ -1356,3 +1356,174 @@ async fn requests_are_recorded_with_api_model_method_and_status() {
     );
     assert_eq!(sim.requests()[0].path, "/json/2/mrp.production/search_read");
 }
+
+#[tokio::test]
+async fn the_chatter_takes_notes_and_finds_them_again_by_event_id() {
+    // Given an Odoo 19 with one MO
+    let sim = odoo19().await;
+    let mo = sim.seed(1)[0];
+
+    // When a note is posted on it over JSON-2, as the push-back does
+    let posted = json2(
+        &sim,
+        "mrp.production",
+        "message_post",
+        json!({"ids": [mo], "body": "Produced 120, event e-123", "message_type": "comment", "subtype_xmlid": "mail.mt_note"}),
+    )
+    .await;
+
+    // Then the answer is a list with the new message's id, and the chatter finds it by the event
+    // id, its body wrapped in a paragraph
+    assert_eq!(posted.status, StatusCode::OK);
+    let id = posted.json()[0].as_i64().expect("[message_id]");
+    let found = json2(
+        &sim,
+        "mail.message",
+        "search_read",
+        json!({"domain": [["model", "=", "mrp.production"], ["res_id", "=", mo], ["body", "ilike", "e-123"]],
+               "fields": ["id", "body", "date", "author_id", "subtype_id"]}),
+    )
+    .await
+    .json();
+    assert_eq!(found.as_array().unwrap().len(), 1, "{found}");
+    assert_eq!(found[0]["id"], id);
+    assert_eq!(found[0]["body"], "<p>Produced 120, event e-123</p>");
+    assert_eq!(found[0]["author_id"], json!([3, "YourCompany, Mitchell Admin"]));
+    assert_eq!(found[0]["subtype_id"], json!([2, "Note"]));
+    assert!(found[0]["date"].as_str().unwrap().len() == 19, "{found}");
+    // And another event id finds nothing
+    let other = json2(
+        &sim,
+        "mail.message",
+        "search_read",
+        json!({"domain": [["model", "=", "mrp.production"], ["res_id", "=", mo], ["body", "ilike", "e-124"]]}),
+    )
+    .await;
+    assert_eq!(other.json(), json!([]));
+
+    // When posting on an MO that does not exist, then 404 MissingError as recorded
+    let missing = json2(
+        &sim,
+        "mrp.production",
+        "message_post",
+        json!({"ids": [999999], "body": "x"}),
+    )
+    .await;
+    assert_eq!(missing.status, StatusCode::NOT_FOUND);
+    assert_eq!(missing.json()["name"], "odoo.exceptions.MissingError");
+    assert_eq!(
+        missing.json()["message"],
+        "Record does not exist or has been deleted.\n(Record: mrp.production(999999,), User: 2)"
+    );
+
+    // When a field the instance lacks is written, then HTTP 500 ValueError, "in" (not "on")
+    let write = json2(
+        &sim,
+        "mrp.production",
+        "write",
+        json!({"ids": [mo], "vals": {"x_auth_first": "000100"}}),
+    )
+    .await;
+    assert_eq!(write.status, StatusCode::INTERNAL_SERVER_ERROR);
+    assert_eq!(write.json()["name"], "builtins.ValueError");
+    assert_eq!(
+        write.json()["message"],
+        "Invalid field 'x_auth_first' in 'mrp.production'"
+    );
+}
+
+#[tokio::test]
+async fn an_answer_lost_on_its_way_back_was_carried_out_all_the_same() {
+    // Given an Odoo that will lose its answer to the next message_post
+    let sim = odoo19().await;
+    let mo = sim.seed(1)[0];
+    sim.lose_answer_to("message_post");
+
+    // When a note is posted
+    let lost = client()
+        .post(format!("{}/json/2/mrp.production/message_post", sim.url()))
+        .header("Authorization", format!("bearer {}", sim.config().api_key))
+        .json(&json!({"ids": [mo], "body": "event e-9"}))
+        .send()
+        .await;
+
+    // Then the caller sees a transport error, and the chatter holds the note once
+    assert!(lost.is_err(), "the connection closes without an answer");
+    assert_eq!(sim.messages(mo).len(), 1);
+    // And the next call is answered normally
+    let again = json2(
+        &sim,
+        "mrp.production",
+        "message_post",
+        json!({"ids": [mo], "body": "event e-10"}),
+    )
+    .await;
+    assert_eq!(again.status, StatusCode::OK);
+    assert_eq!(sim.messages(mo).len(), 2);
+}
+
+#[tokio::test]
+async fn time_tracking_records_real_times_on_work_orders() {
+    // Given an MO with a work order, one without, and the loss types of a fresh database
+    let sim = odoo19().await;
+    let ids = sim.seed(2);
+    let workorder = sim.add_workorder(ids[0], 1).unwrap();
+    let read = |id: i64| {
+        json2(
+            &sim,
+            "mrp.production",
+            "read",
+            json!({"ids": [id], "fields": ["workorder_ids"]}),
+        )
+    };
+    assert_eq!(read(ids[0]).await.json()[0]["workorder_ids"], json!([workorder]));
+    assert_eq!(read(ids[1]).await.json()[0]["workorder_ids"], json!([]));
+    let productive = json2(
+        &sim,
+        "mrp.workcenter.productivity.loss",
+        "search_read",
+        json!({"domain": [["loss_type", "=", "productive"]], "fields": ["name"]}),
+    )
+    .await
+    .json();
+    assert_eq!(productive, json!([{"id": 7, "name": "Fully Productive Time"}]));
+
+    // When half an hour of productive time is recorded on the work order, as recorded on 19
+    let created = json2(
+        &sim,
+        "mrp.workcenter.productivity",
+        "create",
+        json!({"vals_list": [{"workorder_id": workorder, "workcenter_id": 1, "production_id": ids[0], "loss_id": 7,
+               "date_start": "2026-12-01 06:00:00", "date_end": "2026-12-01 06:30:00", "description": "line 3"}]}),
+    )
+    .await;
+
+    // Then a list with its id, and it reads back with its duration in minutes and the key's user
+    assert_eq!(created.status, StatusCode::OK);
+    let id = created.json()[0].as_i64().expect("[id]");
+    let back = json2(
+        &sim,
+        "mrp.workcenter.productivity",
+        "read",
+        json!({"ids": [id], "fields": ["duration", "user_id", "company_id", "loss_type"]}),
+    )
+    .await
+    .json();
+    assert_eq!(back[0]["duration"], 30.0);
+    assert_eq!(back[0]["user_id"], json!([2, "Mitchell Admin"]));
+    assert_eq!(back[0]["company_id"], json!([1, "My Company (San Francisco)"]));
+    assert_eq!(back[0]["loss_type"], "productive");
+
+    // When the work center is left out, then 422 ValidationError naming it, and nothing is made
+    let invalid = json2(
+        &sim,
+        "mrp.workcenter.productivity",
+        "create",
+        json!({"vals_list": [{"loss_id": 7, "date_start": "2026-12-01 06:00:00"}]}),
+    )
+    .await;
+    assert_eq!(invalid.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(invalid.json()["name"], "odoo.exceptions.ValidationError");
+    assert!(invalid.json()["message"].as_str().unwrap().contains("(workcenter_id)"));
+    assert_eq!(sim.productivity().len(), 1);
+}

@@ -120,11 +120,16 @@ async fn handle(state: Shared, req: Request<Incoming>) -> Result<Response<Drip>,
     for (name, value) in &answer.headers {
         response = response.header(*name, value);
     }
-    state
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .requests
-        .push(answer.record);
+    let lost = {
+        let mut s = state.lock().unwrap_or_else(|e| e.into_inner());
+        let called = answer.record.method.clone();
+        let at = called.and_then(|m| s.lose_answer.iter().position(|l| *l == m));
+        s.requests.push(answer.record);
+        at.map(|at| s.lose_answer.remove(at)).is_some()
+    };
+    if lost {
+        return Err(DROPPED);
+    }
     let body = match fault {
         Some(Fault::Truncated) => {
             let cut = answer.body.len() / 2;
@@ -440,7 +445,7 @@ fn jsonrpc(s: &mut State, body: &[u8], mut record: RequestRecord) -> Answer {
             let positional = args.get(5).and_then(Value::as_array).cloned().unwrap_or_default();
             let named = bind(&m, &positional, args.get(6));
             match orm::call(s, &model, &m, &named) {
-                Ok(result) => ok(record, rpc_result(&id, result)),
+                Ok(result) => ok(record, rpc_result(&id, orm::downgraded(&m, result))),
                 Err(OrmError { name, message, .. }) => ok(record, rpc_error(&id, name, &message)),
             }
         }
@@ -613,7 +618,7 @@ fn call_kw(s: &mut State, headers: &hyper::HeaderMap, body: &[u8], path: &str) -
     let args = p.get("args").and_then(Value::as_array).cloned().unwrap_or_default();
     let named = bind(&method, &args, p.get("kwargs"));
     let body = match orm::call(s, &model, &method, &named) {
-        Ok(result) => rpc_result(&id, result),
+        Ok(result) => rpc_result(&id, orm::downgraded(&method, result)),
         Err(OrmError { name, message, .. }) => rpc_error(&id, name, &message),
     };
     Answer {

@@ -7,6 +7,7 @@
 mod domain;
 mod http;
 mod orm;
+mod records;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::SocketAddr;
@@ -115,8 +116,10 @@ pub(crate) struct State {
     faults: VecDeque<Fault>,
     requests: Vec<RequestRecord>,
     random: u64,
-    /// The last id `message_post` gave.
-    next_message: i64,
+    /// The chatter, work orders and time tracking.
+    records: records::Records,
+    /// Methods whose next call loses its answer ([`SimOdoo::lose_answer_to`]).
+    lose_answer: Vec<String>,
 }
 
 pub struct SimOdoo {
@@ -163,7 +166,8 @@ impl SimOdoo {
             faults: VecDeque::new(),
             requests: Vec::new(),
             random: seed as u64 | 1,
-            next_message: 1000,
+            records: records::Records::new(),
+            lose_answer: Vec::new(),
         }));
         let (stop, stopped) = tokio::sync::watch::channel(false);
         tokio::spawn(http::serve(listener, state.clone(), stopped));
@@ -237,6 +241,34 @@ impl SimOdoo {
     /// becomes `WH/MO/00219-001` (qty 2, done) and a new `WH/MO/00219-002` (qty 3) appears.
     pub fn backorder(&self, id: i64, qty_done: f64) -> i64 {
         self.state().backorder(id, qty_done)
+    }
+
+    /// A work order on MO `mo` at work center `workcenter` (1 "Assembly Line 1", 2 "Drill
+    /// Station 1"); None when there is no such MO.
+    pub fn add_workorder(&self, mo: i64, workcenter: i64) -> Option<i64> {
+        records::add_workorder(&mut self.state(), mo, workcenter)
+    }
+
+    /// An MO's chatter messages, oldest first, as `mail.message` holds them.
+    pub fn messages(&self, mo: i64) -> Vec<Value> {
+        let state = self.state();
+        let rows = state.records.messages.values();
+        rows.filter(|m| m["res_id"] == mo)
+            .map(|m| Value::Object(m.clone()))
+            .collect()
+    }
+
+    /// Every `mrp.workcenter.productivity` record, oldest first.
+    pub fn productivity(&self) -> Vec<Value> {
+        let state = self.state();
+        let rows = state.records.productivity.values();
+        rows.map(|r| Value::Object(r.clone())).collect()
+    }
+
+    /// The next call of `method` (any model, any API) is carried out, and then its connection
+    /// closed without an answer: an answer lost on its way back.
+    pub fn lose_answer_to(&self, method: &str) {
+        self.state().lose_answer.push(method.to_string());
     }
 
     pub fn delete_mo(&self, id: i64) {

@@ -44,7 +44,7 @@ impl OrmError {
             ),
         )
     }
-    fn validation(message: String) -> OrmError {
+    pub(super) fn validation(message: String) -> OrmError {
         OrmError::same("odoo.exceptions.ValidationError", 422, message)
     }
     fn unknown_model(model: &str) -> OrmError {
@@ -56,7 +56,7 @@ impl OrmError {
             json2_message: format!("the model '{model}' does not exist"),
         }
     }
-    fn unknown_method(model: &str, method: &str) -> OrmError {
+    pub(super) fn unknown_method(model: &str, method: &str) -> OrmError {
         let message = format!("The method '{model}.{method}' does not exist");
         OrmError {
             name: "builtins.AttributeError",
@@ -65,6 +65,14 @@ impl OrmError {
             json2_name: "werkzeug.exceptions.NotFound",
             json2_message: message,
         }
+    }
+    /// A create or write naming a related record that does not exist.
+    pub(super) fn missing_on(model: &str) -> OrmError {
+        OrmError::same(
+            "odoo.exceptions.MissingError",
+            404,
+            format!("Record does not exist or has been deleted.\n(Record: {model}, User: 2)"),
+        )
     }
     pub(super) fn missing_argument(name: &str) -> OrmError {
         let message = format!("missing a required argument: '{name}'");
@@ -95,7 +103,7 @@ pub(super) struct Field {
     pub relation: Option<&'static str>,
 }
 
-fn field(name: &str, kind: &'static str, stored: bool, relation: Option<&'static str>) -> Field {
+pub(super) fn field(name: &str, kind: &'static str, stored: bool, relation: Option<&'static str>) -> Field {
     Field {
         name: name.to_string(),
         kind,
@@ -294,8 +302,30 @@ pub(super) fn positional_names(method: &str) -> &'static [&'static str] {
     }
 }
 
+/// What `/jsonrpc` and `/web/dataset/call_kw` make of a method's result: a method declared
+/// with `@api.returns(…, lambda value: value.id)` (`message_post`) gives the bare id there,
+/// where JSON-2 gives the record set's ids as a list.
+pub(super) fn downgraded(method: &str, result: Option<Value>) -> Option<Value> {
+    match (method, result) {
+        ("message_post", Some(Value::Array(ids))) if ids.len() == 1 => ids.into_iter().next(),
+        (_, result) => result,
+    }
+}
+
+/// The `ids` argument: a list, or one id.
+pub(super) fn ids(args: &Map<String, Value>) -> Result<Vec<i64>, OrmError> {
+    let ids = args.get("ids").ok_or_else(|| OrmError::missing_argument("ids"))?;
+    match ids {
+        Value::Number(n) => Ok(vec![n.as_i64().unwrap_or(0)]),
+        other => serde_json::from_value(other.clone()).map_err(|e| OrmError::value(format!("ids: {e}"))),
+    }
+}
+
 /// Runs `model.method` with named arguments.
 pub(super) fn call(state: &mut State, model: &str, method: &str, args: &Map<String, Value>) -> Answer {
+    if let Some(answer) = super::records::call(state, model, method, args) {
+        return answer;
+    }
     let fields = match model {
         "mrp.production" => mo_fields(state.config.version, &state.config.custom_fields),
         "stock.picking" => picking_fields(),
@@ -306,26 +336,20 @@ pub(super) fn call(state: &mut State, model: &str, method: &str, args: &Map<Stri
             "Private methods (such as '{model}.{method}') cannot be called remotely."
         )));
     }
-    let ids = || -> Result<Vec<i64>, OrmError> {
-        let ids = args.get("ids").ok_or_else(|| OrmError::missing_argument("ids"))?;
-        match ids {
-            Value::Number(n) => Ok(vec![n.as_i64().unwrap_or(0)]),
-            other => serde_json::from_value(other.clone()).map_err(|e| OrmError::value(format!("ids: {e}"))),
-        }
-    };
-    let table = if model == "mrp.production" {
-        &state.mos
+    let ids = || ids(args);
+    let (table, default_order) = if model == "mrp.production" {
+        (&state.mos, "priority desc, date_start asc, id asc")
     } else {
-        &state.pickings
+        (&state.pickings, "priority desc, scheduled_date asc, id desc")
     };
     match method {
         "search_read" => {
-            let found = search(table, &fields, args, true)?;
+            let found = search(table, &fields, model, default_order, args, true)?;
             let names = field_list(&fields, args.get("fields"), model)?;
             Ok(Some(Value::Array(found.iter().map(|r| project(r, &names)).collect())))
         }
         "search" => {
-            let found = search(table, &fields, args, false)?;
+            let found = search(table, &fields, model, default_order, args, false)?;
             Ok(Some(json!(found.iter().map(|r| r["id"].clone()).collect::<Vec<_>>())))
         }
         "search_count" => {
@@ -392,8 +416,7 @@ pub(super) fn call(state: &mut State, model: &str, method: &str, args: &Map<Stri
                     recordset(model, &ids)
                 )));
             }
-            state.next_message += 1;
-            Ok(Some(json!(state.next_message)))
+            super::records::post(state, ids[0], args)
         }
         _ => Err(OrmError::unknown_method(model, method)),
     }
@@ -499,9 +522,13 @@ fn mark_done(state: &mut State, model: &str, ids: &[i64], args: &Map<String, Val
     Ok(Some(json!(true)))
 }
 
-fn search<'a>(
+/// The records of `table` that `args`' domain matches, in `args`' order (the model's
+/// `default_order` without one), paged by its offset and limit.
+pub(super) fn search<'a>(
     table: &'a std::collections::BTreeMap<i64, Map<String, Value>>,
     fields: &[Field],
+    model: &str,
+    default_order: &str,
     args: &Map<String, Value>,
     domain_optional: bool,
 ) -> Result<Vec<&'a Map<String, Value>>, OrmError> {
@@ -510,18 +537,8 @@ fn search<'a>(
         None if domain_optional => json!([]),
         None => return Err(OrmError::missing_argument("domain")),
     };
-    let model = if fields.iter().any(|f| f.name == "product_qty") {
-        "mrp.production"
-    } else {
-        "stock.picking"
-    };
     let expr = domain::parse(&domain, fields, model)?;
     let mut found: Vec<&Map<String, Value>> = table.values().filter(|r| expr.matches(r)).collect();
-    let default_order = if model == "mrp.production" {
-        "priority desc, date_start asc, id asc"
-    } else {
-        "priority desc, scheduled_date asc, id desc"
-    };
     let order = args
         .get("order")
         .and_then(Value::as_str)
@@ -539,7 +556,7 @@ fn search<'a>(
 }
 
 /// The requested field names, every field when none are given; an unknown one fails the call.
-fn field_list(fields: &[Field], requested: Option<&Value>, model: &str) -> Result<Vec<String>, OrmError> {
+pub(super) fn field_list(fields: &[Field], requested: Option<&Value>, model: &str) -> Result<Vec<String>, OrmError> {
     let requested: Vec<String> = match requested {
         Some(Value::Array(names)) if !names.is_empty() => names
             .iter()
@@ -555,7 +572,7 @@ fn field_list(fields: &[Field], requested: Option<&Value>, model: &str) -> Resul
     Ok(names)
 }
 
-fn project(record: &Map<String, Value>, names: &[String]) -> Value {
+pub(super) fn project(record: &Map<String, Value>, names: &[String]) -> Value {
     let full = with_computed(record);
     Value::Object(
         names
@@ -565,7 +582,7 @@ fn project(record: &Map<String, Value>, names: &[String]) -> Value {
     )
 }
 
-fn fields_get(model: &str, fields: &[Field], args: &Map<String, Value>) -> Value {
+pub(super) fn fields_get(model: &str, fields: &[Field], args: &Map<String, Value>) -> Value {
     let wanted: Option<Vec<&str>> = args
         .get("allfields")
         .and_then(Value::as_array)
@@ -664,8 +681,9 @@ fn write(
     ids: &[i64],
     vals: &Map<String, Value>,
 ) -> Result<(), OrmError> {
+    // (`write` says "in" where `read` says "on": recorded so on 19.)
     if let Some(unknown) = vals.keys().find(|k| !fields.iter().any(|f| &f.name == *k)) {
-        return Err(OrmError::value(format!("Invalid field '{unknown}' on '{model}'")));
+        return Err(OrmError::value(format!("Invalid field '{unknown}' in '{model}'")));
     }
     existing(state, model, ids)?;
     let table = if model == "mrp.production" {
@@ -689,22 +707,35 @@ fn write(
     Ok(())
 }
 
-/// `create`: a list of values gives a list of ids, a single dict gives the id alone (as Odoo's
-/// RPC layer answers for `create(vals)`).
-fn create(state: &mut State, fields: &[Field], args: &Map<String, Value>) -> Answer {
+/// `create`'s values: a list, or one dict (then the answer is the id alone, as Odoo's RPC layer
+/// answers `create(vals)`); a field the model lacks fails the call.
+pub(super) fn vals_list(
+    args: &Map<String, Value>,
+    fields: &[Field],
+    model: &str,
+) -> Result<(Vec<Map<String, Value>>, bool), OrmError> {
     let (list, single) = match args.get("vals_list") {
         Some(Value::Array(list)) => (list.clone(), false),
         Some(Value::Object(one)) => (vec![Value::Object(one.clone())], true),
         _ => return Err(OrmError::missing_argument("vals_list")),
     };
+    let list: Vec<Map<String, Value>> = list
+        .into_iter()
+        .map(|v| v.as_object().cloned().unwrap_or_default())
+        .collect();
+    for vals in &list {
+        if let Some(unknown) = vals.keys().find(|k| !fields.iter().any(|f| &f.name == *k)) {
+            return Err(OrmError::value(format!("Invalid field '{unknown}' on '{model}'")));
+        }
+    }
+    Ok((list, single))
+}
+
+/// `create`: a list of values gives a list of ids, a single dict gives the id alone.
+fn create(state: &mut State, fields: &[Field], args: &Map<String, Value>) -> Answer {
+    let (list, single) = vals_list(args, fields, "mrp.production")?;
     let mut ids = Vec::new();
     for vals in list {
-        let vals = vals.as_object().cloned().unwrap_or_default();
-        if let Some(unknown) = vals.keys().find(|k| !fields.iter().any(|f| &f.name == *k)) {
-            return Err(OrmError::value(format!(
-                "Invalid field '{unknown}' on 'mrp.production'"
-            )));
-        }
         let Some(product_id) = vals.get("product_id").and_then(Value::as_i64) else {
             // A failed create still consumes a number of the sequence: names have gaps.
             state.next_mo += 1;
