@@ -104,6 +104,9 @@ pub async fn run(config: Config, shutdown: Shutdown) -> Result<(), AppError> {
     };
     // Rung by the SICANTIK sync when it queued reminders; the outbox's tasks wait on it.
     let queued = crate::changes::Queued::default();
+    // Rung by the command layer when it queued results for Odoo; their delivery waits on it.
+    let results_queued = crate::changes::Queued::default();
+    let push = config.odoo.as_ref().map(|o| &o.push).filter(|p| p.active());
 
     if let Some(odoo) = &config.odoo {
         let mut sync = OdooSync::new(odoo, store.clone(), retention)?;
@@ -123,6 +126,18 @@ pub async fn run(config: Config, shutdown: Shutdown) -> Result<(), AppError> {
         tasks.spawn(intake, "odoo sync", |stop| scheduler.run(stop));
     } else {
         tracing::warn!("no [odoo] section: MOs are served as the store has them, nothing is synced");
+    }
+    if let (Some(odoo), Some(push)) = (&config.odoo, push) {
+        let outbox = crate::outbox::odoo::OdooOutbox {
+            store: store.clone(),
+            client: crate::odoo::OdooClient::new(odoo)?,
+            push: push.clone(),
+            uplink: uplink.clone(),
+            queued: results_queued.subscribe(),
+            changes: changes.clone(),
+            heart: hearts.heart("odoo outbox"),
+        };
+        tasks.spawn(intake, "odoo outbox", |stop| outbox.run(stop));
     }
     let mut uplinks = vec![(crate::uplink::ODOO, uplink)];
 
@@ -223,7 +238,12 @@ pub async fn run(config: Config, shutdown: Shutdown) -> Result<(), AppError> {
             max_payload: mqtt_config.max_payload,
         };
         let server = mqtt::commands::CommandServer {
-            commands: Commands::new(store.clone(), limits, sync_now),
+            commands: match push {
+                Some(_) => {
+                    Commands::new(store.clone(), limits, sync_now).report_to_odoo(&identity.gateway, results_queued)
+                }
+                None => Commands::new(store.clone(), limits, sync_now),
+            },
             prefix: identity.prefix,
             incoming: commands_rx,
             acks: acks_tx,

@@ -15,6 +15,8 @@ use std::time::Duration;
 use serde_json::json;
 
 use crate::clock;
+use crate::mo::result::{event_id, FloorResult, Happened};
+use crate::mo::{MoRow, OperatorWrite};
 use crate::store::{self, Store, StoreError};
 use parse::{Checks, Command, Envelope, Query};
 use reply::{refuse, summary, Refusal, Reply};
@@ -61,6 +63,10 @@ pub struct Commands {
     limits: Limits,
     /// To the sync scheduler, for `sync-now`; a full channel means a sync is already due.
     sync_now: tokio::sync::mpsc::Sender<()>,
+    /// The gateway's id, when results go back to Odoo: each applied command queues them, and
+    /// rings the delivery.
+    report_as: Option<String>,
+    results_queued: Option<crate::changes::Queued>,
 }
 
 impl Commands {
@@ -69,7 +75,17 @@ impl Commands {
             store,
             limits,
             sync_now,
+            report_as: None,
+            results_queued: None,
         }
+    }
+
+    /// Every applied command queues what Odoo is to be told of it, in its own transaction, and
+    /// rings `queued`; `gateway` makes the results' event ids this gateway's.
+    pub(crate) fn report_to_odoo(mut self, gateway: &str, queued: crate::changes::Queued) -> Commands {
+        self.report_as = Some(gateway.to_string());
+        self.results_queued = Some(queued);
+        self
     }
 
     pub async fn handle(&self, request: Request) -> Handled {
@@ -128,15 +144,20 @@ impl Commands {
                     log_refusal: true,
                 };
                 let refs = plan.refs();
+                let report_as = self.report_as.clone();
                 let outcome = self
                     .store
                     .call(move |db| {
                         store::command::exactly_once(db, &entry, &refs, |rows| {
-                            decided(&entry, rules::decide(&plan, rows, &entry.received_at))
+                            let verdict = rules::decide(&plan, rows, &entry.received_at);
+                            decided(&entry, verdict, rows, report_as.as_deref())
                         })
                     })
                     .await
                     .map_err(|e| store_refusal(&e))?;
+                if let (true, Some(queued)) = (outcome.queued, &self.results_queued) {
+                    queued.ring();
+                }
                 Ok(Handled {
                     reply: stored(&outcome.reply)?,
                     changed: outcome.changed,
@@ -239,10 +260,9 @@ pub(crate) async fn restore(
         let outcome = store
             .call(move |db| {
                 store::command::exactly_once(db, &entry, &[crate::mo::MoRef::Id(id)], |rows| {
-                    decided(
-                        &entry,
-                        rules::restore(id, rows[0].as_ref(), mo.name.as_deref(), &mo.protected),
-                    )
+                    // A restore puts back what may have reached Odoo before: it tells Odoo nothing.
+                    let verdict = rules::restore(id, rows[0].as_ref(), mo.name.as_deref(), &mo.protected);
+                    decided(&entry, verdict, rows, None)
                 })
             })
             .await?;
@@ -264,21 +284,57 @@ pub(crate) async fn restore(
     Ok(restored)
 }
 
-/// A rule's verdict as the store commits it: the reply, and the writes when accepted.
-fn decided(entry: &store::command::LogEntry, verdict: Result<rules::Decision, Refusal>) -> store::command::Decided {
+/// A rule's verdict as the store commits it: the reply, and when accepted the writes and,
+/// with `report_as` (the gateway's id), what Odoo is to be told of them.
+fn decided(
+    entry: &store::command::LogEntry,
+    verdict: Result<rules::Decision, Refusal>,
+    rows: &[Option<MoRow>],
+    report_as: Option<&str>,
+) -> store::command::Decided {
     let id = Some(entry.request_id.clone());
     match verdict {
         Ok(decision) => store::command::Decided {
             reply: Reply::ok(id, &entry.action, decision.result).to_json(),
             ok: true,
+            results: report_as.map_or_else(Vec::new, |gateway| results(gateway, entry, rows, &decision.writes)),
             writes: decision.writes,
         },
         Err(refusal) => store::command::Decided {
             reply: Reply::refused(id, &entry.action, refusal).to_json(),
             ok: false,
             writes: vec![],
+            results: vec![],
         },
     }
+}
+
+/// One result per MO whose writes added a mark (registered, started, ended).
+fn results(
+    gateway: &str,
+    entry: &store::command::LogEntry,
+    rows: &[Option<MoRow>],
+    writes: &[OperatorWrite],
+) -> Vec<FloorResult> {
+    writes
+        .iter()
+        .filter_map(|write| {
+            let row = rows.iter().flatten().find(|r| r.upstream.id == write.id)?;
+            let happened = Happened::between(&row.protected, &write.protected)?;
+            Some(FloorResult {
+                event_id: event_id(gateway, &entry.station, &entry.request_id, write.id, happened),
+                happened,
+                mo: write.id,
+                name: row.upstream.name.clone(),
+                operator: entry.operator.clone(),
+                station: entry.station.clone(),
+                at: entry.received_at.clone(),
+                clock_synced: entry.clock_synced,
+                protected: write.protected.clone(),
+                target: row.upstream.initial_qty_target.unwrap_or(row.upstream.product_qty),
+            })
+        })
+        .collect()
 }
 
 /// A reply as the command log holds it.

@@ -6,6 +6,7 @@
 mod diagnostics;
 mod mqtt;
 mod odoo;
+mod push;
 mod secret;
 mod sicantik;
 mod units;
@@ -17,6 +18,7 @@ use serde::Deserialize;
 
 pub use mqtt::MqttConfig;
 pub use odoo::{InstanceFields, OdooApi, OdooConfig};
+pub use push::{PushConfig, PushFields};
 pub(crate) use secret::Secret;
 pub use sicantik::SicantikConfig;
 

@@ -50,6 +50,9 @@ pub struct OdooConfig {
     pub max_response: usize,
     #[serde(default = "default_page_size")]
     pub page_size: u32,
+    /// What Odoo is told of the floor's results.
+    #[serde(default)]
+    pub push: super::PushConfig,
 }
 
 /// The fields the factory's own Odoo adds to `mrp.production`. Absent ones are not fetched.
@@ -111,6 +114,7 @@ impl OdooConfig {
             request_timeout: default_request_timeout(),
             max_response: default_max_response(),
             page_size: default_page_size(),
+            push: super::PushConfig::default(),
         }
     }
 
@@ -173,7 +177,7 @@ impl OdooConfig {
         if self.max_response < 64 << 10 {
             return Err(ConfigError::new("odoo.max_response", "must be at least 64KiB"));
         }
-        Ok(())
+        self.push.validate()
     }
 
     /// The MO domain, parsed and checked for shape.

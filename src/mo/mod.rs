@@ -2,8 +2,9 @@
 //! ([`Phase`]); its hologram-sticker codes are [`auth`].
 
 pub mod auth;
+pub(crate) mod result;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// The upstream-owned values of one MO, as the sync writes them. Empty Odoo values (`false`)
 /// are `None` here.
@@ -31,7 +32,7 @@ pub struct UpstreamMo {
 }
 
 /// The operator-owned values of one MO. Only the command layer changes them.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Protected {
     pub auth_first: Option<String>,
     pub auth_last: Option<String>,

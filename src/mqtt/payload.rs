@@ -10,7 +10,7 @@ use crate::uplink::Uplink;
 pub(crate) const SCHEMA: u32 = 1;
 
 /// `…/mo/<id>`: everything the floor knows of one MO.
-pub(crate) fn mo(row: &MoRow) -> Value {
+pub(crate) fn mo(row: &MoRow, upload: Option<&crate::store::outbox::Upload>) -> Value {
     let u = &row.upstream;
     let p = &row.protected;
     let produced = match (&p.auth_first, &p.auth_last) {
@@ -42,6 +42,8 @@ pub(crate) fn mo(row: &MoRow) -> Value {
         "produced": produced,
         "loss": loss,
         "last_synced_at": row.synced_at,
+        // Results Odoo does not have yet, and why the first of them waits, when it does.
+        "pending_upload": upload.map(|u| json!({"count": u.count, "oldest_at": u.oldest, "parked": u.parked})),
     })
 }
 
@@ -64,15 +66,21 @@ pub(crate) fn line(name: &str, running: &[MoRow], ready: &[MoRow]) -> Value {
     })
 }
 
+/// Who the status is about.
+pub(crate) struct Gateway<'a> {
+    pub(crate) online: bool,
+    pub(crate) id: &'a str,
+    pub(crate) started_at: &'a str,
+}
+
 /// `…/status`: the agent's own state; also its last will (with `online: false`).
 pub(crate) fn status(
-    online: bool,
-    gateway: &str,
-    started_at: &str,
+    gateway: Gateway<'_>,
     uplinks: &[(&str, Uplink)],
     last_runs: &[RunRecord],
     progress: &serde_json::Map<String, Value>,
     store: &crate::store::StoreHealth,
+    backlog: &crate::store::outbox::Backlog,
 ) -> Value {
     let uplink = |u: &Uplink| match u {
         Uplink::Unknown => json!({"state": "unknown"}),
@@ -100,14 +108,16 @@ pub(crate) fn status(
         .collect();
     json!({
         "schema": SCHEMA,
-        "state": if online { "online" } else { "offline" },
-        "gateway": gateway,
+        "state": if gateway.online { "online" } else { "offline" },
+        "gateway": gateway.id,
         "version": env!("CARGO_PKG_VERSION"),
-        "started_at": started_at,
+        "started_at": gateway.started_at,
         "uplink": uplinks,
         "last_sync": syncs,
         "progress": progress,
         "store": store,
+        "outbox": {"odoo": {"pending": backlog.pending, "oldest_at": backlog.oldest, "parked": backlog.parked,
+            "dropped": backlog.dropped}},
     })
 }
 
@@ -171,14 +181,18 @@ mod tests {
             ..Default::default()
         };
         let full = StoreHealth::Full("12 KiB free on /var/lib/linegate".into());
+        let gateway = Gateway {
+            online: true,
+            id: "gw",
+            started_at: "t",
+        };
         let status = status(
-            true,
-            "gw",
-            "t",
+            gateway,
             &[("odoo", Uplink::Up)],
             &[run("odoo"), run("sicantik")],
             &Default::default(),
             &full,
+            &Default::default(),
         );
         let odoo = status["last_sync"]["odoo"].as_object().unwrap();
         assert_eq!(odoo["fetched"], 5);

@@ -170,6 +170,8 @@ impl Publisher {
             Change::Mos(ids) => {
                 self.publish_mos(ids).await?;
                 self.publish_lines(published).await?;
+                // Results for Odoo queued or delivered with them: the status counts them.
+                self.publish_status(true, published).await?;
             }
             Change::Purged(ids) => {
                 for id in ids {
@@ -208,9 +210,13 @@ impl Publisher {
     }
 
     async fn publish_mos(&self, ids: Vec<i64>) -> Result<(), PublishError> {
-        let rows = self.store.call(move |c| store::mo::get_many(c, &ids)).await?;
+        let (rows, uploads) = self
+            .store
+            .call(move |c| Ok((store::mo::get_many(c, &ids)?, store::outbox::uploads(c, &ids)?)))
+            .await?;
         for row in rows {
-            self.retained(Topic::Mo(row.upstream.id), payload::mo(&row).to_string())
+            let upload = uploads.get(&row.upstream.id);
+            self.retained(Topic::Mo(row.upstream.id), payload::mo(&row, upload).to_string())
                 .await?;
         }
         Ok(())
@@ -248,21 +254,28 @@ impl Publisher {
     }
 
     async fn publish_status(&self, online: bool, published: &mut Published) -> Result<(), PublishError> {
-        let runs = self.store.call(|c| store::sync::last_runs(c)).await?;
+        let (runs, backlog) = self
+            .store
+            .call(|c| Ok((store::sync::last_runs(c)?, store::outbox::odoo_backlog(c)?)))
+            .await?;
         let last: Vec<_> = runs.into_iter().map(|s| s.last).collect();
         let uplinks: Vec<(&str, Uplink)> = self
             .uplinks
             .iter()
             .map(|(name, rx)| (*name, rx.borrow().clone()))
             .collect();
-        let status = payload::status(
+        let gateway = payload::Gateway {
             online,
-            &self.identity.gateway,
-            &self.identity.started_at,
+            id: &self.identity.gateway,
+            started_at: &self.identity.started_at,
+        };
+        let status = payload::status(
+            gateway,
             &uplinks,
             &last,
             &published.progress,
             &self.store.health().borrow(),
+            &backlog,
         )
         .to_string();
         if published.status.as_ref() != Some(&status) {

@@ -168,6 +168,28 @@ impl OdooClient {
     /// Calls `model.method` with named arguments. `ids`, when present, is the record set; the
     /// rest are keyword arguments — which is also how `/jsonrpc` takes them.
     pub(crate) async fn call(&self, model: &str, method: &str, named: Map<String, Value>) -> Result<Value, OdooError> {
+        self.call_retrying(model, method, named, ATTEMPTS).await
+    }
+
+    /// [`OdooClient::call`] without retrying a passing failure: for a call that must not run
+    /// twice (a lost answer may hide one Odoo carried out), whose caller looks before trying
+    /// again. A new login after an expired session is still made: Odoo ran nothing then.
+    pub(crate) async fn call_once(
+        &self,
+        model: &str,
+        method: &str,
+        named: Map<String, Value>,
+    ) -> Result<Value, OdooError> {
+        self.call_retrying(model, method, named, 1).await
+    }
+
+    async fn call_retrying(
+        &self,
+        model: &str,
+        method: &str,
+        named: Map<String, Value>,
+        attempts: u32,
+    ) -> Result<Value, OdooError> {
         let mut relogged = false;
         let mut attempt = 1;
         loop {
@@ -185,7 +207,7 @@ impl OdooClient {
                     tracing::info!("Odoo session expired; logging in again");
                     *self.session.lock().await = None;
                 }
-                Err(e) if e.is_retryable() && attempt < ATTEMPTS => {
+                Err(e) if e.is_retryable() && attempt < attempts => {
                     tracing::debug!(model, method, attempt, error = %e, "retrying Odoo call");
                     tokio::time::sleep(RETRY.delay(attempt)).await;
                     attempt += 1;

@@ -3,7 +3,10 @@
 //! SQLite until its receiver has it, and delivered oldest first per channel:
 //!
 //! - [`mqtt`]: reminder events on the broker (`…/permits/reminder`);
-//! - [`webhook`]: the same reminders POSTed to a webhook, retried with backoff while it is down.
+//! - [`webhook`]: the same reminders POSTed to a webhook, retried with backoff while it is down;
+//! - [`odoo`]: operator results to Odoo, queued by the command that made them, in order per
+//!   MO, exactly once.
 
 pub(crate) mod mqtt;
+pub(crate) mod odoo;
 pub mod webhook;

@@ -5,6 +5,7 @@
 use rusqlite::{params, Connection, OptionalExtension};
 
 use super::{mo, Db, StoreError};
+use crate::mo::result::FloorResult;
 use crate::mo::{Audit, MoRef, MoRow, OperatorWrite};
 
 fn find(conn: &Connection, r: &MoRef) -> Result<Option<MoRow>, StoreError> {
@@ -48,6 +49,8 @@ pub(crate) struct Decided {
     pub(crate) ok: bool,
     /// Nothing, when it is refused.
     pub(crate) writes: Vec<OperatorWrite>,
+    /// What Odoo is to be told of it, queued with it (nothing when results are not pushed).
+    pub(crate) results: Vec<FloorResult>,
 }
 
 pub(crate) struct Outcome {
@@ -55,6 +58,8 @@ pub(crate) struct Outcome {
     pub(crate) reply: String,
     /// The MOs written.
     pub(crate) changed: Vec<i64>,
+    /// Results for Odoo were queued with it.
+    pub(crate) queued: bool,
     /// The request_id was seen before: this is the stored reply, and nothing was written.
     pub(crate) replayed: bool,
 }
@@ -88,6 +93,7 @@ pub(crate) fn exactly_once(
         return Ok(Outcome {
             reply,
             changed: vec![],
+            queued: false,
             replayed: true,
         });
     }
@@ -98,12 +104,16 @@ pub(crate) fn exactly_once(
             return Ok(Outcome {
                 reply: decided.reply,
                 changed: vec![],
+                queued: false,
                 replayed: false,
             });
         }
         let audit = entry.audit();
         for write in &decided.writes {
             mo::write_protected(tx, write.id, &write.protected, &audit)?;
+        }
+        for result in &decided.results {
+            super::outbox::enqueue_result(tx, result, &entry.received_at)?;
         }
         tx.prepare_cached(INSERT)?.execute(params![
             entry.request_id,
@@ -118,6 +128,7 @@ pub(crate) fn exactly_once(
         Ok(Outcome {
             reply: decided.reply,
             changed: decided.writes.iter().map(|w| w.id).collect(),
+            queued: !decided.results.is_empty(),
             replayed: false,
         })
     })
@@ -178,6 +189,7 @@ mod tests {
                     id: 1,
                     protected: registered(),
                 }],
+                results: vec![],
             }
         };
         // When a command writes it
@@ -208,6 +220,7 @@ mod tests {
             reply: "{\"ok\":false}".into(),
             ok: false,
             writes: vec![],
+            results: vec![],
         };
         let outcome = exactly_once(&mut db, &entry("r2"), &[MoRef::Name("WH/MO/00001".into())], refused).unwrap();
         assert!(outcome.changed.is_empty());
@@ -254,6 +267,7 @@ mod tests {
                     },
                 },
             ],
+            results: vec![],
         };
         // When it fails half-way
         assert!(exactly_once(&mut db, &entry("r3"), &[MoRef::Id(1)], decide).is_err());

@@ -47,6 +47,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/0002_commands.sql"),
     include_str!("../../migrations/0003_permits.sql"),
     include_str!("../../migrations/0004_store_probe.sql"),
+    include_str!("../../migrations/0005_odoo_outbox.sql"),
 ];
 
 pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;

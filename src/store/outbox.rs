@@ -1,18 +1,34 @@
 //! SQL for the outbox: every durable outgoing message, queued in the transaction that causes it,
 //! and left here until its receiver acknowledged it.
 
+use std::collections::HashMap;
+
 use rusqlite::{params, Transaction};
+use serde::Serialize;
 
 use super::{Db, StoreError};
+use crate::mo::result::FloorResult;
 
 /// The channels messages go out on.
 pub(crate) const MQTT: &str = "mqtt";
 pub(crate) const WEBHOOK: &str = "webhook";
+/// Operator results for Odoo.
+pub(crate) const ODOO: &str = "odoo";
 
 /// Queues a message on `channel` (`mqtt`, `webhook`), due at once.
 pub(crate) fn enqueue(tx: &Transaction, channel: &str, payload: &str, now: &str) -> Result<(), StoreError> {
     const SQL: &str = "INSERT INTO outbox (channel, payload, created_at, next_at) VALUES (?1, ?2, ?3, ?3)";
     tx.prepare_cached(SQL)?.execute(params![channel, payload, now])?;
+    Ok(())
+}
+
+/// Queues an operator result for Odoo, keyed by its MO: one MO's results go in order.
+pub(crate) fn enqueue_result(tx: &Transaction, result: &FloorResult, now: &str) -> Result<(), StoreError> {
+    const SQL: &str = "INSERT INTO outbox (channel, payload, created_at, next_at, key, event_id) \
+        VALUES (?1, ?2, ?3, ?3, ?4, ?5)";
+    let payload = serde_json::to_string(result).expect("results serialize");
+    tx.prepare_cached(SQL)?
+        .execute(params![ODOO, payload, now, result.mo, result.event_id])?;
     Ok(())
 }
 
@@ -54,6 +70,188 @@ pub(crate) fn next_due(db: &Db, channel: &str) -> Result<Option<String>, StoreEr
     Ok(db.0.prepare_cached(SQL)?.query_row([channel], |r| r.get(0))?)
 }
 
+/// An operator result waiting for Odoo, as its delivery reads it.
+#[derive(Debug, Clone)]
+pub(crate) struct Waiting {
+    pub(crate) id: i64,
+    pub(crate) payload: String,
+    pub(crate) attempts: u32,
+    /// The steps Odoo already has (a bit each).
+    pub(crate) steps_done: u32,
+}
+
+/// The result at the head of each MO's queue that is due, oldest first: a parked head holds
+/// its MO's queue back, and the other MOs go on.
+pub(crate) fn odoo_heads(db: &Db, now: &str, limit: u32) -> Result<Vec<Waiting>, StoreError> {
+    const SQL: &str = "SELECT o.id, o.payload, o.attempts, o.steps_done FROM outbox o \
+        WHERE o.channel = 'odoo' AND o.delivered_at IS NULL AND o.parked_at IS NULL AND o.next_at <= ?1 \
+        AND o.id = (SELECT min(i.id) FROM outbox i WHERE i.channel = 'odoo' AND i.key = o.key \
+                    AND i.delivered_at IS NULL) \
+        ORDER BY o.id LIMIT ?2";
+    let mut stmt = db.0.prepare_cached(SQL)?;
+    let rows = stmt.query_map(params![now, limit], |r| {
+        Ok(Waiting {
+            id: r.get(0)?,
+            payload: r.get(1)?,
+            attempts: r.get(2)?,
+            steps_done: r.get(3)?,
+        })
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// When the next head is due (RFC 3339), if one waits.
+pub(crate) fn odoo_next_due(db: &Db) -> Result<Option<String>, StoreError> {
+    const SQL: &str = "SELECT min(o.next_at) FROM outbox o \
+        WHERE o.channel = 'odoo' AND o.delivered_at IS NULL AND o.parked_at IS NULL \
+        AND o.id = (SELECT min(i.id) FROM outbox i WHERE i.channel = 'odoo' AND i.key = o.key \
+                    AND i.delivered_at IS NULL)";
+    Ok(db.0.prepare_cached(SQL)?.query_row([], |r| r.get(0))?)
+}
+
+/// Records that Odoo has the steps `steps` of result `id` (a bit each).
+pub(crate) fn steps_done(db: &Db, id: i64, steps: u32) -> Result<(), StoreError> {
+    db.0.prepare_cached("UPDATE outbox SET steps_done = ?2 WHERE id = ?1")?
+        .execute(params![id, steps])?;
+    Ok(())
+}
+
+/// Counts an attempt at result `id` before it is made: one that a kill interrupts is known.
+pub(crate) fn attempt(db: &Db, id: i64) -> Result<(), StoreError> {
+    db.0.prepare_cached("UPDATE outbox SET attempts = attempts + 1 WHERE id = ?1")?
+        .execute([id])?;
+    Ok(())
+}
+
+/// Odoo has every step of result `id` (its attempts were counted as they began).
+pub(crate) fn result_delivered(db: &Db, id: i64, now: &str) -> Result<(), StoreError> {
+    db.0.prepare_cached("UPDATE outbox SET delivered_at = ?2, last_error = NULL WHERE id = ?1")?
+        .execute(params![id, now])?;
+    Ok(())
+}
+
+/// Result `id` failed in passing (its attempt already counted): due again at `next_at`.
+pub(crate) fn retry_at(db: &Db, id: i64, error: &str, next_at: &str) -> Result<(), StoreError> {
+    db.0.prepare_cached("UPDATE outbox SET last_error = ?2, next_at = ?3 WHERE id = ?1")?
+        .execute(params![id, error, next_at])?;
+    Ok(())
+}
+
+/// Sets result `id` aside for a person: it and the rest of its MO's queue wait.
+pub(crate) fn park(db: &Db, id: i64, reason: &str, now: &str) -> Result<(), StoreError> {
+    db.0.prepare_cached("UPDATE outbox SET parked_at = ?3, park_reason = ?2, last_error = ?2 WHERE id = ?1")?
+        .execute(params![id, reason, now])?;
+    Ok(())
+}
+
+/// What the displays show of an MO's results not yet in Odoo.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub(crate) struct Upload {
+    pub(crate) count: u64,
+    /// When the oldest was queued (RFC 3339).
+    pub(crate) oldest: String,
+    /// Why the head waits for a person, when it does.
+    pub(crate) parked: Option<String>,
+}
+
+/// [`Upload`] for each of `ids` that has results waiting.
+pub(crate) fn uploads(db: &Db, ids: &[i64]) -> Result<HashMap<i64, Upload>, StoreError> {
+    const SQL: &str = "SELECT count(*), min(created_at), max(park_reason) FROM outbox \
+        WHERE channel = 'odoo' AND key = ?1 AND delivered_at IS NULL";
+    let mut stmt = db.0.prepare_cached(SQL)?;
+    let mut out = HashMap::new();
+    for id in ids {
+        let (count, oldest, parked): (i64, Option<String>, Option<String>) =
+            stmt.query_row([id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+        if let (true, Some(oldest)) = (count > 0, oldest) {
+            out.insert(
+                *id,
+                Upload {
+                    count: count as u64,
+                    oldest,
+                    parked,
+                },
+            );
+        }
+    }
+    Ok(out)
+}
+
+/// Results waiting for Odoo: how many, since when, how many parked, how many ever dropped.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub(crate) struct Backlog {
+    pub(crate) pending: u64,
+    pub(crate) oldest: Option<String>,
+    pub(crate) parked: u64,
+    pub(crate) dropped: u64,
+}
+
+pub(crate) fn odoo_backlog(db: &Db) -> Result<Backlog, StoreError> {
+    const SQL: &str = "SELECT count(*), min(created_at), count(parked_at), \
+        (SELECT coalesce(sum(count), 0) FROM outbox_dropped WHERE channel = 'odoo') FROM outbox \
+        WHERE channel = 'odoo' AND delivered_at IS NULL";
+    Ok(db.0.prepare_cached(SQL)?.query_row([], |r| {
+        Ok(Backlog {
+            pending: r.get::<_, i64>(0)? as u64,
+            oldest: r.get(1)?,
+            parked: r.get::<_, i64>(2)? as u64,
+            dropped: r.get::<_, i64>(3)? as u64,
+        })
+    })?)
+}
+
+/// A result the bounds dropped, as the log keeps it.
+#[derive(Debug, Clone)]
+pub(crate) struct Dropped {
+    pub(crate) id: i64,
+    pub(crate) mo: Option<i64>,
+    pub(crate) payload: String,
+    pub(crate) created_at: String,
+}
+
+/// Drops, oldest first and at most `batch` at a time, the results waiting since before
+/// `cutoff` and those beyond the newest `max_pending`; counts them. Returns what it dropped.
+pub(crate) fn drop_over_bounds(
+    db: &mut Db,
+    max_pending: u32,
+    cutoff: &str,
+    now: &str,
+    batch: u32,
+) -> Result<Vec<Dropped>, StoreError> {
+    const PICK: &str = "SELECT id, key, payload, created_at FROM outbox \
+        WHERE channel = 'odoo' AND delivered_at IS NULL \
+        AND (created_at < ?1 OR id < (SELECT id FROM outbox WHERE channel = 'odoo' AND delivered_at IS NULL \
+                                      ORDER BY id DESC LIMIT 1 OFFSET ?2 - 1)) \
+        ORDER BY id LIMIT ?3";
+    let tx = db.0.transaction()?;
+    let dropped: Vec<Dropped> = {
+        let mut stmt = tx.prepare_cached(PICK)?;
+        let rows = stmt.query_map(params![cutoff, max_pending, batch], |r| {
+            Ok(Dropped {
+                id: r.get(0)?,
+                mo: r.get(1)?,
+                payload: r.get(2)?,
+                created_at: r.get(3)?,
+            })
+        })?;
+        rows.collect::<Result<_, _>>()?
+    };
+    if !dropped.is_empty() {
+        let mut delete = tx.prepare_cached("DELETE FROM outbox WHERE id = ?1")?;
+        for d in &dropped {
+            delete.execute([d.id])?;
+        }
+        drop(delete);
+        tx.prepare_cached(
+            "INSERT INTO outbox_dropped (channel, count, last_at) VALUES ('odoo', ?1, ?2) \
+             ON CONFLICT (channel) DO UPDATE SET count = count + ?1, last_at = ?2",
+        )?
+        .execute(params![dropped.len() as i64, now])?;
+    }
+    tx.commit()?;
+    Ok(dropped)
+}
+
 /// Messages not yet delivered, by channel.
 pub(crate) fn depth(db: &Db) -> Result<Vec<(String, u64)>, StoreError> {
     let conn = &db.0;
@@ -62,4 +260,85 @@ pub(crate) fn depth(db: &Db) -> Result<Vec<(String, u64)>, StoreError> {
     )?;
     let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get::<_, i64>(1)? as u64)))?;
     Ok(rows.collect::<Result<_, _>>()?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mo::result::Happened;
+    use crate::mo::Protected;
+
+    fn result(mo: i64, n: u32) -> FloorResult {
+        FloorResult {
+            event_id: format!("lg-{mo:08}{n:08}"),
+            happened: Happened::Registered,
+            mo,
+            name: format!("WH/MO/{mo:05}"),
+            operator: None,
+            station: "ws-1".into(),
+            at: "2026-12-01T08:00:00Z".into(),
+            clock_synced: true,
+            protected: Protected::default(),
+            target: 1.0,
+        }
+    }
+
+    fn queue(db: &mut Db, results: &[(i64, u32, &str)]) {
+        let tx = db.0.transaction().unwrap();
+        for (mo, n, at) in results {
+            enqueue_result(&tx, &result(*mo, *n), at).unwrap();
+        }
+        tx.commit().unwrap();
+    }
+
+    #[test]
+    fn each_mo_has_one_head_and_a_parked_head_holds_back_only_its_own_mo() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut db = super::super::open(&dir.path().join("t.db")).unwrap();
+        let t = "2026-12-01T08:00:00Z";
+        queue(&mut db, &[(7, 1, t), (8, 1, t), (7, 2, t), (8, 2, t)]);
+        let heads = |db: &Db| -> Vec<i64> {
+            odoo_heads(db, "9999", 50)
+                .unwrap()
+                .iter()
+                .map(|w| serde_json::from_str::<FloorResult>(&w.payload).unwrap().mo)
+                .collect()
+        };
+        assert_eq!(heads(&db), [7, 8]);
+        let first = odoo_heads(&db, "9999", 50).unwrap()[0].id;
+        park(&db, first, "the MO no longer exists in Odoo", t).unwrap();
+        assert_eq!(heads(&db), [8]);
+        assert_eq!(
+            uploads(&db, &[7, 8, 9]).unwrap()[&7],
+            Upload {
+                count: 2,
+                oldest: t.into(),
+                parked: Some("the MO no longer exists in Odoo".into())
+            }
+        );
+        let backlog = odoo_backlog(&db).unwrap();
+        assert_eq!((backlog.pending, backlog.parked, backlog.dropped), (4, 1, 0));
+    }
+
+    #[test]
+    fn the_bounds_drop_the_oldest_and_count_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut db = super::super::open(&dir.path().join("t.db")).unwrap();
+        let old = "2026-01-01T00:00:00Z";
+        let new = "2026-12-01T08:00:00Z";
+        queue(
+            &mut db,
+            &[(1, 1, old), (2, 1, new), (3, 1, new), (4, 1, new), (5, 1, new)],
+        );
+        // Past the age, and beyond the newest three
+        let dropped = drop_over_bounds(&mut db, 3, "2026-06-01T00:00:00Z", new, 500).unwrap();
+        assert_eq!(dropped.iter().map(|d| d.mo).collect::<Vec<_>>(), [Some(1), Some(2)]);
+        let backlog = odoo_backlog(&db).unwrap();
+        assert_eq!((backlog.pending, backlog.dropped), (3, 2));
+        // Within them, nothing more
+        assert!(drop_over_bounds(&mut db, 3, "2026-06-01T00:00:00Z", new, 500)
+            .unwrap()
+            .is_empty());
+        assert_eq!(odoo_backlog(&db).unwrap().dropped, 2);
+    }
 }

@@ -1,0 +1,112 @@
+//! `[odoo.push]`: what Odoo is told of the floor's results, and how much may wait for it.
+
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use super::units::duration;
+use super::ConfigError;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PushConfig {
+    /// Whether results go back to Odoo at all.
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// A note in the MO's chatter for every result (who, where, codes, roll, produced, loss,
+    /// the gateway's times): what the floor did, where Odoo users look.
+    #[serde(default = "yes")]
+    pub chatter: bool,
+    /// Operator values written into the instance's own `mrp.production` fields.
+    #[serde(default)]
+    pub fields: PushFields,
+    /// Results waiting for Odoo, at most; past it the oldest is dropped (logged, counted).
+    #[serde(default = "default_max_pending")]
+    pub max_pending: u32,
+    /// A result still waiting after this long is dropped (logged, counted).
+    #[serde(default = "default_max_age", deserialize_with = "duration")]
+    pub max_age: Duration,
+}
+
+/// Operator value → the instance's `mrp.production` field it is written to.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PushFields {
+    pub auth_first: Option<String>,
+    pub auth_last: Option<String>,
+    pub roll_number: Option<String>,
+    pub leader_id: Option<String>,
+    pub line: Option<String>,
+    pub operator: Option<String>,
+    pub date_start: Option<String>,
+    pub date_finished: Option<String>,
+    pub produced: Option<String>,
+}
+
+impl PushFields {
+    /// (config key, Odoo field) for every mapped value.
+    pub(crate) fn mapped(&self) -> Vec<(&'static str, &str)> {
+        [
+            ("auth_first", &self.auth_first),
+            ("auth_last", &self.auth_last),
+            ("roll_number", &self.roll_number),
+            ("leader_id", &self.leader_id),
+            ("line", &self.line),
+            ("operator", &self.operator),
+            ("date_start", &self.date_start),
+            ("date_finished", &self.date_finished),
+            ("produced", &self.produced),
+        ]
+        .into_iter()
+        .filter_map(|(key, field)| field.as_deref().map(|f| (key, f)))
+        .collect()
+    }
+}
+
+fn yes() -> bool {
+    true
+}
+fn default_max_pending() -> u32 {
+    100_000
+}
+fn default_max_age() -> Duration {
+    Duration::from_secs(90 * 86_400)
+}
+
+impl Default for PushConfig {
+    fn default() -> Self {
+        PushConfig {
+            enabled: true,
+            chatter: true,
+            fields: PushFields::default(),
+            max_pending: default_max_pending(),
+            max_age: default_max_age(),
+        }
+    }
+}
+
+impl PushConfig {
+    /// Whether there is anything to tell Odoo.
+    pub(crate) fn active(&self) -> bool {
+        self.enabled && (self.chatter || !self.fields.mapped().is_empty())
+    }
+
+    pub(super) fn validate(&self) -> Result<(), ConfigError> {
+        if self.max_pending == 0 {
+            return Err(ConfigError::new("odoo.push.max_pending", "must be at least 1"));
+        }
+        if self.max_age < Duration::from_secs(86_400) {
+            return Err(ConfigError::new("odoo.push.max_age", "must be at least 1d"));
+        }
+        for (key, field) in self.fields.mapped() {
+            // Odoo field names: what `fields_get` could ever list.
+            if field.is_empty() || !field.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+                return Err(ConfigError::new(
+                    format!("odoo.push.fields.{key}"),
+                    "must be an Odoo field name (letters, digits, _)",
+                ));
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,609 @@
+//! Operator results to Odoo: every result a command queued, in order per MO, exactly once,
+//! whenever Odoo can be reached. A result is delivered step by step (a chatter note, the
+//! instance's fields), each step recorded as Odoo takes it; before a step that may already
+//! have reached Odoo (its answer lost, the agent killed) is tried again, Odoo is asked whether
+//! it has it. A passing failure is retried with backoff; one that retrying cannot mend (no
+//! rights, a validation error, the MO gone, a wizard) parks the result for a person, holding
+//! back the rest of that MO's results while the other MOs go on.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use serde_json::{json, Map, Value};
+use tokio::sync::watch;
+
+use crate::backoff::Backoff;
+use crate::changes::{self, Change};
+use crate::clock;
+use crate::config::PushConfig;
+use crate::heartbeat::{Heart, BEAT};
+use crate::mo::result::{FloorResult, Happened};
+use crate::odoo::{OdooClient, OdooError};
+use crate::shutdown::Shutdown;
+use crate::store::{self, Store, StoreError};
+use crate::uplink::Uplink;
+
+/// Results read from the store at a time.
+const BATCH: u32 = 50;
+/// Another process may queue without ringing; and due retries are found this often at most.
+const POLL: Duration = Duration::from_secs(300);
+/// While Odoo fails, the next round waits this long, doubling.
+const ROUND_RETRY: Backoff = Backoff::new(Duration::from_secs(2), Duration::from_secs(300));
+/// How often the bounds (`max_pending`, `max_age`) are applied, at most.
+const BOUNDS_EVERY: Duration = Duration::from_secs(60);
+/// Results dropped per transaction when over the bounds.
+const DROP_BATCH: u32 = 500;
+/// Later than any `next_at`.
+const END_OF_TIME: &str = "9999-12-31T23:59:59Z";
+/// A result whose step failed in passing is tried again after this, doubling.
+const RESULT_RETRY: Backoff = Backoff::new(Duration::from_secs(5), Duration::from_secs(3600));
+
+/// The steps of a delivery, a bit each in the outbox's `steps_done`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Step {
+    Chatter = 1,
+    Fields = 2,
+}
+
+pub(crate) struct OdooOutbox {
+    pub(crate) store: Store,
+    pub(crate) client: OdooClient,
+    pub(crate) push: PushConfig,
+    /// The Odoo uplink as the sync last saw it: nothing is tried while it is known down.
+    pub(crate) uplink: watch::Receiver<Uplink>,
+    /// Rung by the command server when it queued results.
+    pub(crate) queued: watch::Receiver<u64>,
+    /// To the displays: an MO whose results went up (or parked) is shown again.
+    pub(crate) changes: Option<changes::Sender>,
+    pub(crate) heart: Heart,
+}
+
+/// Why a result did not go up this time.
+#[derive(Debug)]
+enum Failure {
+    /// Passing: the link, a timeout, a busy server. Tried again with backoff.
+    Retry(OdooError),
+    /// Needs a person: tried again only when `linegate outbox retry` says so.
+    Park(String),
+}
+
+enum Round {
+    /// Nothing due; the next result is due at this time (unix), if one waits.
+    Idle(Option<i64>),
+    /// A batch went through; more may be due.
+    More,
+    /// Odoo failed in passing: the round stopped.
+    Failing(String),
+}
+
+impl OdooOutbox {
+    pub(crate) async fn run(mut self, shutdown: Shutdown) {
+        let mut pulse = tokio::time::interval(BEAT);
+        let mut retries = ROUND_RETRY.retries();
+        let mut ringing = true;
+        let mut last_error: Option<String> = None;
+        // Learnt from Odoo once: the mapped fields' types.
+        let mut fields: Option<HashMap<String, String>> = None;
+        // At start and whenever Odoo comes back, every result is due at once, whatever wait
+        // its last failure earned it.
+        let mut everything = true;
+        let mut bounded_at: Option<std::time::Instant> = None;
+        loop {
+            self.heart.beat();
+            if bounded_at.is_none_or(|at| at.elapsed() >= BOUNDS_EVERY) {
+                bounded_at = Some(std::time::Instant::now());
+                self.bound(&shutdown).await;
+            }
+            let down = matches!(*self.uplink.borrow(), Uplink::Down { .. });
+            let wait = if down {
+                everything = true;
+                POLL
+            } else {
+                let round = tokio::select! {
+                    round = self.round(&mut fields, everything) => round,
+                    _ = shutdown.wait() => return,
+                };
+                match round {
+                    Round::More => {
+                        retries.reset();
+                        continue;
+                    }
+                    Round::Idle(next) => {
+                        everything = false;
+                        retries.reset();
+                        last_error = None;
+                        next.map_or(POLL, |at| {
+                            let secs = at.saturating_sub(clock::now_unix()).clamp(0, POLL.as_secs() as i64);
+                            Duration::from_secs(secs as u64).max(Duration::from_millis(100))
+                        })
+                    }
+                    Round::Failing(error) => {
+                        everything = false;
+                        if last_error.as_deref() != Some(&error) {
+                            tracing::warn!(%error, "results not delivered to Odoo; retrying with backoff");
+                            last_error = Some(error);
+                        }
+                        retries.failed()
+                    }
+                }
+            };
+            let sleep = tokio::time::sleep(wait);
+            tokio::pin!(sleep);
+            loop {
+                tokio::select! {
+                    _ = &mut sleep => break,
+                    changed = self.queued.changed(), if ringing => {
+                        ringing = changed.is_ok();
+                        break;
+                    }
+                    // Odoo back (or newly down): at once.
+                    changed = self.uplink.changed() => if changed.is_err() { return } else { break },
+                    _ = pulse.tick() => self.heart.beat(),
+                    _ = shutdown.wait() => return,
+                }
+            }
+        }
+    }
+
+    /// Drops what is past `max_age` or beyond `max_pending`, oldest first, each one logged in
+    /// full (the journal keeps what Odoo never got) and counted for the status.
+    async fn bound(&self, shutdown: &Shutdown) {
+        let max_pending = self.push.max_pending;
+        let age = i64::try_from(self.push.max_age.as_secs()).unwrap_or(i64::MAX);
+        while !shutdown.is_set() {
+            let unix = clock::now_unix();
+            let cutoff = clock::format_rfc3339(unix.saturating_sub(age));
+            let now = clock::format_rfc3339(unix);
+            let dropped = self
+                .store
+                .call(move |db| store::outbox::drop_over_bounds(db, max_pending, &cutoff, &now, DROP_BATCH))
+                .await;
+            let dropped = match dropped {
+                Ok(dropped) => dropped,
+                Err(e) => {
+                    tracing::warn!(error = %e, "the outbox's bounds could not be applied");
+                    return;
+                }
+            };
+            for d in &dropped {
+                tracing::error!(
+                    id = d.id,
+                    mo = d.mo,
+                    queued = d.created_at,
+                    result = d.payload,
+                    "a result for Odoo was dropped: past odoo.push.max_age or beyond max_pending"
+                );
+            }
+            if let Some(changes) = &self.changes {
+                let mos: Vec<i64> = dropped.iter().filter_map(|d| d.mo).collect();
+                if !mos.is_empty() {
+                    changes.send(Change::Mos(mos));
+                }
+            }
+            self.heart.beat();
+            if dropped.len() < DROP_BATCH as usize {
+                return;
+            }
+        }
+    }
+
+    /// Delivers the due heads of the MOs' queues (or, with `everything`, every head), oldest
+    /// first.
+    async fn round(&self, fields: &mut Option<HashMap<String, String>>, everything: bool) -> Round {
+        let now = if everything {
+            END_OF_TIME.to_string()
+        } else {
+            clock::format_rfc3339(clock::now_unix())
+        };
+        let heads = match self
+            .store
+            .call(move |db| store::outbox::odoo_heads(db, &now, BATCH))
+            .await
+        {
+            Ok(heads) => heads,
+            Err(e) => return Round::Failing(format!("the outbox cannot be read: {e}")),
+        };
+        if heads.is_empty() {
+            let next = self.store.call(|db| store::outbox::odoo_next_due(db)).await;
+            return Round::Idle(next.ok().flatten().and_then(|at| clock::parse_rfc3339(&at)));
+        }
+        if fields.is_none() && !self.push.fields.mapped().is_empty() {
+            match self.field_types().await {
+                Ok(found) => *fields = Some(found),
+                Err(Failure::Retry(e)) => return Round::Failing(e.to_string()),
+                // Every result would park on it: say so once, and park them (a person fixes
+                // the configuration, then retries them).
+                Err(Failure::Park(why)) => {
+                    tracing::error!(why, "results cannot be written into the configured Odoo fields");
+                    *fields = Some(HashMap::new());
+                }
+            }
+        }
+        let types = fields.clone().unwrap_or_default();
+        for head in heads {
+            self.heart.beat();
+            let id = head.id;
+            let (outcome, mo) = match serde_json::from_str::<FloorResult>(&head.payload) {
+                Ok(result) => (self.deliver(&head, &result, &types).await, Some(result.mo)),
+                Err(e) => (
+                    Err(Failure::Park(format!("the queued result cannot be read: {e}"))),
+                    None,
+                ),
+            };
+            let unix = clock::now_unix();
+            let now = clock::format_rfc3339(unix);
+            let recorded = match &outcome {
+                Ok(()) => {
+                    self.store
+                        .call(move |db| store::outbox::result_delivered(db, id, &now))
+                        .await
+                }
+                Err(Failure::Park(reason)) => {
+                    tracing::warn!(id, mo, reason, "a result for Odoo waits for a person (linegate outbox)");
+                    let reason = reason.clone();
+                    self.store
+                        .call(move |db| store::outbox::park(db, id, &reason, &now))
+                        .await
+                }
+                Err(Failure::Retry(e)) => {
+                    let wait = RESULT_RETRY.delay(head.attempts.saturating_add(1)).as_secs() as i64;
+                    let next = clock::format_rfc3339(unix.saturating_add(wait));
+                    let error = e.to_string();
+                    self.store
+                        .call(move |db| store::outbox::retry_at(db, id, &error, &next))
+                        .await
+                }
+            };
+            if let Err(e) = recorded {
+                return Round::Failing(format!("the outbox cannot be written: {e}"));
+            }
+            if let (Some(changes), Some(mo)) = (&self.changes, mo) {
+                changes.send(Change::Mos(vec![mo]));
+            }
+            if let Err(Failure::Retry(e)) = outcome {
+                return Round::Failing(e.to_string());
+            }
+        }
+        Round::More
+    }
+
+    /// The configured steps Odoo does not have yet, each recorded as it takes it.
+    async fn deliver(
+        &self,
+        head: &store::outbox::Waiting,
+        result: &FloorResult,
+        types: &HashMap<String, String>,
+    ) -> Result<(), Failure> {
+        // An attempt before this one may have reached Odoo with the step it was on: counted
+        // before trying, so that a kill mid-call is known at the next start.
+        let id = head.id;
+        let earlier = head.attempts > 0;
+        self.store
+            .call(move |db| store::outbox::attempt(db, id))
+            .await
+            .map_err(stored)?;
+        let mut done = head.steps_done;
+        let mut uncertain = earlier;
+        for step in self.steps() {
+            if done & step as u32 != 0 {
+                continue;
+            }
+            match step {
+                Step::Chatter => self.note(result, uncertain).await?,
+                Step::Fields => self.fields(result, types).await?,
+            }
+            done |= step as u32;
+            uncertain = false;
+            self.store
+                .call(move |db| store::outbox::steps_done(db, id, done))
+                .await
+                .map_err(stored)?;
+        }
+        Ok(())
+    }
+
+    fn steps(&self) -> Vec<Step> {
+        let mut steps = Vec::new();
+        if self.push.chatter {
+            steps.push(Step::Chatter);
+        }
+        if !self.push.fields.mapped().is_empty() {
+            steps.push(Step::Fields);
+        }
+        steps
+    }
+
+    /// The chatter note, unless Odoo has it already (`uncertain`: an earlier try may have
+    /// posted it).
+    async fn note(&self, result: &FloorResult, uncertain: bool) -> Result<(), Failure> {
+        if uncertain {
+            let domain = json!([
+                ["model", "=", "mrp.production"],
+                ["res_id", "=", result.mo],
+                ["body", "ilike", result.event_id]
+            ]);
+            let found = self
+                .client
+                .search_read("mail.message", &domain, &["id".to_string()], "id asc", Some(1))
+                .await
+                .map_err(classify)?;
+            if !found.is_empty() {
+                return Ok(());
+            }
+        }
+        let named = Map::from_iter([
+            ("ids".to_string(), json!([result.mo])),
+            ("body".to_string(), json!(note(result))),
+            ("message_type".to_string(), json!("comment")),
+            ("subtype_xmlid".to_string(), json!("mail.mt_note")),
+        ]);
+        match self
+            .client
+            .call_once("mrp.production", "message_post", named)
+            .await
+            .map_err(classify)?
+        {
+            // JSON-2 answers the new message's id in a list, /jsonrpc the id alone.
+            Value::Number(_) => Ok(()),
+            Value::Array(ids) if ids.len() == 1 && ids[0].is_i64() => Ok(()),
+            other => Err(Failure::Park(format!(
+                "message_post answered {} where a message id was expected",
+                crate::http::snippet(&other.to_string())
+            ))),
+        }
+    }
+
+    /// The mapped operator values, written into the instance's fields.
+    async fn fields(&self, result: &FloorResult, types: &HashMap<String, String>) -> Result<(), Failure> {
+        let mut vals = Map::new();
+        for (key, field) in self.push.fields.mapped() {
+            let Some(kind) = types.get(field) else {
+                return Err(Failure::Park(format!(
+                    "odoo.push.fields.{key}: Odoo has no field `{field}` on mrp.production"
+                )));
+            };
+            vals.insert(field.to_string(), field_value(result, key, kind));
+        }
+        let named = Map::from_iter([
+            ("ids".to_string(), json!([result.mo])),
+            ("vals".to_string(), Value::Object(vals)),
+        ]);
+        match self
+            .client
+            .call_once("mrp.production", "write", named)
+            .await
+            .map_err(classify)?
+        {
+            Value::Bool(true) => Ok(()),
+            other => Err(Failure::Park(format!(
+                "write answered {} where true was expected",
+                crate::http::snippet(&other.to_string())
+            ))),
+        }
+    }
+
+    /// The types of the mapped fields Odoo has (one missing parks the results that need it).
+    async fn field_types(&self) -> Result<HashMap<String, String>, Failure> {
+        let names: Vec<&str> = self.push.fields.mapped().into_iter().map(|(_, f)| f).collect();
+        let named = Map::from_iter([
+            ("allfields".to_string(), json!(names)),
+            ("attributes".to_string(), json!(["type"])),
+        ]);
+        let answer = self
+            .client
+            .call("mrp.production", "fields_get", named)
+            .await
+            .map_err(classify)?;
+        let Value::Object(fields) = answer else {
+            return Err(Failure::Park("fields_get answered no fields".into()));
+        };
+        let types: HashMap<String, String> = fields
+            .into_iter()
+            .map(|(name, d)| (name, d["type"].as_str().unwrap_or("char").to_string()))
+            .collect();
+        if let Some((key, field)) = self
+            .push
+            .fields
+            .mapped()
+            .into_iter()
+            .find(|(_, f)| !types.contains_key(*f))
+        {
+            return Err(Failure::Park(format!(
+                "odoo.push.fields.{key}: Odoo has no field `{field}` on mrp.production"
+            )));
+        }
+        Ok(types)
+    }
+}
+
+/// The store failing under a delivery: the round stops and tries again.
+fn stored(e: StoreError) -> Failure {
+    Failure::Retry(OdooError::Unsupported(format!("the outbox cannot be written: {e}")))
+}
+
+/// What retrying can mend and what it cannot.
+fn classify(e: OdooError) -> Failure {
+    match &e {
+        e if e.is_retryable() => Failure::Retry(e.clone()),
+        // The credentials: not this result's fault; the sync shows the uplink refused.
+        OdooError::AccessDenied(_) => Failure::Retry(e.clone()),
+        OdooError::Rpc { name, .. } if name.ends_with("MissingError") => {
+            Failure::Park(format!("the MO no longer exists in Odoo: {e}"))
+        }
+        _ => Failure::Park(e.to_string()),
+    }
+}
+
+/// A mapped value in the shape of its Odoo field: datetimes as Odoo writes them (naive UTC),
+/// numbers as numbers, text as text; an unset value is `false`, as Odoo's empty.
+fn field_value(result: &FloorResult, key: &str, kind: &str) -> Value {
+    let p = &result.protected;
+    let text = |v: &Option<String>| v.clone().map_or(Value::Bool(false), Value::String);
+    let time = |v: &Option<String>| {
+        v.as_deref()
+            .and_then(clock::parse_rfc3339)
+            .map_or(Value::Bool(false), |t| json!(clock::format_odoo(t)))
+    };
+    let value = match key {
+        "auth_first" => text(&p.auth_first),
+        "auth_last" => text(&p.auth_last),
+        "roll_number" => text(&p.roll_number),
+        "leader_id" => text(&p.leader_id),
+        "line" => text(&p.line),
+        "operator" => text(&result.operator),
+        "date_start" => time(&p.date_start),
+        "date_finished" => time(&p.date_finished),
+        "produced" => result.produced().map_or(Value::Bool(false), |n| json!(n)),
+        _ => Value::Bool(false),
+    };
+    match (kind, value) {
+        ("char" | "text", Value::Number(n)) => json!(n.to_string()),
+        (_, value) => value,
+    }
+}
+
+/// The chatter note of a result: plain lines, the event id last (it finds the note again).
+pub(crate) fn note(result: &FloorResult) -> String {
+    let p = &result.protected;
+    let mut lines = vec![format!("linegate: {} {}", result.name, result.happened.as_str())];
+    let mut who = Vec::new();
+    if let Some(operator) = &result.operator {
+        who.push(format!("operator {operator}"));
+    }
+    if let Some(leader) = &p.leader_id {
+        who.push(format!("leader {leader}"));
+    }
+    who.push(format!("station {}", result.station));
+    if let Some(line) = &p.line {
+        who.push(format!("line {line}"));
+    }
+    lines.push(who.join(", "));
+    let mut what = Vec::new();
+    match (&p.auth_first, &p.auth_last) {
+        (Some(first), Some(last)) => what.push(format!("stickers {first} to {last}")),
+        (Some(first), None) => what.push(format!("first sticker {first}")),
+        _ => {}
+    }
+    if let Some(roll) = &p.roll_number {
+        what.push(format!("roll {roll}"));
+    }
+    if result.happened == Happened::Ended {
+        if let Some(produced) = result.produced() {
+            what.push(format!("produced {produced}"));
+        }
+        if let Some(loss) = result.loss() {
+            what.push(format!("loss {loss}"));
+        }
+    }
+    if !what.is_empty() {
+        lines.push(what.join(", "));
+    }
+    let mut times = Vec::new();
+    if let Some(start) = &p.date_start {
+        times.push(format!("started {start}"));
+    }
+    if let Some(end) = &p.date_finished {
+        times.push(format!("ended {end}"));
+    }
+    times.push(format!(
+        "recorded {} (gateway clock {})",
+        result.at,
+        if result.clock_synced {
+            "synchronised"
+        } else {
+            "NOT synchronised"
+        }
+    ));
+    lines.push(times.join(", "));
+    lines.push(format!("event {}", result.event_id));
+    lines.join("\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mo::Protected;
+
+    fn ended() -> FloorResult {
+        FloorResult {
+            event_id: "lg-00112233aabbccdd".into(),
+            happened: Happened::Ended,
+            mo: 7,
+            name: "WH/MO/00007".into(),
+            operator: Some("ana".into()),
+            station: "ws-1".into(),
+            at: "2026-12-01T08:00:00Z".into(),
+            clock_synced: false,
+            protected: Protected {
+                ready_for_production: true,
+                auth_first: Some("000100".into()),
+                auth_last: Some("000219".into()),
+                roll_number: Some("R-7".into()),
+                leader_id: Some("0042".into()),
+                line: Some("L1".into()),
+                date_start: Some("2026-12-01T06:00:00Z".into()),
+                date_finished: Some("2026-12-01T08:00:00Z".into()),
+            },
+            target: 125.0,
+        }
+    }
+
+    #[test]
+    fn a_note_says_who_what_when_and_carries_the_event_id() {
+        assert_eq!(
+            note(&ended()),
+            "linegate: WH/MO/00007 ended\n\
+             operator ana, leader 0042, station ws-1, line L1\n\
+             stickers 000100 to 000219, roll R-7, produced 120, loss 5\n\
+             started 2026-12-01T06:00:00Z, ended 2026-12-01T08:00:00Z, recorded 2026-12-01T08:00:00Z (gateway clock NOT synchronised)\n\
+             event lg-00112233aabbccdd"
+        );
+    }
+
+    #[test]
+    fn mapped_values_take_their_fields_shapes() {
+        let r = ended();
+        assert_eq!(field_value(&r, "date_start", "datetime"), json!("2026-12-01 06:00:00"));
+        assert_eq!(field_value(&r, "produced", "integer"), json!(120));
+        assert_eq!(field_value(&r, "produced", "char"), json!("120"));
+        assert_eq!(field_value(&r, "leader_id", "char"), json!("0042"));
+        let mut started = r.clone();
+        started.protected.date_finished = None;
+        started.protected.auth_last = None;
+        assert_eq!(field_value(&started, "date_finished", "datetime"), json!(false));
+        assert_eq!(field_value(&started, "produced", "integer"), json!(false));
+    }
+
+    #[test]
+    fn what_retrying_cannot_mend_parks() {
+        let rpc = |name: &str, retryable| OdooError::Rpc {
+            name: name.into(),
+            message: "m".into(),
+            retryable,
+        };
+        assert!(matches!(
+            classify(OdooError::Timeout(Duration::from_secs(1))),
+            Failure::Retry(_)
+        ));
+        assert!(matches!(
+            classify(OdooError::AccessDenied("k".into())),
+            Failure::Retry(_)
+        ));
+        assert!(matches!(
+            classify(rpc("psycopg2.errors.SerializationFailure", true)),
+            Failure::Retry(_)
+        ));
+        assert!(matches!(
+            classify(OdooError::AccessError("no".into())),
+            Failure::Park(_)
+        ));
+        assert!(matches!(
+            classify(rpc("odoo.exceptions.ValidationError", false)),
+            Failure::Park(_)
+        ));
+        let Failure::Park(why) = classify(rpc("odoo.exceptions.MissingError", false)) else {
+            panic!("a missing MO parks")
+        };
+        assert!(why.contains("no longer exists"), "{why}");
+    }
+}

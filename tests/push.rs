@@ -1,0 +1,264 @@
+//! Results back to Odoo: what the floor did reaches the simulated Odoo's chatter and fields,
+//! in order per MO, once, whatever happens to the uplink or the answers in between; and the
+//! displays say what has not gone up yet.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{config, count, mo_count, odoo_config, sim, wait_until, Agent, Display, Mosquitto, Panel};
+use linegate::config::{MqttConfig, OdooConfig};
+use linegate_sim::odoo::SimOdoo;
+use serde_json::{json, Value};
+
+const GATEWAY: &str = "gw-push";
+const PREFIX: &str = "linegate/gw-push";
+
+/// An agent on `sim` and the broker at `port`, with `odoo`'s settings.
+async fn agent(odoo: OdooConfig, port: u16, db: &std::path::Path) -> Agent {
+    let mut config = config(odoo, db);
+    config.mqtt = Some(MqttConfig::new("127.0.0.1", port, GATEWAY));
+    Agent::start(config).await
+}
+
+/// A floor: a broker, a simulated Odoo with `mos` MOs, the agent (synced once), a panel.
+struct Floor {
+    broker: Mosquitto,
+    sim: SimOdoo,
+    _dir: tempfile::TempDir,
+    db: std::path::PathBuf,
+    agent: Agent,
+    panel: Panel,
+}
+
+impl Floor {
+    async fn start(mos: usize) -> Floor {
+        let broker = Mosquitto::start().await;
+        let sim = sim(19, mos).await;
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("linegate.db");
+        let agent = agent(odoo_config(&sim), broker.port(), &db).await;
+        let panel = Panel::start(broker.port(), PREFIX, "ws-1").await;
+        wait_until("the first sync", Duration::from_secs(10), || {
+            mo_count(&db) == mos as i64
+        })
+        .await;
+        Floor {
+            broker,
+            sim,
+            _dir: dir,
+            db,
+            agent,
+            panel,
+        }
+    }
+
+    async fn display(&self) -> Display {
+        Display::start(self.broker.port(), PREFIX).await
+    }
+
+    fn undelivered(&self) -> i64 {
+        undelivered(&self.db)
+    }
+}
+
+fn undelivered(db: &std::path::Path) -> i64 {
+    count(
+        db,
+        "SELECT count(*) FROM outbox WHERE channel = 'odoo' AND delivered_at IS NULL",
+    )
+}
+
+/// The chatter notes linegate left on `mo`, oldest first, as their first lines.
+fn notes(sim: &SimOdoo, mo: i64) -> Vec<String> {
+    sim.messages(mo)
+        .iter()
+        .filter_map(|m| m["body"].as_str())
+        .filter(|b| b.contains("linegate: "))
+        .map(|b| {
+            b.trim_start_matches("<p>")
+                .split("<br>")
+                .next()
+                .unwrap_or_default()
+                .to_string()
+        })
+        .collect()
+}
+
+async fn run_an_mo(panel: &Panel, mo: i64, tag: &str) {
+    let steps = [
+        ("register-mo", json!({"auth_first": "000100", "roll_number": "R-1"})),
+        ("start-production", json!({"leader_id": "0042"})),
+        ("end-production", json!({"authenticity": "000220"})),
+    ];
+    for (n, (action, fields)) in steps.into_iter().enumerate() {
+        let mut body = json!({"request_id": format!("{tag}-{mo}-{n}"), "operator": "ana", "mo": mo});
+        body.as_object_mut()
+            .unwrap()
+            .extend(fields.as_object().unwrap().clone());
+        let reply = panel.send(action, body).await;
+        assert_eq!(reply["ok"], true, "{action} on MO {mo}: {reply}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn results_made_while_odoo_is_away_reach_it_once_and_in_order_when_it_returns() {
+    // Given an agent with three MOs, a display and a panel, and then Odoo unreachable
+    let f = Floor::start(3).await;
+    let display = f.display().await;
+    f.sim.set_down(true);
+
+    // When the floor registers, starts and ends two MOs meanwhile
+    for mo in [1, 2] {
+        run_an_mo(&f.panel, mo, "away").await;
+    }
+
+    // Then the displays say what has not gone up yet
+    let shown = display
+        .wait(&format!("{PREFIX}/mo/1"), "MO 1 pending", |v| {
+            v["pending_upload"]["count"] == 3
+        })
+        .await;
+    assert!(shown["pending_upload"]["oldest_at"].is_string(), "{shown}");
+    assert!(shown["pending_upload"]["parked"].is_null(), "{shown}");
+    display
+        .wait(&format!("{PREFIX}/status"), "six pending", |v| {
+            v["outbox"]["odoo"]["pending"] == 6
+        })
+        .await;
+    assert!(notes(&f.sim, 1).is_empty());
+
+    // When Odoo is back
+    f.sim.set_down(false);
+
+    // Then every result reaches its MO's chatter once, in the order it happened
+    wait_until("the outbox drained", Duration::from_secs(20), || f.undelivered() == 0).await;
+    for mo in [1, 2] {
+        let name = format!("WH/MO/{mo:05}");
+        assert_eq!(
+            notes(&f.sim, mo),
+            [
+                format!("linegate: {name} registered"),
+                format!("linegate: {name} started"),
+                format!("linegate: {name} ended")
+            ],
+            "MO {mo}"
+        );
+    }
+    assert!(notes(&f.sim, 3).is_empty());
+    // And the note of the end says what was made
+    let end = f.sim.messages(1).last().unwrap()["body"].as_str().unwrap().to_string();
+    assert!(
+        end.contains("stickers 000100 to 000219") && end.contains("produced 120"),
+        "{end}"
+    );
+    // And the displays show nothing pending any more
+    display
+        .wait(&format!("{PREFIX}/mo/1"), "MO 1 uploaded", |v| {
+            v["pending_upload"].is_null()
+        })
+        .await;
+    display
+        .wait(&format!("{PREFIX}/status"), "nothing pending", |v| {
+            v["outbox"]["odoo"]["pending"] == 0
+        })
+        .await;
+    f.agent.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_result_whose_answer_was_lost_is_not_posted_twice() {
+    // Given an Odoo that carries out the next message_post but loses its answer
+    let f = Floor::start(2).await;
+    f.sim.lose_answer_to("message_post");
+
+    // When an MO is registered
+    let reply = f
+        .panel
+        .send(
+            "register-mo",
+            json!({"request_id": "lost-1", "operator": "ana", "mo": 1, "auth_first": "1", "roll_number": "R"}),
+        )
+        .await;
+    assert_eq!(reply["ok"], true, "{reply}");
+
+    // Then the result is delivered after the lost answer, and Odoo holds its note once
+    wait_until("the result delivered", Duration::from_secs(30), || f.undelivered() == 0).await;
+    assert_eq!(notes(&f.sim, 1), ["linegate: WH/MO/00001 registered"]);
+    let attempts = count(&f.db, "SELECT attempts FROM outbox WHERE channel = 'odoo'");
+    assert_eq!(attempts, 2, "the lost answer, then the look that found the note");
+    f.agent.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_result_odoo_refuses_waits_with_its_reason_while_other_mos_go_up() {
+    // Given an agent with two MOs, and a display
+    let f = Floor::start(2).await;
+    let display = f.display().await;
+
+    // When MO 1 is deleted in Odoo before the floor's results reach it, and both MOs run
+    f.sim.set_down(true);
+    run_an_mo(&f.panel, 1, "gone").await;
+    run_an_mo(&f.panel, 2, "gone").await;
+    f.sim.delete_mo(1);
+    f.sim.set_down(false);
+
+    // Then MO 2's results go up, and MO 1's first one waits with the reason, the rest behind it
+    wait_until("MO 2 delivered", Duration::from_secs(20), || {
+        notes(&f.sim, 2).len() == 3
+    })
+    .await;
+    let shown: Value = display
+        .wait(&format!("{PREFIX}/mo/1"), "MO 1 parked", |v| {
+            v["pending_upload"]["parked"].is_string()
+        })
+        .await;
+    let reason = shown["pending_upload"]["parked"].as_str().unwrap();
+    assert!(reason.contains("no longer exists in Odoo"), "{reason}");
+    assert_eq!(shown["pending_upload"]["count"], 3, "{shown}");
+    display
+        .wait(&format!("{PREFIX}/status"), "one parked", |v| {
+            v["outbox"]["odoo"]["parked"] == 1
+        })
+        .await;
+    f.agent.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn past_its_bound_the_outbox_drops_the_oldest_results_and_says_so() {
+    // Given results queued while Odoo is away: one MO run, three results
+    let f = Floor::start(2).await;
+    f.sim.set_down(true);
+    run_an_mo(&f.panel, 1, "bound").await;
+    let Floor {
+        broker,
+        sim,
+        db,
+        agent,
+        _dir,
+        ..
+    } = f;
+    agent.stop().await;
+
+    // When the agent starts again allowing two results to wait
+    let mut odoo = odoo_config(&sim);
+    odoo.push.max_pending = 2;
+    let display = Display::start(broker.port(), PREFIX).await;
+    let agent = self::agent(odoo, broker.port(), &db).await;
+
+    // Then the oldest is dropped and counted, and the two newest still wait
+    let status = display
+        .wait(&format!("{PREFIX}/status"), "one dropped", |v| {
+            v["outbox"]["odoo"]["dropped"] == 1
+        })
+        .await;
+    assert_eq!(status["outbox"]["odoo"]["pending"], 2, "{status}");
+    // And once Odoo is back, they go up: the start and the end, not the registration
+    sim.set_down(false);
+    wait_until("the outbox drained", Duration::from_secs(20), || undelivered(&db) == 0).await;
+    assert_eq!(
+        notes(&sim, 1),
+        ["linegate: WH/MO/00001 started", "linegate: WH/MO/00001 ended"]
+    );
+    agent.stop().await;
+}
