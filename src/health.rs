@@ -106,6 +106,9 @@ pub(crate) fn summary(status: &store::sync::Status, broker: Option<bool>, health
     }
     let outbox: u64 = status.outbox.iter().map(|(_, n)| n).sum();
     parts.push(format!("outbox {outbox}"));
+    if status.to_odoo.parked > 0 {
+        parts.push(format!("{} results parked", status.to_odoo.parked));
+    }
     if !health.is_ok() {
         parts.push(format!("store {health}"));
     }

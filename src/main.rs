@@ -47,9 +47,39 @@ enum Command {
         #[arg(long)]
         restore: bool,
     },
+    /// Operator results waiting for Odoo: list them, retry parked ones, drop one.
+    Outbox {
+        #[command(subcommand)]
+        action: OutboxAction,
+    },
     /// The agent against a built-in simulated Odoo, with a local database: see MOs flow.
     #[cfg(feature = "demo")]
     Demo(linegate::demo::DemoArgs),
+}
+
+#[derive(Subcommand)]
+enum OutboxAction {
+    /// Every result not yet in Odoo, oldest first, with why it waits.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Parked results due again at once (the agent tries them within a minute).
+    Retry {
+        /// The results' ids (from `list`).
+        #[arg(required_unless_present = "all")]
+        ids: Vec<i64>,
+        /// Every parked result.
+        #[arg(long, conflicts_with = "ids")]
+        all: bool,
+    },
+    /// Drops a result Odoo will never get; it is logged in full and counted.
+    Drop {
+        id: i64,
+        /// Yes, drop it.
+        #[arg(long)]
+        yes: bool,
+    },
 }
 
 fn main() -> ExitCode {
@@ -66,6 +96,11 @@ fn main() -> ExitCode {
             Command::Sync { once: _, source } => cli::sync_once(&file, source, stop_signal()).await,
             Command::Status { json } => cli::status(&file, json).await,
             Command::Salvage { file: kept, restore } => cli::salvage(&file, &kept, restore).await,
+            Command::Outbox { action } => match action {
+                OutboxAction::List { json } => cli::outbox::list(&file, json).await,
+                OutboxAction::Retry { ids, all } => cli::outbox::retry(&file, (!all).then_some(ids)).await,
+                OutboxAction::Drop { id, yes } => cli::outbox::drop(&file, id, yes).await,
+            },
             #[cfg(feature = "demo")]
             Command::Demo(args) => linegate::demo::run(args, stop_signal()).await,
         }

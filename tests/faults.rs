@@ -1081,6 +1081,22 @@ async fn kill_stream(kills: usize, commands: usize) -> (usize, usize) {
         answered() == commands
     })
     .await;
+    // And Odoo got every result once, though deliveries were killed mid-call too
+    wait_until("every result in Odoo", Duration::from_secs(60), || {
+        common::count(
+            &db,
+            "SELECT count(*) FROM outbox WHERE channel = 'odoo' AND delivered_at IS NULL",
+        ) == 0
+    })
+    .await;
+    for mo in 1..=commands as i64 {
+        let notes = sim
+            .messages(mo)
+            .iter()
+            .filter(|m| m["body"].as_str().is_some_and(|b| b.contains("linegate: ")))
+            .count();
+        assert_eq!(notes, 1, "MO {mo}: {:?}", sim.messages(mo));
+    }
     agent.kill().unwrap();
     agent.wait().unwrap();
     let conn = reader(&db);

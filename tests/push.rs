@@ -6,6 +6,7 @@ mod common;
 
 use std::time::Duration;
 
+use common::bin::{linegate, output, text, write_config};
 use common::{config, count, mo_count, odoo_config, sim, wait_until, Agent, Display, Mosquitto, Panel};
 use linegate::config::{MqttConfig, OdooConfig};
 use linegate_sim::odoo::SimOdoo;
@@ -221,6 +222,47 @@ async fn a_result_odoo_refuses_waits_with_its_reason_while_other_mos_go_up() {
             v["outbox"]["odoo"]["parked"] == 1
         })
         .await;
+
+    // And `linegate outbox` lists it with its reason, retries it, and drops it only with --yes
+    let config = write_config(f._dir.path(), &f.sim, "");
+    let outbox = |args: &[&str]| {
+        let mut all = vec!["outbox"];
+        all.extend(args);
+        output(linegate(&config, &all))
+    };
+    let listed = outbox(&["list"]).await;
+    assert_eq!(listed.status.code(), Some(0), "{}", text(&listed));
+    let shown = String::from_utf8_lossy(&listed.stdout).to_string();
+    assert!(shown.contains("PARKED: the MO no longer exists in Odoo"), "{shown}");
+    let head = count(&f.db, "SELECT id FROM outbox WHERE parked_at IS NOT NULL");
+    // Its attempts once parked again (0 while it is not).
+    let tried = || {
+        count(
+            &f.db,
+            &format!("SELECT coalesce(max(attempts), 0) FROM outbox WHERE id = {head} AND parked_at IS NOT NULL"),
+        )
+    };
+    let before = tried();
+    let retried = outbox(&["retry", "--all"]).await;
+    assert_eq!(retried.status.code(), Some(0), "{}", text(&retried));
+    wait_until("tried again, and parked again", Duration::from_secs(90), || {
+        tried() > before
+    })
+    .await;
+    let refused = outbox(&["drop", &head.to_string()]).await;
+    assert_eq!(refused.status.code(), Some(1), "{}", text(&refused));
+    assert!(text(&refused).contains("--yes"), "{}", text(&refused));
+    let dropped = outbox(&["drop", &head.to_string(), "--yes"]).await;
+    assert_eq!(dropped.status.code(), Some(0), "{}", text(&dropped));
+    assert_eq!(
+        count(&f.db, &format!("SELECT count(*) FROM outbox WHERE id = {head}")),
+        0
+    );
+    display
+        .wait(&format!("{PREFIX}/status"), "one dropped", |v| {
+            v["outbox"]["odoo"]["dropped"] == 1
+        })
+        .await;
     f.agent.stop().await;
 }
 
@@ -261,4 +303,29 @@ async fn past_its_bound_the_outbox_drops_the_oldest_results_and_says_so() {
         ["linegate: WH/MO/00001 started", "linegate: WH/MO/00001 ended"]
     );
     agent.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backorder_that_renames_the_mo_meanwhile_changes_nothing() {
+    // Given results for MO 1 waiting while Odoo is away
+    let f = Floor::start(2).await;
+    f.sim.set_down(true);
+    run_an_mo(&f.panel, 1, "renamed").await;
+
+    // When Odoo backorders it meanwhile (WH/MO/00001 becomes WH/MO/00001-001) and returns
+    f.sim.backorder(1, 1.0);
+    f.sim.set_down(false);
+
+    // Then the results reach the MO by its id, renamed or not
+    wait_until("the outbox drained", Duration::from_secs(20), || f.undelivered() == 0).await;
+    assert_eq!(f.sim.mo(1).unwrap()["name"], "WH/MO/00001-001");
+    assert_eq!(
+        notes(&f.sim, 1),
+        [
+            "linegate: WH/MO/00001 registered",
+            "linegate: WH/MO/00001 started",
+            "linegate: WH/MO/00001 ended"
+        ]
+    );
+    f.agent.stop().await;
 }

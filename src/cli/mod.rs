@@ -2,6 +2,7 @@
 //! and the one-shot ones. The configuration file is read once ([`ConfigFile`]): `/dev/stdin`
 //! works too.
 
+pub mod outbox;
 mod status;
 
 use std::path::{Path, PathBuf};

@@ -34,6 +34,15 @@ pub(super) fn render(status: &Status, db: &std::path::Path, health: &StoreHealth
     if !status.outbox.is_empty() {
         let _ = writeln!(out, "outbox    {}", list(&status.outbox));
     }
+    let o = &status.to_odoo;
+    if o.pending > 0 || o.dropped > 0 {
+        let since = o.oldest.as_deref().map(|at| format!(" since {at}")).unwrap_or_default();
+        let _ = writeln!(
+            out,
+            "to Odoo   {} results waiting{since}, {} parked (linegate outbox list), {} ever dropped",
+            o.pending, o.parked, o.dropped
+        );
+    }
     if status.sources.is_empty() {
         let _ = writeln!(out, "sync      never ran");
     }

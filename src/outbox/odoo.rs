@@ -26,7 +26,7 @@ use crate::uplink::Uplink;
 /// Results read from the store at a time.
 const BATCH: u32 = 50;
 /// Another process may queue without ringing; and due retries are found this often at most.
-const POLL: Duration = Duration::from_secs(300);
+const POLL: Duration = Duration::from_secs(60);
 /// While Odoo fails, the next round waits this long, doubling.
 const ROUND_RETRY: Backoff = Backoff::new(Duration::from_secs(2), Duration::from_secs(300));
 /// How often the bounds (`max_pending`, `max_age`) are applied, at most.

@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use rusqlite::{params, Transaction};
+use rusqlite::{params, OptionalExtension, Transaction};
 use serde::Serialize;
 
 use super::{Db, StoreError};
@@ -242,14 +242,96 @@ pub(crate) fn drop_over_bounds(
             delete.execute([d.id])?;
         }
         drop(delete);
-        tx.prepare_cached(
-            "INSERT INTO outbox_dropped (channel, count, last_at) VALUES ('odoo', ?1, ?2) \
-             ON CONFLICT (channel) DO UPDATE SET count = count + ?1, last_at = ?2",
-        )?
-        .execute(params![dropped.len() as i64, now])?;
+        count_dropped(&tx, dropped.len(), now)?;
     }
     tx.commit()?;
     Ok(dropped)
+}
+
+/// A result waiting for Odoo, as `linegate outbox list` shows it.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct Listed {
+    pub(crate) id: i64,
+    pub(crate) mo: Option<i64>,
+    pub(crate) event_id: Option<String>,
+    pub(crate) payload: String,
+    pub(crate) created_at: String,
+    pub(crate) attempts: u32,
+    pub(crate) next_at: String,
+    pub(crate) last_error: Option<String>,
+    pub(crate) parked: Option<String>,
+}
+
+/// Every result waiting for Odoo, oldest first.
+pub(crate) fn results(db: &Db) -> Result<Vec<Listed>, StoreError> {
+    const SQL: &str = "SELECT id, key, event_id, payload, created_at, attempts, next_at, last_error, park_reason \
+        FROM outbox WHERE channel = 'odoo' AND delivered_at IS NULL ORDER BY id";
+    let mut stmt = db.0.prepare_cached(SQL)?;
+    let rows = stmt.query_map([], |r| {
+        Ok(Listed {
+            id: r.get(0)?,
+            mo: r.get(1)?,
+            event_id: r.get(2)?,
+            payload: r.get(3)?,
+            created_at: r.get(4)?,
+            attempts: r.get(5)?,
+            next_at: r.get(6)?,
+            last_error: r.get(7)?,
+            parked: r.get(8)?,
+        })
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// Parked results `ids` (every parked one when None) are due again at `now`; returns how many.
+pub(crate) fn unpark(db: &Db, ids: Option<&[i64]>, now: &str) -> Result<u64, StoreError> {
+    const SQL: &str = "UPDATE outbox SET parked_at = NULL, park_reason = NULL, next_at = ?2 \
+        WHERE channel = 'odoo' AND delivered_at IS NULL AND parked_at IS NOT NULL AND (?1 IS NULL OR id = ?1)";
+    let mut stmt = db.0.prepare_cached(SQL)?;
+    let changed = match ids {
+        None => stmt.execute(params![None::<i64>, now])?,
+        Some(ids) => {
+            let mut n = 0;
+            for id in ids {
+                n += stmt.execute(params![id, now])?;
+            }
+            n
+        }
+    };
+    Ok(changed as u64)
+}
+
+/// Drops result `id` by a person's decision, counted with the bounds' drops; what it was.
+pub(crate) fn drop_result(db: &mut Db, id: i64, now: &str) -> Result<Option<Dropped>, StoreError> {
+    let tx = db.0.transaction()?;
+    let found = tx
+        .prepare_cached(
+            "SELECT id, key, payload, created_at FROM outbox WHERE id = ?1 AND channel = 'odoo' AND delivered_at IS NULL",
+        )?
+        .query_row([id], |r| {
+            Ok(Dropped {
+                id: r.get(0)?,
+                mo: r.get(1)?,
+                payload: r.get(2)?,
+                created_at: r.get(3)?,
+            })
+        })
+        .optional()?;
+    if found.is_some() {
+        tx.prepare_cached("DELETE FROM outbox WHERE id = ?1")?.execute([id])?;
+        count_dropped(&tx, 1, now)?;
+    }
+    tx.commit()?;
+    Ok(found)
+}
+
+fn count_dropped(tx: &Transaction, n: usize, now: &str) -> Result<(), StoreError> {
+    tx.prepare_cached(
+        "INSERT INTO outbox_dropped (channel, count, last_at) VALUES ('odoo', ?1, ?2) \
+         ON CONFLICT (channel) DO UPDATE SET count = count + ?1, last_at = ?2",
+    )?
+    .execute(params![n as i64, now])?;
+    Ok(())
 }
 
 /// Messages not yet delivered, by channel.

@@ -147,6 +147,8 @@ pub struct Status {
     pub(crate) permits: super::permit::PermitCounts,
     /// Messages waiting to go out, by channel.
     pub(crate) outbox: Vec<(String, u64)>,
+    /// Operator results waiting for Odoo.
+    pub(crate) to_odoo: super::outbox::Backlog,
 }
 
 pub fn status(db: &Db) -> Result<Status, StoreError> {
@@ -169,6 +171,7 @@ pub fn status(db: &Db) -> Result<Status, StoreError> {
         sources: last_runs(db)?,
         permits: super::permit::counts(db)?,
         outbox: super::outbox::depth(db)?,
+        to_odoo: super::outbox::odoo_backlog(db)?,
     })
 }
 
