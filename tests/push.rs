@@ -329,3 +329,74 @@ async fn a_backorder_that_renames_the_mo_meanwhile_changes_nothing() {
     );
     f.agent.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_progress_and_time_tracking_odoo_closes_the_mo_once_with_a_backorder_and_floor_times() {
+    // Given Odoo's progress and time tracking pushed too, MO 1 planned for 500 with a work
+    // order, and MO 2 planned for 3
+    let broker = Mosquitto::start().await;
+    let sim = sim(19, 2).await;
+    sim.write_mo(
+        1,
+        serde_json::Map::from_iter([("product_qty".to_string(), json!(500.0))]),
+    );
+    let workorder = sim.add_workorder(1, 1).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("linegate.db");
+    let mut odoo = odoo_config(&sim);
+    odoo.push.progress = true;
+    odoo.push.time_tracking = true;
+    let agent = agent(odoo, broker.port(), &db).await;
+    let panel = Panel::start(broker.port(), PREFIX, "ws-1").await;
+    wait_until("the first sync", Duration::from_secs(10), || mo_count(&db) == 2).await;
+    // (and the answer to the first mark-done lost: it must not close anything twice)
+    sim.lose_answer_to("button_mark_done");
+
+    // When both run on the floor: 120 made on each
+    run_an_mo(&panel, 1, "progress").await;
+    run_an_mo(&panel, 2, "progress").await;
+
+    // Then MO 1 is done with the 120 made, and a backorder holds the other 380
+    wait_until("the outbox drained", Duration::from_secs(40), || undelivered(&db) == 0).await;
+    let mo1 = sim.mo(1).unwrap();
+    assert_eq!(
+        (mo1["state"].as_str(), mo1["name"].as_str()),
+        (Some("done"), Some("WH/MO/00001-001")),
+        "{mo1}"
+    );
+    assert_eq!(mo1["qty_producing"], 120.0);
+    let backorders: Vec<Value> = sim
+        .mo_ids()
+        .into_iter()
+        .filter_map(|id| sim.mo(id))
+        .filter(|m| m["name"].as_str().is_some_and(|n| n.starts_with("WH/MO/00001-")))
+        .collect();
+    assert_eq!(
+        backorders.len(),
+        2,
+        "one closed, one backorder, no second split: {backorders:?}"
+    );
+    assert!(
+        backorders
+            .iter()
+            .any(|m| m["product_qty"] == 380.0 && m["state"] == "confirmed"),
+        "{backorders:?}"
+    );
+    // And MO 2, which made more than planned, is simply done
+    assert_eq!(sim.mo(2).unwrap()["state"], "done");
+    // And MO 1's work order has one productive entry with the floor's times
+    let entries = sim.productivity();
+    assert_eq!(entries.len(), 1, "{entries:?}");
+    assert_eq!(entries[0]["workorder_id"][0], workorder);
+    assert_eq!(entries[0]["loss_type"], "productive");
+    assert!(
+        entries[0]["description"].as_str().unwrap().contains("lg-"),
+        "{entries:?}"
+    );
+    let floor_start: String = common::reader(&db)
+        .query_row("SELECT date_start FROM mo WHERE id = 1", [], |r| r.get(0))
+        .unwrap();
+    let odoo_start = linegate::clock::format_odoo(linegate::clock::parse_rfc3339(&floor_start).unwrap());
+    assert_eq!(entries[0]["date_start"], odoo_start);
+    agent.stop().await;
+}

@@ -20,6 +20,14 @@ pub struct PushConfig {
     /// Operator values written into the instance's own `mrp.production` fields.
     #[serde(default)]
     pub fields: PushFields,
+    /// The MO's own progress in Odoo: `action_start` when the floor starts it; on the end,
+    /// the quantity produced, then `button_mark_done` (a backorder for what was not made).
+    #[serde(default)]
+    pub progress: bool,
+    /// A time-tracking entry on the MO's work order with the floor's real start and end, so
+    /// that Odoo's own reports show floor times (MOs without work orders have none).
+    #[serde(default)]
+    pub time_tracking: bool,
     /// Results waiting for Odoo, at most; past it the oldest is dropped (logged, counted).
     #[serde(default = "default_max_pending")]
     pub max_pending: u32,
@@ -79,6 +87,8 @@ impl Default for PushConfig {
             enabled: true,
             chatter: true,
             fields: PushFields::default(),
+            progress: false,
+            time_tracking: false,
             max_pending: default_max_pending(),
             max_age: default_max_age(),
         }
@@ -88,7 +98,7 @@ impl Default for PushConfig {
 impl PushConfig {
     /// Whether there is anything to tell Odoo.
     pub(crate) fn active(&self) -> bool {
-        self.enabled && (self.chatter || !self.fields.mapped().is_empty())
+        self.enabled && (self.chatter || !self.fields.mapped().is_empty() || self.progress || self.time_tracking)
     }
 
     pub(super) fn validate(&self) -> Result<(), ConfigError> {

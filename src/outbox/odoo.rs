@@ -43,6 +43,8 @@ const RESULT_RETRY: Backoff = Backoff::new(Duration::from_secs(5), Duration::fro
 enum Step {
     Chatter = 1,
     Fields = 2,
+    Progress = 4,
+    TimeTracking = 8,
 }
 
 pub(crate) struct OdooOutbox {
@@ -291,6 +293,8 @@ impl OdooOutbox {
             match step {
                 Step::Chatter => self.note(result, uncertain).await?,
                 Step::Fields => self.fields(result, types).await?,
+                Step::Progress => self.progress(result).await?,
+                Step::TimeTracking => self.time_tracking(result, uncertain).await?,
             }
             done |= step as u32;
             uncertain = false;
@@ -302,6 +306,26 @@ impl OdooOutbox {
         Ok(())
     }
 
+    /// A call that must not run twice: the caller has looked first (see [`OdooClient::call_once`]).
+    async fn once(&self, model: &str, method: &str, named: Map<String, Value>) -> Result<Value, Failure> {
+        self.client.call_once(model, method, named).await.map_err(classify)
+    }
+
+    /// The first record of `model` that `domain` matches, if any.
+    async fn first_id(&self, model: &str, domain: &Value) -> Result<Option<i64>, Failure> {
+        let found = self
+            .client
+            .search_read(model, domain, &["id".to_string()], "id asc", Some(1))
+            .await
+            .map_err(classify)?;
+        Ok(found.first().and_then(|r| r.get("id")).and_then(Value::as_i64))
+    }
+
+    /// A call that only reads, retried as the client retries.
+    async fn ask(&self, model: &str, method: &str, named: Map<String, Value>) -> Result<Value, Failure> {
+        self.client.call(model, method, named).await.map_err(classify)
+    }
+
     fn steps(&self) -> Vec<Step> {
         let mut steps = Vec::new();
         if self.push.chatter {
@@ -310,7 +334,159 @@ impl OdooOutbox {
         if !self.push.fields.mapped().is_empty() {
             steps.push(Step::Fields);
         }
+        if self.push.progress {
+            steps.push(Step::Progress);
+        }
+        if self.push.time_tracking {
+            steps.push(Step::TimeTracking);
+        }
         steps
+    }
+
+    /// The MO's fields `names`, as Odoo has them now.
+    async fn read_mo(&self, mo: i64, names: &[&str]) -> Result<Map<String, Value>, Failure> {
+        let named = Map::from_iter([("ids".to_string(), json!([mo])), ("fields".to_string(), json!(names))]);
+        match self.ask("mrp.production", "read", named).await? {
+            Value::Array(mut rows) if !rows.is_empty() => match rows.swap_remove(0) {
+                Value::Object(row) => Ok(row),
+                other => Err(Failure::Park(format!("read answered {other}"))),
+            },
+            // `read` leaves out records that do not exist.
+            _ => Err(Failure::Park("the MO no longer exists in Odoo".into())),
+        }
+    }
+
+    /// The MO's state in Odoo follows the floor: started there when started here; on the end,
+    /// the quantity made, then done (with a backorder for the rest). Read first, so that a
+    /// step Odoo already has (its answer lost) is not made twice.
+    async fn progress(&self, result: &FloorResult) -> Result<(), Failure> {
+        let mo = result.mo;
+        let state = |row: &Map<String, Value>| row.get("state").and_then(Value::as_str).unwrap_or_default().to_string();
+        match result.happened {
+            Happened::Registered => Ok(()),
+            Happened::Started => {
+                let row = self.read_mo(mo, &["state"]).await?;
+                match state(&row).as_str() {
+                    "confirmed" => {
+                        let named = Map::from_iter([("ids".to_string(), json!([mo]))]);
+                        // It answers nothing (JSON-2 `null`, JSON-RPC no `result`).
+                        match self.once("mrp.production", "action_start", named).await? {
+                            Value::Null | Value::Bool(true) => Ok(()),
+                            other => Err(wizard("action_start", &other)),
+                        }
+                    }
+                    "progress" | "to_close" | "done" => Ok(()),
+                    other => Err(Failure::Park(format!(
+                        "the MO is {other:?} in Odoo; it cannot be started there"
+                    ))),
+                }
+            }
+            Happened::Ended => {
+                let row = self.read_mo(mo, &["state", "product_qty"]).await?;
+                match state(&row).as_str() {
+                    "done" => return Ok(()),
+                    "confirmed" | "progress" | "to_close" => {}
+                    other => {
+                        return Err(Failure::Park(format!(
+                            "the MO is {other:?} in Odoo; it cannot be closed there"
+                        )))
+                    }
+                }
+                let Some(produced) = result.produced() else {
+                    return Err(Failure::Park("no quantity produced is known (no sticker codes)".into()));
+                };
+                let planned = row.get("product_qty").and_then(Value::as_f64).unwrap_or(0.0);
+                let vals = json!({"qty_producing": produced as f64});
+                let named = Map::from_iter([("ids".to_string(), json!([mo])), ("vals".to_string(), vals)]);
+                match self.once("mrp.production", "write", named).await? {
+                    Value::Bool(true) => {}
+                    other => return Err(wizard("write", &other)),
+                }
+                let mut named = Map::from_iter([("ids".to_string(), json!([mo]))]);
+                if (produced as f64) < planned {
+                    // Less than planned: close it and leave the rest in a backorder, as the
+                    // wizard's "Create Backorder" does.
+                    named.insert(
+                        "context".into(),
+                        json!({"skip_backorder": true, "mo_ids_to_backorder": [mo]}),
+                    );
+                }
+                match self.once("mrp.production", "button_mark_done", named).await? {
+                    Value::Bool(true) => Ok(()),
+                    // A dict where `true` was expected is a wizard: nothing was done.
+                    other => Err(wizard("button_mark_done", &other)),
+                }
+            }
+        }
+    }
+
+    /// A time-tracking entry with the floor's start and end on the MO's first work order,
+    /// unless Odoo has it already (found by the event id in its description).
+    async fn time_tracking(&self, result: &FloorResult, uncertain: bool) -> Result<(), Failure> {
+        let p = &result.protected;
+        let (Happened::Ended, Some(start), Some(end)) = (result.happened, &p.date_start, &p.date_finished) else {
+            return Ok(());
+        };
+        let row = self.read_mo(result.mo, &["workorder_ids", "company_id"]).await?;
+        let Some(workorder) = row
+            .get("workorder_ids")
+            .and_then(Value::as_array)
+            .and_then(|w| w.first())
+            .and_then(Value::as_i64)
+        else {
+            // Nothing to attach it to.
+            return Ok(());
+        };
+        if uncertain {
+            let domain = json!([
+                ["workorder_id", "=", workorder],
+                ["description", "ilike", result.event_id]
+            ]);
+            let found = self.first_id("mrp.workcenter.productivity", &domain).await?;
+            if found.is_some() {
+                return Ok(());
+            }
+        }
+        let many2one =
+            |row: &Map<String, Value>, name: &str| row.get(name).and_then(|v| v.get(0)).and_then(Value::as_i64);
+        let named = Map::from_iter([
+            ("ids".to_string(), json!([workorder])),
+            ("fields".to_string(), json!(["workcenter_id"])),
+        ]);
+        let workcenter = match self.ask("mrp.workorder", "read", named).await? {
+            Value::Array(rows) => rows
+                .first()
+                .and_then(Value::as_object)
+                .and_then(|r| many2one(r, "workcenter_id")),
+            _ => None,
+        };
+        let Some(workcenter) = workcenter else {
+            return Err(Failure::Park(format!(
+                "work order {workorder} has no work center in Odoo"
+            )));
+        };
+        let domain = json!([["loss_type", "=", "productive"]]);
+        let loss = self.first_id("mrp.workcenter.productivity.loss", &domain).await?;
+        let Some(loss) = loss else {
+            return Err(Failure::Park(
+                "Odoo has no productive loss type (mrp.workcenter.productivity.loss)".into(),
+            ));
+        };
+        let odoo_time = |t: &str| clock::parse_rfc3339(t).map(clock::format_odoo);
+        let (Some(start), Some(end)) = (odoo_time(start), odoo_time(end)) else {
+            return Err(Failure::Park("the floor's start or end time cannot be read".into()));
+        };
+        let mut vals = json!({"workorder_id": workorder, "workcenter_id": workcenter, "production_id": result.mo,
+            "loss_id": loss, "date_start": start, "date_end": end,
+            "description": format!("linegate {} ({})", result.event_id, result.station)});
+        if let Some(company) = many2one(&row, "company_id") {
+            vals["company_id"] = json!(company);
+        }
+        let named = Map::from_iter([("vals_list".to_string(), json!([vals]))]);
+        match self.once("mrp.workcenter.productivity", "create", named).await? {
+            Value::Array(ids) if ids.len() == 1 && ids[0].is_i64() => Ok(()),
+            other => Err(wizard("create", &other)),
+        }
     }
 
     /// The chatter note, unless Odoo has it already (`uncertain`: an earlier try may have
@@ -322,12 +498,8 @@ impl OdooOutbox {
                 ["res_id", "=", result.mo],
                 ["body", "ilike", result.event_id]
             ]);
-            let found = self
-                .client
-                .search_read("mail.message", &domain, &["id".to_string()], "id asc", Some(1))
-                .await
-                .map_err(classify)?;
-            if !found.is_empty() {
+            let found = self.first_id("mail.message", &domain).await?;
+            if found.is_some() {
                 return Ok(());
             }
         }
@@ -337,12 +509,7 @@ impl OdooOutbox {
             ("message_type".to_string(), json!("comment")),
             ("subtype_xmlid".to_string(), json!("mail.mt_note")),
         ]);
-        match self
-            .client
-            .call_once("mrp.production", "message_post", named)
-            .await
-            .map_err(classify)?
-        {
+        match self.once("mrp.production", "message_post", named).await? {
             // JSON-2 answers the new message's id in a list, /jsonrpc the id alone.
             Value::Number(_) => Ok(()),
             Value::Array(ids) if ids.len() == 1 && ids[0].is_i64() => Ok(()),
@@ -368,12 +535,7 @@ impl OdooOutbox {
             ("ids".to_string(), json!([result.mo])),
             ("vals".to_string(), Value::Object(vals)),
         ]);
-        match self
-            .client
-            .call_once("mrp.production", "write", named)
-            .await
-            .map_err(classify)?
-        {
+        match self.once("mrp.production", "write", named).await? {
             Value::Bool(true) => Ok(()),
             other => Err(Failure::Park(format!(
                 "write answered {} where true was expected",
@@ -389,11 +551,7 @@ impl OdooOutbox {
             ("allfields".to_string(), json!(names)),
             ("attributes".to_string(), json!(["type"])),
         ]);
-        let answer = self
-            .client
-            .call("mrp.production", "fields_get", named)
-            .await
-            .map_err(classify)?;
+        let answer = self.ask("mrp.production", "fields_get", named).await?;
         let Value::Object(fields) = answer else {
             return Err(Failure::Park("fields_get answered no fields".into()));
         };
@@ -413,6 +571,21 @@ impl OdooOutbox {
             )));
         }
         Ok(types)
+    }
+}
+
+/// An answer of another shape than the call promises: a wizard (an action dict) where `true`
+/// or nothing was expected means Odoo did nothing and wants a person.
+fn wizard(method: &str, answer: &Value) -> Failure {
+    let name = answer.get("name").and_then(Value::as_str);
+    match (answer.get("type").and_then(Value::as_str), name) {
+        (Some(kind), Some(name)) if kind.starts_with("ir.actions") => Failure::Park(format!(
+            "{method} opened a wizard in Odoo ({name:?}): a person must finish it there"
+        )),
+        _ => Failure::Park(format!(
+            "{method} answered {} where success was expected",
+            crate::http::snippet(&answer.to_string())
+        )),
     }
 }
 
