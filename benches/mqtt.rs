@@ -4,7 +4,6 @@
 //! from a sync to the display's retained update, and the agent's peak RSS with 10,000 MOs
 //! published (`BENCH_MOS` overrides).
 
-use std::collections::HashMap;
 use std::os::unix::fs::PermissionsExt;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -12,115 +11,16 @@ use std::time::{Duration, Instant};
 use linegate_sim::mosquitto::Mosquitto;
 
 mod common;
+use common::{client, percentile, round_trips, wait_for, Seen, PREFIX};
 use linegate_sim::odoo::{SimOdoo, SimOdooConfig};
-use rumqttc::v5::mqttbytes::v5::Packet;
 use rumqttc::v5::mqttbytes::QoS;
-use rumqttc::v5::{AsyncClient, Event, MqttOptions};
-use serde_json::{json, Value};
-
-const PREFIX: &str = "linegate/bench";
+use serde_json::json;
 
 fn mos() -> usize {
     std::env::var("BENCH_MOS")
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(10_000)
-}
-
-/// Every message under the prefix, with when it arrived.
-type Seen = Arc<Mutex<HashMap<String, (Instant, Value)>>>;
-
-async fn client(port: u16, name: &str, filter: String, seen: Seen) -> AsyncClient {
-    let mut options = MqttOptions::new(name, "127.0.0.1", port);
-    options.set_keep_alive(Duration::from_secs(30));
-    let mut network = rumqttc::NetworkOptions::new();
-    network.set_tcp_nodelay(true);
-    options.set_network_options(network);
-    let (client, mut events) = AsyncClient::new(options, 10_000);
-    let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
-    let mut ready_tx = Some(ready_tx);
-    let sub = client.clone();
-    tokio::spawn(async move {
-        loop {
-            match events.poll().await {
-                Ok(Event::Incoming(Packet::ConnAck(_))) => {
-                    let _ = sub.subscribe(filter.clone(), QoS::AtLeastOnce).await;
-                }
-                Ok(Event::Incoming(Packet::SubAck(_))) => {
-                    if let Some(tx) = ready_tx.take() {
-                        let _ = tx.send(());
-                    }
-                }
-                Ok(Event::Incoming(Packet::Publish(p))) => {
-                    let now = Instant::now();
-                    let topic = String::from_utf8_lossy(&p.topic).to_string();
-                    let value: Value = serde_json::from_slice(&p.payload).unwrap_or(Value::Null);
-                    // Replies are keyed by request_id, retained state by topic.
-                    let key = value
-                        .get("request_id")
-                        .and_then(Value::as_str)
-                        .map(str::to_string)
-                        .unwrap_or(topic);
-                    seen.lock().unwrap().insert(key, (now, value));
-                }
-                Ok(_) => {}
-                Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
-            }
-        }
-    });
-    ready_rx.await.expect("subscribed");
-    client
-}
-
-async fn wait_for(seen: &Seen, key: &str, limit: Duration, check: impl Fn(&Value) -> bool) -> Option<Instant> {
-    let give_up = Instant::now() + limit;
-    while Instant::now() < give_up {
-        if let Some((at, v)) = seen.lock().unwrap().get(key) {
-            if check(v) {
-                return Some(*at);
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(1)).await;
-    }
-    None
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
-}
-
-/// Sends `count` register-mo commands at `rate` per second, from MO `first_mo` on, and
-/// returns the sorted round trips (publish → reply received).
-async fn round_trips(panel: &AsyncClient, replies: &Seen, rate: f64, count: usize, first_mo: usize) -> Vec<Duration> {
-    let mut sent = Vec::with_capacity(count);
-    let started = Instant::now();
-    for k in 0..count {
-        let due = started + Duration::from_secs_f64(k as f64 / rate);
-        tokio::time::sleep_until(due.into()).await;
-        let id = format!("b-{rate}-{k}");
-        let body =
-            json!({"request_id": id, "operator": "bench", "mo": first_mo + k, "auth_first": "1", "roll_number": "R"});
-        let at = Instant::now();
-        panel
-            .publish(
-                format!("{PREFIX}/cmd/ws-1/register-mo"),
-                QoS::AtLeastOnce,
-                false,
-                body.to_string(),
-            )
-            .await
-            .unwrap();
-        sent.push((id, at));
-    }
-    let mut times = Vec::with_capacity(count);
-    for (id, at) in sent {
-        let got = wait_for(replies, &id, Duration::from_secs(30), |v| v["ok"] == true)
-            .await
-            .expect("a reply");
-        times.push(got.saturating_duration_since(at));
-    }
-    times.sort();
-    times
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
@@ -196,8 +96,8 @@ async fn main() {
     }
     let all_published = started.elapsed();
 
-    let one = round_trips(&panel, &replies, 1.0, 10, 1).await;
-    let fifty = round_trips(&panel, &replies, 50.0, 250, 11).await;
+    let one = round_trips(&panel, &replies, "b", 1.0, 10, 1).await;
+    let fifty = round_trips(&panel, &replies, "b", 50.0, 250, 11).await;
     let mut next_mo = 261;
     let mut ramp = Vec::new();
     for rate in [100.0, 200.0, 400.0, 800.0, 1600.0, 3200.0] {
@@ -205,7 +105,7 @@ async fn main() {
         if next_mo + count > mos {
             break;
         }
-        let times = round_trips(&panel, &replies, rate, count, next_mo).await;
+        let times = round_trips(&panel, &replies, "b", rate, count, next_mo).await;
         next_mo += count;
         let p99 = percentile(&times, 0.99);
         ramp.push((rate, percentile(&times, 0.5), p99));

@@ -1,8 +1,18 @@
 //! Shared by the benchmarks: the agent run as a child process, its peak memory watched.
 #![allow(dead_code)]
 
+use std::collections::HashMap;
 use std::process::{Command, Output, Stdio};
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use rumqttc::v5::mqttbytes::v5::Packet;
+use rumqttc::v5::mqttbytes::QoS;
+use rumqttc::v5::{AsyncClient, Event, MqttOptions};
+use serde_json::{json, Value};
+
+/// The topic prefix of the benchmarks' agents (gateway_id "bench").
+pub(crate) const PREFIX: &str = "linegate/bench";
 
 /// Runs the agent to completion, sampling its peak RSS (VmHWM) from /proc. getrusage's
 /// ru_maxrss is no use here: it counts this process's pages, shared with the child between
@@ -41,4 +51,112 @@ pub(crate) fn vm_hwm_kib(status_file: &str) -> Option<u64> {
             .parse()
             .ok()
     })
+}
+
+/// Every message under the prefix, with when it arrived.
+pub(crate) type Seen = Arc<Mutex<HashMap<String, (Instant, Value)>>>;
+
+pub(crate) async fn client(port: u16, name: &str, filter: String, seen: Seen) -> AsyncClient {
+    let mut options = MqttOptions::new(name, "127.0.0.1", port);
+    options.set_keep_alive(Duration::from_secs(30));
+    let mut network = rumqttc::NetworkOptions::new();
+    network.set_tcp_nodelay(true);
+    options.set_network_options(network);
+    let (client, mut events) = AsyncClient::new(options, 10_000);
+    let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
+    let mut ready_tx = Some(ready_tx);
+    let sub = client.clone();
+    tokio::spawn(async move {
+        loop {
+            match events.poll().await {
+                Ok(Event::Incoming(Packet::ConnAck(_))) => {
+                    let _ = sub.subscribe(filter.clone(), QoS::AtLeastOnce).await;
+                }
+                Ok(Event::Incoming(Packet::SubAck(_))) => {
+                    if let Some(tx) = ready_tx.take() {
+                        let _ = tx.send(());
+                    }
+                }
+                Ok(Event::Incoming(Packet::Publish(p))) => {
+                    let now = Instant::now();
+                    let topic = String::from_utf8_lossy(&p.topic).to_string();
+                    let value: Value = serde_json::from_slice(&p.payload).unwrap_or(Value::Null);
+                    // Replies are keyed by request_id, retained state by topic.
+                    let key = value
+                        .get("request_id")
+                        .and_then(Value::as_str)
+                        .map(str::to_string)
+                        .unwrap_or(topic);
+                    seen.lock().unwrap().insert(key, (now, value));
+                }
+                Ok(_) => {}
+                Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+            }
+        }
+    });
+    ready_rx.await.expect("subscribed");
+    client
+}
+
+pub(crate) async fn wait_for(
+    seen: &Seen,
+    key: &str,
+    limit: Duration,
+    check: impl Fn(&Value) -> bool,
+) -> Option<Instant> {
+    let give_up = Instant::now() + limit;
+    while Instant::now() < give_up {
+        if let Some((at, v)) = seen.lock().unwrap().get(key) {
+            if check(v) {
+                return Some(*at);
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    None
+}
+
+pub(crate) fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
+}
+
+/// Sends `count` register-mo commands at `rate` per second, from MO `first_mo` on (request ids
+/// start with `tag`), and returns the sorted round trips (publish → reply received).
+pub(crate) async fn round_trips(
+    panel: &AsyncClient,
+    replies: &Seen,
+    tag: &str,
+    rate: f64,
+    count: usize,
+    first_mo: usize,
+) -> Vec<Duration> {
+    let mut sent = Vec::with_capacity(count);
+    let started = Instant::now();
+    for k in 0..count {
+        let due = started + Duration::from_secs_f64(k as f64 / rate);
+        tokio::time::sleep_until(due.into()).await;
+        let id = format!("{tag}-{rate}-{k}");
+        let body =
+            json!({"request_id": id, "operator": "bench", "mo": first_mo + k, "auth_first": "1", "roll_number": "R"});
+        let at = Instant::now();
+        panel
+            .publish(
+                format!("{PREFIX}/cmd/ws-1/register-mo"),
+                QoS::AtLeastOnce,
+                false,
+                body.to_string(),
+            )
+            .await
+            .unwrap();
+        sent.push((id, at));
+    }
+    let mut times = Vec::with_capacity(count);
+    for (id, at) in sent {
+        let got = wait_for(replies, &id, Duration::from_secs(30), |v| v["ok"] == true)
+            .await
+            .expect("a reply");
+        times.push(got.saturating_duration_since(at));
+    }
+    times.sort();
+    times
 }
