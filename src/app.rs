@@ -133,6 +133,7 @@ pub async fn run(config: Config, shutdown: Shutdown) -> Result<(), AppError> {
             client: crate::odoo::OdooClient::new(odoo)?,
             push: push.clone(),
             uplink: uplink.clone(),
+            check_uplink: sync_now.clone(),
             queued: results_queued.subscribe(),
             changes: changes.clone(),
             heart: hearts.heart("odoo outbox"),

@@ -400,3 +400,40 @@ async fn with_progress_and_time_tracking_odoo_closes_the_mo_once_with_a_backorde
     assert_eq!(entries[0]["date_start"], odoo_start);
     agent.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn odoo_gone_between_syncs_is_noticed_by_the_delivery_and_everything_goes_up_when_it_returns() {
+    // Given an agent that syncs only hourly, synced once, and then Odoo unreachable
+    let broker = Mosquitto::start().await;
+    let sim = sim(19, 2).await;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("linegate.db");
+    let mut odoo = odoo_config(&sim);
+    odoo.sync_interval = Duration::from_secs(3600);
+    let agent = agent(odoo, broker.port(), &db).await;
+    let panel = Panel::start(broker.port(), PREFIX, "ws-1").await;
+    let display = Display::start(broker.port(), PREFIX).await;
+    wait_until("the first sync", Duration::from_secs(10), || mo_count(&db) == 2).await;
+    display
+        .wait(&format!("{PREFIX}/status"), "Odoo up", |v| {
+            v["uplink"]["odoo"]["state"] == "up"
+        })
+        .await;
+    sim.set_down(true);
+
+    // When the floor runs an MO: its first delivery fails
+    run_an_mo(&panel, 1, "gone").await;
+
+    // Then the displays learn that Odoo is down long before the next hourly sync
+    display
+        .wait(&format!("{PREFIX}/status"), "Odoo down", |v| {
+            v["uplink"]["odoo"]["state"] == "down"
+        })
+        .await;
+
+    // And when Odoo returns, all three results go up at once, not at their own retry times
+    sim.set_down(false);
+    wait_until("the outbox drained", Duration::from_secs(15), || undelivered(&db) == 0).await;
+    assert_eq!(notes(&sim, 1).len(), 3, "{:?}", notes(&sim, 1));
+    agent.stop().await;
+}

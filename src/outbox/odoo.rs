@@ -53,6 +53,8 @@ pub(crate) struct OdooOutbox {
     pub(crate) push: PushConfig,
     /// The Odoo uplink as the sync last saw it: nothing is tried while it is known down.
     pub(crate) uplink: watch::Receiver<Uplink>,
+    /// Asks the Odoo sync to run now (its sync-now), when a delivery failed in passing.
+    pub(crate) check_uplink: tokio::sync::mpsc::Sender<()>,
     /// Rung by the command server when it queued results.
     pub(crate) queued: watch::Receiver<u64>,
     /// To the displays: an MO whose results went up (or parked) is shown again.
@@ -74,8 +76,14 @@ enum Round {
     Idle(Option<i64>),
     /// A batch went through; more may be due.
     More,
-    /// Odoo failed in passing: the round stopped.
-    Failing(String),
+    /// Odoo (`odoo`) or the store failed in passing: the round stopped.
+    Failing { error: String, odoo: bool },
+}
+
+impl Round {
+    fn failing_store(error: String) -> Round {
+        Round::Failing { error, odoo: false }
+    }
 }
 
 impl OdooOutbox {
@@ -119,8 +127,14 @@ impl OdooOutbox {
                             Duration::from_secs(secs as u64).max(Duration::from_millis(100))
                         })
                     }
-                    Round::Failing(error) => {
+                    Round::Failing { error, odoo } => {
                         everything = false;
+                        // Odoo failing here may be Odoo gone: the sync, which judges the
+                        // uplink, looks now; when it finds Odoo down, nothing is tried until
+                        // it finds it back, and then everything is.
+                        if odoo && matches!(*self.uplink.borrow(), Uplink::Up) {
+                            let _ = self.check_uplink.try_send(());
+                        }
                         if last_error.as_deref() != Some(&error) {
                             tracing::warn!(%error, "results not delivered to Odoo; retrying with backoff");
                             last_error = Some(error);
@@ -203,7 +217,7 @@ impl OdooOutbox {
             .await
         {
             Ok(heads) => heads,
-            Err(e) => return Round::Failing(format!("the outbox cannot be read: {e}")),
+            Err(e) => return Round::failing_store(format!("the outbox cannot be read: {e}")),
         };
         if heads.is_empty() {
             let next = self.store.call(|db| store::outbox::odoo_next_due(db)).await;
@@ -212,7 +226,12 @@ impl OdooOutbox {
         if fields.is_none() && !self.push.fields.mapped().is_empty() {
             match self.field_types().await {
                 Ok(found) => *fields = Some(found),
-                Err(Failure::Retry(e)) => return Round::Failing(e.to_string()),
+                Err(Failure::Retry(e)) => {
+                    return Round::Failing {
+                        error: e.to_string(),
+                        odoo: true,
+                    }
+                }
                 // Every result would park on it: say so once, and park them (a person fixes
                 // the configuration, then retries them).
                 Err(Failure::Park(why)) => {
@@ -257,13 +276,16 @@ impl OdooOutbox {
                 }
             };
             if let Err(e) = recorded {
-                return Round::Failing(format!("the outbox cannot be written: {e}"));
+                return Round::failing_store(format!("the outbox cannot be written: {e}"));
             }
             if let (Some(changes), Some(mo)) = (&self.changes, mo) {
                 changes.send(Change::Mos(vec![mo]));
             }
             if let Err(Failure::Retry(e)) = outcome {
-                return Round::Failing(e.to_string());
+                return Round::Failing {
+                    error: e.to_string(),
+                    odoo: true,
+                };
             }
         }
         Round::More
