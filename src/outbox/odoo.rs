@@ -241,54 +241,77 @@ impl OdooOutbox {
             }
         }
         let types = fields.clone().unwrap_or_default();
-        for head in heads {
-            self.heart.beat();
-            let id = head.id;
-            let (outcome, mo) = match serde_json::from_str::<FloorResult>(&head.payload) {
-                Ok(result) => (self.deliver(&head, &result, &types).await, Some(result.mo)),
-                Err(e) => (
-                    Err(Failure::Park(format!("the queued result cannot be read: {e}"))),
-                    None,
-                ),
-            };
-            let unix = clock::now_unix();
-            let now = clock::format_rfc3339(unix);
-            let recorded = match &outcome {
-                Ok(()) => {
-                    self.store
-                        .call(move |db| store::outbox::result_delivered(db, id, &now))
-                        .await
+        // Each MO's head is its own: four lanes take them in turn, oldest first, so that a
+        // slow answer for one MO holds up no other (and a backlog drains four at a time,
+        // which a plant's Odoo serves without queueing).
+        let heads = std::sync::Mutex::new(std::collections::VecDeque::from(heads));
+        let stopped = std::sync::Mutex::new(None);
+        let lane = || async {
+            loop {
+                if stopped.lock().unwrap().is_some() {
+                    return;
                 }
-                Err(Failure::Park(reason)) => {
-                    tracing::warn!(id, mo, reason, "a result for Odoo waits for a person (linegate outbox)");
-                    let reason = reason.clone();
-                    self.store
-                        .call(move |db| store::outbox::park(db, id, &reason, &now))
-                        .await
-                }
-                Err(Failure::Retry(e)) => {
-                    let wait = RESULT_RETRY.delay(head.attempts.saturating_add(1)).as_secs() as i64;
-                    let next = clock::format_rfc3339(unix.saturating_add(wait));
-                    let error = e.to_string();
-                    self.store
-                        .call(move |db| store::outbox::retry_at(db, id, &error, &next))
-                        .await
-                }
-            };
-            if let Err(e) = recorded {
-                return Round::failing_store(format!("the outbox cannot be written: {e}"));
-            }
-            if let (Some(changes), Some(mo)) = (&self.changes, mo) {
-                changes.send(Change::Mos(vec![mo]));
-            }
-            if let Err(Failure::Retry(e)) = outcome {
-                return Round::Failing {
-                    error: e.to_string(),
-                    odoo: true,
+                let Some(head) = heads.lock().unwrap().pop_front() else {
+                    return;
                 };
+                if let Some(stop) = self.settle(head, &types).await {
+                    stopped.lock().unwrap().get_or_insert(stop);
+                    return;
+                }
             }
+        };
+        tokio::join!(lane(), lane(), lane(), lane());
+        stopped.into_inner().unwrap().unwrap_or(Round::More)
+    }
+
+    /// Delivers one result and records what became of it; the round stops on what it returns.
+    async fn settle(&self, head: store::outbox::Waiting, types: &HashMap<String, String>) -> Option<Round> {
+        self.heart.beat();
+        let id = head.id;
+        let (outcome, mo) = match serde_json::from_str::<FloorResult>(&head.payload) {
+            Ok(result) => (self.deliver(&head, &result, types).await, Some(result.mo)),
+            Err(e) => (
+                Err(Failure::Park(format!("the queued result cannot be read: {e}"))),
+                None,
+            ),
+        };
+        let unix = clock::now_unix();
+        let now = clock::format_rfc3339(unix);
+        let recorded = match &outcome {
+            Ok(()) => {
+                self.store
+                    .call(move |db| store::outbox::result_delivered(db, id, &now))
+                    .await
+            }
+            Err(Failure::Park(reason)) => {
+                tracing::warn!(id, mo, reason, "a result for Odoo waits for a person (linegate outbox)");
+                let reason = reason.clone();
+                self.store
+                    .call(move |db| store::outbox::park(db, id, &reason, &now))
+                    .await
+            }
+            Err(Failure::Retry(e)) => {
+                let wait = RESULT_RETRY.delay(head.attempts.saturating_add(1)).as_secs() as i64;
+                let next = clock::format_rfc3339(unix.saturating_add(wait));
+                let error = e.to_string();
+                self.store
+                    .call(move |db| store::outbox::retry_at(db, id, &error, &next))
+                    .await
+            }
+        };
+        if let Err(e) = recorded {
+            return Some(Round::failing_store(format!("the outbox cannot be written: {e}")));
         }
-        Round::More
+        if let (Some(changes), Some(mo)) = (&self.changes, mo) {
+            changes.send(Change::Mos(vec![mo]));
+        }
+        match outcome {
+            Err(Failure::Retry(e)) => Some(Round::Failing {
+                error: e.to_string(),
+                odoo: true,
+            }),
+            _ => None,
+        }
     }
 
     /// The configured steps Odoo does not have yet, each recorded as it takes it.

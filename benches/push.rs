@@ -1,0 +1,229 @@
+//! `cargo bench --bench push`: results back to Odoo. With Odoo away, the floor queues a
+//! backlog of results (1,000 register-mo commands; `BENCH_BACKLOG` overrides); Odoo returns,
+//! 20 ms away per request, and the release agent (a child process) drains it while a panel
+//! goes on at 20 commands/s. Prints entries delivered per second beside the floor of one
+//! request at a time, Odoo requests per entry, the time from Odoo's return to an empty
+//! outbox, and the command round trip while it drains beside the same with nothing to drain.
+
+use std::collections::BTreeMap;
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use linegate_sim::mosquitto::Mosquitto;
+use linegate_sim::odoo::{SimOdoo, SimOdooConfig};
+use rumqttc::v5::mqttbytes::QoS;
+use serde_json::json;
+
+mod common;
+use common::{client, percentile, round_trips, wait_for, Seen, PREFIX};
+
+/// Per request, as a plant's Odoo across a WAN answers.
+const LATENCY: Duration = Duration::from_millis(20);
+/// The panel's pace while the backlog drains (and for the baseline).
+const RATE: f64 = 20.0;
+
+fn backlog() -> usize {
+    std::env::var("BENCH_BACKLOG")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1_000)
+}
+
+/// Results not yet in Odoo, among those with ids up to `last` (all of them with `i64::MAX`).
+fn undelivered(db: &Path, last: i64) -> i64 {
+    let db = rusqlite::Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).unwrap();
+    db.query_row(
+        "SELECT count(*) FROM outbox WHERE channel = 'odoo' AND delivered_at IS NULL AND id <= ?1",
+        [last],
+        |r| r.get(0),
+    )
+    .unwrap()
+}
+
+fn newest_result(db: &Path) -> i64 {
+    let db = rusqlite::Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).unwrap();
+    db.query_row(
+        "SELECT coalesce(max(id), 0) FROM outbox WHERE channel = 'odoo'",
+        [],
+        |r| r.get(0),
+    )
+    .unwrap()
+}
+
+/// Polls `condition` every 5 ms; when it first held.
+async fn when(limit: Duration, mut condition: impl FnMut() -> bool) -> Option<Instant> {
+    let give_up = Instant::now() + limit;
+    while Instant::now() < give_up {
+        if condition() {
+            return Some(Instant::now());
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    None
+}
+
+/// Odoo's requests, counted by model and method.
+fn by_call(sim: &SimOdoo) -> BTreeMap<String, usize> {
+    let mut calls = BTreeMap::new();
+    for r in sim.requests() {
+        let call = match (&r.model, &r.method) {
+            (Some(model), Some(method)) => format!("{model}.{method}"),
+            _ => r.path.clone(),
+        };
+        *calls.entry(call).or_insert(0) += 1;
+    }
+    calls
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    let backlog = backlog();
+    let baseline = 200.min(backlog);
+    // Enough MOs for the backlog and for the panel's commands while it drains.
+    let mos = backlog + 4_000;
+    let broker = Mosquitto::start().expect("mosquitto (apt-get install mosquitto)");
+    let sim = SimOdoo::start(SimOdooConfig::default()).await.unwrap();
+    let ids = sim.seed(mos);
+    for (k, id) in ids.iter().enumerate() {
+        sim.backdate_write(*id, (mos - k) as i64 * 3);
+    }
+    sim.set_latency(LATENCY);
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("linegate.db");
+    let config = dir.path().join("linegate.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[store]\npath = {db:?}\n[odoo]\nurl = {:?}\ndatabase = \"mes\"\napi_key = {:?}\n\
+             [mqtt]\nport = {}\ngateway_id = \"bench\"\n",
+            sim.url(),
+            sim.config().api_key,
+            broker.port
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&config, std::fs::Permissions::from_mode(0o600)).unwrap();
+
+    let seen: Seen = Default::default();
+    let _display = client(broker.port, "bench-display", format!("{PREFIX}/#"), seen.clone()).await;
+    let replies: Seen = Default::default();
+    let panel = client(
+        broker.port,
+        "bench-panel",
+        format!("{PREFIX}/reply/ws-1"),
+        replies.clone(),
+    )
+    .await;
+    let mut agent = std::process::Command::new(env!("CARGO_BIN_EXE_linegate"))
+        .arg("--config")
+        .arg(&config)
+        .arg("run")
+        .env("RUST_LOG", "warn")
+        .spawn()
+        .expect("linegate runs");
+    let limit = Duration::from_secs(120);
+    wait_for(&seen, &format!("{PREFIX}/mo/{mos}"), limit, |_| true)
+        .await
+        .expect("all MOs published");
+    let status = format!("{PREFIX}/status");
+    let odoo_is = |state: &'static str| move |v: &serde_json::Value| v["uplink"]["odoo"]["state"] == state;
+    wait_for(&seen, &status, limit, odoo_is("up")).await.expect("Odoo up");
+
+    // Odoo away, and found so by a sync asked for; then, with nothing to deliver, the baseline.
+    sim.set_down(true);
+    let sync_now = json!({"request_id": "sync-now"}).to_string();
+    panel
+        .publish(format!("{PREFIX}/cmd/ws-1/sync-now"), QoS::AtLeastOnce, false, sync_now)
+        .await
+        .unwrap();
+    wait_for(&seen, &status, limit, odoo_is("down"))
+        .await
+        .expect("Odoo seen down");
+    let idle = round_trips(&panel, &replies, "idle", RATE, baseline, 1).await;
+    let queued = round_trips(&panel, &replies, "queue", 500.0, backlog - baseline, baseline + 1).await;
+    drop(queued);
+    let last = newest_result(&db);
+    assert_eq!(undelivered(&db, last), backlog as i64, "the backlog is queued");
+
+    // Odoo back, and the panel goes on meanwhile.
+    sim.reset_requests();
+    let returned = Instant::now();
+    sim.set_down(false);
+    let draining = Arc::new(AtomicBool::new(true));
+    let during = {
+        let (panel, replies, draining) = (panel.clone(), replies.clone(), draining.clone());
+        tokio::spawn(async move {
+            let mut times = Vec::new();
+            let mut next = backlog + 1;
+            // In slices of 2 s until the backlog is gone.
+            while draining.load(Ordering::Relaxed) && next + 40 <= mos {
+                times.extend(round_trips(&panel, &replies, "drain", RATE, 40, next).await);
+                next += 40;
+            }
+            times.sort();
+            times
+        })
+    };
+    let up = wait_for(&seen, &status, limit, odoo_is("up"))
+        .await
+        .expect("Odoo seen up again");
+    let posts_at_up = by_call(&sim).get("mrp.production.message_post").copied().unwrap_or(0);
+    let drained = when(Duration::from_secs(600), || undelivered(&db, last) == 0)
+        .await
+        .expect("the backlog drained");
+    let calls = by_call(&sim);
+    draining.store(false, Ordering::Relaxed);
+    let during = during.await.unwrap();
+    let empty = when(limit, || undelivered(&db, i64::MAX) == 0)
+        .await
+        .expect("the outbox emptied");
+    let _ = agent.kill();
+    let _ = agent.wait();
+
+    let posts = calls.get("mrp.production.message_post").copied().unwrap_or(0) - posts_at_up;
+    let drain = drained.saturating_duration_since(up).as_secs_f64();
+    let requests: usize = calls.values().sum();
+    let delivered = calls.get("mrp.production.message_post").copied().unwrap_or(0);
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    println!(
+        "linegate push benchmark: a backlog of {backlog} results (chatter notes), Odoo {} ms away, \
+         a panel at {RATE} commands/s",
+        LATENCY.as_millis()
+    );
+    println!(
+        "Odoo's return to the agent seeing it up: {:.2} s (the sync's retry while Odoo is down)",
+        up.saturating_duration_since(returned).as_secs_f64()
+    );
+    println!(
+        "draining: {:.0} entries/s ({posts} notes in {drain:.2} s); floor, four requests at a time: {:.0}/s",
+        posts as f64 / drain,
+        4.0 / LATENCY.as_secs_f64()
+    );
+    println!(
+        "Odoo's return to the backlog delivered: {:.2} s; to an empty outbox (with the panel's \
+         {} results since): {:.2} s",
+        drained.saturating_duration_since(returned).as_secs_f64(),
+        during.len(),
+        empty.saturating_duration_since(returned).as_secs_f64()
+    );
+    println!(
+        "Odoo requests per entry: {:.3} ({requests} requests for {delivered} entries: {})",
+        requests as f64 / delivered as f64,
+        calls
+            .iter()
+            .map(|(call, n)| format!("{call} {n}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    for (label, times) in [("nothing to drain", &idle), ("while draining", &during)] {
+        println!(
+            "round trip at {RATE} commands/s, {label:<16}  p50 {:>6.2} ms  p99 {:>6.2} ms  ({} commands)",
+            ms(percentile(times, 0.5)),
+            ms(percentile(times, 0.99)),
+            times.len()
+        );
+    }
+}
