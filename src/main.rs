@@ -25,7 +25,12 @@ enum Command {
     /// Run the agent (what systemd starts).
     Run,
     /// Validate the configuration; exit 78 naming the key at fault.
-    CheckConfig,
+    CheckConfig {
+        /// Also ask the configured Odoo whether it has the fields and grants the access the
+        /// sync and the results pushed back need (78 when it refuses, 1 when unreachable).
+        #[arg(long)]
+        odoo: bool,
+    },
     /// Run one sync cycle in the foreground and print a summary.
     Sync {
         #[arg(long, required = true)]
@@ -91,7 +96,7 @@ fn main() -> ExitCode {
     let runtime = tokio::runtime::Runtime::new().expect("starting the tokio runtime");
     let code = runtime.block_on(async {
         match cli.command {
-            Command::CheckConfig => cli::check_config(&file),
+            Command::CheckConfig { odoo } => cli::check_config(&file, odoo).await,
             Command::Run => cli::run(&file, stop_signal()).await,
             Command::Sync { once: _, source } => cli::sync_once(&file, source, stop_signal()).await,
             Command::Status { json } => cli::status(&file, json).await,

@@ -437,3 +437,109 @@ async fn odoo_gone_between_syncs_is_noticed_by_the_delivery_and_everything_goes_
     assert_eq!(notes(&sim, 1).len(), 3, "{:?}", notes(&sim, 1));
     agent.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_config_with_odoo_says_which_step_odoo_would_refuse_and_why() {
+    // Given a simulated Odoo whose API user may not read the chatter, and that lacks a field
+    let sim = sim(19, 1).await;
+    let dir = tempfile::tempdir().unwrap();
+    let push = "[odoo.push]\ntime_tracking = true\n[odoo.push.fields]\nroll_number = \"x_roll\"\n";
+    let config = write_config(dir.path(), &sim, push);
+
+    // When the configuration is checked without asking Odoo, it is fine and says what goes up
+    let offline = output(linegate(&config, &["check-config"])).await;
+    assert_eq!(offline.status.code(), Some(0), "{}", text(&offline));
+    assert!(
+        text(&offline).contains("results to Odoo: a chatter note, fields roll_number → x_roll, time tracking"),
+        "{}",
+        text(&offline)
+    );
+
+    // When Odoo is asked while it grants everything but lacks the field
+    let asked = output(linegate(&config, &["check-config", "--odoo"])).await;
+    let said = text(&asked);
+    assert_eq!(asked.status.code(), Some(78), "{said}");
+    assert!(said.contains("Odoo 19 (JSON-2): the sync's fields: ok"), "{said}");
+    assert!(said.contains("results to Odoo, chatter: ok"), "{said}");
+    assert!(
+        said.contains(
+            "results to Odoo, fields: REFUSED: odoo.push.fields.roll_number: Odoo has no field `x_roll` on mrp.production"
+        ),
+        "{said}"
+    );
+    assert!(said.contains("results to Odoo, time_tracking: ok"), "{said}");
+
+    // When the API user loses its rights on the chatter's messages and the work orders
+    sim.deny("mail.message");
+    sim.deny("mrp.workorder");
+    let asked = output(linegate(&config, &["check-config", "--odoo"])).await;
+    let said = text(&asked);
+    assert_eq!(asked.status.code(), Some(78), "{said}");
+    assert!(
+        said.contains("results to Odoo, chatter: REFUSED: Odoo refused access: You are not allowed to access 'Message' (mail.message) records."),
+        "{said}"
+    );
+    assert!(
+        said.contains("results to Odoo, time_tracking: REFUSED: Odoo refused access: You are not allowed to access 'Work Order' (mrp.workorder)"),
+        "{said}"
+    );
+
+    // And a configuration Odoo serves in full passes; an unreachable Odoo is not a verdict
+    let fine = write_config(dir.path(), &sim, "[odoo.push]\nchatter = false\nprogress = true\n");
+    let asked = output(linegate(&fine, &["check-config", "--odoo"])).await;
+    assert_eq!(asked.status.code(), Some(0), "{}", text(&asked));
+    assert!(
+        text(&asked).contains("results to Odoo, progress: ok"),
+        "{}",
+        text(&asked)
+    );
+    sim.set_down(true);
+    let asked = output(linegate(&fine, &["check-config", "--odoo"])).await;
+    assert_eq!(asked.status.code(), Some(1), "{}", text(&asked));
+    assert!(
+        text(&asked).contains("Odoo: FAILED: cannot reach Odoo"),
+        "{}",
+        text(&asked)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_step_odoo_denies_the_api_user_parks_with_odoos_words_on_one_line() {
+    // Given time tracking pushed, MO 1 with a work order, and an API user that may not book
+    // time on it
+    let broker = Mosquitto::start().await;
+    let sim = sim(19, 1).await;
+    sim.add_workorder(1, 1).unwrap();
+    sim.deny("mrp.workcenter.productivity");
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("linegate.db");
+    let mut odoo = odoo_config(&sim);
+    odoo.push.time_tracking = true;
+    let agent = agent(odoo, broker.port(), &db).await;
+    let panel = Panel::start(broker.port(), PREFIX, "ws-1").await;
+    let display = Display::start(broker.port(), PREFIX).await;
+    wait_until("the first sync", Duration::from_secs(10), || mo_count(&db) == 1).await;
+
+    // When the MO runs on the floor
+    run_an_mo(&panel, 1, "denied").await;
+
+    // Then the notes go up, and the end waits with Odoo's refusal, on one line
+    let shown = display
+        .wait(&format!("{PREFIX}/mo/1"), "the end parked", |v| {
+            v["pending_upload"]["parked"].is_string()
+        })
+        .await;
+    let reason = shown["pending_upload"]["parked"].as_str().unwrap();
+    assert!(
+        reason.starts_with(
+            "Odoo refused access: You are not allowed to create 'Workcenter Productivity Log' \
+             (mrp.workcenter.productivity) records. This operation is allowed for the following groups:"
+        ),
+        "{reason}"
+    );
+    assert!(!reason.contains('\n'), "{reason}");
+    assert_eq!(shown["pending_upload"]["count"], 1, "{shown}");
+    assert_eq!(notes(&sim, 1).len(), 3, "every note went up before the refused step");
+    assert!(sim.productivity().is_empty());
+    agent.stop().await;
+}

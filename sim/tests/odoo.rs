@@ -1527,3 +1527,67 @@ async fn time_tracking_records_real_times_on_work_orders() {
     assert!(invalid.json()["message"].as_str().unwrap().contains("(workcenter_id)"));
     assert_eq!(sim.productivity().len(), 1);
 }
+
+#[tokio::test]
+async fn a_user_without_rights_on_a_model_is_refused_as_recorded_but_fields_get_answers() {
+    // Given an API user without rights on the MOs (D16, E14)
+    let sim = odoo19().await;
+    sim.seed(1);
+    sim.deny("mrp.production");
+    let recorded = "You are not allowed to access 'Manufacturing Order' (mrp.production) records.\n\n\
+                    This operation is allowed for the following groups:\n\t- Inventory/User\n\t- \
+                    Manufacturing/Administrator\n\t- Manufacturing/User\n\n\
+                    Contact your administrator to request access if necessary.";
+
+    // When it reads them on JSON-2 and on /jsonrpc
+    let json2_read = json2(
+        &sim,
+        "mrp.production",
+        "search_read",
+        json!({"domain": [], "fields": ["id"], "limit": 1}),
+    )
+    .await;
+    let rpc_read = execute_kw(
+        &sim,
+        "mrp.production",
+        "search_read",
+        json!([[]]),
+        json!({"fields": ["id"], "limit": 1}),
+    )
+    .await;
+
+    // Then both are the recorded AccessError
+    json2_error(&json2_read, 403, "odoo.exceptions.AccessError", recorded);
+    rpc_error(&rpc_read, "odoo.exceptions.AccessError", recorded);
+    // And a write names the operation
+    let write = json2(
+        &sim,
+        "mrp.production",
+        "write",
+        json!({"ids": [1], "vals": {"origin": "x"}}),
+    )
+    .await;
+    assert!(write.json()["message"]
+        .as_str()
+        .unwrap()
+        .starts_with("You are not allowed to modify 'Manufacturing Order' (mrp.production) records."));
+    // And fields_get, which checks no access, still answers
+    let fields = json2(
+        &sim,
+        "mrp.production",
+        "fields_get",
+        json!({"allfields": ["name"], "attributes": ["type"]}),
+    )
+    .await;
+    assert_eq!(fields.status, StatusCode::OK);
+    assert_eq!(fields.json()["name"]["type"], "char");
+    // And other models are served as before
+    let pickings = json2(
+        &sim,
+        "stock.picking",
+        "search_read",
+        json!({"domain": [], "fields": ["id"]}),
+    )
+    .await;
+    assert_eq!(pickings.status, StatusCode::OK);
+}

@@ -2,8 +2,11 @@
 //! and the one-shot ones. The configuration file is read once ([`ConfigFile`]): `/dev/stdin`
 //! works too.
 
+mod check;
 pub mod outbox;
 mod status;
+
+pub use check::check_config;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicI32, Ordering};
@@ -76,28 +79,6 @@ pub async fn run(file: &ConfigFile, shutdown: Shutdown) -> u8 {
             tracing::error!(error = %e, "linegate failed");
             EXIT_FAILURE
         }
-    }
-}
-
-pub fn check_config(file: &ConfigFile) -> u8 {
-    let path = &file.path;
-    let checked = file.config().map(|config| {
-        config
-            .validate_secrets()
-            .and_then(|()| config.validate_work())
-            .map(|()| config)
-    });
-    match checked {
-        Err(code) => code,
-        Ok(Ok(config)) => {
-            let odoo = config
-                .odoo
-                .as_ref()
-                .map_or("no Odoo".to_string(), |o| format!("Odoo at {}", o.url));
-            println!("{}: ok ({odoo}, store {})", path.display(), config.store.path.display());
-            0
-        }
-        Ok(Err(e)) => report_config(path, &e),
     }
 }
 

@@ -120,6 +120,8 @@ pub(crate) struct State {
     records: records::Records,
     /// Methods whose next call loses its answer ([`SimOdoo::lose_answer_to`]).
     lose_answer: Vec<String>,
+    /// Models the API user has no rights on ([`SimOdoo::deny`]).
+    denied: Vec<String>,
 }
 
 pub struct SimOdoo {
@@ -168,6 +170,7 @@ impl SimOdoo {
             random: seed as u64 | 1,
             records: records::Records::new(),
             lose_answer: Vec::new(),
+            denied: Vec::new(),
         }));
         let (stop, stopped) = tokio::sync::watch::channel(false);
         tokio::spawn(http::serve(listener, state.clone(), stopped));
@@ -269,6 +272,13 @@ impl SimOdoo {
     /// closed without an answer: an answer lost on its way back.
     pub fn lose_answer_to(&self, method: &str) {
         self.state().lose_answer.push(method.to_string());
+    }
+
+    /// The API user loses its rights on `model`: every call on it but `fields_get` (which
+    /// checks no access) is refused with Odoo's AccessError, as for a user outside the
+    /// model's groups (D16, E14).
+    pub fn deny(&self, model: &str) {
+        self.state().denied.push(model.to_string());
     }
 
     pub fn delete_mo(&self, id: i64) {

@@ -34,6 +34,31 @@ impl OrmError {
     pub(super) fn access(message: String) -> OrmError {
         OrmError::same("odoo.exceptions.AccessError", 403, message)
     }
+    /// A user outside the model's groups (D16, E14): Odoo names the operation and the model's
+    /// description.
+    fn not_allowed(model: &str, method: &str) -> OrmError {
+        let operation = match method {
+            "write" | "message_post" | "action_start" | "button_mark_done" => "modify",
+            "create" => "create",
+            "unlink" => "delete",
+            _ => "access",
+        };
+        let description = match model {
+            "mrp.production" => "Manufacturing Order",
+            "stock.picking" => "Transfer",
+            "mail.message" => "Message",
+            "mrp.workorder" => "Work Order",
+            "mrp.workcenter.productivity" => "Workcenter Productivity Log",
+            "mrp.workcenter.productivity.loss" => "Workcenter Productivity Losses",
+            other => other,
+        };
+        OrmError::access(format!(
+            "You are not allowed to {operation} '{description}' ({model}) records.\n\n\
+             This operation is allowed for the following groups:\n\t- Inventory/User\n\t- \
+             Manufacturing/Administrator\n\t- Manufacturing/User\n\n\
+             Contact your administrator to request access if necessary."
+        ))
+    }
     fn missing(model: &str, ids: &[i64]) -> OrmError {
         OrmError::same(
             "odoo.exceptions.MissingError",
@@ -323,6 +348,9 @@ pub(super) fn ids(args: &Map<String, Value>) -> Result<Vec<i64>, OrmError> {
 
 /// Runs `model.method` with named arguments.
 pub(super) fn call(state: &mut State, model: &str, method: &str, args: &Map<String, Value>) -> Answer {
+    if method != "fields_get" && state.denied.iter().any(|m| m == model) {
+        return Err(OrmError::not_allowed(model, method));
+    }
     if let Some(answer) = super::records::call(state, model, method, args) {
         return answer;
     }

@@ -23,6 +23,9 @@ use crate::shutdown::Shutdown;
 use crate::store::{self, Store, StoreError};
 use crate::uplink::Uplink;
 
+pub(crate) mod preflight;
+use preflight::Preflight;
+
 /// Results read from the store at a time.
 const BATCH: u32 = 50;
 /// Another process may queue without ringing; and due retries are found this often at most.
@@ -37,6 +40,15 @@ const DROP_BATCH: u32 = 500;
 const END_OF_TIME: &str = "9999-12-31T23:59:59Z";
 /// A result whose step failed in passing is tried again after this, doubling.
 const RESULT_RETRY: Backoff = Backoff::new(Duration::from_secs(5), Duration::from_secs(3600));
+
+/// What Odoo offered the steps is asked again after this long, when there is work.
+const CHECK_EVERY: Duration = Duration::from_secs(3600);
+
+/// What Odoo offered the steps, and when it was asked.
+struct Checked {
+    found: Preflight,
+    at: std::time::Instant,
+}
 
 /// The steps of a delivery, a bit each in the outbox's `steps_done`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -92,8 +104,9 @@ impl OdooOutbox {
         let mut retries = ROUND_RETRY.retries();
         let mut ringing = true;
         let mut last_error: Option<String> = None;
-        // Learnt from Odoo once: the mapped fields' types.
-        let mut fields: Option<HashMap<String, String>> = None;
+        // What Odoo offers the steps: asked at start, when Odoo returns, and at least hourly
+        // while there is something to deliver.
+        let mut checked: Option<Checked> = None;
         // At start and whenever Odoo comes back, every result is due at once, whatever wait
         // its last failure earned it.
         let mut everything = true;
@@ -107,10 +120,12 @@ impl OdooOutbox {
             let down = matches!(*self.uplink.borrow(), Uplink::Down { .. });
             let wait = if down {
                 everything = true;
+                // Odoo may come back changed.
+                checked = None;
                 POLL
             } else {
                 let round = tokio::select! {
-                    round = self.round(&mut fields, everything) => round,
+                    round = self.round(&mut checked, everything) => round,
                     _ = shutdown.wait() => return,
                 };
                 match round {
@@ -205,7 +220,12 @@ impl OdooOutbox {
 
     /// Delivers the due heads of the MOs' queues (or, with `everything`, every head), oldest
     /// first.
-    async fn round(&self, fields: &mut Option<HashMap<String, String>>, everything: bool) -> Round {
+    async fn round(&self, checked: &mut Option<Checked>, everything: bool) -> Round {
+        if checked.is_none() {
+            if let Err(stop) = self.check(checked).await {
+                return stop;
+            }
+        }
         let now = if everything {
             END_OF_TIME.to_string()
         } else {
@@ -223,24 +243,14 @@ impl OdooOutbox {
             let next = self.store.call(|db| store::outbox::odoo_next_due(db)).await;
             return Round::Idle(next.ok().flatten().and_then(|at| clock::parse_rfc3339(&at)));
         }
-        if fields.is_none() && !self.push.fields.mapped().is_empty() {
-            match self.field_types().await {
-                Ok(found) => *fields = Some(found),
-                Err(Failure::Retry(e)) => {
-                    return Round::Failing {
-                        error: e.to_string(),
-                        odoo: true,
-                    }
-                }
-                // Every result would park on it: say so once, and park them (a person fixes
-                // the configuration, then retries them).
-                Err(Failure::Park(why)) => {
-                    tracing::error!(why, "results cannot be written into the configured Odoo fields");
-                    *fields = Some(HashMap::new());
-                }
+        if checked.as_ref().is_none_or(|c| c.at.elapsed() >= CHECK_EVERY) {
+            if let Err(stop) = self.check(checked).await {
+                return stop;
             }
         }
-        let types = fields.clone().unwrap_or_default();
+        let Some(Checked { found, .. }) = checked.as_ref() else {
+            unreachable!("checked just now")
+        };
         // Each MO's head is its own: four lanes take them in turn, oldest first, so that a
         // slow answer for one MO holds up no other (and a backlog drains four at a time,
         // which a plant's Odoo serves without queueing).
@@ -254,7 +264,7 @@ impl OdooOutbox {
                 let Some(head) = heads.lock().unwrap().pop_front() else {
                     return;
                 };
-                if let Some(stop) = self.settle(head, &types).await {
+                if let Some(stop) = self.settle(head, found).await {
                     stopped.lock().unwrap().get_or_insert(stop);
                     return;
                 }
@@ -265,11 +275,11 @@ impl OdooOutbox {
     }
 
     /// Delivers one result and records what became of it; the round stops on what it returns.
-    async fn settle(&self, head: store::outbox::Waiting, types: &HashMap<String, String>) -> Option<Round> {
+    async fn settle(&self, head: store::outbox::Waiting, found: &Preflight) -> Option<Round> {
         self.heart.beat();
         let id = head.id;
         let (outcome, mo) = match serde_json::from_str::<FloorResult>(&head.payload) {
-            Ok(result) => (self.deliver(&head, &result, types).await, Some(result.mo)),
+            Ok(result) => (self.deliver(&head, &result, found).await, Some(result.mo)),
             Err(e) => (
                 Err(Failure::Park(format!("the queued result cannot be read: {e}"))),
                 None,
@@ -314,12 +324,42 @@ impl OdooOutbox {
         }
     }
 
+    /// Asks Odoo what it offers the steps; says at once what it will refuse (the results
+    /// that need it park on it, with the same words, until a person retries them).
+    async fn check(&self, checked: &mut Option<Checked>) -> Result<(), Round> {
+        let found = preflight::preflight(&self.client, &self.push)
+            .await
+            .map_err(|e| Round::Failing {
+                error: e.to_string(),
+                odoo: true,
+            })?;
+        let before: Vec<_> = checked.iter().flat_map(|c| c.found.refusals()).collect();
+        let now: Vec<_> = found.refusals().collect();
+        if checked.is_none() || before != now {
+            for (step, why) in &now {
+                tracing::error!(step, why, "results to Odoo: Odoo will refuse this step of [odoo.push]");
+            }
+            if now.is_empty() {
+                let steps: Vec<_> = found.checks.iter().map(|c| c.step).collect();
+                tracing::info!(
+                    steps = steps.join(", "),
+                    "results to Odoo: every configured step checked"
+                );
+            }
+        }
+        *checked = Some(Checked {
+            found,
+            at: std::time::Instant::now(),
+        });
+        Ok(())
+    }
+
     /// The configured steps Odoo does not have yet, each recorded as it takes it.
     async fn deliver(
         &self,
         head: &store::outbox::Waiting,
         result: &FloorResult,
-        types: &HashMap<String, String>,
+        found: &Preflight,
     ) -> Result<(), Failure> {
         // An attempt before this one may have reached Odoo with the step it was on: counted
         // before trying, so that a kill mid-call is known at the next start.
@@ -337,9 +377,9 @@ impl OdooOutbox {
             }
             match step {
                 Step::Chatter => self.note(result, uncertain).await?,
-                Step::Fields => self.fields(result, types).await?,
+                Step::Fields => self.fields(result, &found.types).await?,
                 Step::Progress => self.progress(result).await?,
-                Step::TimeTracking => self.time_tracking(result, uncertain).await?,
+                Step::TimeTracking => self.time_tracking(result, found.productive_loss, uncertain).await?,
             }
             done |= step as u32;
             uncertain = false;
@@ -467,7 +507,7 @@ impl OdooOutbox {
 
     /// A time-tracking entry with the floor's start and end on the MO's first work order,
     /// unless Odoo has it already (found by the event id in its description).
-    async fn time_tracking(&self, result: &FloorResult, uncertain: bool) -> Result<(), Failure> {
+    async fn time_tracking(&self, result: &FloorResult, loss: Option<i64>, uncertain: bool) -> Result<(), Failure> {
         let p = &result.protected;
         let (Happened::Ended, Some(start), Some(end)) = (result.happened, &p.date_start, &p.date_finished) else {
             return Ok(());
@@ -510,8 +550,6 @@ impl OdooOutbox {
                 "work order {workorder} has no work center in Odoo"
             )));
         };
-        let domain = json!([["loss_type", "=", "productive"]]);
-        let loss = self.first_id("mrp.workcenter.productivity.loss", &domain).await?;
         let Some(loss) = loss else {
             return Err(Failure::Park(
                 "Odoo has no productive loss type (mrp.workcenter.productivity.loss)".into(),
@@ -588,35 +626,6 @@ impl OdooOutbox {
             ))),
         }
     }
-
-    /// The types of the mapped fields Odoo has (one missing parks the results that need it).
-    async fn field_types(&self) -> Result<HashMap<String, String>, Failure> {
-        let names: Vec<&str> = self.push.fields.mapped().into_iter().map(|(_, f)| f).collect();
-        let named = Map::from_iter([
-            ("allfields".to_string(), json!(names)),
-            ("attributes".to_string(), json!(["type"])),
-        ]);
-        let answer = self.ask("mrp.production", "fields_get", named).await?;
-        let Value::Object(fields) = answer else {
-            return Err(Failure::Park("fields_get answered no fields".into()));
-        };
-        let types: HashMap<String, String> = fields
-            .into_iter()
-            .map(|(name, d)| (name, d["type"].as_str().unwrap_or("char").to_string()))
-            .collect();
-        if let Some((key, field)) = self
-            .push
-            .fields
-            .mapped()
-            .into_iter()
-            .find(|(_, f)| !types.contains_key(*f))
-        {
-            return Err(Failure::Park(format!(
-                "odoo.push.fields.{key}: Odoo has no field `{field}` on mrp.production"
-            )));
-        }
-        Ok(types)
-    }
 }
 
 /// An answer of another shape than the call promises: a wizard (an action dict) where `true`
@@ -646,10 +655,16 @@ fn classify(e: OdooError) -> Failure {
         // The credentials: not this result's fault; the sync shows the uplink refused.
         OdooError::AccessDenied(_) => Failure::Retry(e.clone()),
         OdooError::Rpc { name, .. } if name.ends_with("MissingError") => {
-            Failure::Park(format!("the MO no longer exists in Odoo: {e}"))
+            Failure::Park(format!("the MO no longer exists in Odoo: {}", one_line(&e)))
         }
-        _ => Failure::Park(e.to_string()),
+        _ => Failure::Park(one_line(&e)),
     }
+}
+
+/// An error on one line, for a parked reason (systemd's STATUS, a display's line): Odoo's
+/// messages run over several (an AccessError lists the groups that would be allowed).
+fn one_line(e: &OdooError) -> String {
+    e.to_string().split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 /// A mapped value in the shape of its Odoo field: datetimes as Odoo writes them (naive UTC),

@@ -1,0 +1,124 @@
+//! `linegate check-config [--odoo]`: the file and its secrets, what goes back to Odoo, and with
+//! `--odoo` what the configured Odoo offers the sync and each step of `[odoo.push]`.
+
+use crate::config::{OdooConfig, PushConfig};
+use crate::odoo::{Api, OdooClient};
+use crate::outbox::odoo::preflight;
+
+use super::{report_config, ConfigFile, EXIT_CONFIG, EXIT_FAILURE};
+
+pub async fn check_config(file: &ConfigFile, ask_odoo: bool) -> u8 {
+    let path = &file.path;
+    let checked = file.config().map(|config| {
+        config
+            .validate_secrets()
+            .and_then(|()| config.validate_work())
+            .map(|()| config)
+    });
+    let config = match checked {
+        Err(code) => return code,
+        Ok(Err(e)) => return report_config(path, &e),
+        Ok(Ok(config)) => config,
+    };
+    let odoo = config
+        .odoo
+        .as_ref()
+        .map_or("no Odoo".to_string(), |o| format!("Odoo at {}", o.url));
+    println!("{}: ok ({odoo}, store {})", path.display(), config.store.path.display());
+    if let Some(odoo) = &config.odoo {
+        println!("results to Odoo: {}", plan(&odoo.push));
+    }
+    match (&config.odoo, ask_odoo) {
+        (Some(odoo), true) => ask(path, odoo).await,
+        (None, true) => {
+            eprintln!("linegate: --odoo: the configuration has no [odoo] section");
+            EXIT_CONFIG
+        }
+        (_, false) => 0,
+    }
+}
+
+/// The configured steps and bounds, in a line.
+fn plan(push: &PushConfig) -> String {
+    if !push.active() {
+        return "off".to_string();
+    }
+    let mut steps = Vec::new();
+    if push.chatter {
+        steps.push("a chatter note".to_string());
+    }
+    let mapped = push.fields.mapped();
+    if !mapped.is_empty() {
+        let fields: Vec<String> = mapped.iter().map(|(key, f)| format!("{key} → {f}")).collect();
+        steps.push(format!("fields {}", fields.join(", ")));
+    }
+    if push.progress {
+        steps.push("the MO's progress".to_string());
+    }
+    if push.time_tracking {
+        steps.push("time tracking".to_string());
+    }
+    format!(
+        "{}; at most {} waiting, for at most {} days",
+        steps.join(", "),
+        push.max_pending,
+        push.max_age.as_secs() / 86_400
+    )
+}
+
+/// Connects and asks; 0 when Odoo offers everything configured, 78 when it refuses a part
+/// (the configuration, or the API user's rights, must change), 1 when it cannot be asked.
+async fn ask(path: &std::path::Path, odoo: &OdooConfig) -> u8 {
+    let client = match OdooClient::new(odoo) {
+        Ok(client) => client,
+        Err(e) => return report_config(path, &e),
+    };
+    let (api, version) = match client.api().await {
+        Ok(found) => found,
+        Err(e) => {
+            println!("Odoo: FAILED: {e}");
+            return EXIT_FAILURE;
+        }
+    };
+    let api = match api {
+        Api::Json2 => "JSON-2",
+        Api::JsonRpc => "/jsonrpc",
+    };
+    let mut refused = false;
+    match client.field_plan(&odoo.fields).await {
+        Ok(_) => println!("Odoo {version} ({api}): the sync's fields: ok"),
+        Err(e) if e.is_retryable() => {
+            println!("Odoo {version} ({api}): FAILED: {e}");
+            return EXIT_FAILURE;
+        }
+        Err(e) => {
+            println!("Odoo {version} ({api}): the sync's fields: REFUSED: {e}");
+            refused = true;
+        }
+    }
+    if odoo.push.active() {
+        match preflight::preflight(&client, &odoo.push).await {
+            Ok(found) => {
+                for check in &found.checks {
+                    match &check.outcome {
+                        Ok(what) => println!("results to Odoo, {}: ok: {what}", check.step),
+                        Err(why) => {
+                            println!("results to Odoo, {}: REFUSED: {why}", check.step);
+                            refused = true;
+                        }
+                    }
+                }
+                println!("results to Odoo: write access is learnt at the first delivery (a refusal parks it, with Odoo's words)");
+            }
+            Err(e) => {
+                println!("results to Odoo: FAILED: {e}");
+                return EXIT_FAILURE;
+            }
+        }
+    }
+    if refused {
+        EXIT_CONFIG
+    } else {
+        0
+    }
+}
