@@ -32,13 +32,18 @@ pub(crate) fn as_base(mut url: reqwest::Url) -> reqwest::Url {
 /// Why a request got no answer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum NoAnswer {
+    /// No connection was made (refused, no route, name unknown, connect timeout): the request
+    /// never left.
+    Unreached(String),
     Timeout,
-    /// The connection failed: the whole chain of causes.
+    /// The connection failed after it was made: the whole chain of causes.
     Transport(String),
 }
 
 pub(crate) fn no_answer(e: &reqwest::Error) -> NoAnswer {
-    if e.is_timeout() {
+    if e.is_connect() {
+        NoAnswer::Unreached(error_text(e))
+    } else if e.is_timeout() {
         NoAnswer::Timeout
     } else {
         NoAnswer::Transport(error_text(e))

@@ -1014,8 +1014,10 @@ async fn kill_stream(kills: usize, commands: usize) -> (usize, usize) {
     let config = write_config(
         dir.path(),
         &sim,
+        // (a delivery killed mid-call is looked up again after a second, not Odoo's 150 s:
+        // the simulated Odoo carries a call out at once, or never)
         &format!(
-            "[mqtt]\nhost = \"127.0.0.1\"\nport = {}\ngateway_id = \"{GATEWAY}\"\n",
+            "[odoo.push]\nsettle_time = \"1s\"\n[mqtt]\nhost = \"127.0.0.1\"\nport = {}\ngateway_id = \"{GATEWAY}\"\n",
             broker.port()
         ),
     );

@@ -384,6 +384,23 @@ async fn with_progress_and_time_tracking_odoo_closes_the_mo_once_with_a_backorde
     );
     // And MO 2, which made more than planned, is simply done
     assert_eq!(sim.mo(2).unwrap()["state"], "done");
+    // And each end went as Odoo's form does it: the quantity, onto the moves, then done (the
+    // lost answer's mark-done found done, not sent again)
+    let calls: Vec<String> = sim
+        .requests()
+        .into_iter()
+        .filter(|r| r.model.as_deref() == Some("mrp.production") && r.status == 200)
+        .filter_map(|r| r.method)
+        .filter(|m| ["write", "set_qty_producing", "button_mark_done"].contains(&m.as_str()))
+        .collect();
+    let count = |m: &str| calls.iter().filter(|c| *c == m).count();
+    assert_eq!(
+        (count("write"), count("set_qty_producing"), count("button_mark_done")),
+        (2, 2, 2),
+        "{calls:?}"
+    );
+    let first = |m: &str| calls.iter().position(|c| c == m).unwrap();
+    assert!(first("write") < first("set_qty_producing") && first("set_qty_producing") < first("button_mark_done"));
     // And MO 1's work order has one productive entry with the floor's times
     let entries = sim.productivity();
     assert_eq!(entries.len(), 1, "{entries:?}");
@@ -541,5 +558,42 @@ async fn a_step_odoo_denies_the_api_user_parks_with_odoos_words_on_one_line() {
     assert_eq!(shown["pending_upload"]["count"], 1, "{shown}");
     assert_eq!(notes(&sim, 1).len(), 3, "every note went up before the refused step");
     assert!(sim.productivity().is_empty());
+    agent.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_note_odoo_commits_after_the_agent_gave_up_on_it_is_not_posted_again() {
+    // Given an agent that waits a second for an answer and lets an unanswered call settle
+    // for twelve, and an Odoo whose next note waits eight seconds on a lock
+    let broker = Mosquitto::start().await;
+    let sim = sim(19, 1).await;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("linegate.db");
+    let mut odoo = odoo_config(&sim);
+    odoo.sync_interval = Duration::from_secs(3600);
+    odoo.request_timeout = Duration::from_secs(1);
+    odoo.push.settle_time = Duration::from_secs(12);
+    let agent = agent(odoo, broker.port(), &db).await;
+    let panel = Panel::start(broker.port(), PREFIX, "ws-1").await;
+    wait_until("the first sync", Duration::from_secs(10), || mo_count(&db) == 1).await;
+    sim.apply_late("message_post", Duration::from_secs(8));
+
+    // When the MO is registered: its note times out, and Odoo commits it seven seconds later
+    let reply = panel
+        .send(
+            "register-mo",
+            json!({"request_id": "late-1", "operator": "ana", "mo": 1, "auth_first": "000100", "roll_number": "R-1"}),
+        )
+        .await;
+    assert_eq!(reply["ok"], true, "{reply}");
+
+    // Then the agent, having looked only once the call had surely settled, finds it there
+    wait_until(
+        "the outbox drained and the late note in",
+        Duration::from_secs(30),
+        || undelivered(&db) == 0 && sim.late_calls_running() == 0,
+    )
+    .await;
+    assert_eq!(notes(&sim, 1).len(), 1, "{:?}", sim.messages(1));
     agent.stop().await;
 }

@@ -1591,3 +1591,31 @@ async fn a_user_without_rights_on_a_model_is_refused_as_recorded_but_fields_get_
     .await;
     assert_eq!(pickings.status, StatusCode::OK);
 }
+
+#[tokio::test]
+async fn a_call_carried_out_late_commits_after_its_caller_gave_up() {
+    // Given an Odoo whose next message_post waits on a lock for a second
+    let sim = odoo19().await;
+    let mo = sim.seed(1)[0];
+    sim.apply_late("message_post", Duration::from_secs(1));
+
+    // When a caller posts a note and gives up after 200 ms
+    let gave_up = client()
+        .post(format!("{}/json/2/mrp.production/message_post", sim.url()))
+        .header("Authorization", format!("bearer {}", sim.config().api_key))
+        .timeout(Duration::from_millis(200))
+        .json(&json!({"ids": [mo], "body": "event e-late"}))
+        .send()
+        .await;
+
+    // Then the caller heard nothing and the chatter has nothing yet, but the note lands later
+    assert!(gave_up.is_err_and(|e| e.is_timeout()));
+    assert!(sim.messages(mo).is_empty(), "not yet committed");
+    assert_eq!(sim.late_calls_running(), 1);
+    poll(
+        "the note, once the lock is released",
+        Duration::from_secs(5),
+        || async { (sim.messages(mo).len() == 1).then_some(()) },
+    )
+    .await;
+}

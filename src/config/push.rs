@@ -34,6 +34,11 @@ pub struct PushConfig {
     /// A result still waiting after this long is dropped (logged, counted).
     #[serde(default = "default_max_age", deserialize_with = "duration")]
     pub max_age: Duration,
+    /// A call whose answer was never heard (a timeout, a connection lost mid-call, the agent
+    /// killed) may still be running in Odoo, to commit later: Odoo is asked whether it has it
+    /// only after this long. Above Odoo's `limit_time_real` (120 s unless configured).
+    #[serde(default = "default_settle_time", deserialize_with = "duration")]
+    pub settle_time: Duration,
 }
 
 /// Operator value → the instance's `mrp.production` field it is written to.
@@ -80,6 +85,9 @@ fn default_max_pending() -> u32 {
 fn default_max_age() -> Duration {
     Duration::from_secs(90 * 86_400)
 }
+fn default_settle_time() -> Duration {
+    Duration::from_secs(150)
+}
 
 impl Default for PushConfig {
     fn default() -> Self {
@@ -91,6 +99,7 @@ impl Default for PushConfig {
             time_tracking: false,
             max_pending: default_max_pending(),
             max_age: default_max_age(),
+            settle_time: default_settle_time(),
         }
     }
 }
@@ -104,6 +113,9 @@ impl PushConfig {
     pub(super) fn validate(&self) -> Result<(), ConfigError> {
         if self.max_pending == 0 {
             return Err(ConfigError::new("odoo.push.max_pending", "must be at least 1"));
+        }
+        if self.settle_time > Duration::from_secs(86_400) {
+            return Err(ConfigError::new("odoo.push.settle_time", "must be at most 1d"));
         }
         if self.max_age < Duration::from_secs(86_400) {
             return Err(ConfigError::new("odoo.push.max_age", "must be at least 1d"));

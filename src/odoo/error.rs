@@ -4,6 +4,10 @@ use std::time::Duration;
 /// another try; the rest are configuration or data problems to report, not to hammer.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum OdooError {
+    /// No connection was made: nothing was sent.
+    #[error("cannot reach Odoo: {0}")]
+    Unreached(String),
+    /// The connection failed once made: a request may have gone out unanswered.
     #[error("cannot reach Odoo: {0}")]
     Transport(String),
     #[error("Odoo did not answer within {0:?}")]
@@ -36,11 +40,23 @@ pub enum OdooError {
     Unsupported(String),
 }
 
+/// PostgreSQL's errors that pass: the connection, a serialisation conflict, a lock wait, a
+/// deadlock (psycopg2's class names; Odoo retries some itself before answering).
+const PASSING_DATABASE_ERRORS: [&str; 6] = [
+    "psycopg2.OperationalError",
+    "psycopg2.InterfaceError",
+    "psycopg2.extensions.TransactionRollbackError",
+    "psycopg2.errors.SerializationFailure",
+    "psycopg2.errors.LockNotAvailable",
+    "psycopg2.errors.DeadlockDetected",
+];
+
 impl OdooError {
     /// Worth retrying unchanged: the link or the server had a passing problem.
     pub(crate) fn is_retryable(&self) -> bool {
         match self {
             OdooError::Transport(_)
+            | OdooError::Unreached(_)
             | OdooError::Timeout(_)
             | OdooError::Unavailable { .. }
             | OdooError::NotOdoo(_)
@@ -58,6 +74,7 @@ impl OdooError {
         match why {
             crate::http::NoAnswer::Timeout => OdooError::Timeout(timeout),
             crate::http::NoAnswer::Transport(text) => OdooError::Transport(text),
+            crate::http::NoAnswer::Unreached(text) => OdooError::Unreached(text),
         }
     }
 
@@ -83,11 +100,16 @@ impl OdooError {
             "odoo.exceptions.AccessDenied" => OdooError::AccessDenied(message),
             "werkzeug.exceptions.Unauthorized" => OdooError::AccessDenied(message),
             "odoo.exceptions.AccessError" => OdooError::AccessError(message),
-            // A database the server cannot reach, a lock conflict, a worker killed mid-call.
+            // A database the server cannot reach, a lock conflict, a worker killed mid-call;
+            // not a value the database refuses (DataError, IntegrityError: the same again
+            // would be refused again).
             _ => {
-                let retryable = name.starts_with("psycopg2")
+                let retryable = PASSING_DATABASE_ERRORS.contains(&name)
                     || matches!(status, Some(409) | Some(502) | Some(503) | Some(504))
-                    || (status == Some(500) && !name.starts_with("odoo.exceptions") && !name.starts_with("builtins"));
+                    || (status == Some(500)
+                        && !["odoo.exceptions", "builtins", "psycopg2"]
+                            .iter()
+                            .any(|p| name.starts_with(p)));
                 OdooError::Rpc {
                     name: name.to_string(),
                     message,
@@ -95,5 +117,24 @@ impl OdooError {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_passing_database_error_is_retried_and_a_refused_value_is_not() {
+        let class = |status, name| OdooError::from_exception(Some(status), name, "m").is_retryable();
+        assert!(class(500, "psycopg2.OperationalError"));
+        assert!(class(500, "psycopg2.errors.SerializationFailure"));
+        assert!(class(409, "psycopg2.errors.SerializationFailure"));
+        assert!(class(500, "werkzeug.exceptions.InternalServerError"));
+        // The same value would be refused again: an integer field given billions, a duplicate.
+        assert!(!class(500, "psycopg2.errors.NumericValueOutOfRange"));
+        assert!(!class(500, "psycopg2.errors.UniqueViolation"));
+        assert!(!class(422, "odoo.exceptions.ValidationError"));
+        assert!(!class(500, "builtins.ValueError"));
     }
 }

@@ -192,7 +192,7 @@ impl SicantikClient {
     fn no_answer(&self, why: NoAnswer) -> SicantikError {
         match why {
             NoAnswer::Timeout => SicantikError::Timeout(self.timeout),
-            NoAnswer::Transport(text) => SicantikError::Transport(text),
+            NoAnswer::Transport(text) | NoAnswer::Unreached(text) => SicantikError::Transport(text),
         }
     }
 

@@ -48,6 +48,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/0003_permits.sql"),
     include_str!("../../migrations/0004_store_probe.sql"),
     include_str!("../../migrations/0005_odoo_outbox.sql"),
+    include_str!("../../migrations/0006_outbox_settle.sql"),
 ];
 
 pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;

@@ -80,29 +80,47 @@ pub(crate) struct Waiting {
     pub(crate) steps_done: u32,
 }
 
+/// When the outbox's times are read: `due` is the latest `next_at` due now (the end of time
+/// when every wait is waived), `now` the clock. A `next_at` or `settle_at` further ahead than
+/// any wait could set (`retry_horizon`, `settle_horizon`) was set by a clock since put back: it
+/// is taken as passed, or that MO would wait for the clock to catch up.
+#[derive(Debug, Clone)]
+pub(crate) struct Due {
+    pub(crate) due: String,
+    pub(crate) now: String,
+    pub(crate) retry_horizon: String,
+    pub(crate) settle_horizon: String,
+}
+
 /// The result at the head of each MO's queue that is due, oldest first: a parked head holds
 /// its MO's queue back, and the other MOs go on.
-pub(crate) fn odoo_heads(db: &Db, now: &str, limit: u32) -> Result<Vec<Waiting>, StoreError> {
+pub(crate) fn odoo_heads(db: &Db, at: &Due, limit: u32) -> Result<Vec<Waiting>, StoreError> {
     const SQL: &str = "SELECT o.id, o.payload, o.attempts, o.steps_done FROM outbox o \
-        WHERE o.channel = 'odoo' AND o.delivered_at IS NULL AND o.parked_at IS NULL AND o.next_at <= ?1 \
+        WHERE o.channel = 'odoo' AND o.delivered_at IS NULL AND o.parked_at IS NULL \
+        AND (o.next_at <= ?1 OR o.next_at > ?3) \
+        AND (o.settle_at IS NULL OR o.settle_at <= ?2 OR o.settle_at > ?4) \
         AND o.id = (SELECT min(i.id) FROM outbox i WHERE i.channel = 'odoo' AND i.key = o.key \
                     AND i.delivered_at IS NULL) \
-        ORDER BY o.id LIMIT ?2";
+        ORDER BY o.id LIMIT ?5";
     let mut stmt = db.0.prepare_cached(SQL)?;
-    let rows = stmt.query_map(params![now, limit], |r| {
-        Ok(Waiting {
-            id: r.get(0)?,
-            payload: r.get(1)?,
-            attempts: r.get(2)?,
-            steps_done: r.get(3)?,
-        })
-    })?;
+    let rows = stmt.query_map(
+        params![at.due, at.now, at.retry_horizon, at.settle_horizon, limit],
+        |r| {
+            Ok(Waiting {
+                id: r.get(0)?,
+                payload: r.get(1)?,
+                attempts: r.get(2)?,
+                steps_done: r.get(3)?,
+            })
+        },
+    )?;
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
-/// When the next head is due (RFC 3339), if one waits.
+/// When the next head is due (RFC 3339), if one waits: its retry time, or when its unheard
+/// call has surely settled, whichever is later.
 pub(crate) fn odoo_next_due(db: &Db) -> Result<Option<String>, StoreError> {
-    const SQL: &str = "SELECT min(o.next_at) FROM outbox o \
+    const SQL: &str = "SELECT min(max(o.next_at, coalesce(o.settle_at, o.next_at))) FROM outbox o \
         WHERE o.channel = 'odoo' AND o.delivered_at IS NULL AND o.parked_at IS NULL \
         AND o.id = (SELECT min(i.id) FROM outbox i WHERE i.channel = 'odoo' AND i.key = o.key \
                     AND i.delivered_at IS NULL)";
@@ -116,10 +134,11 @@ pub(crate) fn steps_done(db: &Db, id: i64, steps: u32) -> Result<(), StoreError>
     Ok(())
 }
 
-/// Counts an attempt at result `id` before it is made: one that a kill interrupts is known.
-pub(crate) fn attempt(db: &Db, id: i64) -> Result<(), StoreError> {
-    db.0.prepare_cached("UPDATE outbox SET attempts = attempts + 1 WHERE id = ?1")?
-        .execute([id])?;
+/// Counts an attempt at result `id` before it is made, and until when (`settle_at`) its calls
+/// might still be running in Odoo if no answer is heard: one that a kill interrupts is known.
+pub(crate) fn attempt(db: &Db, id: i64, settle_at: &str) -> Result<(), StoreError> {
+    db.0.prepare_cached("UPDATE outbox SET attempts = attempts + 1, settle_at = ?2 WHERE id = ?1")?
+        .execute(params![id, settle_at])?;
     Ok(())
 }
 
@@ -130,17 +149,23 @@ pub(crate) fn result_delivered(db: &Db, id: i64, now: &str) -> Result<(), StoreE
     Ok(())
 }
 
-/// Result `id` failed in passing (its attempt already counted): due again at `next_at`.
-pub(crate) fn retry_at(db: &Db, id: i64, error: &str, next_at: &str) -> Result<(), StoreError> {
-    db.0.prepare_cached("UPDATE outbox SET last_error = ?2, next_at = ?3 WHERE id = ?1")?
-        .execute(params![id, error, next_at])?;
+/// Result `id` failed in passing (its attempt already counted): due again at `next_at`. When
+/// Odoo `answered`, nothing of the attempt can still be running there.
+pub(crate) fn retry_at(db: &Db, id: i64, error: &str, next_at: &str, answered: bool) -> Result<(), StoreError> {
+    const SQL: &str = "UPDATE outbox SET last_error = ?2, next_at = ?3, \
+        settle_at = CASE WHEN ?4 THEN NULL ELSE settle_at END WHERE id = ?1";
+    db.0.prepare_cached(SQL)?
+        .execute(params![id, error, next_at, answered])?;
     Ok(())
 }
 
 /// Sets result `id` aside for a person: it and the rest of its MO's queue wait.
 pub(crate) fn park(db: &Db, id: i64, reason: &str, now: &str) -> Result<(), StoreError> {
-    db.0.prepare_cached("UPDATE outbox SET parked_at = ?3, park_reason = ?2, last_error = ?2 WHERE id = ?1")?
-        .execute(params![id, reason, now])?;
+    // Odoo answered (or nothing was sent): nothing of it can still be running there.
+    db.0.prepare_cached(
+        "UPDATE outbox SET parked_at = ?3, park_reason = ?2, last_error = ?2, settle_at = NULL WHERE id = ?1",
+    )?
+    .execute(params![id, reason, now])?;
     Ok(())
 }
 
@@ -373,6 +398,53 @@ mod tests {
         tx.commit().unwrap();
     }
 
+    /// What is due at `now`, with the horizons an hour and a half ahead.
+    fn due(now: &str) -> Due {
+        let later =
+            |t: &str| crate::clock::parse_rfc3339(t).map_or("9999".into(), |t| crate::clock::format_rfc3339(t + 5400));
+        Due {
+            due: now.into(),
+            now: now.into(),
+            retry_horizon: later(now),
+            settle_horizon: later(now),
+        }
+    }
+
+    #[test]
+    fn an_unanswered_call_holds_its_result_until_it_has_settled_and_a_clock_put_back_holds_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut db = super::super::open(&dir.path().join("t.db")).unwrap();
+        let t = "2026-12-01T08:00:00Z";
+        queue(&mut db, &[(7, 1, t), (8, 1, t)]);
+        let heads = |db: &Db, now: &str| -> Vec<i64> {
+            let found = odoo_heads(db, &due(now), 50).unwrap();
+            found
+                .iter()
+                .map(|w| serde_json::from_str::<FloorResult>(&w.payload).unwrap().mo)
+                .collect()
+        };
+        let [seven, eight] = [0, 1].map(|k| odoo_heads(&db, &due(t), 50).unwrap()[k].id);
+        // MO 7's call went unanswered: even with every wait waived, it is not looked up before
+        // it has settled
+        attempt(&db, seven, "2026-12-01T08:02:30Z").unwrap();
+        retry_at(&db, seven, "timed out", t, false).unwrap();
+        let waived = Due {
+            due: "9999".into(),
+            ..due("2026-12-01T08:01:00Z")
+        };
+        let found: Vec<i64> = odoo_heads(&db, &waived, 50).unwrap().iter().map(|w| w.id).collect();
+        assert_eq!(found, [eight]);
+        assert_eq!(heads(&db, "2026-12-01T08:02:30Z"), [7, 8]);
+        assert_eq!(odoo_next_due(&db).unwrap().as_deref(), Some(t), "MO 8 is due");
+        // MO 8's failure was Odoo's answer: due at its retry time alone
+        attempt(&db, eight, "2026-12-01T08:02:30Z").unwrap();
+        retry_at(&db, eight, "409", "2026-12-01T08:00:10Z", true).unwrap();
+        assert_eq!(heads(&db, "2026-12-01T08:00:10Z"), [8]);
+        // A clock put back a year leaves waits far ahead: they are taken as passed
+        retry_at(&db, eight, "409", "2027-12-01T08:00:10Z", true).unwrap();
+        assert_eq!(heads(&db, "2026-12-01T08:00:11Z"), [8]);
+    }
+
     #[test]
     fn each_mo_has_one_head_and_a_parked_head_holds_back_only_its_own_mo() {
         let dir = tempfile::tempdir().unwrap();
@@ -380,14 +452,14 @@ mod tests {
         let t = "2026-12-01T08:00:00Z";
         queue(&mut db, &[(7, 1, t), (8, 1, t), (7, 2, t), (8, 2, t)]);
         let heads = |db: &Db| -> Vec<i64> {
-            odoo_heads(db, "9999", 50)
+            odoo_heads(db, &due("9999"), 50)
                 .unwrap()
                 .iter()
                 .map(|w| serde_json::from_str::<FloorResult>(&w.payload).unwrap().mo)
                 .collect()
         };
         assert_eq!(heads(&db), [7, 8]);
-        let first = odoo_heads(&db, "9999", 50).unwrap()[0].id;
+        let first = odoo_heads(&db, &due("9999"), 50).unwrap()[0].id;
         park(&db, first, "the MO no longer exists in Odoo", t).unwrap();
         assert_eq!(heads(&db), [8]);
         assert_eq!(

@@ -49,6 +49,9 @@ pub(crate) fn odoo_config(sim: &SimOdoo) -> OdooConfig {
     odoo.sync_interval = Duration::from_secs(1);
     odoo.reconcile_interval = Duration::ZERO;
     odoo.request_timeout = Duration::from_secs(5);
+    // The simulated Odoo carries a call out at once or never (unless a test says otherwise):
+    // an unanswered one has settled within a second.
+    odoo.push.settle_time = Duration::from_secs(1);
     odoo
 }
 

@@ -103,9 +103,31 @@ async fn handle(state: Shared, req: Request<Incoming>) -> Result<Response<Drip>,
         }
         Some(Fault::Truncated | Fault::Trickle(_)) | None => {}
     }
-    let answer = {
+    let late = {
         let mut s = state.lock().unwrap_or_else(|e| e.into_inner());
-        route(&mut s, &method, &path, &headers, &body)
+        let called = called_method(&path, &body);
+        let at = called.and_then(|m| s.late.iter().position(|(l, _)| *l == m));
+        let late = at.map(|at| s.late.remove(at).1);
+        s.late_running += usize::from(late.is_some());
+        late
+    };
+    let answer = match late {
+        // Carried out by a task of its own, which a caller giving up does not cancel.
+        Some(delay) => {
+            let (state, path) = (state.clone(), path.clone());
+            tokio::spawn(async move {
+                tokio::time::sleep(delay).await;
+                let mut s = state.lock().unwrap_or_else(|e| e.into_inner());
+                s.late_running -= 1;
+                route(&mut s, &method, &path, &headers, &body)
+            })
+            .await
+            .map_err(|_| DROPPED)?
+        }
+        None => {
+            let mut s = state.lock().unwrap_or_else(|e| e.into_inner());
+            route(&mut s, &method, &path, &headers, &body)
+        }
     };
     let mut response = Response::builder().status(answer.status);
     let json = answer.status != StatusCode::NOT_FOUND || answer.body.starts_with('{');
@@ -139,6 +161,21 @@ async fn handle(state: Shared, req: Request<Incoming>) -> Result<Response<Drip>,
         _ => Drip::full(answer.body),
     };
     Ok(response.body(body).expect("valid response"))
+}
+
+/// The ORM method a request calls, read as `route` will: from a JSON-2 path, or from the
+/// JSON-RPC body of `/jsonrpc` (`execute_kw`) and `/web/dataset/call_kw`.
+fn called_method(path: &str, body: &[u8]) -> Option<String> {
+    if let Some(rest) = path.strip_prefix("/json/2/") {
+        return rest.split_once('/').map(|(_, m)| m.to_string());
+    }
+    let params = serde_json::from_slice::<Value>(body).ok()?.get("params")?.clone();
+    let method = match path {
+        "/jsonrpc" => params.get("args")?.get(4)?.clone(),
+        _ if path.starts_with("/web/dataset/call_kw") => params.get("method")?.clone(),
+        _ => return None,
+    };
+    method.as_str().map(str::to_string)
 }
 
 /// Records a request answered by a fault rather than by Odoo.

@@ -120,6 +120,10 @@ pub(crate) struct State {
     records: records::Records,
     /// Methods whose next call loses its answer ([`SimOdoo::lose_answer_to`]).
     lose_answer: Vec<String>,
+    /// Methods whose next call is carried out late ([`SimOdoo::apply_late`]).
+    late: Vec<(String, Duration)>,
+    /// Late calls taken and not yet carried out.
+    late_running: usize,
     /// Models the API user has no rights on ([`SimOdoo::deny`]).
     denied: Vec<String>,
 }
@@ -170,6 +174,8 @@ impl SimOdoo {
             random: seed as u64 | 1,
             records: records::Records::new(),
             lose_answer: Vec::new(),
+            late: Vec::new(),
+            late_running: 0,
             denied: Vec::new(),
         }));
         let (stop, stopped) = tokio::sync::watch::channel(false);
@@ -272,6 +278,18 @@ impl SimOdoo {
     /// closed without an answer: an answer lost on its way back.
     pub fn lose_answer_to(&self, method: &str) {
         self.state().lose_answer.push(method.to_string());
+    }
+
+    /// The next call of `method` (any model, any API) is carried out only after `delay`, and
+    /// then answered if anyone still waits: as an Odoo worker blocked on a lock goes on with a
+    /// request whose caller has given up, and commits it later.
+    pub fn apply_late(&self, method: &str, delay: Duration) {
+        self.state().late.push((method.to_string(), delay));
+    }
+
+    /// Whether a late call ([`SimOdoo::apply_late`]) is still to be carried out.
+    pub fn late_calls_running(&self) -> usize {
+        self.state().late_running
     }
 
     /// The API user loses its rights on `model`: every call on it but `fields_get` (which

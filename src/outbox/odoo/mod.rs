@@ -41,6 +41,14 @@ const END_OF_TIME: &str = "9999-12-31T23:59:59Z";
 /// A result whose step failed in passing is tried again after this, doubling.
 const RESULT_RETRY: Backoff = Backoff::new(Duration::from_secs(5), Duration::from_secs(3600));
 
+/// Longer than any wait [`RESULT_RETRY`] sets (its longest, with jitter): a `next_at` further
+/// ahead was set by a clock since put back.
+const RETRY_HORIZON: i64 = 2 * 3600;
+/// Produced over this many times the planned quantity, and over it by [`IMPLAUSIBLE_OVER`],
+/// is taken for a mistyped sticker code (an extra digit or two), not for overproduction.
+const IMPLAUSIBLE: f64 = 10.0;
+const IMPLAUSIBLE_OVER: f64 = 10_000.0;
+
 /// What Odoo offered the steps is asked again after this long, when there is work.
 const CHECK_EVERY: Duration = Duration::from_secs(3600);
 
@@ -226,14 +234,22 @@ impl OdooOutbox {
                 return stop;
             }
         }
-        let now = if everything {
-            END_OF_TIME.to_string()
-        } else {
-            clock::format_rfc3339(clock::now_unix())
+        let unix = clock::now_unix();
+        let now = clock::format_rfc3339(unix);
+        let settle = i64::try_from(self.push.settle_time.as_secs()).unwrap_or(i64::MAX);
+        let at = store::outbox::Due {
+            due: if everything {
+                END_OF_TIME.to_string()
+            } else {
+                now.clone()
+            },
+            now,
+            retry_horizon: clock::format_rfc3339(unix.saturating_add(RETRY_HORIZON)),
+            settle_horizon: clock::format_rfc3339(unix.saturating_add(settle).saturating_add(60)),
         };
         let heads = match self
             .store
-            .call(move |db| store::outbox::odoo_heads(db, &now, BATCH))
+            .call(move |db| store::outbox::odoo_heads(db, &at, BATCH))
             .await
         {
             Ok(heads) => heads,
@@ -304,8 +320,9 @@ impl OdooOutbox {
                 let wait = RESULT_RETRY.delay(head.attempts.saturating_add(1)).as_secs() as i64;
                 let next = clock::format_rfc3339(unix.saturating_add(wait));
                 let error = e.to_string();
+                let answered = !unheard(e);
                 self.store
-                    .call(move |db| store::outbox::retry_at(db, id, &error, &next))
+                    .call(move |db| store::outbox::retry_at(db, id, &error, &next, answered))
                     .await
             }
         };
@@ -365,8 +382,10 @@ impl OdooOutbox {
         // before trying, so that a kill mid-call is known at the next start.
         let id = head.id;
         let earlier = head.attempts > 0;
+        let settle = i64::try_from(self.push.settle_time.as_secs()).unwrap_or(i64::MAX);
+        let settle_at = clock::format_rfc3339(clock::now_unix().saturating_add(settle));
         self.store
-            .call(move |db| store::outbox::attempt(db, id))
+            .call(move |db| store::outbox::attempt(db, id, &settle_at))
             .await
             .map_err(stored)?;
         let mut done = head.steps_done;
@@ -477,15 +496,36 @@ impl OdooOutbox {
                         )))
                     }
                 }
+                let p = &result.protected;
                 let Some(produced) = result.produced() else {
-                    return Err(Failure::Park("no quantity produced is known (no sticker codes)".into()));
+                    return Err(Failure::Park(match (&p.auth_first, &p.auth_last) {
+                        (Some(first), Some(last)) => {
+                            format!("the sticker codes {first} … {last} give no quantity produced")
+                        }
+                        _ => "no quantity produced is known (no sticker codes)".to_string(),
+                    }));
                 };
                 let planned = row.get("product_qty").and_then(Value::as_f64).unwrap_or(0.0);
+                // A code mistyped by a digit would close the MO with billions made: that is
+                // for a person to look at, not for Odoo to book.
+                if produced as f64 > (planned * IMPLAUSIBLE).max(planned + IMPLAUSIBLE_OVER) {
+                    return Err(Failure::Park(format!(
+                        "the sticker codes say {produced} made, where {planned} were planned: a person \
+                         checks them, closes the MO in Odoo, and drops this result"
+                    )));
+                }
                 let vals = json!({"qty_producing": produced as f64});
                 let named = Map::from_iter([("ids".to_string(), json!([mo])), ("vals".to_string(), vals)]);
                 match self.once("mrp.production", "write", named).await? {
                     Value::Bool(true) => {}
                     other => return Err(wizard("write", &other)),
+                }
+                // The quantity onto the MO's moves, as the form's "produce" does (it answers
+                // nothing); both calls set, so repeating them changes nothing.
+                let named = Map::from_iter([("ids".to_string(), json!([mo]))]);
+                match self.once("mrp.production", "set_qty_producing", named).await? {
+                    Value::Null | Value::Bool(true) => {}
+                    other => return Err(wizard("set_qty_producing", &other)),
                 }
                 let mut named = Map::from_iter([("ids".to_string(), json!([mo]))]);
                 if (produced as f64) < planned {
@@ -659,6 +699,16 @@ fn classify(e: OdooError) -> Failure {
         }
         _ => Failure::Park(one_line(&e)),
     }
+}
+
+/// Whether a call that failed so may have been carried out, or may still be running, in Odoo:
+/// no answer came back after the request went out. Odoo's own errors, a proxy's 502 or 503 and
+/// a connection never made mean it did nothing.
+fn unheard(e: &OdooError) -> bool {
+    matches!(
+        e,
+        OdooError::Timeout(_) | OdooError::Transport(_) | OdooError::Unavailable { status: 504, .. }
+    )
 }
 
 /// An error on one line, for a parked reason (systemd's STATUS, a display's line): Odoo's
