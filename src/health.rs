@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use sd_notify::NotifyState;
 
+use crate::clock;
 use crate::heartbeat::{Hearts, DEADLINE};
 use crate::shutdown::Shutdown;
 use crate::store::{self, Store, StoreHealth};
@@ -88,7 +89,18 @@ pub(crate) async fn watch(
     }
 }
 
-/// `MOs 120 (3 running) · odoo ok 12:01:05 · sicantik ok 11:40:00 · broker up · outbox 0`
+/// An age as a person reads it at a glance: `40s`, `12m`, `5h`, `3d`.
+fn short_age(secs: i64) -> String {
+    match secs.max(0) {
+        s if s < 120 => format!("{s}s"),
+        s if s < 7_200 => format!("{}m", s / 60),
+        s if s < 172_800 => format!("{}h", s / 3_600),
+        s => format!("{}d", s / 86_400),
+    }
+}
+
+/// `MOs 120 (3 running) · odoo ok 12:01:05 · sicantik ok 11:40:00 · broker up · outbox 0 ·
+/// to Odoo 14, oldest 3h, 1 parked`
 pub(crate) fn summary(status: &store::sync::Status, broker: Option<bool>, health: &StoreHealth) -> String {
     let running = status
         .by_phase
@@ -104,13 +116,41 @@ pub(crate) fn summary(status: &store::sync::Status, broker: Option<bool>, health
     if let Some(up) = broker {
         parts.push(format!("broker {}", if up { "up" } else { "down" }));
     }
-    let outbox: u64 = status.outbox.iter().map(|(_, n)| n).sum();
+    let outbox: u64 = status.outbox.iter().filter(|(c, _)| c != "odoo").map(|(_, n)| n).sum();
     parts.push(format!("outbox {outbox}"));
-    if status.to_odoo.parked > 0 {
-        parts.push(format!("{} results parked", status.to_odoo.parked));
+    let to_odoo = &status.to_odoo;
+    if to_odoo.pending > 0 {
+        let age = to_odoo
+            .oldest
+            .as_deref()
+            .and_then(clock::parse_rfc3339)
+            .map(|t| format!(", oldest {}", short_age(clock::now_unix().saturating_sub(t))))
+            .unwrap_or_default();
+        let parked = match to_odoo.parked {
+            0 => String::new(),
+            n => format!(", {n} parked"),
+        };
+        parts.push(format!("to Odoo {}{age}{parked}", to_odoo.pending));
     }
     if !health.is_ok() {
         parts.push(format!("store {health}"));
     }
     parts.join(" · ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::short_age;
+
+    #[test]
+    fn ages_read_at_a_glance() {
+        let read: Vec<String> = [-5, 40, 119, 120, 7_199, 7_200, 172_799, 172_800, i64::MAX]
+            .into_iter()
+            .map(short_age)
+            .collect();
+        assert_eq!(
+            read,
+            ["0s", "40s", "119s", "2m", "119m", "2h", "47h", "2d", "106751991167300d"]
+        );
+    }
 }

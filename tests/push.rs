@@ -28,17 +28,28 @@ struct Floor {
     sim: SimOdoo,
     _dir: tempfile::TempDir,
     db: std::path::PathBuf,
+    /// The agent's Odoo settings, to start it again with.
+    odoo: OdooConfig,
     agent: Agent,
     panel: Panel,
 }
 
 impl Floor {
     async fn start(mos: usize) -> Floor {
+        Floor::with(mos, |_| {}, |_| {}).await
+    }
+
+    /// A floor whose Odoo `odoo_side` prepares before the agent starts, with the agent's
+    /// Odoo settings as `settings` changes them.
+    async fn with(mos: usize, odoo_side: impl FnOnce(&SimOdoo), settings: impl FnOnce(&mut OdooConfig)) -> Floor {
         let broker = Mosquitto::start().await;
         let sim = sim(19, mos).await;
+        odoo_side(&sim);
         let dir = tempfile::tempdir().unwrap();
         let db = dir.path().join("linegate.db");
-        let agent = agent(odoo_config(&sim), broker.port(), &db).await;
+        let mut odoo = odoo_config(&sim);
+        settings(&mut odoo);
+        let agent = agent(odoo.clone(), broker.port(), &db).await;
         let panel = Panel::start(broker.port(), PREFIX, "ws-1").await;
         wait_until("the first sync", Duration::from_secs(10), || {
             mo_count(&db) == mos as i64
@@ -49,6 +60,7 @@ impl Floor {
             sim,
             _dir: dir,
             db,
+            odoo,
             agent,
             panel,
         }
@@ -192,6 +204,38 @@ async fn a_result_whose_answer_was_lost_is_not_posted_twice() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_result_whose_answer_was_lost_before_a_restart_is_not_posted_twice() {
+    // Given an Odoo that carries out the next message_post but loses its answer, and an
+    // agent that lets an unanswered call settle for two seconds
+    let f = Floor::with(1, |_| {}, |odoo| odoo.push.settle_time = Duration::from_secs(2)).await;
+    let (sim, db, panel) = (&f.sim, &f.db, &f.panel);
+    sim.lose_answer_to("message_post");
+
+    // When an MO is registered, its note's answer is lost, and the agent is restarted
+    let reply = panel
+        .send(
+            "register-mo",
+            json!({"request_id": "restart-1", "operator": "ana", "mo": 1, "auth_first": "1", "roll_number": "R"}),
+        )
+        .await;
+    assert_eq!(reply["ok"], true, "{reply}");
+    wait_until("the lost answer", Duration::from_secs(10), || {
+        count(
+            db,
+            "SELECT count(*) FROM outbox WHERE channel = 'odoo' AND last_error IS NOT NULL",
+        ) == 1
+    })
+    .await;
+    f.agent.stop().await;
+    let second = agent(f.odoo.clone(), f.broker.port(), db).await;
+
+    // Then the new run finds the note in Odoo rather than posting it again
+    wait_until("the result delivered", Duration::from_secs(30), || undelivered(db) == 0).await;
+    assert_eq!(notes(sim, 1), ["linegate: WH/MO/00001 registered"]);
+    second.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_result_odoo_refuses_waits_with_its_reason_while_other_mos_go_up() {
     // Given an agent with two MOs, and a display
     let f = Floor::start(2).await;
@@ -252,6 +296,14 @@ async fn a_result_odoo_refuses_waits_with_its_reason_while_other_mos_go_up() {
     let refused = outbox(&["drop", &head.to_string()]).await;
     assert_eq!(refused.status.code(), Some(1), "{}", text(&refused));
     assert!(text(&refused).contains("--yes"), "{}", text(&refused));
+    // (one that waits behind it, not parked, may be on its way to Odoo: it is not dropped)
+    let behind = count(
+        &f.db,
+        &format!("SELECT min(id) FROM outbox WHERE key = 1 AND id > {head} AND delivered_at IS NULL"),
+    );
+    let not_parked = outbox(&["drop", &behind.to_string(), "--yes"]).await;
+    assert_eq!(not_parked.status.code(), Some(1), "{}", text(&not_parked));
+    assert!(text(&not_parked).contains("is not parked"), "{}", text(&not_parked));
     let dropped = outbox(&["drop", &head.to_string(), "--yes"]).await;
     assert_eq!(dropped.status.code(), Some(0), "{}", text(&dropped));
     assert_eq!(
@@ -334,30 +386,29 @@ async fn a_backorder_that_renames_the_mo_meanwhile_changes_nothing() {
 async fn with_progress_and_time_tracking_odoo_closes_the_mo_once_with_a_backorder_and_floor_times() {
     // Given Odoo's progress and time tracking pushed too, MO 1 planned for 500 with a work
     // order, and MO 2 planned for 3
-    let broker = Mosquitto::start().await;
-    let sim = sim(19, 2).await;
-    sim.write_mo(
-        1,
-        serde_json::Map::from_iter([("product_qty".to_string(), json!(500.0))]),
-    );
-    let workorder = sim.add_workorder(1, 1).unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("linegate.db");
-    let mut odoo = odoo_config(&sim);
-    odoo.push.progress = true;
-    odoo.push.time_tracking = true;
-    let agent = agent(odoo, broker.port(), &db).await;
-    let panel = Panel::start(broker.port(), PREFIX, "ws-1").await;
-    wait_until("the first sync", Duration::from_secs(10), || mo_count(&db) == 2).await;
+    let mut workorder = 0;
+    let odoo_side = |sim: &SimOdoo| {
+        sim.write_mo(
+            1,
+            serde_json::Map::from_iter([("product_qty".to_string(), json!(500.0))]),
+        );
+        workorder = sim.add_workorder(1, 1).unwrap();
+    };
+    let f = Floor::with(2, odoo_side, |odoo| {
+        odoo.push.progress = true;
+        odoo.push.time_tracking = true;
+    })
+    .await;
+    let (sim, db, panel) = (&f.sim, &f.db, &f.panel);
     // (and the answer to the first mark-done lost: it must not close anything twice)
     sim.lose_answer_to("button_mark_done");
 
     // When both run on the floor: 120 made on each
-    run_an_mo(&panel, 1, "progress").await;
-    run_an_mo(&panel, 2, "progress").await;
+    run_an_mo(panel, 1, "progress").await;
+    run_an_mo(panel, 2, "progress").await;
 
     // Then MO 1 is done with the 120 made, and a backorder holds the other 380
-    wait_until("the outbox drained", Duration::from_secs(40), || undelivered(&db) == 0).await;
+    wait_until("the outbox drained", Duration::from_secs(40), || undelivered(db) == 0).await;
     let mo1 = sim.mo(1).unwrap();
     assert_eq!(
         (mo1["state"].as_str(), mo1["name"].as_str()),
@@ -410,27 +461,20 @@ async fn with_progress_and_time_tracking_odoo_closes_the_mo_once_with_a_backorde
         entries[0]["description"].as_str().unwrap().contains("lg-"),
         "{entries:?}"
     );
-    let floor_start: String = common::reader(&db)
+    let floor_start: String = common::reader(db)
         .query_row("SELECT date_start FROM mo WHERE id = 1", [], |r| r.get(0))
         .unwrap();
     let odoo_start = linegate::clock::format_odoo(linegate::clock::parse_rfc3339(&floor_start).unwrap());
     assert_eq!(entries[0]["date_start"], odoo_start);
-    agent.stop().await;
+    f.agent.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn odoo_gone_between_syncs_is_noticed_by_the_delivery_and_everything_goes_up_when_it_returns() {
     // Given an agent that syncs only hourly, synced once, and then Odoo unreachable
-    let broker = Mosquitto::start().await;
-    let sim = sim(19, 2).await;
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("linegate.db");
-    let mut odoo = odoo_config(&sim);
-    odoo.sync_interval = Duration::from_secs(3600);
-    let agent = agent(odoo, broker.port(), &db).await;
-    let panel = Panel::start(broker.port(), PREFIX, "ws-1").await;
-    let display = Display::start(broker.port(), PREFIX).await;
-    wait_until("the first sync", Duration::from_secs(10), || mo_count(&db) == 2).await;
+    let f = Floor::with(2, |_| {}, |odoo| odoo.sync_interval = Duration::from_secs(3600)).await;
+    let (sim, db, panel) = (&f.sim, &f.db, &f.panel);
+    let display = f.display().await;
     display
         .wait(&format!("{PREFIX}/status"), "Odoo up", |v| {
             v["uplink"]["odoo"]["state"] == "up"
@@ -439,7 +483,7 @@ async fn odoo_gone_between_syncs_is_noticed_by_the_delivery_and_everything_goes_
     sim.set_down(true);
 
     // When the floor runs an MO: its first delivery fails
-    run_an_mo(&panel, 1, "gone").await;
+    run_an_mo(panel, 1, "gone").await;
 
     // Then the displays learn that Odoo is down long before the next hourly sync
     display
@@ -450,9 +494,9 @@ async fn odoo_gone_between_syncs_is_noticed_by_the_delivery_and_everything_goes_
 
     // And when Odoo returns, all three results go up at once, not at their own retry times
     sim.set_down(false);
-    wait_until("the outbox drained", Duration::from_secs(15), || undelivered(&db) == 0).await;
-    assert_eq!(notes(&sim, 1).len(), 3, "{:?}", notes(&sim, 1));
-    agent.stop().await;
+    wait_until("the outbox drained", Duration::from_secs(15), || undelivered(db) == 0).await;
+    assert_eq!(notes(sim, 1).len(), 3, "{:?}", notes(sim, 1));
+    f.agent.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -524,21 +568,16 @@ async fn check_config_with_odoo_says_which_step_odoo_would_refuse_and_why() {
 async fn a_step_odoo_denies_the_api_user_parks_with_odoos_words_on_one_line() {
     // Given time tracking pushed, MO 1 with a work order, and an API user that may not book
     // time on it
-    let broker = Mosquitto::start().await;
-    let sim = sim(19, 1).await;
-    sim.add_workorder(1, 1).unwrap();
-    sim.deny("mrp.workcenter.productivity");
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("linegate.db");
-    let mut odoo = odoo_config(&sim);
-    odoo.push.time_tracking = true;
-    let agent = agent(odoo, broker.port(), &db).await;
-    let panel = Panel::start(broker.port(), PREFIX, "ws-1").await;
-    let display = Display::start(broker.port(), PREFIX).await;
-    wait_until("the first sync", Duration::from_secs(10), || mo_count(&db) == 1).await;
+    let odoo_side = |sim: &SimOdoo| {
+        sim.add_workorder(1, 1).unwrap();
+        sim.deny("mrp.workcenter.productivity");
+    };
+    let f = Floor::with(1, odoo_side, |odoo| odoo.push.time_tracking = true).await;
+    let (sim, panel) = (&f.sim, &f.panel);
+    let display = f.display().await;
 
     // When the MO runs on the floor
-    run_an_mo(&panel, 1, "denied").await;
+    run_an_mo(panel, 1, "denied").await;
 
     // Then the notes go up, and the end waits with Odoo's refusal, on one line
     let shown = display
@@ -556,26 +595,26 @@ async fn a_step_odoo_denies_the_api_user_parks_with_odoos_words_on_one_line() {
     );
     assert!(!reason.contains('\n'), "{reason}");
     assert_eq!(shown["pending_upload"]["count"], 1, "{shown}");
-    assert_eq!(notes(&sim, 1).len(), 3, "every note went up before the refused step");
+    assert_eq!(notes(sim, 1).len(), 3, "every note went up before the refused step");
     assert!(sim.productivity().is_empty());
-    agent.stop().await;
+    f.agent.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_note_odoo_commits_after_the_agent_gave_up_on_it_is_not_posted_again() {
     // Given an agent that waits a second for an answer and lets an unanswered call settle
     // for twelve, and an Odoo whose next note waits eight seconds on a lock
-    let broker = Mosquitto::start().await;
-    let sim = sim(19, 1).await;
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("linegate.db");
-    let mut odoo = odoo_config(&sim);
-    odoo.sync_interval = Duration::from_secs(3600);
-    odoo.request_timeout = Duration::from_secs(1);
-    odoo.push.settle_time = Duration::from_secs(12);
-    let agent = agent(odoo, broker.port(), &db).await;
-    let panel = Panel::start(broker.port(), PREFIX, "ws-1").await;
-    wait_until("the first sync", Duration::from_secs(10), || mo_count(&db) == 1).await;
+    let f = Floor::with(
+        1,
+        |_| {},
+        |odoo| {
+            odoo.sync_interval = Duration::from_secs(3600);
+            odoo.request_timeout = Duration::from_secs(1);
+            odoo.push.settle_time = Duration::from_secs(12);
+        },
+    )
+    .await;
+    let (sim, db, panel) = (&f.sim, &f.db, &f.panel);
     sim.apply_late("message_post", Duration::from_secs(8));
 
     // When the MO is registered: its note times out, and Odoo commits it seven seconds later
@@ -591,9 +630,96 @@ async fn a_note_odoo_commits_after_the_agent_gave_up_on_it_is_not_posted_again()
     wait_until(
         "the outbox drained and the late note in",
         Duration::from_secs(30),
-        || undelivered(&db) == 0 && sim.late_calls_running() == 0,
+        || undelivered(db) == 0 && sim.late_calls_running() == 0,
     )
     .await;
-    assert_eq!(notes(&sim, 1).len(), 1, "{:?}", sim.messages(1));
-    agent.stop().await;
+    assert_eq!(notes(sim, 1).len(), 1, "{:?}", sim.messages(1));
+    f.agent.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_field_added_in_odoo_after_its_results_parked_takes_them_on_retry() {
+    // Given results mapped into a field Odoo lacks: the MO's first one parks on it
+    let f = Floor::with(1, |_| {}, |odoo| odoo.push.fields.roll_number = Some("x_roll".into())).await;
+    let (sim, db, panel) = (&f.sim, &f.db, &f.panel);
+    run_an_mo(panel, 1, "field").await;
+    wait_until("the first result parked", Duration::from_secs(10), || {
+        count(db, "SELECT count(*) FROM outbox WHERE parked_at IS NOT NULL") == 1
+    })
+    .await;
+    let reason: String = common::reader(db)
+        .query_row("SELECT park_reason FROM outbox WHERE parked_at IS NOT NULL", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    assert!(
+        reason.contains("odoo.push.fields.roll_number: Odoo has no field `x_roll`"),
+        "{reason}"
+    );
+
+    // When an administrator adds the field in Odoo and the results are retried
+    sim.add_custom_field("x_roll");
+    let config = write_config(f._dir.path(), sim, "");
+    let retried = output(linegate(&config, &["outbox", "retry", "--all"])).await;
+    assert_eq!(retried.status.code(), Some(0), "{}", text(&retried));
+
+    // Then all three go up, the roll in the new field
+    wait_until("the outbox drained", Duration::from_secs(90), || undelivered(db) == 0).await;
+    assert_eq!(sim.mo(1).unwrap()["x_roll"], "R-1");
+    assert_eq!(notes(sim, 1).len(), 3);
+    f.agent.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_value_odoo_refuses_parks_that_mos_results_with_odoos_words_while_the_others_go_up() {
+    // Given results mapped into the site's x_roll, which a constraint of the site guards
+    let f = Floor::with(
+        2,
+        |sim| sim.add_custom_field("x_roll"),
+        |odoo| odoo.push.fields.roll_number = Some("x_roll".into()),
+    )
+    .await;
+    let (sim, panel) = (&f.sim, &f.panel);
+    let display = f.display().await;
+
+    // When MO 1 runs with a roll the constraint refuses, and MO 2 is registered with another
+    sim.constrain("x_roll", json!("R-1"), "Roll numbers look like R-0000.");
+    run_an_mo(panel, 1, "refused").await;
+    let reply = panel
+        .send(
+            "register-mo",
+            json!({"request_id": "fine-2", "operator": "ana", "mo": 2, "auth_first": "000300", "roll_number": "R-0002"}),
+        )
+        .await;
+    assert_eq!(reply["ok"], true, "{reply}");
+
+    // Then MO 1 waits with Odoo's reason, all three of its results behind it, while MO 2's
+    // result goes up in full
+    let shown = display
+        .wait(&format!("{PREFIX}/mo/1"), "MO 1 parked", |v| {
+            v["pending_upload"]["parked"].is_string()
+        })
+        .await;
+    let reason = shown["pending_upload"]["parked"].as_str().unwrap();
+    assert!(
+        reason.contains("odoo.exceptions.ValidationError") && reason.contains("Roll numbers look like R-0000."),
+        "{reason}"
+    );
+    assert_eq!(shown["pending_upload"]["count"], 3, "{shown}");
+    assert_eq!(
+        notes(sim, 1).len(),
+        1,
+        "the first note went up before the refused write"
+    );
+    wait_until("MO 2 in Odoo", Duration::from_secs(10), || {
+        sim.mo(2).unwrap()["x_roll"] == "R-0002"
+    })
+    .await;
+    assert_eq!(notes(sim, 2).len(), 1);
+    display
+        .wait(&format!("{PREFIX}/mo/2"), "MO 2 all up", |v| {
+            v["pending_upload"].is_null()
+        })
+        .await;
+    f.agent.stop().await;
 }

@@ -1619,3 +1619,56 @@ async fn a_call_carried_out_late_commits_after_its_caller_gave_up() {
     )
     .await;
 }
+
+#[tokio::test]
+async fn a_sites_constraint_refuses_the_write_as_a_validation_error() {
+    // Given a site whose constraint wants roll numbers of its own form
+    let sim = start(SimOdooConfig {
+        custom_fields: vec!["x_roll".into()],
+        ..SimOdooConfig::default()
+    })
+    .await;
+    sim.seed(1);
+    sim.constrain("x_roll", json!("R-1"), "Roll numbers look like R-0000.");
+
+    // When the field is written, on JSON-2 and on /jsonrpc
+    let json2_write = json2(
+        &sim,
+        "mrp.production",
+        "write",
+        json!({"ids": [1], "vals": {"x_roll": "R-1"}}),
+    )
+    .await;
+    let rpc_write = execute_kw(
+        &sim,
+        "mrp.production",
+        "write",
+        json!([[1], {"x_roll": "R-1"}]),
+        json!({}),
+    )
+    .await;
+
+    // Then both are refused as Odoo refuses a constraint, and nothing changed
+    json2_error(
+        &json2_write,
+        422,
+        "odoo.exceptions.ValidationError",
+        "Roll numbers look like R-0000.",
+    );
+    rpc_error(
+        &rpc_write,
+        "odoo.exceptions.ValidationError",
+        "Roll numbers look like R-0000.",
+    );
+    assert_eq!(sim.mo(1).unwrap()["x_roll"], false);
+    // And another value passes
+    let fine = json2(
+        &sim,
+        "mrp.production",
+        "write",
+        json!({"ids": [1], "vals": {"x_roll": "R-0001"}}),
+    )
+    .await;
+    assert_eq!(fine.status, StatusCode::OK);
+    assert_eq!(sim.mo(1).unwrap()["x_roll"], "R-0001");
+}

@@ -6,7 +6,8 @@ use std::fmt::Write;
 
 use super::{ConfigFile, EXIT_FAILURE};
 use crate::mo::result::FloorResult;
-use crate::store::{self, outbox::Listed};
+use crate::store;
+use crate::store::outbox::{DropOutcome, Listed};
 
 /// Prints every result not yet in Odoo, oldest first.
 pub async fn list(config: &ConfigFile, json: bool) -> u8 {
@@ -102,7 +103,7 @@ pub async fn retry(config: &ConfigFile, ids: Option<Vec<i64>>) -> u8 {
     }
 }
 
-/// Drops one result, with `yes` only; it is logged in full and counted.
+/// Drops one parked result, with `yes` only; it is logged in full and counted.
 pub async fn drop(config: &ConfigFile, id: i64, yes: bool) -> u8 {
     let config = match config.config() {
         Ok(config) => config,
@@ -121,7 +122,7 @@ pub async fn drop(config: &ConfigFile, id: i64, yes: bool) -> u8 {
     .await
     .expect("the drop does not panic");
     match dropped {
-        Ok(Some(d)) => {
+        Ok(DropOutcome::Dropped(d)) => {
             tracing::warn!(
                 id,
                 mo = d.mo,
@@ -132,7 +133,14 @@ pub async fn drop(config: &ConfigFile, id: i64, yes: bool) -> u8 {
             println!("result {id} dropped: {}", d.payload);
             0
         }
-        Ok(None) => {
+        Ok(DropOutcome::NotParked) => {
+            eprintln!(
+                "linegate: result {id} is not parked: it may be on its way to Odoo now; only a parked \
+                 result can be dropped"
+            );
+            EXIT_FAILURE
+        }
+        Ok(DropOutcome::Missing) => {
             eprintln!("linegate: no result {id} waits for Odoo (see `linegate outbox list`)");
             EXIT_FAILURE
         }

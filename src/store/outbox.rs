@@ -236,17 +236,22 @@ pub(crate) struct Dropped {
 
 /// Drops, oldest first and at most `batch` at a time, the results waiting since before
 /// `cutoff` and those beyond the newest `max_pending`; counts them. Returns what it dropped.
+///
+/// The age is only told when `cutoff` comes from a synchronised clock, and only of results
+/// recorded by one (`None`: no age bound now): a gateway that booted months behind, then
+/// found the time, must not take a day's work for months old.
 pub(crate) fn drop_over_bounds(
     db: &mut Db,
     max_pending: u32,
-    cutoff: &str,
+    cutoff: Option<&str>,
     now: &str,
     batch: u32,
 ) -> Result<Vec<Dropped>, StoreError> {
     const PICK: &str = "SELECT id, key, payload, created_at FROM outbox \
         WHERE channel = 'odoo' AND delivered_at IS NULL \
-        AND (created_at < ?1 OR id < (SELECT id FROM outbox WHERE channel = 'odoo' AND delivered_at IS NULL \
-                                      ORDER BY id DESC LIMIT 1 OFFSET ?2 - 1)) \
+        AND ((created_at < ?1 AND json_extract(payload, '$.clock_synced') = 1) \
+             OR id < (SELECT id FROM outbox WHERE channel = 'odoo' AND delivered_at IS NULL \
+                      ORDER BY id DESC LIMIT 1 OFFSET ?2 - 1)) \
         ORDER BY id LIMIT ?3";
     let tx = db.0.transaction()?;
     let dropped: Vec<Dropped> = {
@@ -326,28 +331,45 @@ pub(crate) fn unpark(db: &Db, ids: Option<&[i64]>, now: &str) -> Result<u64, Sto
     Ok(changed as u64)
 }
 
-/// Drops result `id` by a person's decision, counted with the bounds' drops; what it was.
-pub(crate) fn drop_result(db: &mut Db, id: i64, now: &str) -> Result<Option<Dropped>, StoreError> {
+/// What became of a drop asked by hand.
+#[derive(Debug)]
+pub(crate) enum DropOutcome {
+    Dropped(Dropped),
+    /// Waiting, not parked: it may be on its way to Odoo this very moment.
+    NotParked,
+    Missing,
+}
+
+/// Drops parked result `id` (counted, for the status); only a parked one: any other may be on
+/// its way to Odoo.
+pub(crate) fn drop_result(db: &mut Db, id: i64, now: &str) -> Result<DropOutcome, StoreError> {
     let tx = db.0.transaction()?;
     let found = tx
         .prepare_cached(
-            "SELECT id, key, payload, created_at FROM outbox WHERE id = ?1 AND channel = 'odoo' AND delivered_at IS NULL",
+            "SELECT id, key, payload, created_at, parked_at IS NOT NULL FROM outbox \
+             WHERE id = ?1 AND channel = 'odoo' AND delivered_at IS NULL",
         )?
         .query_row([id], |r| {
-            Ok(Dropped {
+            let dropped = Dropped {
                 id: r.get(0)?,
                 mo: r.get(1)?,
                 payload: r.get(2)?,
                 created_at: r.get(3)?,
-            })
+            };
+            Ok((dropped, r.get::<_, bool>(4)?))
         })
         .optional()?;
-    if found.is_some() {
-        tx.prepare_cached("DELETE FROM outbox WHERE id = ?1")?.execute([id])?;
-        count_dropped(&tx, 1, now)?;
-    }
+    let outcome = match found {
+        None => DropOutcome::Missing,
+        Some((_, false)) => DropOutcome::NotParked,
+        Some((dropped, true)) => {
+            tx.prepare_cached("DELETE FROM outbox WHERE id = ?1")?.execute([id])?;
+            count_dropped(&tx, 1, now)?;
+            DropOutcome::Dropped(dropped)
+        }
+    };
     tx.commit()?;
-    Ok(found)
+    Ok(outcome)
 }
 
 fn count_dropped(tx: &Transaction, n: usize, now: &str) -> Result<(), StoreError> {
@@ -485,14 +507,34 @@ mod tests {
             &[(1, 1, old), (2, 1, new), (3, 1, new), (4, 1, new), (5, 1, new)],
         );
         // Past the age, and beyond the newest three
-        let dropped = drop_over_bounds(&mut db, 3, "2026-06-01T00:00:00Z", new, 500).unwrap();
+        let cutoff = Some("2026-06-01T00:00:00Z");
+        let dropped = drop_over_bounds(&mut db, 3, cutoff, new, 500).unwrap();
         assert_eq!(dropped.iter().map(|d| d.mo).collect::<Vec<_>>(), [Some(1), Some(2)]);
         let backlog = odoo_backlog(&db).unwrap();
         assert_eq!((backlog.pending, backlog.dropped), (3, 2));
         // Within them, nothing more
-        assert!(drop_over_bounds(&mut db, 3, "2026-06-01T00:00:00Z", new, 500)
-            .unwrap()
-            .is_empty());
+        assert!(drop_over_bounds(&mut db, 3, cutoff, new, 500).unwrap().is_empty());
         assert_eq!(odoo_backlog(&db).unwrap().dropped, 2);
+    }
+
+    #[test]
+    fn a_result_recorded_by_a_clock_not_yet_synchronised_is_not_dropped_for_its_age() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut db = super::super::open(&dir.path().join("t.db")).unwrap();
+        // Recorded by a gateway that booted months behind
+        let tx = db.0.transaction().unwrap();
+        let unsynced = FloorResult {
+            clock_synced: false,
+            ..result(1, 1)
+        };
+        enqueue_result(&tx, &unsynced, "2026-01-01T00:00:00Z").unwrap();
+        enqueue_result(&tx, &result(2, 1), "2026-01-01T00:00:00Z").unwrap();
+        tx.commit().unwrap();
+        let new = "2026-12-01T08:00:00Z";
+        // Without a synchronised clock now, no age at all; with one, only what a synchronised
+        // clock dated
+        assert!(drop_over_bounds(&mut db, 10, None, new, 500).unwrap().is_empty());
+        let dropped = drop_over_bounds(&mut db, 10, Some("2026-06-01T00:00:00Z"), new, 500).unwrap();
+        assert_eq!(dropped.iter().map(|d| d.mo).collect::<Vec<_>>(), [Some(2)]);
     }
 }

@@ -126,6 +126,8 @@ pub(crate) struct State {
     late_running: usize,
     /// Models the API user has no rights on ([`SimOdoo::deny`]).
     denied: Vec<String>,
+    /// Values of fields a constraint refuses, with its message ([`SimOdoo::constrain`]).
+    constraints: Vec<(String, Value, String)>,
 }
 
 pub struct SimOdoo {
@@ -177,6 +179,7 @@ impl SimOdoo {
             late: Vec::new(),
             late_running: 0,
             denied: Vec::new(),
+            constraints: Vec::new(),
         }));
         let (stop, stopped) = tokio::sync::watch::channel(false);
         tokio::spawn(http::serve(listener, state.clone(), stopped));
@@ -285,6 +288,18 @@ impl SimOdoo {
     /// request whose caller has given up, and commits it later.
     pub fn apply_late(&self, method: &str, delay: Duration) {
         self.state().late.push((method.to_string(), delay));
+    }
+
+    /// The site's own constraint on `mrp.production`'s `field`: a write of `refused` into it
+    /// is refused, whole, with `message` as a ValidationError (422 on JSON-2).
+    pub fn constrain(&self, field: &str, refused: Value, message: &str) {
+        let constraint = (field.to_string(), refused, message.to_string());
+        self.state().constraints.push(constraint);
+    }
+
+    /// An administrator adds a custom (`x_…`, char) field to `mrp.production`.
+    pub fn add_custom_field(&self, name: &str) {
+        self.state().config.custom_fields.push(name.to_string());
     }
 
     /// Whether a late call ([`SimOdoo::apply_late`]) is still to be carried out.

@@ -714,6 +714,11 @@ fn write(
         return Err(OrmError::value(format!("Invalid field '{unknown}' in '{model}'")));
     }
     existing(state, model, ids)?;
+    // A site's own constraint (`@api.constrains`) refuses the whole write.
+    let refused = |(f, v, _): &&(String, Value, String)| vals.get(f) == Some(v);
+    if let Some((_, _, message)) = state.constraints.iter().find(refused) {
+        return Err(OrmError::validation(message.clone()));
+    }
     let table = if model == "mrp.production" {
         &mut state.mos
     } else {

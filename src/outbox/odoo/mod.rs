@@ -191,11 +191,11 @@ impl OdooOutbox {
         let age = i64::try_from(self.push.max_age.as_secs()).unwrap_or(i64::MAX);
         while !shutdown.is_set() {
             let unix = clock::now_unix();
-            let cutoff = clock::format_rfc3339(unix.saturating_sub(age));
+            let cutoff = clock::synchronized().then(|| clock::format_rfc3339(unix.saturating_sub(age)));
             let now = clock::format_rfc3339(unix);
             let dropped = self
                 .store
-                .call(move |db| store::outbox::drop_over_bounds(db, max_pending, &cutoff, &now, DROP_BATCH))
+                .call(move |db| store::outbox::drop_over_bounds(db, max_pending, cutoff.as_deref(), &now, DROP_BATCH))
                 .await;
             let dropped = match dropped {
                 Ok(dropped) => dropped,
@@ -333,7 +333,8 @@ impl OdooOutbox {
             changes.send(Change::Mos(vec![mo]));
         }
         match outcome {
-            Err(Failure::Retry(e)) => Some(Round::Failing {
+            // A conflict on this MO's rows is this MO's: the others go on.
+            Err(Failure::Retry(e)) if !conflict(&e) => Some(Round::Failing {
                 error: e.to_string(),
                 odoo: true,
             }),
@@ -645,8 +646,19 @@ impl OdooOutbox {
 
     /// The mapped operator values, written into the instance's fields.
     async fn fields(&self, result: &FloorResult, types: &HashMap<String, String>) -> Result<(), Failure> {
+        let mapped = self.push.fields.mapped();
+        // One missing when Odoo was last asked may have been added since (then a person
+        // retried the parked result): asked again before parking on it.
+        let fresh;
+        let types = if mapped.iter().all(|(_, f)| types.contains_key(*f)) {
+            types
+        } else {
+            let names: Vec<&str> = mapped.iter().map(|(_, f)| *f).collect();
+            fresh = preflight::field_types(&self.client, &names).await.map_err(classify)?;
+            &fresh
+        };
         let mut vals = Map::new();
-        for (key, field) in self.push.fields.mapped() {
+        for (key, field) in mapped {
             let Some(kind) = types.get(field) else {
                 return Err(Failure::Park(format!(
                     "odoo.push.fields.{key}: Odoo has no field `{field}` on mrp.production"
@@ -699,6 +711,18 @@ fn classify(e: OdooError) -> Failure {
         }
         _ => Failure::Park(one_line(&e)),
     }
+}
+
+/// A passing failure of one record's transaction (another one held its rows): the same call
+/// for another MO is not concerned. Everything else passing (the link, a timeout, the
+/// database gone) is taken as Odoo's as a whole.
+fn conflict(e: &OdooError) -> bool {
+    matches!(e, OdooError::Rpc { name, retryable: true, .. } if [
+        "psycopg2.extensions.TransactionRollbackError",
+        "psycopg2.errors.SerializationFailure",
+        "psycopg2.errors.LockNotAvailable",
+        "psycopg2.errors.DeadlockDetected",
+    ].contains(&name.as_str()))
 }
 
 /// Whether a call that failed so may have been carried out, or may still be running, in Odoo:
@@ -888,5 +912,32 @@ mod tests {
             panic!("a missing MO parks")
         };
         assert!(why.contains("no longer exists"), "{why}");
+    }
+
+    #[test]
+    fn a_row_conflict_holds_up_only_its_mo_and_an_unanswered_call_must_settle() {
+        let rpc = |name: &str| OdooError::Rpc {
+            name: name.into(),
+            message: "could not serialize access due to concurrent update".into(),
+            retryable: true,
+        };
+        assert!(conflict(&rpc("psycopg2.errors.SerializationFailure")));
+        assert!(
+            !conflict(&rpc("psycopg2.OperationalError")),
+            "the database gone is everyone's"
+        );
+        assert!(!conflict(&OdooError::Timeout(Duration::from_secs(30))));
+        assert!(unheard(&OdooError::Timeout(Duration::from_secs(30))));
+        assert!(unheard(&OdooError::Transport("connection reset".into())));
+        assert!(
+            !unheard(&OdooError::Unreached("connection refused".into())),
+            "nothing was sent"
+        );
+        assert!(!unheard(&rpc("psycopg2.errors.SerializationFailure")), "Odoo answered");
+        let gateway_timeout = OdooError::Unavailable {
+            status: 504,
+            detail: "proxy gave up".into(),
+        };
+        assert!(unheard(&gateway_timeout), "the proxy gave up, Odoo may not have");
     }
 }

@@ -138,7 +138,7 @@ async fn first_id(client: &OdooClient, model: &str, domain: &Value) -> Result<Op
 }
 
 /// The types of those of `names` that `mrp.production` has (`fields_get` leaves the others out).
-async fn field_types(client: &OdooClient, names: &[&str]) -> Result<HashMap<String, String>, OdooError> {
+pub(crate) async fn field_types(client: &OdooClient, names: &[&str]) -> Result<HashMap<String, String>, OdooError> {
     let named = Map::from_iter([
         ("allfields".to_string(), json!(names)),
         ("attributes".to_string(), json!(["type"])),
