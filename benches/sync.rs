@@ -84,6 +84,27 @@ async fn sync_once(label: &'static str, config: &Path, dir: &Path, sim: &SimOdoo
     }
 }
 
+/// Requests and MOs read by a running agent's idle interval with `n` MOs, none written in the
+/// last minute (the simulated Odoo without latency: the figures are counts).
+async fn idle_interval(n: usize) -> (u64, u64) {
+    let sim = SimOdoo::start(SimOdooConfig::default()).await.expect("simulated Odoo");
+    let ids = sim.seed(n);
+    for (k, id) in ids.iter().enumerate() {
+        sim.backdate_write(*id, (n - k) as i64 * 3 + 60);
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let store = linegate::store::Store::open(&dir.path().join("linegate.db")).unwrap();
+    let config = sim.config();
+    let mut odoo =
+        linegate::config::OdooConfig::with_api_key(sim.url(), config.database.clone(), config.api_key.clone());
+    odoo.max_response = 64 << 20;
+    let mut sync = linegate::sync::odoo::OdooSync::new(&odoo, store, Duration::from_secs(30 * 86_400)).unwrap();
+    let never = linegate::shutdown::Shutdown::never();
+    sync.run(&never).await.expect("the first sync");
+    let idle = sync.run(&never).await.expect("an idle sync");
+    (idle.requests, idle.fetched)
+}
+
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     let mos = mos();
@@ -113,6 +134,11 @@ async fn main() {
     }
     runs.push(sync_once("incremental, 50 changed", &config, dir.path(), &sim).await);
     runs.push(sync_once("idle", &config, dir.path(), &sim).await);
+    // Minutes later (every write date moved back, as time passing does): the unchanged case.
+    for id in &ids {
+        sim.backdate_write(*id, 120);
+    }
+    runs.push(sync_once("unchanged, minutes later", &config, dir.path(), &sim).await);
 
     println!(
         "linegate sync benchmark: {mos} MOs, {} ms per request, page size 200",
@@ -139,14 +165,19 @@ async fn main() {
         println!("{:<24} {}", r.label, r.summary);
     }
 
-    // Each `sync --once` is a new process, and a new process reconciles on its first run. A
-    // running agent reconciles hourly: its idle syncs in between are these.
+    // A running agent's idle interval, between hourly reconciles, at three store sizes.
+    for n in [500, 5_000, 50_000] {
+        let (requests, read) = idle_interval(n).await;
+        println!("idle interval, {n:>6} MOs: {requests} requests, {read} MOs read (floor: 1 request, 0 MOs)");
+    }
+
+    // The same, through the child's store: the one `sync --once` left.
     let store = linegate::store::Store::open(&db).unwrap();
     let text = std::fs::read_to_string(&config).unwrap();
     let odoo = linegate::config::Config::parse(&text).unwrap().odoo.unwrap();
     let mut sync = linegate::sync::odoo::OdooSync::new(&odoo, store, Duration::from_secs(30 * 86_400)).unwrap();
     let never = linegate::shutdown::Shutdown::never();
-    sync.run(&never).await.expect("a sync with its reconcile");
+    sync.run(&never).await.expect("a first sync in this process");
     let idle = sync.run(&never).await.expect("an idle sync");
     println!(
         "{:<24} {} requests, rows written {}, {:.3} s (in a running agent, between reconciles)",

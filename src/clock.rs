@@ -72,7 +72,7 @@ pub fn format_rfc3339(unix: i64) -> String {
 }
 
 /// Parses Odoo's `YYYY-MM-DD HH:MM:SS` (also accepts a `T` separator and a date alone).
-pub(crate) fn parse_odoo(text: &str) -> Option<i64> {
+pub fn parse_odoo(text: &str) -> Option<i64> {
     let b = text.as_bytes();
     let num = |r: std::ops::Range<usize>| -> Option<i64> {
         let s = text.get(r)?;
@@ -132,6 +132,28 @@ pub fn parse_rfc3339(text: &str) -> Option<i64> {
     Some(base - offset)
 }
 
+/// An HTTP `Date` (IMF-fixdate, the one form RFC 9110 lets servers send):
+/// `Tue, 01 Dec 2026 12:43:08 GMT`.
+pub(crate) fn parse_http_date(text: &str) -> Option<i64> {
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let rest = text.trim().split_once(", ")?.1;
+    let mut parts = rest.split(' ');
+    let (day, month, year, time, zone) = (
+        parts.next()?,
+        parts.next()?,
+        parts.next()?,
+        parts.next()?,
+        parts.next()?,
+    );
+    if zone != "GMT" || parts.next().is_some() || day.len() != 2 || year.len() != 4 {
+        return None;
+    }
+    let month = MONTHS.iter().position(|m| *m == month)? + 1;
+    parse_odoo(&format!("{year}-{month:02}-{day} {time}"))
+}
+
 /// Indonesia's zones have no daylight saving: a fixed offset is exact.
 pub(crate) fn zone_offset(name: &str) -> Option<i64> {
     let hours = match name {
@@ -187,6 +209,22 @@ mod tests {
             "a time without a zone is ambiguous"
         );
         assert_eq!(parse_rfc3339("2026-11-22T08:00:00.Z"), None);
+    }
+
+    #[test]
+    fn http_dates_as_servers_send_them() {
+        let t = parse_odoo("2026-12-01 12:43:08").unwrap();
+        assert_eq!(parse_http_date("Tue, 01 Dec 2026 12:43:08 GMT"), Some(t));
+        for bad in [
+            "",
+            "Tue, 1 Dec 2026 12:43:08 GMT",
+            "Tue, 01 Dez 2026 12:43:08 GMT",
+            "Tue, 01 Dec 2026 12:43:08 +0700",
+            "Tuesday, 01-Dec-26 12:43:08 GMT",
+            "Tue, 01 Dec 2026 25:43:08 GMT",
+        ] {
+            assert_eq!(parse_http_date(bad), None, "{bad:?}");
+        }
     }
 
     #[test]

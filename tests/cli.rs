@@ -74,6 +74,30 @@ async fn a_world_readable_key_file_is_refused() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sync_once_with_nothing_changed_and_a_recent_reconcile_asks_three_times() {
+    // Given 5,000 MOs last written long ago, synced once by `sync --once` (which reconciled)
+    let sim = sim(19, 5_000).await;
+    for id in sim.mo_ids() {
+        sim.backdate_write(id, 600 + id);
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), &sim, "");
+    let first = output(linegate(&config, &["sync", "--once", "odoo"])).await;
+    assert_eq!(first.status.code(), Some(0), "{}", text(&first));
+
+    // When another `sync --once` runs with nothing changed, within the reconcile interval
+    sim.reset_requests();
+    let again = output(linegate(&config, &["sync", "--once", "odoo"])).await;
+
+    // Then it asks Odoo's version, its fields, and what changed: three requests, no MO read
+    assert_eq!(again.status.code(), Some(0), "{}", text(&again));
+    let said = String::from_utf8_lossy(&again.stdout);
+    assert!(said.starts_with("odoo: ok: fetched 0,"), "{said}");
+    assert!(said.contains(", 3 requests,"), "{said}");
+    assert_eq!(sim.requests().len(), 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sync_once_then_status_offline() {
     // Given an Odoo with 25 MOs
     let sim = sim(19, 25).await;

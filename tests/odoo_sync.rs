@@ -411,6 +411,84 @@ async fn a_row_committed_late_with_an_old_write_date_is_still_picked_up() {
     assert_eq!(f.row(3).await.upstream.product_qty, 99.0);
 }
 
+/// The sync's stored state value `key`.
+fn state(db: &std::path::Path, key: &str) -> Option<String> {
+    reader(db)
+        .query_row(
+            "SELECT value FROM sync_state WHERE source = 'odoo' AND key = ?1",
+            [key],
+            |r| r.get(0),
+        )
+        .ok()
+}
+
+#[tokio::test]
+async fn an_idle_interval_is_one_request_reading_no_mo_at_any_store_size() {
+    for mos in [500, 5_000] {
+        // Given a store synced with MOs last written ten minutes ago and more, and a
+        // reconcile not due
+        let sim = sim(19, mos).await;
+        for id in sim.mo_ids() {
+            sim.backdate_write(id, 600 + id);
+        }
+        let mut odoo = odoo_config(&sim);
+        odoo.reconcile_interval = Duration::from_secs(3600);
+        let mut f = Fixture::with(sim, odoo).await;
+        assert_eq!(f.sync().await.fetched, mos as u64);
+
+        // When the next interval finds nothing changed in Odoo
+        f.sim.reset_requests();
+        let idle = f.sync().await;
+
+        // Then it asked once and read nothing: the pass before settled everything behind it
+        assert_eq!((idle.requests, idle.fetched), (1, 0), "{mos} MOs: {idle}");
+        assert_eq!(f.sim.requests().len(), 1);
+    }
+}
+
+#[tokio::test]
+async fn a_late_commit_stamped_at_the_settled_floor_is_caught_and_one_before_it_is_the_reconciles() {
+    // Given a synced store whose MOs were written long ago, a reconcile not due, and the floor
+    // the pass left: Odoo's time before it, less the overlap
+    let sim = sim(19, 10).await;
+    for id in sim.mo_ids() {
+        sim.backdate_write(id, 600);
+    }
+    let mut odoo = odoo_config(&sim);
+    odoo.reconcile_interval = Duration::from_secs(3600);
+    let mut f = Fixture::with(sim, odoo).await;
+    f.sync().await;
+    let settled = state(&f.db, "settled").expect("the pass left its floor");
+    let floor = linegate::clock::parse_odoo(&settled).unwrap();
+
+    // When two transactions that ran longer than the sync's pass commit: one stamped at the
+    // floor (it began within the overlap of that pass), one stamped a second before it
+    for (id, qty, stamp) in [(3, 99.0, floor), (4, 77.0, floor - 1)] {
+        f.sim.write_mo(
+            id,
+            serde_json::Map::from_iter([("product_qty".to_string(), json!(qty))]),
+        );
+        let written = f.sim.mo(id).unwrap()["write_date"]
+            .as_str()
+            .map(str::to_string)
+            .unwrap();
+        f.sim
+            .backdate_write(id, linegate::clock::parse_odoo(&written).unwrap() - stamp);
+    }
+    let report = f.sync().await;
+
+    // Then the one at the floor is read by the incremental pass; the one before it, which a
+    // transaction longer than the overlap would take, is left to the reconcile
+    assert_eq!(report.counts.updated, 1, "{report}");
+    assert_eq!(f.row(3).await.upstream.product_qty, 99.0);
+    assert_ne!(f.row(4).await.upstream.product_qty, 77.0);
+    let mut odoo = odoo_config(&f.sim);
+    odoo.reconcile_interval = Duration::ZERO;
+    let mut again = OdooSync::new(&odoo, f.store.clone(), RETENTION).unwrap();
+    again.run(&Shutdown::never()).await.unwrap();
+    assert_eq!(f.row(4).await.upstream.product_qty, 77.0);
+}
+
 #[tokio::test]
 async fn a_change_committed_beyond_the_overlap_is_repaired_by_the_reconcile() {
     // Given a synced store

@@ -6,7 +6,7 @@
 mod error;
 pub(crate) mod mapping;
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -58,6 +58,8 @@ pub struct OdooClient {
     login_not_before: std::sync::Mutex<Option<Instant>>,
     /// Requests sent so far; shared, so that a sync's scheduler can see a run make progress.
     requests: Arc<AtomicU64>,
+    /// Odoo's clock (its `Date` header, Unix seconds) at the latest answer; 0 before one.
+    server_time: AtomicI64,
 }
 
 impl OdooClient {
@@ -80,12 +82,19 @@ impl OdooClient {
             session: tokio::sync::Mutex::new(None),
             login_not_before: std::sync::Mutex::new(None),
             requests: Arc::default(),
+            server_time: AtomicI64::new(0),
         })
     }
 
     /// HTTP requests sent so far.
     pub(crate) fn requests(&self) -> u64 {
         self.requests.load(Ordering::Relaxed)
+    }
+
+    /// Odoo's own time when its latest answer left, as its `Date` header said: a lower bound of
+    /// its time when any later request arrives.
+    pub(crate) fn server_time(&self) -> Option<i64> {
+        Some(self.server_time.load(Ordering::Relaxed)).filter(|t| *t > 0)
     }
 
     /// The request counter itself, to watch from outside a run.
@@ -261,6 +270,14 @@ impl OdooClient {
             .await
             .map_err(|e| OdooError::from_reqwest(&e, self.timeout))?;
         let status = response.status();
+        if let Some(date) = response
+            .headers()
+            .get(reqwest::header::DATE)
+            .and_then(|d| d.to_str().ok())
+            .and_then(crate::clock::parse_http_date)
+        {
+            self.server_time.store(date, Ordering::Relaxed);
+        }
         let text = crate::http::read_body(response, self.max_response)
             .await
             .map_err(|e| match e {

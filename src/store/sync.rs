@@ -16,6 +16,16 @@ pub(super) fn put_state(conn: &Connection, source: &str, key: &str, value: &str)
     Ok(())
 }
 
+/// Sets state values in one transaction; writes nothing for those already stored.
+pub(crate) fn set_states(db: &mut Db, state: &[(&str, &str, String)]) -> Result<(), StoreError> {
+    let tx = db.0.transaction()?;
+    for (source, key, value) in state {
+        put_state(&tx, source, key, value)?;
+    }
+    tx.commit()?;
+    Ok(())
+}
+
 pub(crate) fn get_state(db: &Db, source: &str, key: &str) -> Result<Option<String>, StoreError> {
     let conn = &db.0;
     const SQL: &str = "SELECT value FROM sync_state WHERE source = ?1 AND key = ?2";

@@ -25,6 +25,14 @@ pub(crate) const SOURCE: &str = crate::uplink::ODOO;
 pub(crate) const OVERLAP: i64 = 60;
 
 const CURSOR: &str = "cursor";
+/// Odoo's time (Odoo's form) before which no MO can still appear in the incremental query: the
+/// latest complete pass began after Odoo said it was OVERLAP later than this.
+const SETTLED: &str = "settled";
+/// When the latest full reconcile began (RFC 3339), so that a new process knows.
+const RECONCILED: &str = "reconciled_at";
+/// `settled` is stored at most this often (and with each reconcile): an idle interval writes
+/// nothing, and a new process starts at most this far behind.
+const SETTLED_SAVED_EVERY: Duration = Duration::from_secs(3600);
 
 pub struct OdooSync {
     client: OdooClient,
@@ -33,9 +41,13 @@ pub struct OdooSync {
     instance: InstanceFields,
     page_size: u32,
     reconcile_interval: Duration,
-    /// When this process last reconciled. Kept in memory, not in the store, so that an idle
-    /// run writes nothing; a restarted agent (or `sync --once`) reconciles on its first run.
-    last_reconcile: Option<Instant>,
+    /// When the latest reconcile began (Unix, the gateway's clock); read from the store on the
+    /// first run, so that `sync --once` does not reconcile each time.
+    last_reconcile: Option<i64>,
+    /// The incremental query's floor as the latest complete pass left it (Odoo's form), and
+    /// when it was last stored.
+    settled: Option<String>,
+    settled_saved: Option<Instant>,
     retention: Duration,
     /// Learned from the server on the first run; dropped after a failure so it is asked again.
     plan: Option<FieldPlan>,
@@ -86,6 +98,8 @@ impl OdooSync {
             page_size: config.page_size,
             reconcile_interval: config.reconcile_interval,
             last_reconcile: None,
+            settled: None,
+            settled_saved: None,
             changes: None,
             retention,
             plan: None,
@@ -134,13 +148,23 @@ impl OdooSync {
         // Every MO this run read from Odoo, with its transfers: the reconcile need not ask again.
         let mut fetched = HashSet::new();
         self.incremental(&plan, shutdown, report, &mut fetched).await?;
+        if self.last_reconcile.is_none() {
+            let stored = self.state(RECONCILED).await?;
+            self.last_reconcile = stored.as_deref().and_then(clock::parse_rfc3339);
+        }
+        let now = clock::now_unix();
+        let interval = i64::try_from(self.reconcile_interval.as_secs()).unwrap_or(i64::MAX);
+        // (one dated in the future was dated by a clock since put back: due)
         let due = self
             .last_reconcile
-            .is_none_or(|at| at.elapsed() >= self.reconcile_interval);
+            .is_none_or(|at| now.saturating_sub(at) >= interval || at > now.saturating_add(60));
         if due && !shutdown.is_set() {
-            let started = Instant::now();
             self.reconcile(&plan, shutdown, report, &mut fetched).await?;
-            self.last_reconcile = Some(started);
+            self.last_reconcile = Some(now);
+            // For a new process (`sync --once`): not worth a write when every run reconciles.
+            if interval > 0 {
+                self.save_state(&[(RECONCILED, clock::format_rfc3339(now))]).await?;
+            }
         }
         Ok(())
     }
@@ -150,18 +174,26 @@ impl OdooSync {
     }
 
     async fn incremental(
-        &self,
+        &mut self,
         plan: &FieldPlan,
         shutdown: &Shutdown,
         report: &mut Report,
         fetched: &mut HashSet<i64>,
     ) -> Result<(), SyncError> {
+        // Odoo's time at an answer that came before this pass's first query: once the pass is
+        // complete, no MO stamped OVERLAP before it can still commit (see OVERLAP).
+        let settles = self.client.server_time().map(|t| clock::format_odoo(t - OVERLAP));
         let saved = self.state(CURSOR).await?.as_deref().and_then(Position::parse);
-        // Start a little before the cursor (see OVERLAP); unchanged rows seen again cost no write.
+        if self.settled.is_none() {
+            self.settled = self.state(SETTLED).await?;
+        }
+        // Start a little before the cursor (see OVERLAP), or where the latest complete pass
+        // left nothing more to come, whichever is later; unchanged rows seen again cost no write.
         let mut position = saved.as_ref().map(|p| {
             let back = clock::parse_odoo(&p.write_date).map_or(0, |t| t - OVERLAP);
+            let settled = self.settled.as_deref().and_then(clock::parse_odoo).unwrap_or(0);
             Position {
-                write_date: clock::format_odoo(back),
+                write_date: clock::format_odoo(back.max(settled)),
                 id: 0,
             }
         });
@@ -210,6 +242,30 @@ impl OdooSync {
                 break;
             }
         }
+        // Complete: the next pass need not look behind `settles`. Kept in memory; stored now
+        // and then (and with each reconcile) for a new process, so an idle interval writes
+        // nothing.
+        if let Some(settles) = settles {
+            if self.settled.as_ref().is_none_or(|s| *s < settles) {
+                self.settled = Some(settles);
+            }
+        }
+        if self.settled_saved.is_none_or(|at| at.elapsed() >= SETTLED_SAVED_EVERY) {
+            self.save_state(&[]).await?;
+        }
+        Ok(())
+    }
+
+    /// Stores the floor the incremental pass reached, with `more`.
+    async fn save_state(&mut self, more: &[(&'static str, String)]) -> Result<(), SyncError> {
+        let mut state: Vec<(&str, &str, String)> = more.iter().map(|(k, v)| (SOURCE, *k, v.clone())).collect();
+        if let Some(settled) = &self.settled {
+            state.push((SOURCE, SETTLED, settled.clone()));
+        }
+        if !state.is_empty() {
+            self.store.call(move |c| store::sync::set_states(c, &state)).await?;
+        }
+        self.settled_saved = Some(Instant::now());
         Ok(())
     }
 
