@@ -64,7 +64,10 @@ pub async fn run(config: Config, shutdown: Shutdown) -> Result<(), AppError> {
         let _ = std::fs::create_dir_all(dir);
     }
     let _agent_lock = match FileLock::try_acquire(db, lock::AGENT) {
-        Ok(Some(held)) => Some(held),
+        Ok(Some(mut held)) => {
+            held.record_pid();
+            Some(held)
+        }
         Ok(None) => {
             return Err(AppError::AlreadyRunning {
                 db: db.clone(),

@@ -100,7 +100,7 @@ fn short_age(secs: i64) -> String {
 }
 
 /// `MOs 120 (3 running) · odoo ok 12:01:05 · sicantik ok 11:40:00 · broker up · outbox 0 ·
-/// to Odoo 14, oldest 3h, 1 parked`
+/// to Odoo 14, oldest 3h, 1 parked · wrote 1.2 MiB`
 pub(crate) fn summary(status: &store::sync::Status, broker: Option<bool>, health: &StoreHealth) -> String {
     let running = status
         .by_phase
@@ -134,6 +134,9 @@ pub(crate) fn summary(status: &store::sync::Status, broker: Option<bool>, health
     }
     if !health.is_ok() {
         parts.push(format!("store {health}"));
+    }
+    if let Some(written) = crate::wear::written_bytes() {
+        parts.push(format!("wrote {}", crate::wear::human(written)));
     }
     parts.join(" · ")
 }

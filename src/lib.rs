@@ -12,7 +12,7 @@
 //! | rules    | command                                                                  |
 //! | adapters | store, odoo, sicantik                                                    |
 //! | domain   | mo, permit                                                               |
-//! | leaves   | config, clock, backoff, heartbeat, uplink, shutdown, changes, http, lock |
+//! | leaves   | config, clock, backoff, heartbeat, uplink, shutdown, changes, http, lock, wear |
 //!
 //! - **binary**: `cli` runs each command of the command line, `app` wires the agent's tasks
 //!   (reading it tells the architecture), `demo` runs it against the simulators (the `demo`
@@ -52,3 +52,4 @@ mod sicantik;
 pub mod store;
 pub mod sync;
 pub mod uplink;
+mod wear;

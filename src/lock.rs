@@ -41,6 +41,29 @@ impl FileLock {
     }
 }
 
+impl FileLock {
+    /// Writes this process's id into the lock file, for `linegate status` to find the agent
+    /// (a read-only lock file keeps none).
+    pub fn record_pid(&mut self) {
+        use std::io::Write;
+        let pid = std::process::id().to_string();
+        let _ = self
+            ._file
+            .set_len(0)
+            .and_then(|()| self._file.write_all(pid.as_bytes()));
+    }
+}
+
+/// The process that holds `purpose`'s lock beside `db`, as it recorded itself, if it still runs.
+pub fn holder_pid(db: &Path, purpose: &str) -> Option<u32> {
+    let path = lock_path(db, purpose);
+    let pid: u32 = std::fs::read_to_string(&path).ok()?.trim().parse().ok()?;
+    let file = File::open(&path).ok()?;
+    // Still locked (by whoever wrote the id), and that process still there.
+    let held = matches!(file.try_lock_shared(), Err(TryLockError::WouldBlock));
+    (held && Path::new(&format!("/proc/{pid}")).exists()).then_some(pid)
+}
+
 /// The lock one sync of `source` holds for its run.
 pub fn sync_purpose(source: &str) -> String {
     format!("{source}.sync")

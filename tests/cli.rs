@@ -95,6 +95,12 @@ async fn sync_once_with_nothing_changed_and_a_recent_reconcile_asks_three_times(
     assert!(said.starts_with("odoo: ok: fetched 0,"), "{said}");
     assert!(said.contains(", 3 requests,"), "{said}");
     assert_eq!(sim.requests().len(), 3);
+    // And it exits only once the store is closed: its checkpoint done, the WAL left empty
+    let wal = dir.path().join("linegate.db-wal");
+    assert!(
+        !wal.exists() || std::fs::metadata(&wal).unwrap().len() == 0,
+        "the WAL was left behind"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -288,4 +294,39 @@ async fn the_agent_tells_systemd_ready_feeds_the_watchdog_and_says_stopping() {
         .unwrap();
     assert_eq!(out.status.code(), Some(0));
     wait_until("STOPPING=1", Duration::from_secs(5), || saw("STOPPING=1")).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_beside_a_running_agent_says_what_it_wrote_to_the_card() {
+    // Given an agent running on a store, synced once
+    let sim = sim(19, 50).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), &sim, "");
+    let db = dir.path().join("linegate.db");
+    let mut agent = linegate(&config, &["run"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_until("the first sync", Duration::from_secs(30), || mo_count(&db) == 50).await;
+
+    // When `status` is asked beside it
+    let shown = output(linegate(&config, &["status"])).await;
+    let json = output(linegate(&config, &["status", "--json"])).await;
+    agent.kill().unwrap();
+    let _ = agent.wait();
+
+    // Then it names the agent and what it wrote to storage since it started
+    let said = text(&shown);
+    assert!(
+        said.contains(&format!("agent     running (pid {}), wrote ", agent.id())),
+        "{said}"
+    );
+    let value: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(value["agent"]["pid"], agent.id());
+    assert!(value["agent"]["written_bytes"].as_u64().is_some(), "{value}");
+    // And with no agent running, it says nothing of one
+    let alone = output(linegate(&config, &["status", "--json"])).await;
+    let value: serde_json::Value = serde_json::from_slice(&alone.stdout).unwrap();
+    assert!(value["agent"].is_null(), "{value}");
 }

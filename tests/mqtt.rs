@@ -36,9 +36,11 @@ async fn a_panel_runs_the_seed_flow_and_displays_follow() {
     display
         .wait(&mo_topic(1), "MO 1 on display", |v| v["phase"] == "waiting")
         .await;
-    display
+    let status = display
         .wait(&format!("{PREFIX}/status"), "status online", |v| v["state"] == "online")
         .await;
+    // (with the agent's wear on the card so far)
+    assert!(status["written_bytes"].is_u64(), "{status}");
 
     // When the panel registers MO 1 by its name
     let reply = panel

@@ -178,17 +178,24 @@ pub async fn status(file: &ConfigFile, json: bool) -> u8 {
     })
     .await
     .expect("the status read does not panic");
+    // The running agent's wear on the card, when it can be seen from here (its user, root).
+    let agent = crate::lock::holder_pid(&path, crate::lock::AGENT)
+        .and_then(|pid| Some((pid, crate::wear::written_bytes_of(pid)?)));
     match read {
         Ok(status) if json => {
             let mut value = serde_json::to_value(&status).expect("status serializes");
             value["store"] = serde_json::to_value(store::StoreHealth::inspect(&path)).expect("health serializes");
+            value["agent"] = match agent {
+                Some((pid, written)) => serde_json::json!({"pid": pid, "written_bytes": written}),
+                None => serde_json::Value::Null,
+            };
             println!("{}", serde_json::to_string_pretty(&value).expect("status serializes"));
             0
         }
         Ok(status) => {
             print!(
                 "{}",
-                status::render(&status, &path, &store::StoreHealth::inspect(&path))
+                status::render(&status, &path, &store::StoreHealth::inspect(&path), agent)
             );
             0
         }

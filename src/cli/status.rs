@@ -5,10 +5,18 @@ use std::fmt::Write;
 use crate::store::sync::{RunRecord, Status};
 use crate::store::StoreHealth;
 
-pub(super) fn render(status: &Status, db: &std::path::Path, health: &StoreHealth) -> String {
+/// `agent`: the running agent's process id and the bytes it wrote to storage since it started.
+pub(super) fn render(status: &Status, db: &std::path::Path, health: &StoreHealth, agent: Option<(u32, u64)>) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "database  {} (schema {})", db.display(), status.schema_version);
     let _ = writeln!(out, "store     {health}");
+    if let Some((pid, written)) = agent {
+        let written = crate::wear::human(written);
+        let _ = writeln!(
+            out,
+            "agent     running (pid {pid}), wrote {written} to storage since it started"
+        );
+    }
     let _ = writeln!(out, "MOs       {} in Odoo's domain, {} gone", status.mos, status.gone);
     let list = |pairs: &[(String, u64)]| {
         if pairs.is_empty() {

@@ -81,6 +81,7 @@ pub(crate) fn status(
     progress: &serde_json::Map<String, Value>,
     store: &crate::store::StoreHealth,
     backlog: &crate::store::outbox::Backlog,
+    written_bytes: Option<u64>,
 ) -> Value {
     let uplink = |u: &Uplink| match u {
         Uplink::Unknown => json!({"state": "unknown"}),
@@ -118,6 +119,8 @@ pub(crate) fn status(
         "store": store,
         "outbox": {"odoo": {"pending": backlog.pending, "oldest_at": backlog.oldest, "parked": backlog.parked,
             "dropped": backlog.dropped}},
+        // The card's wear: what the agent wrote to storage since `started_at`.
+        "written_bytes": written_bytes,
     })
 }
 
@@ -193,7 +196,9 @@ mod tests {
             &Default::default(),
             &full,
             &Default::default(),
+            Some(41_165),
         );
+        assert_eq!(status["written_bytes"], 41_165);
         let odoo = status["last_sync"]["odoo"].as_object().unwrap();
         assert_eq!(odoo["fetched"], 5);
         for sicantik_only in ["details", "unknown", "reminders"] {

@@ -276,6 +276,7 @@ impl Publisher {
             &published.progress,
             &self.store.health().borrow(),
             &backlog,
+            crate::wear::written_bytes(),
         )
         .to_string();
         if published.status.as_ref() != Some(&status) {
