@@ -1,0 +1,146 @@
+//! `cargo bench --bench wear`: what the agent writes to storage (the SD card's wear), as the
+//! kernel counts it for the release agent (a child process: `/proc/<pid>/io`, `write_bytes`,
+//! counted when pages are dirtied): per idle interval (500 MOs, nothing changed, a display on
+//! the broker), extrapolated to an idle day at the default 5-minute interval, and per applied
+//! register-mo command, alone (Odoo away) and with its delivery to Odoo.
+
+use std::os::unix::fs::PermissionsExt;
+use std::time::Duration;
+
+use linegate_sim::mosquitto::Mosquitto;
+use linegate_sim::odoo::{SimOdoo, SimOdooConfig};
+use rumqttc::v5::mqttbytes::QoS;
+use serde_json::json;
+
+mod common;
+use common::{client, round_trips, wait_for, Seen, PREFIX};
+
+const MOS: usize = 500;
+const IDLE: Duration = Duration::from_secs(30);
+const COMMANDS: usize = 200;
+
+/// Bytes the process `pid` wrote to storage so far.
+fn written(pid: u32) -> u64 {
+    let io = std::fs::read_to_string(format!("/proc/{pid}/io")).expect("/proc/<pid>/io");
+    let field = |name: &str| {
+        io.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(':')?.trim().parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    field("write_bytes").saturating_sub(field("cancelled_write_bytes"))
+}
+
+fn searches(sim: &SimOdoo) -> usize {
+    sim.requests()
+        .iter()
+        .filter(|r| r.model.as_deref() == Some("mrp.production") && r.method.as_deref() == Some("search_read"))
+        .count()
+}
+
+fn undelivered(db: &std::path::Path) -> i64 {
+    let db = rusqlite::Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).unwrap();
+    db.query_row(
+        "SELECT count(*) FROM outbox WHERE channel = 'odoo' AND delivered_at IS NULL",
+        [],
+        |r| r.get(0),
+    )
+    .unwrap()
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    let broker = Mosquitto::start().expect("mosquitto (apt-get install mosquitto)");
+    let sim = SimOdoo::start(SimOdooConfig::default()).await.unwrap();
+    let ids = sim.seed(MOS);
+    // Written long ago, as in a plant between shifts.
+    for (k, id) in ids.iter().enumerate() {
+        sim.backdate_write(*id, 600 + k as i64);
+    }
+    // (on the disk the tests run on, not a tmpfs: the kernel counts nothing written to memory)
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let db = dir.path().join("linegate.db");
+    let config = dir.path().join("linegate.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[store]\npath = {db:?}\n[odoo]\nurl = {:?}\ndatabase = \"mes\"\napi_key = {:?}\nsync_interval = \"1s\"\n\
+             [mqtt]\nport = {}\ngateway_id = \"bench\"\n",
+            sim.url(),
+            sim.config().api_key,
+            broker.port
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&config, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let seen: Seen = Default::default();
+    let _display = client(broker.port, "bench-display", format!("{PREFIX}/#"), seen.clone()).await;
+    let replies: Seen = Default::default();
+    let panel = client(
+        broker.port,
+        "bench-panel",
+        format!("{PREFIX}/reply/ws-1"),
+        replies.clone(),
+    )
+    .await;
+    let mut agent = std::process::Command::new(env!("CARGO_BIN_EXE_linegate"))
+        .arg("--config")
+        .arg(&config)
+        .arg("run")
+        .env("RUST_LOG", "warn")
+        .spawn()
+        .expect("linegate runs");
+    let pid = agent.id();
+    let limit = Duration::from_secs(60);
+    wait_for(&seen, &format!("{PREFIX}/mo/{MOS}"), limit, |_| true)
+        .await
+        .expect("all MOs published");
+    // Past the first minute, so that every interval is the idle one.
+    tokio::time::sleep(Duration::from_secs(65)).await;
+
+    // Idle: nothing changes, the syncs run every second.
+    let (before, asked) = (written(pid), searches(&sim));
+    tokio::time::sleep(IDLE).await;
+    let intervals = (searches(&sim) - asked).max(1);
+    let per_interval = (written(pid) - before) as f64 / intervals as f64;
+
+    // Commands with Odoo away: the command's own transaction.
+    sim.set_down(true);
+    let sync_now = json!({"request_id": "sync-now"}).to_string();
+    panel
+        .publish(format!("{PREFIX}/cmd/ws-1/sync-now"), QoS::AtLeastOnce, false, sync_now)
+        .await
+        .unwrap();
+    wait_for(&seen, &format!("{PREFIX}/status"), limit, |v| {
+        v["uplink"]["odoo"]["state"] == "down"
+    })
+    .await
+    .expect("Odoo seen down");
+    let before = written(pid);
+    round_trips(&panel, &replies, "alone", 20.0, COMMANDS, 1).await;
+    let alone = (written(pid) - before) as f64 / COMMANDS as f64;
+
+    // Odoo back: what the delivery of those results adds, then commands delivered as they come.
+    sim.set_down(false);
+    let before = written(pid);
+    let give_up = std::time::Instant::now() + Duration::from_secs(120);
+    while undelivered(&db) > 0 && std::time::Instant::now() < give_up {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let delivery = (written(pid) - before) as f64 / COMMANDS as f64;
+    let _ = agent.kill();
+    let _ = agent.wait();
+
+    let kib = |b: f64| b / 1024.0;
+    println!("linegate wear benchmark: {MOS} MOs, a display and a panel on mosquitto, the agent's own writes");
+    println!(
+        "idle interval: {:.1} KiB ({intervals} intervals); an idle day at the 5-minute default: {:.0} KiB \
+         (288 intervals; goal <= 1024 KiB)",
+        kib(per_interval),
+        kib(per_interval * 288.0)
+    );
+    println!(
+        "per register-mo command: {:.1} KiB alone, {:.1} KiB with its delivery to Odoo (goal <= 8 KiB)",
+        kib(alone),
+        kib(alone + delivery)
+    );
+}
