@@ -4,14 +4,13 @@
 //! from a sync to the display's retained update, and the agent's peak RSS with 10,000 MOs
 //! published (`BENCH_MOS` overrides).
 
-use std::os::unix::fs::PermissionsExt;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use linegate_sim::mosquitto::Mosquitto;
 
 mod common;
-use common::{client, percentile, round_trips, wait_for, Seen, PREFIX};
+use common::{agent_config, display_and_panel, percentile, round_trips, spawn_agent, wait_for, PREFIX};
 use linegate_sim::odoo::{SimOdoo, SimOdooConfig};
 use rumqttc::v5::mqttbytes::QoS;
 use serde_json::json;
@@ -35,40 +34,11 @@ async fn main() {
         sim.backdate_write(*id, (mos - k) as i64 * 3);
     }
     let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("linegate.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[store]\npath = {:?}\n[odoo]\nurl = {:?}\ndatabase = \"mes\"\napi_key = {:?}\nsync_interval = \"1h\"\n\
-             [mqtt]\nport = {}\ngateway_id = \"bench\"\n",
-            dir.path().join("linegate.db"),
-            sim.url(),
-            sim.config().api_key,
-            broker.port
-        ),
-    )
-    .unwrap();
-    std::fs::set_permissions(&config, std::fs::Permissions::from_mode(0o600)).unwrap();
-
-    let seen: Seen = Default::default();
-    let _display = client(broker.port, "bench-display", format!("{PREFIX}/mo/#"), seen.clone()).await;
-    let replies: Seen = Default::default();
-    let panel = client(
-        broker.port,
-        "bench-panel",
-        format!("{PREFIX}/reply/ws-1"),
-        replies.clone(),
-    )
-    .await;
+    let config = agent_config(dir.path(), &sim, broker.port, "sync_interval = \"1h\"\n");
+    let (_display, seen, panel, replies) = display_and_panel(broker.port, "mo/#").await;
 
     let started = Instant::now();
-    let mut agent = std::process::Command::new(env!("CARGO_BIN_EXE_linegate"))
-        .arg("--config")
-        .arg(&config)
-        .arg("run")
-        .env("RUST_LOG", "warn")
-        .spawn()
-        .expect("linegate runs");
+    let mut agent = spawn_agent(&config);
     let status_file = format!("/proc/{}/status", agent.id());
     let peak = Arc::new(Mutex::new(0u64));
     let sampler = {

@@ -6,7 +6,6 @@
 //! outbox, and the command round trip while it drains beside the same with nothing to drain.
 
 use std::collections::BTreeMap;
-use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -18,7 +17,7 @@ use rumqttc::v5::mqttbytes::QoS;
 use serde_json::json;
 
 mod common;
-use common::{client, percentile, round_trips, wait_for, Seen, PREFIX};
+use common::{agent_config, display_and_panel, percentile, round_trips, spawn_agent, wait_for, PREFIX};
 
 /// Per request, as a plant's Odoo across a WAN answers.
 const LATENCY: Duration = Duration::from_millis(20);
@@ -93,37 +92,9 @@ async fn main() {
     sim.set_latency(LATENCY);
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("linegate.db");
-    let config = dir.path().join("linegate.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[store]\npath = {db:?}\n[odoo]\nurl = {:?}\ndatabase = \"mes\"\napi_key = {:?}\n\
-             [mqtt]\nport = {}\ngateway_id = \"bench\"\n",
-            sim.url(),
-            sim.config().api_key,
-            broker.port
-        ),
-    )
-    .unwrap();
-    std::fs::set_permissions(&config, std::fs::Permissions::from_mode(0o600)).unwrap();
-
-    let seen: Seen = Default::default();
-    let _display = client(broker.port, "bench-display", format!("{PREFIX}/#"), seen.clone()).await;
-    let replies: Seen = Default::default();
-    let panel = client(
-        broker.port,
-        "bench-panel",
-        format!("{PREFIX}/reply/ws-1"),
-        replies.clone(),
-    )
-    .await;
-    let mut agent = std::process::Command::new(env!("CARGO_BIN_EXE_linegate"))
-        .arg("--config")
-        .arg(&config)
-        .arg("run")
-        .env("RUST_LOG", "warn")
-        .spawn()
-        .expect("linegate runs");
+    let config = agent_config(dir.path(), &sim, broker.port, "");
+    let (_display, seen, panel, replies) = display_and_panel(broker.port, "#").await;
+    let mut agent = spawn_agent(&config);
     let limit = Duration::from_secs(120);
     wait_for(&seen, &format!("{PREFIX}/mo/{mos}"), limit, |_| true)
         .await

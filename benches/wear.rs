@@ -4,7 +4,6 @@
 //! the broker), extrapolated to an idle day at the default 5-minute interval, and per applied
 //! register-mo command, alone (Odoo away) and with its delivery to Odoo.
 
-use std::os::unix::fs::PermissionsExt;
 use std::time::Duration;
 
 use linegate_sim::mosquitto::Mosquitto;
@@ -13,7 +12,7 @@ use rumqttc::v5::mqttbytes::QoS;
 use serde_json::json;
 
 mod common;
-use common::{client, round_trips, wait_for, Seen, PREFIX};
+use common::{agent_config, display_and_panel, round_trips, spawn_agent, wait_for, PREFIX};
 
 const MOS: usize = 500;
 const IDLE: Duration = Duration::from_secs(30);
@@ -59,36 +58,9 @@ async fn main() {
     // (on the disk the tests run on, not a tmpfs: the kernel counts nothing written to memory)
     let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
     let db = dir.path().join("linegate.db");
-    let config = dir.path().join("linegate.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[store]\npath = {db:?}\n[odoo]\nurl = {:?}\ndatabase = \"mes\"\napi_key = {:?}\nsync_interval = \"1s\"\n\
-             [mqtt]\nport = {}\ngateway_id = \"bench\"\n",
-            sim.url(),
-            sim.config().api_key,
-            broker.port
-        ),
-    )
-    .unwrap();
-    std::fs::set_permissions(&config, std::fs::Permissions::from_mode(0o600)).unwrap();
-    let seen: Seen = Default::default();
-    let _display = client(broker.port, "bench-display", format!("{PREFIX}/#"), seen.clone()).await;
-    let replies: Seen = Default::default();
-    let panel = client(
-        broker.port,
-        "bench-panel",
-        format!("{PREFIX}/reply/ws-1"),
-        replies.clone(),
-    )
-    .await;
-    let mut agent = std::process::Command::new(env!("CARGO_BIN_EXE_linegate"))
-        .arg("--config")
-        .arg(&config)
-        .arg("run")
-        .env("RUST_LOG", "warn")
-        .spawn()
-        .expect("linegate runs");
+    let config = agent_config(dir.path(), &sim, broker.port, "sync_interval = \"1s\"\n");
+    let (_display, seen, panel, replies) = display_and_panel(broker.port, "#").await;
+    let mut agent = spawn_agent(&config);
     let pid = agent.id();
     let limit = Duration::from_secs(60);
     wait_for(&seen, &format!("{PREFIX}/mo/{MOS}"), limit, |_| true)

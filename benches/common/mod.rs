@@ -2,7 +2,9 @@
 #![allow(dead_code)]
 
 use std::collections::HashMap;
-use std::process::{Command, Output, Stdio};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -51,6 +53,42 @@ pub(crate) fn vm_hwm_kib(status_file: &str) -> Option<u64> {
             .parse()
             .ok()
     })
+}
+
+/// A private config in `dir` for an agent on `sim` and the broker on `port` (gateway "bench",
+/// its database beside the config), with `odoo` lines added to its `[odoo]` section.
+pub(crate) fn agent_config(dir: &Path, sim: &linegate_sim::odoo::SimOdoo, port: u16, odoo: &str) -> PathBuf {
+    let config = dir.join("linegate.toml");
+    let text = format!(
+        "[store]\npath = {:?}\n[odoo]\nurl = {:?}\ndatabase = \"mes\"\napi_key = {:?}\n{odoo}\
+         [mqtt]\nport = {port}\ngateway_id = \"bench\"\n",
+        dir.join("linegate.db"),
+        sim.url(),
+        sim.config().api_key,
+    );
+    std::fs::write(&config, text).unwrap();
+    std::fs::set_permissions(&config, std::fs::Permissions::from_mode(0o600)).unwrap();
+    config
+}
+
+/// The release agent, `linegate run` on `config`.
+pub(crate) fn spawn_agent(config: &Path) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_linegate"))
+        .arg("--config")
+        .arg(config)
+        .arg("run")
+        .env("RUST_LOG", "warn")
+        .spawn()
+        .expect("linegate runs")
+}
+
+/// A display on `filter` and a panel on station ws-1's replies, each with what it received.
+pub(crate) async fn display_and_panel(port: u16, filter: &str) -> (AsyncClient, Seen, AsyncClient, Seen) {
+    let seen: Seen = Default::default();
+    let display = client(port, "bench-display", format!("{PREFIX}/{filter}"), seen.clone()).await;
+    let replies: Seen = Default::default();
+    let panel = client(port, "bench-panel", format!("{PREFIX}/reply/ws-1"), replies.clone()).await;
+    (display, seen, panel, replies)
 }
 
 /// Every message under the prefix, with when it arrived.
