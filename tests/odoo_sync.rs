@@ -457,9 +457,13 @@ async fn a_late_commit_stamped_at_the_settled_floor_is_caught_and_one_before_it_
     let mut odoo = odoo_config(&sim);
     odoo.reconcile_interval = Duration::from_secs(3600);
     let mut f = Fixture::with(sim, odoo).await;
+    let before = linegate::clock::now_unix();
     f.sync().await;
+    let after = linegate::clock::now_unix();
     let settled = state(&f.db, "settled").expect("the pass left its floor");
     let floor = linegate::clock::parse_odoo(&settled).unwrap();
+    // (Odoo's time during the pass, less the whole overlap)
+    assert!((before - 60..=after - 60).contains(&floor), "{settled}");
 
     // When two transactions that ran longer than the sync's pass commit: one stamped at the
     // floor (it began within the overlap of that pass), one stamped a second before it
@@ -487,6 +491,32 @@ async fn a_late_commit_stamped_at_the_settled_floor_is_caught_and_one_before_it_
     let mut again = OdooSync::new(&odoo, f.store.clone(), RETENTION).unwrap();
     again.run(&Shutdown::never()).await.unwrap();
     assert_eq!(f.row(4).await.upstream.product_qty, 77.0);
+}
+
+#[tokio::test]
+async fn a_date_header_ten_minutes_ahead_does_not_hide_a_change_from_the_next_pass() {
+    // Given a synced store behind a proxy whose clock runs ten minutes ahead of Odoo's
+    // database, MOs written long ago, and a reconcile not due
+    let sim = sim(19, 10).await;
+    for id in sim.mo_ids() {
+        sim.backdate_write(id, 600);
+    }
+    sim.date_ahead(600);
+    let mut odoo = odoo_config(&sim);
+    odoo.reconcile_interval = Duration::from_secs(3600);
+    let mut f = Fixture::with(sim, odoo).await;
+    f.sync().await;
+
+    // When an MO changes now (stamped by the database's clock)
+    f.sim.write_mo(
+        3,
+        serde_json::Map::from_iter([("product_qty".to_string(), json!(99.0))]),
+    );
+    let report = f.sync().await;
+
+    // Then the next pass reads it: the floor follows the gateway's clock, not the proxy's
+    assert_eq!(report.counts.updated, 1, "{report}");
+    assert_eq!(f.row(3).await.upstream.product_qty, 99.0);
 }
 
 #[tokio::test]

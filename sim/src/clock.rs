@@ -21,6 +21,25 @@ pub(crate) fn format_odoo(unix: i64) -> String {
     text.trim_end_matches('Z').replacen('T', " ", 1)
 }
 
+/// An HTTP `Date` (IMF-fixdate): `Tue, 01 Dec 2026 12:43:08 GMT`.
+pub(crate) fn format_http_date(unix: i64) -> String {
+    const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let text = humantime::format_rfc3339_seconds(system_time(unix)).to_string();
+    // "2026-12-01T12:43:08Z"
+    let month: usize = text[5..7].parse().unwrap_or(1);
+    let weekday = DAYS[unix.max(0).div_euclid(86_400).rem_euclid(7) as usize];
+    format!(
+        "{weekday}, {} {} {} {} GMT",
+        &text[8..10],
+        MONTHS[month - 1],
+        &text[0..4],
+        &text[11..19]
+    )
+}
+
 /// Odoo's datetime text, or a date alone, as Unix seconds.
 pub(crate) fn parse_odoo(text: &str) -> Option<i64> {
     let full = if text.len() == 10 {
@@ -35,6 +54,15 @@ pub(crate) fn parse_odoo(text: &str) -> Option<i64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn http_dates_as_servers_write_them() {
+        assert_eq!(format_http_date(0), "Thu, 01 Jan 1970 00:00:00 GMT");
+        assert_eq!(
+            format_http_date(parse_odoo("2026-12-01 12:43:08").unwrap()),
+            "Tue, 01 Dec 2026 12:43:08 GMT"
+        );
+    }
 
     #[test]
     fn odoo_and_http_forms() {

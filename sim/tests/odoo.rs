@@ -1672,3 +1672,41 @@ async fn a_sites_constraint_refuses_the_write_as_a_validation_error() {
     assert_eq!(fine.status, StatusCode::OK);
     assert_eq!(sim.mo(1).unwrap()["x_roll"], "R-0001");
 }
+
+#[tokio::test]
+async fn answers_carry_a_date_and_a_proxy_ahead_of_the_database_is_modelled() {
+    let sim = odoo19().await;
+    let date = |raw: &Raw| {
+        let text = raw.headers["date"].to_str().unwrap().to_string();
+        httpdate_secs(&text).unwrap_or_else(|| panic!("an IMF-fixdate: {text}"))
+    };
+    let now = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs() as i64
+    };
+    let body = json!({"domain": [], "fields": ["id"], "limit": 1});
+    // Every answer is dated, by the server's clock
+    let plain = json2(&sim, "mrp.production", "search_read", body.clone()).await;
+    assert!((date(&plain) - now()).abs() <= 2);
+    // And ten minutes ahead when a proxy's clock runs so
+    sim.date_ahead(600);
+    let ahead = json2(&sim, "mrp.production", "search_read", body).await;
+    assert!((date(&ahead) - now() - 600).abs() <= 2, "{:?}", ahead.headers["date"]);
+}
+
+/// `Tue, 01 Dec 2026 12:43:08 GMT` as Unix seconds (read here with humantime, apart from the
+/// agent's own parser).
+fn httpdate_secs(text: &str) -> Option<i64> {
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let parts: Vec<&str> = text.split(' ').collect();
+    let [_, day, month, year, time, "GMT"] = parts.as_slice() else {
+        return None;
+    };
+    let month = MONTHS.iter().position(|m| m == month)? + 1;
+    let at = humantime::parse_rfc3339(&format!("{year}-{month:02}-{day}T{time}Z")).ok()?;
+    Some(at.duration_since(std::time::UNIX_EPOCH).ok()?.as_secs() as i64)
+}

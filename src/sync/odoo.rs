@@ -181,8 +181,13 @@ impl OdooSync {
         fetched: &mut HashSet<i64>,
     ) -> Result<(), SyncError> {
         // Odoo's time at an answer that came before this pass's first query: once the pass is
-        // complete, no MO stamped OVERLAP before it can still commit (see OVERLAP).
-        let settles = self.client.server_time().map(|t| clock::format_odoo(t - OVERLAP));
+        // complete, no MO stamped OVERLAP before it can still commit (see OVERLAP). The `Date`
+        // may come from another clock than write_date's (a proxy's, a host's): no later than
+        // the gateway's own, so that a miss would take both clocks ahead of Odoo's database.
+        let settles = self
+            .client
+            .server_time()
+            .map(|t| clock::format_odoo(t.min(clock::now_unix()) - OVERLAP));
         let saved = self.state(CURSOR).await?.as_deref().and_then(Position::parse);
         if self.settled.is_none() {
             self.settled = self.state(SETTLED).await?;
@@ -245,10 +250,9 @@ impl OdooSync {
         // Complete: the next pass need not look behind `settles`. Kept in memory; stored now
         // and then (and with each reconcile) for a new process, so an idle interval writes
         // nothing.
-        if let Some(settles) = settles {
-            if self.settled.as_ref().is_none_or(|s| *s < settles) {
-                self.settled = Some(settles);
-            }
+        // (the latest, not the highest: a clock put back makes it lower, which only reads more)
+        if settles.is_some() {
+            self.settled = settles;
         }
         if self.settled_saved.is_none_or(|at| at.elapsed() >= SETTLED_SAVED_EVERY) {
             self.save_state(&[]).await?;

@@ -142,6 +142,12 @@ async fn handle(state: Shared, req: Request<Incoming>) -> Result<Response<Drip>,
     for (name, value) in &answer.headers {
         response = response.header(*name, value);
     }
+    // hyper adds its own `Date` only when the answer has none.
+    let ahead = state.lock().unwrap_or_else(|e| e.into_inner()).date_ahead;
+    if ahead != 0 {
+        let date = crate::clock::format_http_date(crate::clock::now_unix() + ahead);
+        response = response.header("Date", date);
+    }
     let lost = {
         let mut s = state.lock().unwrap_or_else(|e| e.into_inner());
         let called = answer.record.method.clone();

@@ -124,6 +124,8 @@ pub(crate) struct State {
     late: Vec<(String, Duration)>,
     /// Late calls taken and not yet carried out.
     late_running: usize,
+    /// How far ahead of the database's clock the `Date` header runs ([`SimOdoo::date_ahead`]).
+    date_ahead: i64,
     /// Models the API user has no rights on ([`SimOdoo::deny`]).
     denied: Vec<String>,
     /// Values of fields a constraint refuses, with its message ([`SimOdoo::constrain`]).
@@ -178,6 +180,7 @@ impl SimOdoo {
             lose_answer: Vec::new(),
             late: Vec::new(),
             late_running: 0,
+            date_ahead: 0,
             denied: Vec::new(),
             constraints: Vec::new(),
         }));
@@ -295,6 +298,12 @@ impl SimOdoo {
     pub fn constrain(&self, field: &str, refused: Value, message: &str) {
         let constraint = (field.to_string(), refused, message.to_string());
         self.state().constraints.push(constraint);
+    }
+
+    /// Answers carry a `Date` this many seconds ahead of the clock that stamps `write_date`:
+    /// a proxy (or a host in a pool) whose clock runs ahead of the database's.
+    pub fn date_ahead(&self, secs: i64) {
+        self.state().date_ahead = secs;
     }
 
     /// An administrator adds a custom (`x_…`, char) field to `mrp.production`.
