@@ -80,13 +80,11 @@ pub(crate) struct Waiting {
     pub(crate) steps_done: u32,
 }
 
-/// When the outbox's times are read: `due` is the latest `next_at` due now (the end of time
-/// when every wait is waived), `now` the clock. A `next_at` or `settle_at` further ahead than
-/// any wait could set (`retry_horizon`, `settle_horizon`) was set by a clock since put back: it
-/// is taken as passed, or that MO would wait for the clock to catch up.
+/// When the outbox's times are read: `now`, by the gateway's clock. A `next_at` or `settle_at`
+/// further ahead than any wait could set (`retry_horizon`, `settle_horizon`) was set by a
+/// clock since put back: it is taken as passed, or that MO would wait for the clock to catch up.
 #[derive(Debug, Clone)]
 pub(crate) struct Due {
-    pub(crate) due: String,
     pub(crate) now: String,
     pub(crate) retry_horizon: String,
     pub(crate) settle_horizon: String,
@@ -97,23 +95,20 @@ pub(crate) struct Due {
 pub(crate) fn odoo_heads(db: &Db, at: &Due, limit: u32) -> Result<Vec<Waiting>, StoreError> {
     const SQL: &str = "SELECT o.id, o.payload, o.attempts, o.steps_done FROM outbox o \
         WHERE o.channel = 'odoo' AND o.delivered_at IS NULL AND o.parked_at IS NULL \
-        AND (o.next_at <= ?1 OR o.next_at > ?3) \
-        AND (o.settle_at IS NULL OR o.settle_at <= ?2 OR o.settle_at > ?4) \
+        AND (o.next_at <= ?1 OR o.next_at > ?2) \
+        AND (o.settle_at IS NULL OR o.settle_at <= ?1 OR o.settle_at > ?3) \
         AND o.id = (SELECT min(i.id) FROM outbox i WHERE i.channel = 'odoo' AND i.key = o.key \
                     AND i.delivered_at IS NULL) \
-        ORDER BY o.id LIMIT ?5";
+        ORDER BY o.id LIMIT ?4";
     let mut stmt = db.0.prepare_cached(SQL)?;
-    let rows = stmt.query_map(
-        params![at.due, at.now, at.retry_horizon, at.settle_horizon, limit],
-        |r| {
-            Ok(Waiting {
-                id: r.get(0)?,
-                payload: r.get(1)?,
-                attempts: r.get(2)?,
-                steps_done: r.get(3)?,
-            })
-        },
-    )?;
+    let rows = stmt.query_map(params![at.now, at.retry_horizon, at.settle_horizon, limit], |r| {
+        Ok(Waiting {
+            id: r.get(0)?,
+            payload: r.get(1)?,
+            attempts: r.get(2)?,
+            steps_done: r.get(3)?,
+        })
+    })?;
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
@@ -125,6 +120,14 @@ pub(crate) fn odoo_next_due(db: &Db) -> Result<Option<String>, StoreError> {
         AND o.id = (SELECT min(i.id) FROM outbox i WHERE i.channel = 'odoo' AND i.key = o.key \
                     AND i.delivered_at IS NULL)";
     Ok(db.0.prepare_cached(SQL)?.query_row([], |r| r.get(0))?)
+}
+
+/// Odoo is back (or the agent started): every waiting result is due now, whatever wait its
+/// last failure earned it (not one whose call may still be settling). How many were waiting.
+pub(crate) fn waive_waits(db: &Db, now: &str) -> Result<usize, StoreError> {
+    const SQL: &str = "UPDATE outbox SET next_at = ?1 \
+        WHERE channel = 'odoo' AND delivered_at IS NULL AND parked_at IS NULL AND next_at > ?1";
+    Ok(db.0.prepare_cached(SQL)?.execute([now])?)
 }
 
 /// Records that Odoo has the steps `steps` of result `id` (a bit each).
@@ -425,7 +428,6 @@ mod tests {
         let later =
             |t: &str| crate::clock::parse_rfc3339(t).map_or("9999".into(), |t| crate::clock::format_rfc3339(t + 5400));
         Due {
-            due: now.into(),
             now: now.into(),
             retry_horizon: later(now),
             settle_horizon: later(now),
@@ -449,12 +451,13 @@ mod tests {
         // MO 7's call went unanswered: even with every wait waived, it is not looked up before
         // it has settled
         attempt(&db, seven, "2026-12-01T08:02:30Z").unwrap();
-        retry_at(&db, seven, "timed out", t, false).unwrap();
-        let waived = Due {
-            due: "9999".into(),
-            ..due("2026-12-01T08:01:00Z")
-        };
-        let found: Vec<i64> = odoo_heads(&db, &waived, 50).unwrap().iter().map(|w| w.id).collect();
+        retry_at(&db, seven, "timed out", "2026-12-01T09:00:00Z", false).unwrap();
+        assert_eq!(waive_waits(&db, "2026-12-01T08:01:00Z").unwrap(), 1);
+        let found: Vec<i64> = odoo_heads(&db, &due("2026-12-01T08:01:00Z"), 50)
+            .unwrap()
+            .iter()
+            .map(|w| w.id)
+            .collect();
         assert_eq!(found, [eight]);
         assert_eq!(heads(&db, "2026-12-01T08:02:30Z"), [7, 8]);
         assert_eq!(odoo_next_due(&db).unwrap().as_deref(), Some(t), "MO 8 is due");
@@ -474,14 +477,14 @@ mod tests {
         let t = "2026-12-01T08:00:00Z";
         queue(&mut db, &[(7, 1, t), (8, 1, t), (7, 2, t), (8, 2, t)]);
         let heads = |db: &Db| -> Vec<i64> {
-            odoo_heads(db, &due("9999"), 50)
+            odoo_heads(db, &due("2026-12-01T08:00:00Z"), 50)
                 .unwrap()
                 .iter()
                 .map(|w| serde_json::from_str::<FloorResult>(&w.payload).unwrap().mo)
                 .collect()
         };
         assert_eq!(heads(&db), [7, 8]);
-        let first = odoo_heads(&db, &due("9999"), 50).unwrap()[0].id;
+        let first = odoo_heads(&db, &due(t), 50).unwrap()[0].id;
         park(&db, first, "the MO no longer exists in Odoo", t).unwrap();
         assert_eq!(heads(&db), [8]);
         assert_eq!(

@@ -36,8 +36,6 @@ const ROUND_RETRY: Backoff = Backoff::new(Duration::from_secs(2), Duration::from
 const BOUNDS_EVERY: Duration = Duration::from_secs(60);
 /// Results dropped per transaction when over the bounds.
 const DROP_BATCH: u32 = 500;
-/// Later than any `next_at`.
-const END_OF_TIME: &str = "9999-12-31T23:59:59Z";
 /// A result whose step failed in passing is tried again after this, doubling.
 const RESULT_RETRY: Backoff = Backoff::new(Duration::from_secs(5), Duration::from_secs(3600));
 
@@ -132,8 +130,17 @@ impl OdooOutbox {
                 checked = None;
                 POLL
             } else {
+                // Once, when the drain begins: a result that failed during it keeps its wait,
+                // or a conflicting MO would be tried again at once, round after round.
+                if everything {
+                    let now = clock::format_rfc3339(clock::now_unix());
+                    match self.store.call(move |db| store::outbox::waive_waits(db, &now)).await {
+                        Ok(_) => everything = false,
+                        Err(e) => tracing::warn!(error = %e, "the outbox's waits could not be waived"),
+                    }
+                }
                 let round = tokio::select! {
-                    round = self.round(&mut checked, everything) => round,
+                    round = self.round(&mut checked) => round,
                     _ = shutdown.wait() => return,
                 };
                 match round {
@@ -142,7 +149,6 @@ impl OdooOutbox {
                         continue;
                     }
                     Round::Idle(next) => {
-                        everything = false;
                         retries.reset();
                         last_error = None;
                         next.map_or(POLL, |at| {
@@ -151,7 +157,6 @@ impl OdooOutbox {
                         })
                     }
                     Round::Failing { error, odoo } => {
-                        everything = false;
                         // Odoo failing here may be Odoo gone: the sync, which judges the
                         // uplink, looks now; when it finds Odoo down, nothing is tried until
                         // it finds it back, and then everything is.
@@ -226,9 +231,8 @@ impl OdooOutbox {
         }
     }
 
-    /// Delivers the due heads of the MOs' queues (or, with `everything`, every head), oldest
-    /// first.
-    async fn round(&self, checked: &mut Option<Checked>, everything: bool) -> Round {
+    /// Delivers the due heads of the MOs' queues, oldest first.
+    async fn round(&self, checked: &mut Option<Checked>) -> Round {
         if checked.is_none() {
             if let Err(stop) = self.check(checked).await {
                 return stop;
@@ -238,11 +242,6 @@ impl OdooOutbox {
         let now = clock::format_rfc3339(unix);
         let settle = i64::try_from(self.push.settle_time.as_secs()).unwrap_or(i64::MAX);
         let at = store::outbox::Due {
-            due: if everything {
-                END_OF_TIME.to_string()
-            } else {
-                now.clone()
-            },
             now,
             retry_horizon: clock::format_rfc3339(unix.saturating_add(RETRY_HORIZON)),
             settle_horizon: clock::format_rfc3339(unix.saturating_add(settle).saturating_add(60)),
