@@ -13,11 +13,12 @@ use std::time::{Duration, Instant};
 
 use linegate_sim::mosquitto::Mosquitto;
 use linegate_sim::odoo::{SimOdoo, SimOdooConfig};
-use rumqttc::v5::mqttbytes::QoS;
-use serde_json::json;
 
 mod common;
-use common::{agent_config, display_and_panel, percentile, round_trips, spawn_agent, wait_for, PREFIX};
+use common::{
+    agent_config, display_and_panel, odoo_seen_down, percentile, round_trips, spawn_agent, undelivered, wait_for,
+    PREFIX,
+};
 
 /// Per request, as a plant's Odoo across a WAN answers.
 const LATENCY: Duration = Duration::from_millis(20);
@@ -29,17 +30,6 @@ fn backlog() -> usize {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(1_000)
-}
-
-/// Results not yet in Odoo, among those with ids up to `last` (all of them with `i64::MAX`).
-fn undelivered(db: &Path, last: i64) -> i64 {
-    let db = rusqlite::Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).unwrap();
-    db.query_row(
-        "SELECT count(*) FROM outbox WHERE channel = 'odoo' AND delivered_at IS NULL AND id <= ?1",
-        [last],
-        |r| r.get(0),
-    )
-    .unwrap()
 }
 
 fn newest_result(db: &Path) -> i64 {
@@ -103,18 +93,9 @@ async fn main() {
     let odoo_is = |state: &'static str| move |v: &serde_json::Value| v["uplink"]["odoo"]["state"] == state;
     wait_for(&seen, &status, limit, odoo_is("up")).await.expect("Odoo up");
 
-    // Odoo away, and found so by a sync asked for; then, with nothing to deliver, the baseline.
-    sim.set_down(true);
-    let sync_now = json!({"request_id": "sync-now"}).to_string();
-    panel
-        .publish(format!("{PREFIX}/cmd/ws-1/sync-now"), QoS::AtLeastOnce, false, sync_now)
-        .await
-        .unwrap();
-    wait_for(&seen, &status, limit, odoo_is("down"))
-        .await
-        .expect("Odoo seen down");
-    // (after a few unmeasured ones: the first sync's 5,000 MOs leave a WAL whose checkpoint
-    // one early commit pays, once)
+    // Odoo away, and found so by a sync asked for; then, with nothing to deliver, the baseline
+    // (after a few unmeasured commands: the agent's first ones after its start)
+    odoo_seen_down(&sim, &panel, &seen).await;
     let _warm = round_trips(&panel, &replies, "warm", RATE, 20, 1).await;
     let idle = round_trips(&panel, &replies, "idle", RATE, baseline - 20, 21).await;
     let queued = round_trips(&panel, &replies, "queue", 500.0, backlog - baseline, baseline + 1).await;

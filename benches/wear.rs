@@ -8,11 +8,11 @@ use std::time::Duration;
 
 use linegate_sim::mosquitto::Mosquitto;
 use linegate_sim::odoo::{SimOdoo, SimOdooConfig};
-use rumqttc::v5::mqttbytes::QoS;
-use serde_json::json;
 
 mod common;
-use common::{agent_config, display_and_panel, round_trips, spawn_agent, wait_for, PREFIX};
+use common::{
+    agent_config, display_and_panel, odoo_seen_down, round_trips, spawn_agent, undelivered, wait_for, PREFIX,
+};
 
 const MOS: usize = 500;
 const IDLE: Duration = Duration::from_secs(30);
@@ -34,16 +34,6 @@ fn searches(sim: &SimOdoo) -> usize {
         .iter()
         .filter(|r| r.model.as_deref() == Some("mrp.production") && r.method.as_deref() == Some("search_read"))
         .count()
-}
-
-fn undelivered(db: &std::path::Path) -> i64 {
-    let db = rusqlite::Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).unwrap();
-    db.query_row(
-        "SELECT count(*) FROM outbox WHERE channel = 'odoo' AND delivered_at IS NULL",
-        [],
-        |r| r.get(0),
-    )
-    .unwrap()
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
@@ -76,17 +66,7 @@ async fn main() {
     let per_interval = (written(pid) - before) as f64 / intervals as f64;
 
     // Commands with Odoo away: the command's own transaction.
-    sim.set_down(true);
-    let sync_now = json!({"request_id": "sync-now"}).to_string();
-    panel
-        .publish(format!("{PREFIX}/cmd/ws-1/sync-now"), QoS::AtLeastOnce, false, sync_now)
-        .await
-        .unwrap();
-    wait_for(&seen, &format!("{PREFIX}/status"), limit, |v| {
-        v["uplink"]["odoo"]["state"] == "down"
-    })
-    .await
-    .expect("Odoo seen down");
+    odoo_seen_down(&sim, &panel, &seen).await;
     let before = written(pid);
     round_trips(&panel, &replies, "alone", 20.0, COMMANDS, 1).await;
     let alone = (written(pid) - before) as f64 / COMMANDS as f64;
@@ -95,7 +75,7 @@ async fn main() {
     sim.set_down(false);
     let before = written(pid);
     let give_up = std::time::Instant::now() + Duration::from_secs(120);
-    while undelivered(&db) > 0 && std::time::Instant::now() < give_up {
+    while undelivered(&db, i64::MAX) > 0 && std::time::Instant::now() < give_up {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let delivery = (written(pid) - before) as f64 / COMMANDS as f64;

@@ -91,6 +91,35 @@ pub(crate) async fn display_and_panel(port: u16, filter: &str) -> (AsyncClient, 
     (display, seen, panel, replies)
 }
 
+/// Results not yet in Odoo in the store at `db`, among those with ids up to `last`
+/// (`i64::MAX`: all).
+pub(crate) fn undelivered(db: &Path, last: i64) -> i64 {
+    let db = rusqlite::Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).unwrap();
+    db.query_row(
+        "SELECT count(*) FROM outbox WHERE channel = 'odoo' AND delivered_at IS NULL AND id <= ?1",
+        [last],
+        |r| r.get(0),
+    )
+    .unwrap()
+}
+
+/// Takes `sim` down and has the agent find it so at once (a panel's sync-now), as the status
+/// topic `seen` by a display says.
+pub(crate) async fn odoo_seen_down(sim: &linegate_sim::odoo::SimOdoo, panel: &AsyncClient, seen: &Seen) {
+    sim.set_down(true);
+    let sync_now = json!({"request_id": "sync-now"}).to_string();
+    panel
+        .publish(format!("{PREFIX}/cmd/ws-1/sync-now"), QoS::AtLeastOnce, false, sync_now)
+        .await
+        .unwrap();
+    let status = format!("{PREFIX}/status");
+    wait_for(seen, &status, Duration::from_secs(60), |v| {
+        v["uplink"]["odoo"]["state"] == "down"
+    })
+    .await
+    .expect("Odoo seen down");
+}
+
 /// Every message under the prefix, with when it arrived.
 pub(crate) type Seen = Arc<Mutex<HashMap<String, (Instant, Value)>>>;
 
