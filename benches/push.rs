@@ -84,7 +84,7 @@ async fn main() {
     let db = dir.path().join("linegate.db");
     let config = agent_config(dir.path(), &sim, broker.port, "");
     let (_display, seen, panel, replies) = display_and_panel(broker.port, "#").await;
-    let mut agent = spawn_agent(&config);
+    let agent = spawn_agent(&config);
     let limit = Duration::from_secs(120);
     wait_for(&seen, &format!("{PREFIX}/mo/{mos}"), limit, |_| true)
         .await
@@ -96,9 +96,13 @@ async fn main() {
     // Odoo away, and found so by a sync asked for; then, with nothing to deliver, the baseline
     // (after a few unmeasured commands: the agent's first ones after its start)
     odoo_seen_down(&sim, &panel, &seen).await;
-    let _warm = round_trips(&panel, &replies, "warm", RATE, 20, 1).await;
-    let idle = round_trips(&panel, &replies, "idle", RATE, baseline - 20, 21).await;
-    let queued = round_trips(&panel, &replies, "queue", 500.0, backlog - baseline, baseline + 1).await;
+    let _warm = round_trips(&panel, &replies, "warm", RATE, 20, 1).await.all();
+    let idle = round_trips(&panel, &replies, "idle", RATE, baseline - 20, 21)
+        .await
+        .all();
+    let queued = round_trips(&panel, &replies, "queue", 500.0, backlog - baseline, baseline + 1)
+        .await
+        .all();
     drop(queued);
     let last = newest_result(&db);
     assert_eq!(undelivered(&db, last), backlog as i64, "the backlog is queued");
@@ -115,7 +119,7 @@ async fn main() {
             let mut next = backlog + 1;
             // In slices of 2 s until the backlog is gone.
             while draining.load(Ordering::Relaxed) && next + 40 <= mos {
-                times.extend(round_trips(&panel, &replies, "drain", RATE, 40, next).await);
+                times.extend(round_trips(&panel, &replies, "drain", RATE, 40, next).await.all());
                 next += 40;
             }
             times.sort();
@@ -135,8 +139,7 @@ async fn main() {
     let empty = when(limit, || undelivered(&db, i64::MAX) == 0)
         .await
         .expect("the outbox emptied");
-    let _ = agent.kill();
-    let _ = agent.wait();
+    drop(agent);
 
     let posts = calls.get("mrp.production.message_post").copied().unwrap_or(0) - posts_at_up;
     let drain = drained.saturating_duration_since(up).as_secs_f64();

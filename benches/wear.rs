@@ -1,8 +1,10 @@
 //! `cargo bench --bench wear`: what the agent writes to storage (the SD card's wear), as the
 //! kernel counts it for the release agent (a child process: `/proc/<pid>/io`, `write_bytes`,
 //! counted when pages are dirtied): per idle interval (500 MOs, nothing changed, a display on
-//! the broker), extrapolated to an idle day at the default 5-minute interval, and per applied
-//! register-mo command, alone (Odoo away) and with its delivery to Odoo.
+//! the broker), per reconcile (what an idle hour adds: the reconcile's state and the idle
+//! stretch's run record; measured with a second agent on the same store reconciling every 5 s),
+//! an idle day from both at the defaults (288 intervals of 5 minutes, 24 reconciles), and per
+//! applied register-mo command, alone (Odoo away) and with its delivery to Odoo.
 
 use std::time::Duration;
 
@@ -29,6 +31,12 @@ fn written(pid: u32) -> u64 {
     field("write_bytes").saturating_sub(field("cancelled_write_bytes"))
 }
 
+/// Sync runs the store at `db` has recorded.
+fn runs_recorded(db: &std::path::Path) -> i64 {
+    let db = rusqlite::Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).unwrap();
+    db.query_row("SELECT count(*) FROM sync_run", [], |r| r.get(0)).unwrap()
+}
+
 fn searches(sim: &SimOdoo) -> usize {
     sim.requests()
         .iter()
@@ -50,7 +58,7 @@ async fn main() {
     let db = dir.path().join("linegate.db");
     let config = agent_config(dir.path(), &sim, broker.port, "sync_interval = \"1s\"\n");
     let (_display, seen, panel, replies) = display_and_panel(broker.port, "#").await;
-    let mut agent = spawn_agent(&config);
+    let agent = spawn_agent(&config);
     let pid = agent.id();
     let limit = Duration::from_secs(60);
     wait_for(&seen, &format!("{PREFIX}/mo/{MOS}"), limit, |_| true)
@@ -58,17 +66,23 @@ async fn main() {
         .expect("all MOs published");
     // Past the first minute, so that every interval is the idle one.
     tokio::time::sleep(Duration::from_secs(65)).await;
+    let first_start = seen
+        .lock()
+        .unwrap()
+        .get(&format!("{PREFIX}/status"))
+        .and_then(|(_, v)| v["started_at"].as_str().map(String::from));
 
     // Idle: nothing changes, the syncs run every second.
-    let (before, asked) = (written(pid), searches(&sim));
+    let (before, asked, recorded) = (written(pid), searches(&sim), runs_recorded(&db));
     tokio::time::sleep(IDLE).await;
     let intervals = (searches(&sim) - asked).max(1);
     let per_interval = (written(pid) - before) as f64 / intervals as f64;
+    let recorded_idle = runs_recorded(&db) - recorded;
 
     // Commands with Odoo away: the command's own transaction.
     odoo_seen_down(&sim, &panel, &seen).await;
     let before = written(pid);
-    round_trips(&panel, &replies, "alone", 20.0, COMMANDS, 1).await;
+    round_trips(&panel, &replies, "alone", 20.0, COMMANDS, 1).await.all();
     let alone = (written(pid) - before) as f64 / COMMANDS as f64;
 
     // Odoo back: what the delivery of those results adds, then commands delivered as they come.
@@ -79,16 +93,43 @@ async fn main() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let delivery = (written(pid) - before) as f64 / COMMANDS as f64;
-    let _ = agent.kill();
-    let _ = agent.wait();
+    drop(agent);
+
+    // The hourly part of an idle day, every 5 s: the same store, a second agent.
+    let config = agent_config(
+        dir.path(),
+        &sim,
+        broker.port,
+        "sync_interval = \"1s\"\nreconcile_interval = \"5s\"\n",
+    );
+    let agent = spawn_agent(&config);
+    let pid = agent.id();
+    let status = format!("{PREFIX}/status");
+    let started = std::time::Instant::now();
+    wait_for(&seen, &status, limit, |v| {
+        v["started_at"].as_str() != first_start.as_deref()
+    })
+    .await
+    .expect("the second agent online");
+    tokio::time::sleep(Duration::from_secs(10).saturating_sub(started.elapsed())).await;
+    let (before, recorded) = (written(pid), runs_recorded(&db));
+    tokio::time::sleep(IDLE).await;
+    let reconciles = (runs_recorded(&db) - recorded).max(1);
+    let per_reconcile = (written(pid) - before) as f64 / reconciles as f64;
+    drop(agent);
 
     let kib = |b: f64| b / 1024.0;
     println!("linegate wear benchmark: {MOS} MOs, a display and a panel on mosquitto, the agent's own writes");
     println!(
-        "idle interval: {:.1} KiB ({intervals} intervals); an idle day at the 5-minute default: {:.0} KiB \
-         (288 intervals; goal <= 1024 KiB)",
+        "idle interval: {:.1} KiB ({intervals} intervals, {recorded_idle} runs recorded); per reconcile: {:.1} KiB \
+         ({reconciles} reconciles, 5 s apart)",
         kib(per_interval),
-        kib(per_interval * 288.0)
+        kib(per_reconcile)
+    );
+    println!(
+        "an idle day at the defaults (264 intervals of 5 minutes and 24 hourly reconciles): {:.0} KiB \
+         (goal <= 1024 KiB)",
+        kib(per_interval * 264.0 + per_reconcile * 24.0)
     );
     println!(
         "per register-mo command: {:.1} KiB alone, {:.1} KiB with its delivery to Odoo (goal <= 8 KiB)",

@@ -28,6 +28,7 @@ use crate::mqtt::{self, Identity};
 use crate::shutdown::{Shutdown, Tasks};
 use crate::store::{Store, StoreError};
 use crate::sync::odoo::OdooSync;
+use crate::sync::runs::Runs;
 use crate::sync::scheduler::Scheduler;
 use crate::sync::sicantik::SicantikSync;
 use crate::uplink::{LinkState, Uplink};
@@ -82,6 +83,15 @@ pub async fn run(config: Config, shutdown: Shutdown) -> Result<(), AppError> {
         Err(error) => return Err(AppError::Lock { lock: lock_file, error }),
     };
     let (store, _kept) = Store::open_or_start_afresh(&config.store.path)?;
+    // Each source's newest recorded run, shown until its first run here.
+    let mut recorded = store.call(|c| crate::store::sync::last_runs(c)).await?;
+    let mut last_run = |source: &str| {
+        let at = recorded.iter().position(|s| s.source == source)?;
+        Some(recorded.swap_remove(at).last)
+    };
+    // Each source's runs as they happen: the schedulers send, the publisher and the health
+    // summary show them.
+    let mut shown_runs = Vec::new();
     let retention = Duration::from_secs(u64::from(config.store.retention_days) * 86_400);
     let mut tasks = Tasks::default();
     let intake = tasks.stage("intake");
@@ -116,6 +126,8 @@ pub async fn run(config: Config, shutdown: Shutdown) -> Result<(), AppError> {
         if let Some(changes) = &changes {
             sync.notify(changes.clone());
         }
+        let (runs, shown) = Runs::idle_every(odoo.reconcile_interval, last_run(crate::uplink::ODOO));
+        shown_runs.push(shown);
         let scheduler = Scheduler {
             sync,
             store: store.clone(),
@@ -125,6 +137,7 @@ pub async fn run(config: Config, shutdown: Shutdown) -> Result<(), AppError> {
             uplink: uplink_tx,
             changes: changes.clone(),
             heart: hearts.heart("odoo sync"),
+            runs,
         };
         tasks.spawn(intake, "odoo sync", |stop| scheduler.run(stop));
     } else {
@@ -154,6 +167,11 @@ pub async fn run(config: Config, shutdown: Shutdown) -> Result<(), AppError> {
         uplinks.push((crate::uplink::SICANTIK, uplink_rx));
         // sync-now is for Odoo; SICANTIK keeps its own schedule (its sender is dropped here).
         let (_, triggers) = mpsc::channel::<()>(1);
+        let (runs, shown) = Runs::idle_every(
+            crate::sync::runs::IDLE_RECORDED_EVERY,
+            last_run(crate::uplink::SICANTIK),
+        );
+        shown_runs.push(shown);
         let scheduler = Scheduler {
             sync,
             store: store.clone(),
@@ -163,6 +181,7 @@ pub async fn run(config: Config, shutdown: Shutdown) -> Result<(), AppError> {
             uplink: uplink_tx,
             changes: changes.clone(),
             heart: hearts.heart("sicantik sync"),
+            runs,
         };
         tasks.spawn(intake, "sicantik sync", |stop| scheduler.run(stop));
         if let Some(url) = &sicantik.webhook_url {
@@ -223,6 +242,7 @@ pub async fn run(config: Config, shutdown: Shutdown) -> Result<(), AppError> {
             changes: changes_rx,
             link: link_rx.clone(),
             uplinks,
+            runs: shown_runs.clone(),
             permits_zone: config.sicantik.as_ref().map(|s| s.zone_offset()).transpose()?,
             goodbye,
             heart: hearts.heart("mqtt publisher"),
@@ -264,7 +284,7 @@ pub async fn run(config: Config, shutdown: Shutdown) -> Result<(), AppError> {
         heart: hearts.heart("housekeeping"),
     };
     tasks.spawn(intake, "housekeeping", |stop| housekeeping.run(stop));
-    let watch = |stop| crate::health::watch(hearts.clone(), store.clone(), broker_up, stop);
+    let watch = |stop| crate::health::watch(hearts.clone(), store.clone(), shown_runs, broker_up, stop);
     tasks.spawn(last, "health", watch);
     tracing::info!(db = %config.store.path.display(), "linegate running");
     crate::health::ready("started");

@@ -12,6 +12,7 @@ use sd_notify::NotifyState;
 use crate::clock;
 use crate::heartbeat::{Hearts, DEADLINE};
 use crate::shutdown::Shutdown;
+use crate::store::sync::RunRecord;
 use crate::store::{self, Store, StoreHealth};
 use crate::uplink::LinkState;
 
@@ -36,9 +37,11 @@ pub(crate) fn stopping() {
 pub(crate) async fn watch(
     hearts: Arc<Hearts>,
     store: Store,
+    runs: Vec<tokio::sync::watch::Receiver<Option<RunRecord>>>,
     broker: Option<tokio::sync::watch::Receiver<LinkState>>,
     shutdown: Shutdown,
 ) {
+    let under_systemd = std::env::var_os("NOTIFY_SOCKET").is_some();
     let watchdog = sd_notify::watchdog_enabled();
     let period = watchdog.map_or(STATUS_EVERY, |w| (w / 2).min(STATUS_EVERY));
     let mut tick = tokio::time::interval(period);
@@ -75,13 +78,15 @@ pub(crate) async fn watch(
             tracing::error!(tasks = ?stale, "tasks stopped making progress; systemd's watchdog will restart the agent");
         }
         reported = stale;
-        if last_status.is_none_or(|at| at.elapsed() >= STATUS_EVERY) {
+        // Outside systemd nobody reads it: the store is not asked.
+        if under_systemd && last_status.is_none_or(|at| at.elapsed() >= STATUS_EVERY) {
             last_status = Some(Instant::now());
             let broker = broker.as_ref().map(|b| b.borrow().connected);
-            match store.call(|c| store::sync::status(c)).await {
-                Ok(status) => {
+            match store.call(|c| store::sync::brief(c)).await {
+                Ok(brief) => {
+                    let runs: Vec<RunRecord> = runs.iter().filter_map(|r| r.borrow().clone()).collect();
                     let health = store.health().borrow().clone();
-                    notify(&[NotifyState::Status(&summary(&status, broker, &health))])
+                    notify(&[NotifyState::Status(&summary(&brief, &runs, broker, &health))])
                 }
                 Err(e) => tracing::warn!(error = %e, "status unavailable"),
             }
@@ -101,24 +106,23 @@ fn short_age(secs: i64) -> String {
 
 /// `MOs 120 (3 running) · odoo ok 12:01:05 · sicantik ok 11:40:00 · broker up · outbox 0 ·
 /// to Odoo 14, oldest 3h, 1 parked · wrote 1.2 MiB`
-pub(crate) fn summary(status: &store::sync::Status, broker: Option<bool>, health: &StoreHealth) -> String {
-    let running = status
-        .by_phase
-        .iter()
-        .find(|(p, _)| p == "running")
-        .map_or(0, |(_, n)| *n);
-    let mut parts = vec![format!("MOs {} ({running} running)", status.mos)];
-    for source in &status.sources {
-        let time = source.last.started_at.get(11..19).unwrap_or(&source.last.started_at);
-        let outcome = if source.last.ok { "ok" } else { "FAILED" };
-        parts.push(format!("{} {outcome} {time}", source.source));
+pub(crate) fn summary(
+    brief: &store::sync::Brief,
+    runs: &[RunRecord],
+    broker: Option<bool>,
+    health: &StoreHealth,
+) -> String {
+    let mut parts = vec![format!("MOs {} ({} running)", brief.mos, brief.running)];
+    for run in runs {
+        let time = run.started_at.get(11..19).unwrap_or(&run.started_at);
+        let outcome = if run.ok { "ok" } else { "FAILED" };
+        parts.push(format!("{} {outcome} {time}", run.source));
     }
     if let Some(up) = broker {
         parts.push(format!("broker {}", if up { "up" } else { "down" }));
     }
-    let outbox: u64 = status.outbox.iter().filter(|(c, _)| c != "odoo").map(|(_, n)| n).sum();
-    parts.push(format!("outbox {outbox}"));
-    let to_odoo = &status.to_odoo;
+    parts.push(format!("outbox {}", brief.outbox));
+    let to_odoo = &brief.to_odoo;
     if to_odoo.pending > 0 {
         let age = to_odoo
             .oldest

@@ -386,6 +386,71 @@ async fn displays_recover_after_a_broker_restart_without_persistence() {
     agent.stop().await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_sync_is_shown_at_once_and_an_idle_one_is_recorded_with_each_reconcile() {
+    // Given an agent syncing every second from an Odoo where nothing changes, reconciling
+    // hourly, and a display
+    let broker = Mosquitto::start().await;
+    let sim = sim(19, 3).await;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("linegate.db");
+    let display = Display::start(broker.port(), PREFIX).await;
+    let mut odoo = odoo_config(&sim);
+    odoo.reconcile_interval = Duration::from_secs(3600);
+    let mut config = config(odoo, &db);
+    config.mqtt = Some(MqttConfig::new("127.0.0.1", broker.port(), GATEWAY));
+    let agent = Agent::start(config).await;
+    let status = format!("{PREFIX}/status");
+    // (the sync times the display was shown, each once)
+    let shown = || {
+        let mut times: Vec<String> = Vec::new();
+        for (topic, payload) in display.history.lock().unwrap().iter() {
+            let v: Value = serde_json::from_str(payload).unwrap_or_default();
+            match v["last_sync"]["odoo"]["at"].as_str() {
+                Some(at) if *topic == status && times.last().map(String::as_str) != Some(at) => times.push(at.into()),
+                _ => {}
+            }
+        }
+        times
+    };
+    let runs = || common::count(&db, "SELECT count(*) FROM sync_run WHERE source = 'odoo'");
+
+    // When four syncs have run
+    wait_until("four syncs shown", Duration::from_secs(30), || shown().len() >= 4).await;
+    // Then each was shown on the status topic, and the store recorded the first (it brought the
+    // MOs) and the first idle one after it only
+    assert_eq!(runs(), 2);
+
+    // When Odoo changes an MO, and more syncs run
+    sim.write_mo(
+        2,
+        serde_json::Map::from_iter([("product_qty".to_string(), json!(77.0))]),
+    );
+    display
+        .wait(&mo_topic(2), "the change", |v| v["product_qty"] == 77.0)
+        .await;
+    let after = shown().len();
+    wait_until("three more syncs shown", Duration::from_secs(30), || {
+        shown().len() >= after + 3
+    })
+    .await;
+    // Then the run that brought the change is recorded, and the first idle one after it
+    assert_eq!(runs(), 4);
+
+    // When the agent stops
+    agent.stop().await;
+    // Then the store has its newest run too: the one the display was shown last
+    assert_eq!(runs(), 5);
+    let newest: String = reader(&db)
+        .query_row(
+            "SELECT started_at FROM sync_run WHERE source = 'odoo' ORDER BY id DESC LIMIT 1",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(Some(&newest), shown().last());
+}
+
 /// mosquitto_pub / mosquitto_sub from Debian's package, MQTT 3.1.1, as small panel firmware.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_mqtt_311_panel_drives_the_agent_with_mosquitto_clients() {

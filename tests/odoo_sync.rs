@@ -639,6 +639,7 @@ async fn another_sync_holding_the_lock_does_not_report_the_uplink_down() {
         uplink: uplink_tx,
         changes: None,
         heart: linegate::heartbeat::Heart::detached("test"),
+        runs: linegate::sync::runs::Runs::every_run(),
     };
 
     // When the agent's scheduler runs and finds the lock taken

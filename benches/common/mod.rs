@@ -8,12 +8,14 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use rumqttc::v5::mqttbytes::v5::Packet;
+use rumqttc::v5::mqttbytes::v5::{Packet, Publish};
 use rumqttc::v5::mqttbytes::QoS;
 use rumqttc::v5::{AsyncClient, Event, MqttOptions};
 use serde_json::{json, Value};
 
 /// The topic prefix of the benchmarks' agents (gateway_id "bench").
+pub(crate) mod floor;
+
 pub(crate) const PREFIX: &str = "linegate/bench";
 
 /// Runs the agent to completion, sampling its peak RSS (VmHWM) from /proc. getrusage's
@@ -71,15 +73,32 @@ pub(crate) fn agent_config(dir: &Path, sim: &linegate_sim::odoo::SimOdoo, port: 
     config
 }
 
-/// The release agent, `linegate run` on `config`.
-pub(crate) fn spawn_agent(config: &Path) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_linegate"))
+/// The release agent, `linegate run` on `config`; killed when dropped, so that a benchmark
+/// that fails leaves no agent behind (holding its output pipe open).
+pub(crate) fn spawn_agent(config: &Path) -> Agent {
+    let child = Command::new(env!("CARGO_BIN_EXE_linegate"))
         .arg("--config")
         .arg(config)
         .arg("run")
         .env("RUST_LOG", "warn")
         .spawn()
-        .expect("linegate runs")
+        .expect("linegate runs");
+    Agent(child)
+}
+
+pub(crate) struct Agent(Child);
+
+impl Agent {
+    pub(crate) fn id(&self) -> u32 {
+        self.0.id()
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
 
 /// A display on `filter` and a panel on station ws-1's replies, each with what it received.
@@ -123,7 +142,31 @@ pub(crate) async fn odoo_seen_down(sim: &linegate_sim::odoo::SimOdoo, panel: &As
 /// Every message under the prefix, with when it arrived.
 pub(crate) type Seen = Arc<Mutex<HashMap<String, (Instant, Value)>>>;
 
+/// A client subscribed to `filter` that keeps every message it receives in `seen`.
 pub(crate) async fn client(port: u16, name: &str, filter: String, seen: Seen) -> AsyncClient {
+    subscriber(port, name, filter, move |_, p| {
+        let now = Instant::now();
+        let topic = String::from_utf8_lossy(&p.topic).to_string();
+        let value: Value = serde_json::from_slice(&p.payload).unwrap_or(Value::Null);
+        // Replies are keyed by request_id, retained state by topic.
+        let key = value
+            .get("request_id")
+            .and_then(Value::as_str)
+            .map(str::to_string)
+            .unwrap_or(topic);
+        seen.lock().unwrap().insert(key, (now, value));
+    })
+    .await
+}
+
+/// A client subscribed to `filter` (QoS 1, TCP_NODELAY) that hands every message to
+/// `on_publish` from its event loop; returns once the subscription is acknowledged.
+pub(crate) async fn subscriber(
+    port: u16,
+    name: &str,
+    filter: String,
+    mut on_publish: impl FnMut(&AsyncClient, Publish) + Send + 'static,
+) -> AsyncClient {
     let mut options = MqttOptions::new(name, "127.0.0.1", port);
     options.set_keep_alive(Duration::from_secs(30));
     let mut network = rumqttc::NetworkOptions::new();
@@ -132,30 +175,19 @@ pub(crate) async fn client(port: u16, name: &str, filter: String, seen: Seen) ->
     let (client, mut events) = AsyncClient::new(options, 10_000);
     let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
     let mut ready_tx = Some(ready_tx);
-    let sub = client.clone();
+    let own = client.clone();
     tokio::spawn(async move {
         loop {
             match events.poll().await {
                 Ok(Event::Incoming(Packet::ConnAck(_))) => {
-                    let _ = sub.subscribe(filter.clone(), QoS::AtLeastOnce).await;
+                    let _ = own.try_subscribe(filter.clone(), QoS::AtLeastOnce);
                 }
                 Ok(Event::Incoming(Packet::SubAck(_))) => {
                     if let Some(tx) = ready_tx.take() {
                         let _ = tx.send(());
                     }
                 }
-                Ok(Event::Incoming(Packet::Publish(p))) => {
-                    let now = Instant::now();
-                    let topic = String::from_utf8_lossy(&p.topic).to_string();
-                    let value: Value = serde_json::from_slice(&p.payload).unwrap_or(Value::Null);
-                    // Replies are keyed by request_id, retained state by topic.
-                    let key = value
-                        .get("request_id")
-                        .and_then(Value::as_str)
-                        .map(str::to_string)
-                        .unwrap_or(topic);
-                    seen.lock().unwrap().insert(key, (now, value));
-                }
+                Ok(Event::Incoming(Packet::Publish(p))) => on_publish(&own, p),
                 Ok(_) => {}
                 Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
             }
@@ -187,8 +219,24 @@ pub(crate) fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
 }
 
+/// Round trips of commands sent at a steady rate, sorted, and how many got no reply.
+pub(crate) struct Trips {
+    pub(crate) times: Vec<Duration>,
+    pub(crate) lost: usize,
+}
+
+impl Trips {
+    /// The round trips, every command answered.
+    pub(crate) fn all(self) -> Vec<Duration> {
+        assert_eq!(self.lost, 0, "commands without a reply");
+        self.times
+    }
+}
+
 /// Sends `count` register-mo commands at `rate` per second, from MO `first_mo` on (request ids
-/// start with `tag`), and returns the sorted round trips (publish → reply received).
+/// start with `tag`), and returns the round trips (publish → reply received); a command not
+/// answered within 10 s of the last one sent is counted lost (a broker drops what overflows
+/// its queue for a client that cannot keep up).
 pub(crate) async fn round_trips(
     panel: &AsyncClient,
     replies: &Seen,
@@ -196,7 +244,7 @@ pub(crate) async fn round_trips(
     rate: f64,
     count: usize,
     first_mo: usize,
-) -> Vec<Duration> {
+) -> Trips {
     let mut sent = Vec::with_capacity(count);
     let started = Instant::now();
     for k in 0..count {
@@ -217,13 +265,21 @@ pub(crate) async fn round_trips(
             .unwrap();
         sent.push((id, at));
     }
+    let give_up = Instant::now() + Duration::from_secs(10);
     let mut times = Vec::with_capacity(count);
+    let mut lost = 0;
     for (id, at) in sent {
-        let got = wait_for(replies, &id, Duration::from_secs(30), |v| v["ok"] == true)
-            .await
-            .expect("a reply");
-        times.push(got.saturating_duration_since(at));
+        let left = give_up.saturating_duration_since(Instant::now());
+        wait_for(replies, &id, left, |_| true).await;
+        // (one that came late, behind the deadline, counts with its time)
+        match replies.lock().unwrap().get(&id) {
+            Some((got, reply)) => {
+                assert!(reply["ok"] == true, "{id} refused: {reply}");
+                times.push(got.saturating_duration_since(at));
+            }
+            None => lost += 1,
+        }
     }
     times.sort();
-    times
+    Trips { times, lost }
 }

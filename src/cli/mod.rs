@@ -15,6 +15,7 @@ use crate::config::{Config, ConfigError};
 use crate::shutdown::Shutdown;
 use crate::store::{self, Store};
 use crate::sync::odoo::OdooSync;
+use crate::sync::runs::Runs;
 use crate::sync::scheduler;
 use crate::sync::sicantik::SicantikSync;
 
@@ -139,8 +140,9 @@ async fn once<S: scheduler::Source>(sync: &mut S, store: &Store, db: &Path, shut
     let name = sync.name();
     // At once, not at the run's next request: a call may be retrying for a minute. What it
     // committed stays; the store finishes the page it was writing.
+    let mut runs = Runs::every_run();
     let outcome = tokio::select! {
-        outcome = scheduler::run_once(sync, store, db, shutdown) => outcome,
+        outcome = scheduler::run_once(sync, store, db, &mut runs, shutdown) => outcome,
         _ = shutdown.wait() => Err(crate::sync::SyncError::Cancelled),
     };
     match outcome {

@@ -13,6 +13,7 @@ use super::{payload, Identity};
 use crate::changes::{Change, Receiver as Changes};
 use crate::heartbeat::{Heart, BEAT};
 use crate::shutdown::Shutdown;
+use crate::store::sync::RunRecord;
 use crate::store::{self, Store};
 use crate::uplink::{LinkState, Uplink};
 
@@ -33,6 +34,8 @@ pub(crate) struct Publisher {
     pub(crate) link: watch::Receiver<LinkState>,
     /// Each sync's uplink as its scheduler last saw it; shown in the status after every run.
     pub(crate) uplinks: Vec<(&'static str, watch::Receiver<Uplink>)>,
+    /// Each sync's newest run, from its scheduler (the store records idle ones only hourly).
+    pub(crate) runs: Vec<watch::Receiver<Option<RunRecord>>>,
     /// The regency's zone offset when SICANTIK is synced: permits' expiry summary.
     pub(crate) permits_zone: Option<i64>,
     /// Told to the link before DISCONNECT: that one is the goodbye.
@@ -254,11 +257,8 @@ impl Publisher {
     }
 
     async fn publish_status(&self, online: bool, published: &mut Published) -> Result<(), PublishError> {
-        let (runs, backlog) = self
-            .store
-            .call(|c| Ok((store::sync::last_runs(c)?, store::outbox::odoo_backlog(c)?)))
-            .await?;
-        let last: Vec<_> = runs.into_iter().map(|s| s.last).collect();
+        let backlog = self.store.call(|c| store::outbox::odoo_backlog(c)).await?;
+        let last: Vec<RunRecord> = self.runs.iter().filter_map(|r| r.borrow().clone()).collect();
         let uplinks: Vec<(&str, Uplink)> = self
             .uplinks
             .iter()

@@ -56,6 +56,22 @@ pub struct RunRecord {
     pub(crate) reminders: u64,
 }
 
+impl RunRecord {
+    /// A run that succeeded without changing anything in the store (an idle interval).
+    pub(crate) fn changed_nothing(&self) -> bool {
+        let counts = [
+            self.inserted,
+            self.updated,
+            self.gone,
+            self.purged,
+            self.details,
+            self.unknown,
+            self.reminders,
+        ];
+        self.ok && counts.iter().all(|n| *n == 0)
+    }
+}
+
 /// Runs kept per source; older ones are trimmed as new ones arrive.
 const RUNS_KEPT: i64 = 200;
 
@@ -181,6 +197,38 @@ pub fn status(db: &Db) -> Result<Status, StoreError> {
         sources: last_runs(db)?,
         permits: super::permit::counts(db)?,
         outbox: super::outbox::depth(db)?,
+        to_odoo: super::outbox::odoo_backlog(db)?,
+    })
+}
+
+/// What systemd's one-line STATUS shows of the store: one pass over the MOs, the outbox from
+/// its index (a full [`status`] every 30 s would hold up commands on a large store).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Brief {
+    pub(crate) mos: u64,
+    pub(crate) running: u64,
+    /// Messages waiting to go out, other than results for Odoo.
+    pub(crate) outbox: u64,
+    pub(crate) to_odoo: super::outbox::Backlog,
+}
+
+pub(crate) fn brief(db: &Db) -> Result<Brief, StoreError> {
+    let sql = format!(
+        "SELECT count(*), coalesce(sum(({}) = 'running'), 0) FROM mo WHERE gone_at IS NULL",
+        super::mo::phase_case_sql()
+    );
+    let (mos, running) =
+        db.0.prepare_cached(&sql)?
+            .query_row([], |r| Ok((r.get::<_, i64>(0)? as u64, r.get::<_, i64>(1)? as u64)))?;
+    let outbox = super::outbox::depth(db)?
+        .into_iter()
+        .filter(|(channel, _)| channel != "odoo")
+        .map(|(_, n)| n)
+        .sum();
+    Ok(Brief {
+        mos,
+        running,
+        outbox,
         to_odoo: super::outbox::odoo_backlog(db)?,
     })
 }

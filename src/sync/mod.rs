@@ -3,6 +3,7 @@
 //! overlapping.
 
 pub mod odoo;
+pub mod runs;
 pub mod scheduler;
 pub mod sicantik;
 

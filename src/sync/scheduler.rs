@@ -13,13 +13,14 @@ use std::time::Duration;
 
 use tokio::sync::{mpsc, watch};
 
+use super::runs::Runs;
 use super::{run_record, Report, SyncError};
 use crate::backoff::{jitter, Backoff};
 use crate::clock;
 use crate::heartbeat::{Heart, BEAT};
 use crate::lock::{self, FileLock};
 use crate::shutdown::Shutdown;
-use crate::store::{self, Store};
+use crate::store::Store;
 use crate::uplink::Uplink;
 
 pub(crate) const RETRY_MIN: Duration = Duration::from_secs(2);
@@ -40,11 +41,12 @@ pub trait Source: Send {
     fn progress(&self) -> Arc<AtomicU64>;
 }
 
-/// Runs one sync under the cross-process lock and records it in the store.
+/// Runs one sync under the cross-process lock and adds it to `runs`.
 pub(crate) async fn run_once<S: Source>(
     sync: &mut S,
     store: &Store,
     db: &std::path::Path,
+    runs: &mut Runs,
     shutdown: &Shutdown,
 ) -> Result<Report, SyncError> {
     let source = sync.name();
@@ -59,8 +61,7 @@ pub(crate) async fn run_once<S: Source>(
     let started = clock::now_unix();
     let outcome = sync.run(shutdown).await;
     if !matches!(outcome, Err(SyncError::Cancelled)) {
-        let record = run_record(source, started, &outcome);
-        store.call(move |c| store::sync::record_run(c, &record)).await?;
+        runs.add(store, started, run_record(source, started, &outcome)).await?;
     }
     outcome
 }
@@ -78,10 +79,17 @@ pub struct Scheduler<S> {
     pub changes: Option<crate::changes::Sender>,
     /// Beats while the loop turns, for systemd's watchdog.
     pub heart: Heart,
+    /// Its runs, shown and recorded.
+    pub runs: Runs,
 }
 
 impl<S: Source> Scheduler<S> {
     pub async fn run(mut self, shutdown: Shutdown) {
+        self.schedule(&shutdown).await;
+        self.runs.flush(&self.store).await;
+    }
+
+    async fn schedule(&mut self, shutdown: &Shutdown) {
         let source = self.sync.name();
         // Retries while the upstream is unreachable never wait longer than a scheduled run.
         let mut retries = Backoff::new(RETRY_MIN, RETRY_MAX.min(self.interval)).retries();
@@ -91,7 +99,7 @@ impl<S: Source> Scheduler<S> {
             self.heart.beat();
             let progress = self.sync.progress();
             let mut seen = progress.load(Ordering::Relaxed);
-            let run = run_once(&mut self.sync, &self.store, &self.db, &shutdown);
+            let run = run_once(&mut self.sync, &self.store, &self.db, &mut self.runs, shutdown);
             tokio::pin!(run);
             let outcome = loop {
                 tokio::select! {
@@ -227,6 +235,7 @@ mod tests {
             uplink: watch::channel(Uplink::Unknown).0,
             changes: None,
             heart: hearts.heart("endless sync"),
+            runs: Runs::every_run(),
         };
         let (_stop, shutdown) = crate::shutdown::channel();
         let task = tokio::spawn(scheduler.run(shutdown));
