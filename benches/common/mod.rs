@@ -57,6 +57,38 @@ pub(crate) fn vm_hwm_kib(status_file: &str) -> Option<u64> {
     })
 }
 
+/// A process's resident memory by kind (KiB), from its /proc/<pid>/status.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Resident {
+    pub(crate) total: u64,
+    /// The heap, stacks: what the agent allocates.
+    pub(crate) anon: u64,
+    /// The binary's and libraries' pages that were touched.
+    pub(crate) file: u64,
+    /// Shared memory: SQLite's WAL index.
+    pub(crate) shmem: u64,
+}
+
+pub(crate) fn resident(status_file: &str) -> Option<Resident> {
+    let text = std::fs::read_to_string(status_file).ok()?;
+    let field = |name: &str| {
+        text.lines().find_map(|l| {
+            l.strip_prefix(name)?
+                .trim()
+                .trim_end_matches("kB")
+                .trim()
+                .parse::<u64>()
+                .ok()
+        })
+    };
+    Some(Resident {
+        total: field("VmRSS:")?,
+        anon: field("RssAnon:")?,
+        file: field("RssFile:")?,
+        shmem: field("RssShmem:")?,
+    })
+}
+
 /// A private config in `dir` for an agent on `sim` and the broker on `port` (gateway "bench",
 /// its database beside the config), with `odoo` lines added to its `[odoo]` section.
 pub(crate) fn agent_config(dir: &Path, sim: &linegate_sim::odoo::SimOdoo, port: u16, odoo: &str) -> PathBuf {
@@ -74,9 +106,14 @@ pub(crate) fn agent_config(dir: &Path, sim: &linegate_sim::odoo::SimOdoo, port: 
 }
 
 /// The release agent, `linegate run` on `config`; killed when dropped, so that a benchmark
-/// that fails leaves no agent behind (holding its output pipe open).
+/// that fails leaves no agent behind (holding its output pipe open). `BENCH_AGENT` names
+/// another binary, e.g. the package's (built `--no-default-features`: no simulators), and
+/// the agent runs with the unit's `MALLOC_ARENA_MAX=2` unless the environment says otherwise.
 pub(crate) fn spawn_agent(config: &Path) -> Agent {
-    let child = Command::new(env!("CARGO_BIN_EXE_linegate"))
+    let binary = std::env::var_os("BENCH_AGENT").unwrap_or_else(|| env!("CARGO_BIN_EXE_linegate").into());
+    let arenas = std::env::var_os("MALLOC_ARENA_MAX").unwrap_or_else(|| "2".into());
+    let child = Command::new(binary)
+        .env("MALLOC_ARENA_MAX", arenas)
         .arg("--config")
         .arg(config)
         .arg("run")

@@ -360,6 +360,12 @@ fn immutable_uri(path: &Path) -> String {
 fn configure(conn: &Connection) -> rusqlite::Result<()> {
     // First, so that the other settings wait for a lock held by another process.
     conn.busy_timeout(std::time::Duration::from_secs(5))?;
+    // A new database only (an existing one keeps its size: changing it takes a VACUUM, a
+    // rewrite of the whole file). A durable command dirties about seven pages (its MO, the
+    // command log, the outbox, their indexes), each written to the WAL and later checkpointed:
+    // 1 KiB pages halve what that costs the SD card against SQLite's 4 KiB default (37.7 →
+    // 18.7 KiB per command, `cargo bench --bench wear`). Rows stay within a page.
+    conn.pragma_update(None, "page_size", 1024)?;
     conn.pragma_update(None, "journal_mode", "WAL")?;
     conn.pragma_update(None, "synchronous", "NORMAL")?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
@@ -417,6 +423,26 @@ pub(crate) fn schema_version(db: &Db) -> Result<u32, StoreError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_new_store_has_small_pages_and_an_existing_one_keeps_its_own() {
+        let dir = tempfile::tempdir().unwrap();
+        let page_size = |db: &Db| -> i64 { db.0.pragma_query_value(None, "page_size", |r| r.get(0)).unwrap() };
+        let new = open(&dir.path().join("new.db")).unwrap();
+        assert_eq!(page_size(&new), 1024);
+        // A store made before, with SQLite's default pages and a row in it
+        let old = dir.path().join("old.db");
+        {
+            let conn = Connection::open(&old).unwrap();
+            conn.pragma_update(None, "journal_mode", "WAL").unwrap();
+            conn.execute_batch("CREATE TABLE kept (v TEXT); INSERT INTO kept VALUES ('x')")
+                .unwrap();
+        }
+        let db = open(&old).unwrap();
+        assert_eq!(page_size(&db), 4096);
+        let kept: String = db.0.query_row("SELECT v FROM kept", [], |r| r.get(0)).unwrap();
+        assert_eq!(kept, "x");
+    }
 
     #[test]
     fn an_immutable_open_finds_a_path_with_any_characters() {
