@@ -34,7 +34,8 @@ pub(crate) struct Publisher {
     pub(crate) link: watch::Receiver<LinkState>,
     /// Each sync's uplink as its scheduler last saw it; shown in the status after every run.
     pub(crate) uplinks: Vec<(&'static str, watch::Receiver<Uplink>)>,
-    /// Each sync's newest run, from its scheduler (the store records idle ones only hourly).
+    /// Each sync's newest run, from its scheduler (the store records an idle stretch only once
+    /// per reconcile_interval).
     pub(crate) runs: Vec<watch::Receiver<Option<RunRecord>>>,
     /// The regency's zone offset when SICANTIK is synced: permits' expiry summary.
     pub(crate) permits_zone: Option<i64>,
