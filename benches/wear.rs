@@ -20,15 +20,9 @@ const MOS: usize = 500;
 const IDLE: Duration = Duration::from_secs(30);
 const COMMANDS: usize = 200;
 
-/// Bytes the process `pid` wrote to storage so far.
+/// Bytes the process `pid` wrote to storage so far, as the agent counts its own.
 fn written(pid: u32) -> u64 {
-    let io = std::fs::read_to_string(format!("/proc/{pid}/io")).expect("/proc/<pid>/io");
-    let field = |name: &str| {
-        io.lines()
-            .find_map(|l| l.strip_prefix(name)?.strip_prefix(':')?.trim().parse::<u64>().ok())
-            .unwrap_or(0)
-    };
-    field("write_bytes").saturating_sub(field("cancelled_write_bytes"))
+    linegate::wear::written_bytes_of(pid).expect("/proc/<pid>/io")
 }
 
 /// Sync runs the store at `db` has recorded.

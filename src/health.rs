@@ -14,6 +14,7 @@ use crate::heartbeat::{Hearts, DEADLINE};
 use crate::shutdown::Shutdown;
 use crate::store::sync::RunRecord;
 use crate::store::{self, Store, StoreHealth};
+use crate::sync::runs::Shown;
 use crate::uplink::LinkState;
 
 const STATUS_EVERY: Duration = Duration::from_secs(30);
@@ -37,7 +38,7 @@ pub(crate) fn stopping() {
 pub(crate) async fn watch(
     hearts: Arc<Hearts>,
     store: Store,
-    runs: Vec<tokio::sync::watch::Receiver<Option<RunRecord>>>,
+    runs: Vec<Shown>,
     broker: Option<tokio::sync::watch::Receiver<LinkState>>,
     shutdown: Shutdown,
 ) {
@@ -84,7 +85,7 @@ pub(crate) async fn watch(
             let broker = broker.as_ref().map(|b| b.borrow().connected);
             match store.call(|c| store::sync::brief(c)).await {
                 Ok(brief) => {
-                    let runs: Vec<RunRecord> = runs.iter().filter_map(|r| r.borrow().clone()).collect();
+                    let runs = crate::sync::runs::newest(&runs);
                     let health = store.health().borrow().clone();
                     notify(&[NotifyState::Status(&summary(&brief, &runs, broker, &health))])
                 }

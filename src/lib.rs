@@ -52,4 +52,4 @@ mod sicantik;
 pub mod store;
 pub mod sync;
 pub mod uplink;
-mod wear;
+pub mod wear;

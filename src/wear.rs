@@ -7,8 +7,8 @@ pub(crate) fn written_bytes() -> Option<u64> {
 }
 
 /// The same for another process (the running agent, seen from `linegate status`): readable
-/// by its own user and root.
-pub(crate) fn written_bytes_of(pid: u32) -> Option<u64> {
+/// by its own user and root (and the wear benchmark).
+pub fn written_bytes_of(pid: u32) -> Option<u64> {
     read(&format!("/proc/{pid}/io"))
 }
 

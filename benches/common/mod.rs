@@ -46,15 +46,13 @@ pub(crate) fn run_watching_rss(mut cmd: Command) -> (Output, u64) {
 
 /// A process's peak resident memory so far (VmHWM, KiB), from its /proc/<pid>/status.
 pub(crate) fn vm_hwm_kib(status_file: &str) -> Option<u64> {
-    let text = std::fs::read_to_string(status_file).ok()?;
-    text.lines().find_map(|l| {
-        l.strip_prefix("VmHWM:")?
-            .trim()
-            .trim_end_matches("kB")
-            .trim()
-            .parse()
-            .ok()
-    })
+    status_field(&std::fs::read_to_string(status_file).ok()?, "VmHWM:")
+}
+
+/// A `Name:   1234 kB` line of /proc/<pid>/status, in KiB.
+fn status_field(text: &str, name: &str) -> Option<u64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.trim().trim_end_matches("kB").trim().parse().ok())
 }
 
 /// A process's resident memory by kind (KiB), from its /proc/<pid>/status.
@@ -71,21 +69,11 @@ pub(crate) struct Resident {
 
 pub(crate) fn resident(status_file: &str) -> Option<Resident> {
     let text = std::fs::read_to_string(status_file).ok()?;
-    let field = |name: &str| {
-        text.lines().find_map(|l| {
-            l.strip_prefix(name)?
-                .trim()
-                .trim_end_matches("kB")
-                .trim()
-                .parse::<u64>()
-                .ok()
-        })
-    };
     Some(Resident {
-        total: field("VmRSS:")?,
-        anon: field("RssAnon:")?,
-        file: field("RssFile:")?,
-        shmem: field("RssShmem:")?,
+        total: status_field(&text, "VmRSS:")?,
+        anon: status_field(&text, "RssAnon:")?,
+        file: status_field(&text, "RssFile:")?,
+        shmem: status_field(&text, "RssShmem:")?,
     })
 }
 

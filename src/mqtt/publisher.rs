@@ -13,8 +13,8 @@ use super::{payload, Identity};
 use crate::changes::{Change, Receiver as Changes};
 use crate::heartbeat::{Heart, BEAT};
 use crate::shutdown::Shutdown;
-use crate::store::sync::RunRecord;
 use crate::store::{self, Store};
+use crate::sync::runs::Shown;
 use crate::uplink::{LinkState, Uplink};
 
 /// Days left change at the regency's midnight even when nothing else does: the permits summary
@@ -36,7 +36,7 @@ pub(crate) struct Publisher {
     pub(crate) uplinks: Vec<(&'static str, watch::Receiver<Uplink>)>,
     /// Each sync's newest run, from its scheduler (the store records an idle stretch only once
     /// per reconcile_interval).
-    pub(crate) runs: Vec<watch::Receiver<Option<RunRecord>>>,
+    pub(crate) runs: Vec<Shown>,
     /// The regency's zone offset when SICANTIK is synced: permits' expiry summary.
     pub(crate) permits_zone: Option<i64>,
     /// Told to the link before DISCONNECT: that one is the goodbye.
@@ -259,7 +259,7 @@ impl Publisher {
 
     async fn publish_status(&self, online: bool, published: &mut Published) -> Result<(), PublishError> {
         let backlog = self.store.call(|c| store::outbox::odoo_backlog(c)).await?;
-        let last: Vec<RunRecord> = self.runs.iter().filter_map(|r| r.borrow().clone()).collect();
+        let last = crate::sync::runs::newest(&self.runs);
         let uplinks: Vec<(&str, Uplink)> = self
             .uplinks
             .iter()

@@ -22,6 +22,11 @@ pub(crate) const IDLE_RECORDED_EVERY: Duration = Duration::from_secs(3_600);
 /// The newest run of a source, as its scheduler last saw it (`None` before any run).
 pub type Shown = watch::Receiver<Option<RunRecord>>;
 
+/// Each source's newest run, for those that have run.
+pub(crate) fn newest(shown: &[Shown]) -> Vec<RunRecord> {
+    shown.iter().filter_map(|r| r.borrow().clone()).collect()
+}
+
 /// One source's runs on their way to the store.
 pub struct Runs {
     /// When the newest recorded run started (unix), and whether it changed nothing.
