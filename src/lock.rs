@@ -39,9 +39,7 @@ impl FileLock {
             Err(TryLockError::Error(e)) => Err(e),
         }
     }
-}
 
-impl FileLock {
     /// Writes this process's id into the lock file, for `linegate status` to find the agent
     /// (a read-only lock file keeps none).
     pub fn record_pid(&mut self) {
