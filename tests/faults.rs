@@ -892,7 +892,7 @@ async fn a_reminder_leaves_the_outbox_only_on_the_brokers_acknowledgement() {
     })
     .await
     .unwrap();
-    let day = |d: i64| linegate::clock::format_odoo(linegate::clock::now_unix() + d * 86_400)[..10].to_string();
+    let day = |d: i64| common::regency_date(linegate::clock::now_unix(), d);
     permits.add_permit(NewPermit {
         pendaftaran_id: "0007000000000001".into(),
         n_pemohon: "PT Sumber Rejeki".into(),

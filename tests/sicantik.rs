@@ -81,7 +81,7 @@ impl Fixture {
     }
 
     fn today_plus(&self, days: i64) -> String {
-        linegate::clock::format_odoo(self.clock.load(Ordering::Relaxed) + days * DAY)[..10].to_string()
+        common::regency_date(self.clock.load(Ordering::Relaxed), days)
     }
 
     async fn run(&mut self) -> linegate::sync::Report {
@@ -425,7 +425,7 @@ async fn displays_get_reminders_and_the_expiring_summary_over_mqtt() {
     let broker = Mosquitto::start().await;
     let sim = sim(200.0).await;
     let today = linegate::clock::now_unix();
-    let day = |d: i64| linegate::clock::format_odoo(today + d * DAY)[..10].to_string();
+    let day = |d: i64| common::regency_date(today, d);
     sim.add_permit(permit("0005000000000001", &day(-100), Some(day(20))));
     sim.add_permit(permit("0005000000000002", &day(-100), Some(day(400))));
     let dir = tempfile::tempdir().unwrap();

@@ -11,6 +11,13 @@ use linegate::config::{Config, OdooConfig, StoreConfig};
 use linegate_sim::odoo::{SimOdoo, SimOdooConfig};
 use rusqlite::Connection;
 
+/// The `YYYY-MM-DD` date `days` after `unix` in SICANTIK's default zone (Asia/Jakarta, UTC+7),
+/// where the agent counts a permit's days left: from 17:00 UTC the UTC date is a day behind.
+pub(crate) fn regency_date(unix: i64, days: i64) -> String {
+    const JAKARTA: i64 = 7 * 3600;
+    linegate::clock::format_odoo(unix + JAKARTA + days * 86_400)[..10].to_string()
+}
+
 /// The agent in this process (`app::run`), stopped as SIGTERM would stop it.
 pub(crate) struct Agent {
     trigger: linegate::shutdown::Trigger,
