@@ -278,4 +278,45 @@ mod tests {
         );
         assert!(logged(&db).is_empty());
     }
+
+    #[test]
+    fn commands_answered_before_the_log_was_reordered_are_still_answered_from_it() {
+        // Given a store of schema 6, where the log was keyed by station and request_id
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        {
+            let conn = Connection::open(&path).unwrap();
+            for sql in &super::super::MIGRATIONS[..6] {
+                conn.execute_batch(sql).unwrap();
+            }
+            conn.pragma_update(None, "user_version", 6).unwrap();
+            for (request_id, at) in [("r2", "2026-11-22T07:00:00Z"), ("r1", "2026-11-21T07:00:00Z")] {
+                conn.execute(
+                    "INSERT INTO command_log (request_id, station, action, operator, received_at, clock_synced, ok, \
+                     reply) VALUES (?1, 'ws-1', 'register-mo', 'ana', ?2, 1, 1, ?3)",
+                    params![request_id, at, format!("{{\"request_id\":\"{request_id}\"}}")],
+                )
+                .unwrap();
+            }
+        }
+        // When the agent opens it and a panel repeats one of them
+        let mut db = super::super::open(&path).unwrap();
+        let again = exactly_once(&mut db, &entry("r2"), &[MoRef::Id(1)], |_| {
+            unreachable!("answered before")
+        })
+        .unwrap();
+        // Then it gets the stored reply, and the log holds both in the order they came
+        assert_eq!(
+            (again.reply.as_str(), again.replayed),
+            ("{\"request_id\":\"r2\"}", true)
+        );
+        let order: Vec<String> =
+            db.0.prepare("SELECT request_id FROM command_log ORDER BY id")
+                .unwrap()
+                .query_map([], |r| r.get(0))
+                .unwrap()
+                .collect::<Result<_, _>>()
+                .unwrap();
+        assert_eq!(order, ["r1", "r2"]);
+    }
 }

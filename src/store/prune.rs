@@ -9,10 +9,14 @@ use super::{Db, StoreError};
 /// Rows deleted per transaction.
 pub(crate) const BATCH: u32 = 500;
 
-/// Deletes up to [`BATCH`] commands received before `cutoff` (RFC 3339); returns how many.
+/// Deletes those of the oldest [`BATCH`] commands received before `cutoff` (RFC 3339);
+/// returns how many. The log is in arrival order, so the old ones are at its head: no index
+/// on the time is kept up for this (a command then dirties one page less), and one entry
+/// stamped by a clock that was ahead stays only until its time comes, without holding back
+/// the others.
 pub(crate) fn commands(db: &mut Db, cutoff: &str) -> Result<u64, StoreError> {
-    const SQL: &str = "DELETE FROM command_log WHERE (station, request_id) IN \
-        (SELECT station, request_id FROM command_log WHERE received_at < ?1 LIMIT ?2)";
+    const SQL: &str = "DELETE FROM command_log WHERE id IN (SELECT id FROM \
+        (SELECT id, received_at FROM command_log ORDER BY id LIMIT ?2) WHERE received_at < ?1)";
     Ok(db.0.prepare_cached(SQL)?.execute(params![cutoff, BATCH])? as u64)
 }
 
@@ -34,11 +38,17 @@ mod tests {
         let mut db = super::super::open(&dir.path().join("t.db")).unwrap();
         {
             let tx = db.0.transaction().unwrap();
-            for i in 0..1200 {
+            // (the first stamped by a clock that was years ahead)
+            for i in 0..1201 {
+                let at = match i {
+                    0 => "2031-01-01T00:00:00Z",
+                    1..=1100 => "2026-01-01T00:00:00Z",
+                    _ => "2026-12-01T00:00:00Z",
+                };
                 tx.execute(
                     "INSERT INTO command_log (request_id, station, action, operator, received_at, clock_synced, ok, reply) \
                      VALUES (?1, 'ws', 'register-mo', 'o', ?2, 1, 1, '{}')",
-                    params![format!("r{i}"), if i < 1100 { "2026-01-01T00:00:00Z" } else { "2026-12-01T00:00:00Z" }],
+                    params![format!("r{i}"), at],
                 )
                 .unwrap();
             }
@@ -55,14 +65,15 @@ mod tests {
             tx.commit().unwrap();
         }
         let cutoff = "2026-06-01T00:00:00Z";
-        assert_eq!(commands(&mut db, cutoff).unwrap(), 500);
-        assert_eq!(commands(&mut db, cutoff).unwrap(), 500);
-        assert_eq!(commands(&mut db, cutoff).unwrap(), 100);
+        // Each batch looks at the oldest BATCH entries; the one from the future holds back none
+        assert_eq!(commands(&mut db, cutoff).unwrap(), 499);
+        assert_eq!(commands(&mut db, cutoff).unwrap(), 499);
+        assert_eq!(commands(&mut db, cutoff).unwrap(), 102);
         assert_eq!(commands(&mut db, cutoff).unwrap(), 0);
         let left: i64 =
             db.0.query_row("SELECT count(*) FROM command_log", [], |r| r.get(0))
                 .unwrap();
-        assert_eq!(left, 100, "recent commands stay");
+        assert_eq!(left, 101, "recent commands stay, and the one not due yet");
         assert_eq!(delivered(&mut db, cutoff).unwrap(), 1);
         let pending: i64 = db.0.query_row("SELECT count(*) FROM outbox", [], |r| r.get(0)).unwrap();
         assert_eq!(pending, 1, "an undelivered message stays, however old");
