@@ -16,7 +16,7 @@ const PREFIX: &str = "linegate/gw-test";
 async fn agent(sim: &linegate_sim::odoo::SimOdoo, port: u16, db: &std::path::Path) -> Agent {
     let mut config = config(odoo_config(sim), db);
     config.mqtt = Some(MqttConfig::new("127.0.0.1", port, GATEWAY));
-    Agent::start(config).await
+    Agent::start_online(config, port, PREFIX).await
 }
 
 fn mo_topic(id: i64) -> String {

@@ -19,7 +19,7 @@ const PREFIX: &str = "linegate/gw-push";
 async fn agent(odoo: OdooConfig, port: u16, db: &std::path::Path) -> Agent {
     let mut config = config(odoo, db);
     config.mqtt = Some(MqttConfig::new("127.0.0.1", port, GATEWAY));
-    Agent::start(config).await
+    Agent::start_online(config, port, PREFIX).await
 }
 
 /// A floor: a broker, a simulated Odoo with `mos` MOs, the agent (synced once), a panel.

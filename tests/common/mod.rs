@@ -31,6 +31,19 @@ impl Agent {
         Agent { trigger, task }
     }
 
+    /// Starts it and waits until it says, on the broker at `port`, that it is online: by then
+    /// it is subscribed to the commands (it subscribes first), so none sent after is lost.
+    pub(crate) async fn start_online(config: Config, port: u16, prefix: &str) -> Agent {
+        let display = Display::start(port, prefix).await;
+        let agent = Agent::start(config).await;
+        display
+            .wait(&format!("{prefix}/status"), "the agent online", |v| {
+                v["state"] == "online"
+            })
+            .await;
+        agent
+    }
+
     /// Stops it and waits until it has, asserting that it stopped cleanly.
     pub(crate) async fn stop(self) {
         self.trigger.fire();

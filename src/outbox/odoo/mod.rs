@@ -390,10 +390,9 @@ impl OdooOutbox {
             .map_err(stored)?;
         let mut done = head.steps_done;
         let mut uncertain = earlier;
-        for step in self.steps() {
-            if done & step as u32 != 0 {
-                continue;
-            }
+        let mut left: Vec<Step> = self.steps().into_iter().filter(|s| done & *s as u32 == 0).collect();
+        left.reverse();
+        while let Some(step) = left.pop() {
             match step {
                 Step::Chatter => self.note(result, uncertain).await?,
                 Step::Fields => self.fields(result, &found.types).await?,
@@ -402,10 +401,14 @@ impl OdooOutbox {
             }
             done |= step as u32;
             uncertain = false;
-            self.store
-                .call(move |db| store::outbox::steps_done(db, id, done))
-                .await
-                .map_err(stored)?;
+            // The last one is recorded with the delivery, one write less: a kill before that
+            // leaves it as a kill right after the call would, looked up before it is sent again.
+            if !left.is_empty() {
+                self.store
+                    .call(move |db| store::outbox::steps_done(db, id, done))
+                    .await
+                    .map_err(stored)?;
+            }
         }
         Ok(())
     }
