@@ -3,8 +3,9 @@
 //! counted when pages are dirtied): per idle interval (500 MOs, nothing changed, a display on
 //! the broker), per reconcile (what an idle hour adds: the reconcile's state and the idle
 //! stretch's run record; measured with a second agent on the same store reconciling every 5 s),
-//! an idle day from both at the defaults (288 intervals of 5 minutes, 24 reconciles), and per
-//! applied register-mo command, alone (Odoo away) and with its delivery to Odoo.
+//! an idle day from both at the defaults (264 intervals of 5 minutes and 24 reconciles), and per
+//! applied register-mo command, alone (Odoo away) and with its delivery to Odoo, beside a bare
+//! durable commit of one row in a store made the same way.
 
 use std::time::Duration;
 
@@ -29,6 +30,26 @@ fn written(pid: u32) -> u64 {
 fn runs_recorded(db: &std::path::Path) -> i64 {
     let db = rusqlite::Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).unwrap();
     db.query_row("SELECT count(*) FROM sync_run", [], |r| r.get(0)).unwrap()
+}
+
+/// The floor under a command's cost: what this process writes for `count` bare durable
+/// commits of one row the size of a command's log entry, in a store of its own in `dir` made
+/// as the agent makes its own (WAL, 1 KiB pages, `synchronous = FULL`, SQLite's checkpoints).
+fn bare_commits(dir: &std::path::Path, count: usize) -> f64 {
+    let mut db = rusqlite::Connection::open(dir.join("floor.db")).unwrap();
+    db.pragma_update(None, "page_size", 1024).unwrap();
+    db.pragma_update(None, "journal_mode", "WAL").unwrap();
+    db.pragma_update(None, "synchronous", "FULL").unwrap();
+    db.execute_batch("CREATE TABLE t (id INTEGER PRIMARY KEY, body TEXT)")
+        .unwrap();
+    let before = written(std::process::id());
+    for k in 0..count {
+        let tx = db.transaction().unwrap();
+        tx.execute("INSERT INTO t (body) VALUES (?1)", [format!("{k:0>300}")])
+            .unwrap();
+        tx.commit().unwrap();
+    }
+    (written(std::process::id()) - before) as f64 / count as f64
 }
 
 fn searches(sim: &SimOdoo) -> usize {
@@ -112,6 +133,8 @@ async fn main() {
     let per_reconcile = (written(pid) - before) as f64 / reconciles as f64;
     drop(agent);
 
+    let floor = bare_commits(dir.path(), COMMANDS);
+
     let kib = |b: f64| b / 1024.0;
     println!("linegate wear benchmark: {MOS} MOs, a display and a panel on mosquitto, the agent's own writes");
     println!(
@@ -126,8 +149,10 @@ async fn main() {
         kib(per_interval * 264.0 + per_reconcile * 24.0)
     );
     println!(
-        "per register-mo command: {:.1} KiB alone, {:.1} KiB with its delivery to Odoo (goal <= 8 KiB)",
+        "per register-mo command: {:.1} KiB alone, {:.1} KiB with its delivery to Odoo (goal <= 8 KiB); \
+         floor: {:.1} KiB for a bare durable commit of one 300-byte row",
         kib(alone),
-        kib(alone + delivery)
+        kib(alone + delivery),
+        kib(floor)
     );
 }

@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use reqwest::{StatusCode, Url};
+use serde::de::DeserializeOwned;
 use serde_json::{json, Map, Value};
 
 pub(crate) use error::OdooError;
@@ -111,7 +112,7 @@ impl OdooClient {
     /// Asks the server's major version (works on every version, without authentication).
     pub(crate) async fn server_version(&self) -> Result<u32, OdooError> {
         let body = json!({"jsonrpc": "2.0", "method": "call", "id": 1, "params": {}});
-        let result = self.post_jsonrpc("web/webclient/version_info", &body).await?;
+        let result: Value = self.post_jsonrpc("web/webclient/version_info", &body).await?;
         major_version(&result).ok_or_else(|| OdooError::Decode(format!("no server version in {result}")))
     }
 
@@ -156,7 +157,7 @@ impl OdooClient {
         let body = json!({"jsonrpc": "2.0", "method": "call", "id": 1, "params": {
             "service": "common", "method": "authenticate",
             "args": [self.database, login, self.secret.expose(), {}]}});
-        let result = self.post_jsonrpc("jsonrpc", &body).await;
+        let result: Result<Value, _> = self.post_jsonrpc("jsonrpc", &body).await;
         let refused = |why: String| {
             *self.login_not_before.lock().unwrap() = Some(Instant::now() + LOGIN_RETRY);
             OdooError::AccessDenied(why)
@@ -180,6 +181,17 @@ impl OdooClient {
         self.call_retrying(model, method, named, ATTEMPTS).await
     }
 
+    /// [`OdooClient::call`], its answer read straight into `T`: no tree of JSON values for an
+    /// answer of thousands of records.
+    pub(crate) async fn call_as<T: DeserializeOwned>(
+        &self,
+        model: &str,
+        method: &str,
+        named: Map<String, Value>,
+    ) -> Result<T, OdooError> {
+        self.call_retrying(model, method, named, ATTEMPTS).await
+    }
+
     /// [`OdooClient::call`] without retrying a passing failure: for a call that must not run
     /// twice (a lost answer may hide one Odoo carried out), whose caller looks before trying
     /// again. A new login after an expired session is still made: Odoo ran nothing then.
@@ -192,13 +204,13 @@ impl OdooClient {
         self.call_retrying(model, method, named, 1).await
     }
 
-    async fn call_retrying(
+    async fn call_retrying<T: DeserializeOwned>(
         &self,
         model: &str,
         method: &str,
         named: Map<String, Value>,
         attempts: u32,
-    ) -> Result<Value, OdooError> {
+    ) -> Result<T, OdooError> {
         let mut relogged = false;
         let mut attempt = 1;
         loop {
@@ -226,7 +238,12 @@ impl OdooClient {
         }
     }
 
-    async fn call_json2(&self, model: &str, method: &str, named: &Map<String, Value>) -> Result<Value, OdooError> {
+    async fn call_json2<T: DeserializeOwned>(
+        &self,
+        model: &str,
+        method: &str,
+        named: &Map<String, Value>,
+    ) -> Result<T, OdooError> {
         let url = self.url(&format!("json/2/{model}/{method}"))?;
         let request = self
             .http
@@ -237,13 +254,13 @@ impl OdooClient {
         decode_json2(status, &text)
     }
 
-    async fn call_jsonrpc(
+    async fn call_jsonrpc<T: DeserializeOwned>(
         &self,
         session: &Session,
         model: &str,
         method: &str,
         named: &Map<String, Value>,
-    ) -> Result<Value, OdooError> {
+    ) -> Result<T, OdooError> {
         let mut kwargs = named.clone();
         let args = match kwargs.remove("ids") {
             Some(ids) => vec![ids],
@@ -256,7 +273,7 @@ impl OdooClient {
     }
 
     /// Posts a JSON-RPC envelope and unwraps its `result` (absent for methods returning None).
-    async fn post_jsonrpc(&self, path: &str, body: &Value) -> Result<Value, OdooError> {
+    async fn post_jsonrpc<T: DeserializeOwned>(&self, path: &str, body: &Value) -> Result<T, OdooError> {
         let url = self.url(path)?;
         let (status, text) = self.send(self.http.post(url).json(body)).await?;
         decode_jsonrpc(status, &text)
@@ -303,6 +320,18 @@ impl OdooClient {
         order: &str,
         limit: Option<u32>,
     ) -> Result<Vec<Map<String, Value>>, OdooError> {
+        self.search_read_as(model, domain, fields, order, limit).await
+    }
+
+    /// [`OdooClient::search_read`] into records of type `T`.
+    pub(crate) async fn search_read_as<T: DeserializeOwned>(
+        &self,
+        model: &str,
+        domain: &Value,
+        fields: &[String],
+        order: &str,
+        limit: Option<u32>,
+    ) -> Result<Vec<T>, OdooError> {
         let mut named = Map::new();
         named.insert("domain".into(), domain.clone());
         named.insert("fields".into(), json!(fields));
@@ -310,7 +339,7 @@ impl OdooClient {
         if let Some(limit) = limit {
             named.insert("limit".into(), json!(limit));
         }
-        records(self.call(model, "search_read", named).await?)
+        self.call_as(model, "search_read", named).await
     }
 
     /// Which of `names` exist on `model`. `fields_get` ignores unknown names (while `read`
@@ -340,7 +369,7 @@ impl OdooClient {
 }
 
 /// A JSON-2 answer: the bare result on 200, Odoo's error object otherwise.
-fn decode_json2(status: StatusCode, text: &str) -> Result<Value, OdooError> {
+fn decode_json2<T: DeserializeOwned>(status: StatusCode, text: &str) -> Result<T, OdooError> {
     if status == StatusCode::OK {
         return serde_json::from_str(text).map_err(|e| OdooError::unreadable(&e, text));
     }
@@ -356,12 +385,17 @@ fn decode_json2(status: StatusCode, text: &str) -> Result<Value, OdooError> {
 }
 
 /// A JSON-RPC envelope's `result` (absent for methods returning None), or its `error`.
-fn decode_jsonrpc(status: StatusCode, text: &str) -> Result<Value, OdooError> {
+fn decode_jsonrpc<T: DeserializeOwned>(status: StatusCode, text: &str) -> Result<T, OdooError> {
+    #[derive(serde::Deserialize)]
+    struct Envelope<T> {
+        result: Option<T>,
+        error: Option<Value>,
+    }
     if status != StatusCode::OK {
         return Err(http_failure(status, text));
     }
-    let mut envelope: Map<String, Value> = serde_json::from_str(text).map_err(|e| OdooError::unreadable(&e, text))?;
-    if let Some(error) = envelope.remove("error") {
+    let envelope: Envelope<T> = serde_json::from_str(text).map_err(|e| OdooError::unreadable(&e, text))?;
+    if let Some(error) = envelope.error {
         if error.get("code").and_then(Value::as_i64) == Some(100) {
             return Err(OdooError::SessionExpired);
         }
@@ -374,7 +408,12 @@ fn decode_jsonrpc(status: StatusCode, text: &str) -> Result<Value, OdooError> {
             .unwrap_or("");
         return Err(OdooError::from_exception(None, name, message));
     }
-    Ok(envelope.remove("result").unwrap_or(Value::Null))
+    match envelope.result {
+        Some(result) => Ok(result),
+        // None, as Odoo answers a method that returns nothing: right for a caller that takes
+        // a JSON value, a decode error for one that expects records.
+        None => T::deserialize(Value::Null).map_err(|e| OdooError::Decode(format!("no result: {e}"))),
+    }
 }
 
 /// The major version in a `version_info` answer. On-premise servers say `[19, 0, 0, "final", 0,
@@ -398,10 +437,6 @@ fn leading_number(text: &str) -> Option<u32> {
     let start = text.find(|c: char| c.is_ascii_digit())?;
     let digits: String = text[start..].chars().take_while(char::is_ascii_digit).collect();
     digits.parse().ok()
-}
-
-fn records(value: Value) -> Result<Vec<Map<String, Value>>, OdooError> {
-    serde_json::from_value(value).map_err(|e| OdooError::Decode(format!("expected records: {e}")))
 }
 
 fn http_failure(status: StatusCode, text: &str) -> OdooError {
@@ -457,7 +492,7 @@ mod tests {
         #[test]
         fn fuzz_odoo_answers_decode_or_fail_cleanly(text in body(), status in prop_oneof![Just(200u16), 400u16..600]) {
             let status = StatusCode::from_u16(status).unwrap();
-            for decoded in [decode_json2(status, &text), decode_jsonrpc(status, &text)] {
+            for decoded in [decode_json2::<Value>(status, &text), decode_jsonrpc(status, &text)] {
                 if let Err(e) = decoded {
                     let _ = e.to_string();
                     if status == StatusCode::OK && serde_json::from_str::<Value>(&text).is_err() {
@@ -465,7 +500,10 @@ mod tests {
                     }
                 }
             }
-            let _ = records(Value::String(text));
+            type Records = Vec<Map<String, Value>>;
+            for decoded in [decode_json2::<Records>(status, &text), decode_jsonrpc(status, &text)] {
+                let _ = decoded.map_err(|e| e.to_string());
+            }
         }
     }
 

@@ -14,6 +14,7 @@ use crate::changes::{self, Change};
 use crate::clock;
 use crate::config::{InstanceFields, OdooConfig};
 use crate::mo::UpstreamMo;
+use crate::odoo::mapping::WriteStamp;
 use crate::odoo::{mapping, FieldPlan, OdooClient, OdooError};
 use crate::shutdown::Shutdown;
 use crate::store::{self, Store};
@@ -356,20 +357,14 @@ impl OdooSync {
     /// even thousands of MOs make a small answer.
     async fn upstream_write_dates(&self) -> Result<Vec<(i64, String)>, SyncError> {
         let fields = ["id", "write_date"].map(String::from);
-        let records = self
+        let stamps: Vec<WriteStamp> = self
             .client
-            .search_read("mrp.production", &self.domain, &fields, "id asc", None)
+            .search_read_as("mrp.production", &self.domain, &fields, "id asc", None)
             .await?;
-        records
-            .iter()
-            .map(|r| {
-                let id = r.get("id").and_then(Value::as_i64);
-                // A missing write_date matches no stored one, so the MO is read again in full.
-                let write_date = r.get("write_date").and_then(Value::as_str).unwrap_or_default();
-                id.map(|id| (id, write_date.to_string()))
-                    .ok_or_else(|| OdooError::Decode(format!("mrp.production without an id: {r:?}")).into())
-            })
-            .collect()
+        Ok(stamps
+            .into_iter()
+            .map(|s| (s.id, s.write_date.unwrap_or_default()))
+            .collect())
     }
 
     /// A transfer created after its MO was synced changes nothing on the MO, so no sync reads
