@@ -1,7 +1,9 @@
 //! The store: one SQLite connection, owned by one thread, off the async workers. Everything else
 //! talks to it through [`Store`], whose methods send a closure to that thread and await the
-//! answer. Only this module and its children touch SQL.
+//! answer. Only this module and its children touch SQL. (A second thread and connection only
+//! checkpoint the WAL, off the commit path: [`checkpoint`].)
 
+mod checkpoint;
 pub(crate) mod command;
 pub mod health;
 pub mod mo;
@@ -117,13 +119,23 @@ impl Store {
         if !health.is_ok() {
             tracing::error!(db = %path.display(), %health, "the store cannot be written; serving what it holds");
         }
+        let mut db = db;
+        let checkpointer = match health {
+            StoreHealth::ReadOnly(_) => None,
+            _ => checkpoint::Checkpointer::start(&mut db.0, path)
+                .map_err(|e| tracing::warn!(error = %e, "no checkpoint thread; the store's commits checkpoint"))
+                .ok(),
+        };
         let (jobs, rx) = std::sync::mpsc::channel::<Message>();
         let thread = std::thread::Builder::new()
             .name("linegate-store".into())
             .spawn(move || {
-                let mut db = db;
                 while let Ok(Message::Job(job)) = rx.recv() {
                     job(&mut db);
+                }
+                drop(db);
+                if let Some(checkpointer) = checkpointer {
+                    checkpointer.join();
                 }
             })
             .expect("spawning the store thread");
