@@ -107,9 +107,6 @@ impl CommandServer {
                     tracing::info!(station, request_id = ?handled.reply.request_id, action = handled.reply.action, replayed = handled.replayed, "command done")
                 }
             }
-            if !handled.changed.is_empty() {
-                changes.send(Change::Mos(handled.changed.clone()));
-            }
             // A reply the broker would refuse (larger than its packet limit) would drop the
             // connection and come back after every reconnect: send a short refusal instead.
             let max_packet = link.borrow().max_packet.unwrap_or(MAX_PACKET) as usize;
@@ -158,12 +155,15 @@ impl CommandServer {
             // The command is acknowledged only once the broker has its replies: were the agent
             // to die between the two, the broker hands the command over again, and the stored
             // reply goes out then. (An acknowledgement sent ahead could leave a panel with none.)
-            let mut session_lost = false;
+            let (mut session_lost, mut stopped) = (false, false);
             for publish in replies {
                 match publish_confirmed(&tracked, publish, &heart, &shutdown).await {
                     Ok(()) => {}
                     // Not acknowledged: redelivered to the next run, which replays the reply.
-                    Err(NotConfirmed::Stopped) => return,
+                    Err(NotConfirmed::Stopped) => {
+                        stopped = true;
+                        break;
+                    }
                     // The command came on that session: nothing to acknowledge any more.
                     Err(NotConfirmed::Lost) => session_lost = true,
                     // Acknowledged all the same: the broker would refuse the reply again, and
@@ -172,6 +172,14 @@ impl CommandServer {
                         tracing::warn!(station, error = %e, "reply refused by the broker")
                     }
                 }
+            }
+            // The displays after the panel: the publisher's reads and retained publishes do not
+            // stand between the panel and its reply.
+            if !handled.changed.is_empty() {
+                changes.send(Change::Mos(handled.changed.clone()));
+            }
+            if stopped {
+                return;
             }
             if session_lost {
                 continue;
