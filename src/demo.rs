@@ -97,21 +97,34 @@ async fn demo(args: DemoArgs, shutdown: Shutdown) -> anyhow::Result<()> {
             None
         }
     };
-    // A config file for the other commands, so `linegate status` can look at the demo's store.
+    // A config file for the other commands, so `linegate status` can look at the demo's store
+    // and `linegate watch` at its displays.
     let config_path = args.db.with_extension("toml");
-    let toml = format!(
+    let mut toml = format!(
         "[store]\npath = {:?}\n",
         std::path::absolute(&args.db)
             .unwrap_or(args.db.clone())
             .display()
             .to_string()
     );
+    if let Some(broker) = &broker {
+        toml.push_str(&format!(
+            "[mqtt]\nhost = \"127.0.0.1\"\nport = {}\ngateway_id = \"demo\"\n",
+            broker.port
+        ));
+    }
     std::fs::write(&config_path, toml)?;
     println!(
         "database {}; in another terminal: linegate status --config {}",
         args.db.display(),
         config_path.display()
     );
+    if broker.is_some() {
+        println!(
+            "what the line displays see, live: linegate watch --config {}",
+            config_path.display()
+        );
+    }
 
     let (trigger, agent_shutdown) = crate::shutdown::channel();
     let agent = tokio::spawn(crate::app::run(config, agent_shutdown));

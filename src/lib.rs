@@ -8,7 +8,7 @@
 //! | layer    | rooms                                                                    |
 //! |----------|--------------------------------------------------------------------------|
 //! | binary   | cli, app, demo                                                           |
-//! | tasks    | mqtt, sync, outbox, health, housekeeping                                 |
+//! | tasks    | mqtt, sync, outbox, health, housekeeping, watch                          |
 //! | rules    | command                                                                  |
 //! | adapters | store, odoo, sicantik                                                    |
 //! | domain   | mo, permit                                                               |
@@ -20,7 +20,7 @@
 //! - **tasks**: `mqtt` (the broker link, the displays' publisher, the panels' command server),
 //!   `sync` (Odoo and SICANTIK runs and their scheduler), `outbox` (every durable outgoing
 //!   event), `health` (systemd's READY, WATCHDOG and STATUS), `housekeeping` (pruning the
-//!   logs).
+//!   logs), `watch` (`linegate watch`: the displays' view, as an MQTT client like them).
 //! - **rules**: `command`, the floor's rules as pure functions (parse, decide, reply).
 //! - **adapters**: `store` (all SQL; the only writer of protected columns is a command's own
 //!   transaction), the `odoo` and `sicantik` HTTP clients.
@@ -52,4 +52,5 @@ mod sicantik;
 pub mod store;
 pub mod sync;
 pub mod uplink;
+pub mod watch;
 pub mod wear;

@@ -57,6 +57,15 @@ enum Command {
         #[command(subcommand)]
         action: OutboxAction,
     },
+    /// What the line displays see, live, from the broker's retained topics (Ctrl-C ends it).
+    Watch {
+        /// Only this line and its MOs.
+        #[arg(long)]
+        line: Option<String>,
+        /// One JSON object per change (`topic`, `payload`) instead of the board.
+        #[arg(long)]
+        json: bool,
+    },
     /// The agent against a built-in simulated Odoo, with a local database: see MOs flow.
     #[cfg(feature = "demo")]
     Demo(linegate::demo::DemoArgs),
@@ -106,6 +115,9 @@ fn main() -> ExitCode {
                 OutboxAction::Retry { ids, all } => cli::outbox::retry(&file, (!all).then_some(ids)).await,
                 OutboxAction::Drop { id, yes } => cli::outbox::drop(&file, id, yes).await,
             },
+            Command::Watch { line, json } => {
+                cli::watch(&file, linegate::watch::WatchArgs { line, json }, stop_signal()).await
+            }
             #[cfg(feature = "demo")]
             Command::Demo(args) => linegate::demo::run(args, stop_signal()).await,
         }

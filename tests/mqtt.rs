@@ -853,3 +853,105 @@ async fn request_ids_are_per_station_and_a_replay_answers_even_when_stale() {
     assert_eq!(reused["error"]["code"], "invalid_field", "{reused}");
     agent.stop().await;
 }
+
+/// `linegate watch` on `config` as a child process, its stdout's lines collected as they come.
+struct Watch {
+    child: std::process::Child,
+    lines: std::sync::Arc<std::sync::Mutex<Vec<(std::time::Instant, Value)>>>,
+}
+
+impl Watch {
+    fn start(config: &std::path::Path, args: &[&str]) -> Watch {
+        use std::io::BufRead;
+        let mut child = common::bin::linegate(config, &[&["watch"], args].concat())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("linegate watch runs");
+        let stdout = child.stdout.take().unwrap();
+        let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let sink = lines.clone();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+                let value = serde_json::from_str(&line).unwrap_or(Value::String(line));
+                sink.lock().unwrap().push((std::time::Instant::now(), value));
+            }
+        });
+        Watch { child, lines }
+    }
+
+    /// When the first line that `check` accepts came, waiting for it until `deadline`.
+    async fn seen(&self, what: &str, deadline: Duration, check: impl Fn(&Value) -> bool) -> std::time::Instant {
+        let first = || {
+            self.lines
+                .lock()
+                .unwrap()
+                .iter()
+                .find(|(_, v)| check(v))
+                .map(|(at, _)| *at)
+        };
+        wait_until(what, deadline, || first().is_some()).await;
+        first().unwrap()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watch_json_shows_a_commands_effect_within_the_second() {
+    // Given an agent with two MOs on a broker, and `linegate watch --json` on the same config
+    let broker = Mosquitto::start().await;
+    let sim = sim(19, 2).await;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("linegate.db");
+    let agent = agent(&sim, broker.port(), &db).await;
+    let mqtt = format!(
+        "[mqtt]\nhost = \"127.0.0.1\"\nport = {}\ngateway_id = \"{GATEWAY}\"\n",
+        broker.port()
+    );
+    let config = common::bin::write_config(dir.path(), &sim, &mqtt);
+    let mut watch = Watch::start(&config, &["--json"]);
+    let mo_1 = format!("{PREFIX}/mo/1");
+    watch
+        .seen("the retained MO 1", Duration::from_secs(10), |v| {
+            v["topic"] == mo_1.as_str()
+        })
+        .await;
+
+    // When a panel registers MO 1
+    let panel = Panel::start(broker.port(), PREFIX, "ws-w").await;
+    let reply = panel
+        .send(
+            "register-mo",
+            json!({"request_id": "w-1", "operator": "ana", "mo": 1, "auth_first": "000777", "roll_number": "R-9"}),
+        )
+        .await;
+    assert_eq!(reply["ok"], true, "{reply}");
+    let replied = std::time::Instant::now();
+
+    // Then the watch prints MO 1's new state, one JSON line, within the same second
+    let shown = watch
+        .seen("MO 1 registered", Duration::from_secs(1), |v| {
+            v["topic"] == mo_1.as_str() && v["payload"]["operator"]["auth_first"] == "000777"
+        })
+        .await;
+    assert!(shown.saturating_duration_since(replied) < Duration::from_secs(1));
+    // And it stops cleanly on SIGTERM
+    common::bin::sigterm(&watch.child);
+    let status = tokio::task::spawn_blocking(move || watch.child.wait().unwrap())
+        .await
+        .unwrap();
+    assert!(status.success(), "{status}");
+    agent.stop().await;
+}
+
+#[tokio::test]
+async fn watch_without_a_broker_configured_says_so() {
+    let sim = sim(19, 1).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = common::bin::write_config(dir.path(), &sim, "");
+    let out = common::bin::output(common::bin::linegate(&config, &["watch"])).await;
+    assert_eq!(out.status.code(), Some(78), "{}", common::bin::text(&out));
+    assert!(
+        common::bin::text(&out).contains("no [mqtt] section"),
+        "{}",
+        common::bin::text(&out)
+    );
+}

@@ -67,6 +67,25 @@ fn report_config(path: &Path, e: &ConfigError) -> u8 {
     EXIT_CONFIG
 }
 
+/// `linegate watch`: what the displays see, until `shutdown` (Ctrl-C).
+pub async fn watch(file: &ConfigFile, args: crate::watch::WatchArgs, shutdown: Shutdown) -> u8 {
+    let config = match file.config() {
+        Ok(config) => config,
+        Err(code) => return code,
+    };
+    let Some(mqtt) = &config.mqtt else {
+        eprintln!(
+            "linegate: {}: no [mqtt] section, so no displays to watch",
+            file.path.display()
+        );
+        return EXIT_CONFIG;
+    };
+    match crate::watch::run(mqtt, &args, shutdown, std::io::stdout()).await {
+        Ok(()) => 0,
+        Err(e) => report_config(&file.path, &e),
+    }
+}
+
 /// The agent, until `shutdown`.
 pub async fn run(file: &ConfigFile, shutdown: Shutdown) -> u8 {
     let config = match file.config() {

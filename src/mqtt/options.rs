@@ -38,6 +38,25 @@ pub(crate) fn build(config: &MqttConfig, identity: &Identity) -> Result<MqttOpti
             true,
             None,
         ));
+    connection(&mut options, config)?;
+    Ok(options)
+}
+
+/// A watcher's options (`linegate watch`): a display's, on the agent's broker and login, with
+/// a client id of its own, no session and no will.
+pub(crate) fn watcher(config: &MqttConfig) -> Result<MqttOptions, ConfigError> {
+    let id = format!("{}-watch-{}", config.client_id(), std::process::id());
+    let mut options = MqttOptions::new(id, config.host.clone(), config.port);
+    options
+        .set_keep_alive(config.keep_alive)
+        .set_clean_start(true)
+        .set_max_packet_size(Some(MAX_PACKET));
+    connection(&mut options, config)?;
+    Ok(options)
+}
+
+/// What every connection of ours shares: TCP_NODELAY, a connect timeout, the login and TLS.
+fn connection(options: &mut MqttOptions, config: &MqttConfig) -> Result<(), ConfigError> {
     let mut network = NetworkOptions::new();
     // Nagle plus the broker's delayed ACK costs 40-90 ms per request/reply on loopback.
     network.set_tcp_nodelay(true);
@@ -68,5 +87,5 @@ pub(crate) fn build(config: &MqttConfig, identity: &Identity) -> Result<MqttOpti
             client_auth,
         }));
     }
-    Ok(options)
+    Ok(())
 }
