@@ -955,3 +955,119 @@ async fn watch_without_a_broker_configured_says_so() {
         common::bin::text(&out)
     );
 }
+
+/// A tmux server of this test's own, killed when dropped.
+struct Tmux {
+    socket: String,
+}
+
+impl Tmux {
+    fn start(session: &str, width: u16, height: u16) -> Tmux {
+        let tmux = Tmux {
+            socket: format!("linegate-test-{}-{session}", std::process::id()),
+        };
+        let (w, h) = (width.to_string(), height.to_string());
+        tmux.run(&["new-session", "-d", "-s", session, "-x", &w, "-y", &h]);
+        tmux
+    }
+
+    fn run(&self, args: &[&str]) -> String {
+        let out = std::process::Command::new("tmux")
+            .arg("-L")
+            .arg(&self.socket)
+            .args(args)
+            .output()
+            .expect("tmux (apt-get install tmux)");
+        assert!(
+            out.status.success(),
+            "tmux {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).to_string()
+    }
+
+    fn screen(&self, session: &str) -> String {
+        self.run(&["capture-pane", "-p", "-t", session])
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("tmux")
+            .arg("-L")
+            .arg(&self.socket)
+            .arg("kill-server")
+            .output();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_board_in_a_terminal_shows_the_running_mo_and_follows_a_command() {
+    // Given an agent whose MO 1 runs on line L1, and `linegate watch` typed into an 80×24
+    // terminal
+    let broker = Mosquitto::start().await;
+    let sim = sim(19, 3).await;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("linegate.db");
+    let agent = agent(&sim, broker.port(), &db).await;
+    wait_until("the first sync", Duration::from_secs(10), || mo_count(&db) == 3).await;
+    let panel = Panel::start(broker.port(), PREFIX, "ws-t").await;
+    let ok = |v: Value| assert_eq!(v["ok"], true, "{v}");
+    ok(panel
+        .send(
+            "register-mo",
+            json!({"request_id": "t1", "operator": "ana", "mo": 1, "auth_first": "000100", "roll_number": "R-1", "line": "L1"}),
+        )
+        .await);
+    ok(panel
+        .send(
+            "start-production",
+            json!({"request_id": "t2", "operator": "ana", "mo": 1, "leader_id": "0042"}),
+        )
+        .await);
+    let mqtt = format!(
+        "[mqtt]\nhost = \"127.0.0.1\"\nport = {}\ngateway_id = \"{GATEWAY}\"\n",
+        broker.port()
+    );
+    let config = common::bin::write_config(dir.path(), &sim, &mqtt);
+    let tmux = Tmux::start("board", 80, 24);
+    let typed = format!(
+        "RUST_LOG=warn {} --config {} watch",
+        env!("CARGO_BIN_EXE_linegate"),
+        config.display()
+    );
+    tmux.run(&["send-keys", "-t", "board", &typed, "Enter"]);
+
+    // Then the board shows the running MO with its leader and codes
+    let shows = |parts: &[&str]| {
+        let screen = tmux.screen("board");
+        parts.iter().all(|p| screen.contains(p))
+    };
+    let running = [
+        "gateway gw-test  ONLINE",
+        "LINE L1",
+        "RUNNING WH/MO/00001",
+        "leader 0042  codes 000100",
+    ];
+    wait_until("the running MO on the board", Duration::from_secs(10), || {
+        shows(&running)
+    })
+    .await;
+    assert!(tmux.screen("board").lines().all(|l| l.chars().count() <= 80));
+
+    // When a command lands: MO 2 registered for L1
+    ok(panel
+        .send(
+            "register-mo",
+            json!({"request_id": "t3", "operator": "ana", "mo": 2, "auth_first": "000200", "roll_number": "R-2", "line": "L1"}),
+        )
+        .await);
+
+    // Then the board shows it ready, at once
+    wait_until("MO 2 ready on the board", Duration::from_secs(5), || {
+        shows(&["ready (1): WH/MO/00002"])
+    })
+    .await;
+    drop(tmux);
+    agent.stop().await;
+}
