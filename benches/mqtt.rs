@@ -4,12 +4,12 @@
 //! plus a bare durable commit in the same directory, interleaved with the commands), the rate
 //! at which p99 passes 50 ms, the time from a sync to the display's retained update, and the
 //! agent's peak RSS with 10,000 MOs published (`BENCH_MOS` overrides; `BENCH_SECONDS`, 120,
-//! how long the 1/s stream runs).
+//! how long the 1/s stream runs), and `linegate watch`'s with all of them retained.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use linegate_sim::mosquitto::Mosquitto;
+use linegate_sim::mosquitto::{BrokerOptions, Mosquitto};
 
 mod common;
 use common::floor::{self, Echo};
@@ -76,7 +76,13 @@ async fn beside_floor(
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     let mos = mos();
-    let broker = Mosquitto::start().expect("mosquitto (apt-get install mosquitto)");
+    // As packaging/examples/mosquitto-linegate.conf sets it: room for a late display (and
+    // `linegate watch`) to get every retained MO.
+    let broker = Mosquitto::start_with(BrokerOptions {
+        max_queued_messages: Some(20_000),
+        ..Default::default()
+    })
+    .expect("mosquitto (apt-get install mosquitto)");
     let sim = SimOdoo::start(SimOdooConfig::default()).await.unwrap();
     let ids = sim.seed(mos);
     // Spread the write dates over the past hours, as a real plant's would be (an incremental
@@ -179,6 +185,9 @@ async fn main() {
         sync_to_display.push(shown.saturating_duration_since(at));
     }
     sync_to_display.sort();
+    let watch = tokio::task::spawn_blocking(move || watch_rss(&config, mos))
+        .await
+        .unwrap();
 
     drop(agent);
     let _ = sampler.join();
@@ -244,4 +253,44 @@ async fn main() {
         mib(settled.file),
         mib(settled.shmem)
     );
+    match watch {
+        Some((kib, took)) => println!(
+            "linegate watch with {mos} MOs retained: peak RSS {:.1} MiB, every MO shown {:.2} s after its start",
+            mib(kib),
+            took.as_secs_f64()
+        ),
+        None => println!("linegate watch did not show every retained MO within a minute"),
+    }
+}
+
+/// `linegate watch --json` on `config` until it has printed `mos` retained MOs: its peak RSS
+/// (KiB) and how long that took from its start; None if it did not within a minute.
+fn watch_rss(config: &std::path::Path, mos: usize) -> Option<(u64, Duration)> {
+    use std::io::BufRead;
+    let binary = std::env::var_os("BENCH_AGENT").unwrap_or_else(|| env!("CARGO_BIN_EXE_linegate").into());
+    let started = Instant::now();
+    let mut child = std::process::Command::new(binary)
+        .arg("--config")
+        .arg(config)
+        .args(["watch", "--json"])
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("linegate watch runs");
+    let stdout = child.stdout.take().unwrap();
+    let (done, shown) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut n = 0;
+        for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+            n += usize::from(line.contains("/mo/"));
+            if n == mos {
+                let _ = done.send(started.elapsed());
+            }
+        }
+    });
+    let took = shown.recv_timeout(Duration::from_secs(60)).ok();
+    let hwm = common::vm_hwm_kib(&format!("/proc/{}/status", child.id()));
+    let _ = child.kill();
+    let _ = child.wait();
+    Some((hwm?, took?))
 }

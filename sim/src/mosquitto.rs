@@ -23,6 +23,9 @@ pub struct BrokerOptions {
     pub acl: Option<String>,
     /// Keep the broker's log (see [`Mosquitto::log`]): what it denied, whom it dropped.
     pub log: bool,
+    /// Messages queued for one client at most (mosquitto's default is 1,000: a display that
+    /// subscribes late to thousands of retained MOs gets only part of them).
+    pub max_queued_messages: Option<u32>,
 }
 
 /// Where Debian puts the broker.
@@ -56,6 +59,9 @@ impl Mosquitto {
             conf.push_str(&format!("log_dest file {}\nlog_type all\n", log.display()));
         } else {
             conf.push_str("log_dest none\n");
+        }
+        if let Some(max) = options.max_queued_messages {
+            conf.push_str(&format!("max_queued_messages {max}\n"));
         }
         if options.persistence {
             let store = dir.join("persistence");

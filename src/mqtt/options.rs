@@ -50,6 +50,8 @@ pub(crate) fn watcher(config: &MqttConfig) -> Result<MqttOptions, ConfigError> {
     options
         .set_keep_alive(config.keep_alive)
         .set_clean_start(true)
+        // It publishes nothing; rumqttc's default preallocates 65,535 slots (14 MB).
+        .set_outgoing_inflight_upper_limit(8)
         .set_max_packet_size(Some(MAX_PACKET));
     connection(&mut options, config)?;
     Ok(options)

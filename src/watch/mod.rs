@@ -70,12 +70,15 @@ pub async fn run(
             Ok(Event::Incoming(Packet::ConnAck(_))) => {
                 trouble = None;
                 dirty = true;
-                // No session: every connect subscribes again, and the broker sends what it retains.
+                // No session: every connect subscribes again, and the broker sends what it
+                // retains. QoS 0: it is state, the newest wins and a reconnect brings it all
+                // again, while at QoS 1 a broker queues only so many for one client (mosquitto:
+                // 1,000 by default) and drops the rest of thousands of retained MOs.
                 for topic in [Topic::Status, Topic::PermitsExpiring] {
-                    let _ = client.try_subscribe(topic.build(&prefix), QoS::AtLeastOnce);
+                    let _ = client.try_subscribe(topic.build(&prefix), QoS::AtMostOnce);
                 }
                 for filter in ["mo/+", "line/+"] {
-                    let _ = client.try_subscribe(format!("{prefix}/{filter}"), QoS::AtLeastOnce);
+                    let _ = client.try_subscribe(format!("{prefix}/{filter}"), QoS::AtMostOnce);
                 }
             }
             Ok(Event::Incoming(Packet::Publish(p))) => {
