@@ -51,9 +51,7 @@ impl Housekeeping {
                 .await?;
             total = (total.0 + commands, total.1 + messages);
             self.heart.beat();
-            // (commands are taken from the log's head, which may hold a few that are not
-            // due yet: only a head with none due says there are no more)
-            if commands == 0 && messages < u64::from(prune::BATCH) {
+            if commands < u64::from(prune::BATCH) && messages < u64::from(prune::BATCH) {
                 break;
             }
         }

@@ -9,14 +9,13 @@ use super::{Db, StoreError};
 /// Rows deleted per transaction.
 pub(crate) const BATCH: u32 = 500;
 
-/// Deletes those of the oldest [`BATCH`] commands received before `cutoff` (RFC 3339);
-/// returns how many. The log is in arrival order, so the old ones are at its head: no index
-/// on the time is kept up for this (a command then dirties one page less), and one entry
-/// stamped by a clock that was ahead stays only until its time comes, without holding back
-/// the others.
+/// Deletes up to [`BATCH`] commands received before `cutoff` (RFC 3339), oldest first;
+/// returns how many. The log is in arrival order, so the old ones are found at its head, read
+/// in rowid order without an index on the time (which every command would have had to write);
+/// entries stamped by a clock that was ahead stay until their time comes and hold back none.
 pub(crate) fn commands(db: &mut Db, cutoff: &str) -> Result<u64, StoreError> {
-    const SQL: &str = "DELETE FROM command_log WHERE id IN (SELECT id FROM \
-        (SELECT id, received_at FROM command_log ORDER BY id LIMIT ?2) WHERE received_at < ?1)";
+    const SQL: &str = "DELETE FROM command_log WHERE id IN \
+        (SELECT id FROM command_log WHERE received_at < ?1 ORDER BY id LIMIT ?2)";
     Ok(db.0.prepare_cached(SQL)?.execute(params![cutoff, BATCH])? as u64)
 }
 
@@ -65,10 +64,10 @@ mod tests {
             tx.commit().unwrap();
         }
         let cutoff = "2026-06-01T00:00:00Z";
-        // Each batch looks at the oldest BATCH entries; the one from the future holds back none
-        assert_eq!(commands(&mut db, cutoff).unwrap(), 499);
-        assert_eq!(commands(&mut db, cutoff).unwrap(), 499);
-        assert_eq!(commands(&mut db, cutoff).unwrap(), 102);
+        // In batches, oldest first; the one from the future holds back none
+        assert_eq!(commands(&mut db, cutoff).unwrap(), 500);
+        assert_eq!(commands(&mut db, cutoff).unwrap(), 500);
+        assert_eq!(commands(&mut db, cutoff).unwrap(), 100);
         assert_eq!(commands(&mut db, cutoff).unwrap(), 0);
         let left: i64 =
             db.0.query_row("SELECT count(*) FROM command_log", [], |r| r.get(0))

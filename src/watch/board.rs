@@ -11,13 +11,19 @@ use serde_json::Value;
 use crate::mqtt::topics::Topic;
 
 /// MOs kept at most (the retained MO topics of one gateway; any beyond are not shown).
-const MAX_MOS: usize = 200_000;
+const MAX_MOS: usize = 50_000;
 /// Lines kept at most.
 const MAX_LINES: usize = 1_000;
+/// Running MOs and ready names kept per line (the counts stay whole).
+const MAX_ENTRIES: usize = 20;
+/// Characters kept of any one field.
+const MAX_FIELD: usize = 64;
 
 /// One MO, as much of it as the board shows.
 #[derive(Debug, Clone, Default, PartialEq)]
 struct Mo {
+    /// The line it is registered for, if any.
+    line: Option<String>,
     name: String,
     product: String,
     leader: String,
@@ -33,6 +39,7 @@ impl Mo {
         let first = text(&operator["auth_first"]);
         let last = text(&operator["auth_last"]);
         Mo {
+            line: operator["line"].as_str().map(|l| text(&Value::from(l))),
             name: text(&v["name"]),
             product: text(&v["product"]["name"]),
             leader: text(&operator["leader_id"]),
@@ -57,11 +64,48 @@ pub(crate) enum Change {
     Permits,
 }
 
+/// One line's view, as much of it as the board shows.
+#[derive(Debug, Clone, Default)]
+struct LineView {
+    /// (MO id, the line's own brief of it)
+    running: Vec<(Option<i64>, Mo)>,
+    running_count: usize,
+    ready: Vec<(Option<i64>, String)>,
+    ready_count: usize,
+}
+
+impl LineView {
+    fn from(v: &Value) -> LineView {
+        let entries = |key: &str| v[key].as_array().cloned().unwrap_or_default();
+        let (running, ready) = (entries("running"), entries("ready"));
+        LineView {
+            running: running
+                .iter()
+                .take(MAX_ENTRIES)
+                .map(|r| {
+                    let brief = serde_json::json!({
+                        "name": r["name"], "product": {"name": r["product"]},
+                        "operator": {"auth_first": r["auth_first"], "leader_id": r["leader_id"], "date_start": r["date_start"]},
+                    });
+                    (r["id"].as_i64(), Mo::from(&brief))
+                })
+                .collect(),
+            running_count: running.len(),
+            ready: ready
+                .iter()
+                .take(MAX_ENTRIES)
+                .map(|r| (r["id"].as_i64(), text(&r["name"])))
+                .collect(),
+            ready_count: ready.len(),
+        }
+    }
+}
+
 /// The retained state of one gateway.
 #[derive(Debug, Default)]
 pub(crate) struct Board {
     status: Option<Value>,
-    lines: BTreeMap<String, Value>,
+    lines: BTreeMap<String, LineView>,
     mos: HashMap<i64, Mo>,
     permits: Option<Value>,
 }
@@ -91,7 +135,7 @@ impl Board {
                         self.lines.remove(&name);
                     }
                     Some(v) if self.lines.len() < MAX_LINES || self.lines.contains_key(&name) => {
-                        self.lines.insert(name.clone(), v);
+                        self.lines.insert(name.clone(), LineView::from(&v));
                     }
                     Some(_) => return None,
                 }
@@ -118,7 +162,7 @@ impl Board {
     pub(crate) fn render(&self, only: Option<&str>, width: usize, height: usize) -> String {
         let mut rows: Vec<String> = Vec::new();
         rows.extend(self.gateway_rows());
-        let lines: Vec<(&String, &Value)> = self
+        let lines: Vec<(&String, &LineView)> = self
             .lines
             .iter()
             .filter(|(name, _)| only.is_none_or(|l| l == name.as_str()))
@@ -154,14 +198,16 @@ impl Board {
         out
     }
 
-    /// Whether line `line`'s view lists MO `id`, running or ready.
-    pub(crate) fn line_has(&self, line: &str, id: i64) -> bool {
-        self.lines.get(line).is_some_and(|view| {
-            ["running", "ready"]
-                .iter()
-                .flat_map(|key| view[*key].as_array().into_iter().flatten())
-                .any(|entry| entry["id"].as_i64() == Some(id))
-        })
+    /// Whether MO `id` is line `line`'s: registered for it, or listed in its view.
+    pub(crate) fn on_line(&self, line: &str, id: i64) -> bool {
+        let registered = self.mos.get(&id).is_some_and(|m| m.line.as_deref() == Some(line));
+        let listed = self.lines.get(line).is_some_and(|view| {
+            let running = view.running.iter().map(|(id, _)| id);
+            running
+                .chain(view.ready.iter().map(|(id, _)| id))
+                .any(|i| *i == Some(id))
+        });
+        registered || listed
     }
 
     fn gateway_rows(&self) -> Vec<String> {
@@ -202,29 +248,28 @@ impl Board {
         rows
     }
 
-    fn line_rows(&self, name: &str, view: &Value) -> Vec<String> {
+    fn line_rows(&self, name: &str, view: &LineView) -> Vec<String> {
         let mut rows = vec![format!("LINE {name}")];
-        let entries = |key: &str| view[key].as_array().cloned().unwrap_or_default();
-        let running = entries("running");
-        if running.is_empty() {
+        if view.running_count == 0 {
             rows.push("  running: nothing".into());
         }
-        for r in &running {
+        for (id, brief) in &view.running {
             // The line's entry, completed by the MO's own topic (operator data, counts).
-            let mo = r["id"].as_i64().and_then(|id| self.mos.get(&id)).cloned();
-            let mo = mo.unwrap_or_else(|| Mo::from(&serde_json::json!({
-                "name": r["name"], "product": {"name": r["product"]},
-                "operator": {"auth_first": r["auth_first"], "leader_id": r["leader_id"], "date_start": r["date_start"]},
-            })));
+            let mo = id.and_then(|id| self.mos.get(&id)).unwrap_or(brief);
             rows.push(format!("  RUNNING {}  {}", mo.name, mo.product));
             rows.push(format!(
                 "    leader {}  codes {}  produced {}  loss {}  since {}",
                 mo.leader, mo.codes, mo.produced, mo.loss, mo.since
             ));
         }
-        let ready = entries("ready");
-        let names: Vec<String> = ready.iter().map(|r| text(&r["name"])).collect();
-        rows.push(match names.len() {
+        if view.running_count > view.running.len() {
+            rows.push(format!(
+                "  … and {} more running",
+                view.running_count - view.running.len()
+            ));
+        }
+        let names: Vec<&str> = view.ready.iter().map(|(_, n)| n.as_str()).collect();
+        rows.push(match view.ready_count {
             0 => "  ready: none".into(),
             n => format!("  ready ({n}): {}", names.join(", ")),
         });
@@ -252,18 +297,20 @@ fn permit_rows(p: &Value) -> Vec<String> {
     rows
 }
 
-/// A field as text: "—" when absent or null.
+/// A field as text, at most [`MAX_FIELD`] characters: "—" when absent or null.
 fn text(v: &Value) -> String {
-    match v {
-        Value::Null => "—".into(),
-        Value::String(s) if s.is_empty() => "—".into(),
-        Value::String(s) => s.chars().filter(|c| !c.is_control()).collect(),
+    let whole = match v {
+        Value::Null => return "—".into(),
+        Value::String(s) if s.is_empty() => return "—".into(),
+        Value::String(s) => s.chars().take(MAX_FIELD).collect(),
         Value::Number(n) => match n.as_f64() {
             Some(f) if f.fract() == 0.0 && f.abs() < 1e15 => format!("{}", f as i64),
             _ => n.to_string(),
         },
-        other => other.to_string(),
-    }
+        Value::Bool(b) => b.to_string(),
+        Value::Array(_) | Value::Object(_) => "…".into(),
+    };
+    whole.chars().take(MAX_FIELD).collect()
 }
 
 /// An RFC 3339 time as `MM-DD HH:MM` (UTC), or the text as it came.
@@ -283,10 +330,12 @@ fn bytes(v: &Value) -> String {
     }
 }
 
-/// `row` cut to `width` characters.
+/// `row` without control characters (nothing from the broker may drive the terminal: a
+/// line's name comes from its topic), cut to `width` characters.
 fn fit(row: &str, width: usize) -> String {
+    let row: String = row.chars().filter(|c| !c.is_control()).collect();
     if row.chars().count() <= width {
-        return row.to_string();
+        return row;
     }
     let mut cut: String = row.chars().take(width.saturating_sub(1)).collect();
     cut.push('…');
@@ -357,6 +406,23 @@ mod tests {
         let text = b.render(None, 80, 24);
         assert_eq!(text.lines().count(), 24);
         assert!(text.lines().last().unwrap().contains("more rows (--line L)"), "{text}");
+    }
+
+    #[test]
+    fn nothing_from_the_broker_reaches_the_terminal_as_a_control_sequence() {
+        let mut b = board();
+        let line = json!({"line": "x", "running": [{"id": 1, "name": "\u{1b}[2J evil", "product": "p"}], "ready": []});
+        b.apply(P, &format!("{P}/line/A2"), line.to_string().as_bytes())
+            .unwrap();
+        for raw in ["L\u{1b}[31m", "L%1B%5B31m"] {
+            let topic = format!("{P}/line/{raw}");
+            if b.apply(P, &topic, line.to_string().as_bytes()).is_some() {
+                assert!(!b.render(None, 200, 60).contains('\u{1b}'), "{topic:?}");
+            }
+        }
+        let text = b.render(None, 200, 60);
+        assert!(!text.chars().any(|c| c.is_control() && c != '\n'), "{text:?}");
+        assert!(b.on_line("A", 7) && b.on_line("A", 8) && !b.on_line("A", 1));
     }
 
     proptest! {

@@ -70,6 +70,9 @@ pub async fn run(
             Ok(Event::Incoming(Packet::ConnAck(_))) => {
                 trouble = None;
                 dirty = true;
+                // What the broker retains now, nothing older: a topic cleared while we were
+                // away is not sent again.
+                board = Board::default();
                 // No session: every connect subscribes again, and the broker sends what it
                 // retains. QoS 0: it is state, the newest wins and a reconnect brings it all
                 // again, while at QoS 1 a broker queues only so many for one client (mosquitto:
@@ -77,7 +80,8 @@ pub async fn run(
                 for topic in [Topic::Status, Topic::PermitsExpiring] {
                     let _ = client.try_subscribe(topic.build(&prefix), QoS::AtMostOnce);
                 }
-                for filter in ["mo/+", "line/+"] {
+                // Lines first, so that `--line` knows them when their MOs come.
+                for filter in ["line/+", "mo/+"] {
                     let _ = client.try_subscribe(format!("{prefix}/{filter}"), QoS::AtMostOnce);
                 }
             }
@@ -119,7 +123,7 @@ fn shown(board: &Board, change: &Change, only: Option<&str>) -> bool {
     match (change, only) {
         (_, None) | (Change::Status, _) => true,
         (Change::Line(name), Some(l)) => name == l,
-        (Change::Mo(id), Some(l)) => board.line_has(l, *id),
+        (Change::Mo(id), Some(l)) => board.on_line(l, *id),
         (Change::Permits, Some(_)) => false,
     }
 }
