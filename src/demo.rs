@@ -1,6 +1,7 @@
 //! `linegate demo`: the agent against a simulated Odoo and SICANTIK (the protocol-faithful
-//! servers the tests use), with a local database and, when installed, a local mosquitto, while
-//! a simulated planner works in Odoo — so a newcomer sees it all flow with one command.
+//! servers the tests use), with a local database and an MQTT broker on loopback — the system's
+//! mosquitto when installed, else one in this process — while a simulated planner works in
+//! Odoo: so a newcomer sees it all flow with one command and nothing installed.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -24,6 +25,51 @@ pub struct DemoArgs {
     /// Stop after this many seconds (default: run until Ctrl-C).
     #[arg(long)]
     pub(crate) seconds: Option<u64>,
+    /// The MQTT broker for the displays and panels: `auto` is mosquitto when installed, else
+    /// `embedded` (one in this process, on loopback).
+    #[arg(long, value_enum, default_value_t = BrokerChoice::Auto)]
+    pub(crate) broker: BrokerChoice,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum BrokerChoice {
+    Auto,
+    Mosquitto,
+    Embedded,
+}
+
+/// The demo's broker, kept for as long as the demo runs.
+enum Broker {
+    Mosquitto(linegate_sim::mosquitto::Mosquitto),
+    Embedded(linegate_sim::broker::EmbeddedBroker),
+}
+
+impl Broker {
+    async fn start(choice: BrokerChoice) -> anyhow::Result<Broker> {
+        use linegate_sim::mosquitto::Mosquitto;
+        Ok(match choice {
+            BrokerChoice::Mosquitto => Broker::Mosquitto(Mosquitto::start()?),
+            BrokerChoice::Embedded => Broker::Embedded(linegate_sim::broker::EmbeddedBroker::start().await?),
+            BrokerChoice::Auto => match Mosquitto::start() {
+                Ok(broker) => Broker::Mosquitto(broker),
+                Err(_) => Broker::Embedded(linegate_sim::broker::EmbeddedBroker::start().await?),
+            },
+        })
+    }
+
+    fn port(&self) -> u16 {
+        match self {
+            Broker::Mosquitto(b) => b.port,
+            Broker::Embedded(b) => b.port,
+        }
+    }
+
+    fn name(&self) -> &'static str {
+        match self {
+            Broker::Mosquitto(_) => "mosquitto",
+            Broker::Embedded(_) => "embedded MQTT broker (no mosquitto needed)",
+        }
+    }
 }
 
 pub async fn run(args: DemoArgs, shutdown: Shutdown) -> u8 {
@@ -72,31 +118,22 @@ async fn demo(args: DemoArgs, shutdown: Shutdown) -> anyhow::Result<()> {
         log: Default::default(),
     };
     let mut config = config;
-    let broker = match linegate_sim::mosquitto::Mosquitto::start() {
-        Ok(broker) => {
-            let mut mqtt = crate::config::MqttConfig::new("127.0.0.1", broker.port, "demo");
-            mqtt.command_max_age = Duration::from_secs(300);
-            let prefix = mqtt.topic_prefix();
-            config.mqtt = Some(mqtt);
-            println!("mosquitto on 127.0.0.1:{} — watch the displays' topics:", broker.port);
-            println!("  mosquitto_sub -h 127.0.0.1 -p {} -t '{prefix}/#' -v", broker.port);
-            println!("  (permits expiring soon: {prefix}/permits/expiring; reminders: {prefix}/permits/reminder)");
-            println!("  and act as a panel (register MO 1, then start it):");
-            println!(
-                "  mosquitto_pub -h 127.0.0.1 -p {} -t {prefix}/cmd/ws-1/register-mo -m '{{\"request_id\":\"d1\",\"operator\":\"ana\",\"mo\":1,\"auth_first\":\"000100\",\"roll_number\":\"R-1\",\"line\":\"L1\"}}'",
-                broker.port
-            );
-            println!(
-                "  mosquitto_pub -h 127.0.0.1 -p {} -t {prefix}/cmd/ws-1/start-production -m '{{\"request_id\":\"d2\",\"operator\":\"ana\",\"mo\":1,\"leader_id\":\"007\"}}'",
-                broker.port
-            );
-            Some(broker)
-        }
-        Err(e) => {
-            println!("no MQTT in this demo: {e} (apt-get install mosquitto mosquitto-clients)");
-            None
-        }
-    };
+    let broker = Broker::start(args.broker).await?;
+    let port = broker.port();
+    let mut mqtt = crate::config::MqttConfig::new("127.0.0.1", port, "demo");
+    mqtt.command_max_age = Duration::from_secs(300);
+    let prefix = mqtt.topic_prefix();
+    config.mqtt = Some(mqtt);
+    println!("{} on 127.0.0.1:{port} — watch the displays' topics:", broker.name());
+    println!("  mosquitto_sub -h 127.0.0.1 -p {port} -t '{prefix}/#' -v");
+    println!("  (permits expiring soon: {prefix}/permits/expiring; reminders: {prefix}/permits/reminder)");
+    println!("  and act as a panel (register MO 1, then start it):");
+    println!(
+        "  mosquitto_pub -h 127.0.0.1 -p {port} -t {prefix}/cmd/ws-1/register-mo -m '{{\"request_id\":\"d1\",\"operator\":\"ana\",\"mo\":1,\"auth_first\":\"000100\",\"roll_number\":\"R-1\",\"line\":\"L1\"}}'"
+    );
+    println!(
+        "  mosquitto_pub -h 127.0.0.1 -p {port} -t {prefix}/cmd/ws-1/start-production -m '{{\"request_id\":\"d2\",\"operator\":\"ana\",\"mo\":1,\"leader_id\":\"007\"}}'"
+    );
     // A config file for the other commands, so `linegate status` can look at the demo's store
     // and `linegate watch` at its displays.
     let config_path = args.db.with_extension("toml");
@@ -107,24 +144,19 @@ async fn demo(args: DemoArgs, shutdown: Shutdown) -> anyhow::Result<()> {
             .display()
             .to_string()
     );
-    if let Some(broker) = &broker {
-        toml.push_str(&format!(
-            "[mqtt]\nhost = \"127.0.0.1\"\nport = {}\ngateway_id = \"demo\"\n",
-            broker.port
-        ));
-    }
+    toml.push_str(&format!(
+        "[mqtt]\nhost = \"127.0.0.1\"\nport = {port}\ngateway_id = \"demo\"\n"
+    ));
     std::fs::write(&config_path, toml)?;
     println!(
         "database {}; in another terminal: linegate status --config {}",
         args.db.display(),
         config_path.display()
     );
-    if broker.is_some() {
-        println!(
-            "what the line displays see, live: linegate watch --config {}",
-            config_path.display()
-        );
-    }
+    println!(
+        "what the line displays see, live: linegate watch --config {}",
+        config_path.display()
+    );
 
     let (trigger, agent_shutdown) = crate::shutdown::channel();
     let agent = tokio::spawn(crate::app::run(config, agent_shutdown));
@@ -153,7 +185,9 @@ async fn demo(args: DemoArgs, shutdown: Shutdown) -> anyhow::Result<()> {
     }
     trigger.fire();
     agent.await??;
-    drop(broker);
+    if let Broker::Embedded(broker) = broker {
+        broker.stop().await;
+    }
     Ok(())
 }
 

@@ -130,6 +130,12 @@ fn main() -> ExitCode {
 fn init_logging(level: &str) {
     use tracing_subscriber::layer::SubscriberExt;
     use tracing_subscriber::util::SubscriberInitExt;
+    // The demo's embedded broker logs every connection at info; only its trouble is news.
+    let level = if cfg!(feature = "demo") {
+        format!("{level},mqtt5=warn")
+    } else {
+        level.to_string()
+    };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
     let journald = std::env::var_os("JOURNAL_STREAM").and_then(|_| tracing_journald::layer().ok());

@@ -2,6 +2,7 @@
 //! the agent's integration tests exercise the production clients unchanged; and a real mosquitto
 //! on a free loopback port. None of this ships in the packages: the agent uses it as a
 //! dev-dependency, and `linegate demo` through its `demo` feature.
+pub mod broker;
 mod clock;
 pub mod mosquitto;
 pub mod odoo;
