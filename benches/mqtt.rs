@@ -267,7 +267,7 @@ async fn main() {
 /// (KiB) and how long that took from its start; None if it did not within a minute.
 fn watch_rss(config: &std::path::Path, mos: usize) -> Option<(u64, Duration)> {
     use std::io::BufRead;
-    let binary = std::env::var_os("BENCH_AGENT").unwrap_or_else(|| env!("CARGO_BIN_EXE_linegate").into());
+    let binary = common::agent_binary();
     let started = Instant::now();
     let mut child = std::process::Command::new(binary)
         .arg("--config")

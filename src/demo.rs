@@ -124,18 +124,8 @@ async fn demo(args: DemoArgs, shutdown: Shutdown) -> anyhow::Result<()> {
     mqtt.command_max_age = Duration::from_secs(300);
     let prefix = mqtt.topic_prefix();
     config.mqtt = Some(mqtt);
-    println!("{} on 127.0.0.1:{port} — watch the displays' topics:", broker.name());
-    println!("  mosquitto_sub -h 127.0.0.1 -p {port} -t '{prefix}/#' -v");
-    println!("  (permits expiring soon: {prefix}/permits/expiring; reminders: {prefix}/permits/reminder)");
-    println!("  and act as a panel (register MO 1, then start it):");
-    println!(
-        "  mosquitto_pub -h 127.0.0.1 -p {port} -t {prefix}/cmd/ws-1/register-mo -m '{{\"request_id\":\"d1\",\"operator\":\"ana\",\"mo\":1,\"auth_first\":\"000100\",\"roll_number\":\"R-1\",\"line\":\"L1\"}}'"
-    );
-    println!(
-        "  mosquitto_pub -h 127.0.0.1 -p {port} -t {prefix}/cmd/ws-1/start-production -m '{{\"request_id\":\"d2\",\"operator\":\"ana\",\"mo\":1,\"leader_id\":\"007\"}}'"
-    );
-    // A config file for the other commands, so `linegate status` can look at the demo's store
-    // and `linegate watch` at its displays.
+    // A config file for the other commands, so `linegate status` can look at the demo's store,
+    // `linegate watch` at its displays, and `linegate send` act as a panel.
     let config_path = args.db.with_extension("toml");
     let mut toml = format!(
         "[store]\npath = {:?}\n",
@@ -148,15 +138,35 @@ async fn demo(args: DemoArgs, shutdown: Shutdown) -> anyhow::Result<()> {
         "[mqtt]\nhost = \"127.0.0.1\"\nport = {port}\ngateway_id = \"demo\"\n"
     ));
     std::fs::write(&config_path, toml)?;
+    // As it was started (`cargo run` gives target/debug/linegate), so the lines can be pasted.
+    let me = std::env::args().next().unwrap_or_else(|| "linegate".into());
+    let me = format!(
+        "{me} --config {}",
+        std::path::absolute(&config_path)
+            .unwrap_or(config_path.clone())
+            .display()
+    );
+    println!("{} on 127.0.0.1:{port}", broker.name());
+    println!("database {}", args.db.display());
+    println!();
+    println!("In another terminal, what the line displays show, live:");
+    println!("  {me} watch");
+    println!("act as a panel at station ws-1 (register MO 1, then start it):");
     println!(
-        "database {}; in another terminal: linegate status --config {}",
-        args.db.display(),
-        config_path.display()
+        "  {me} send ws-1 register-mo '{{\"operator\":\"ana\",\"mo\":1,\"auth_first\":\"000100\",\"roll_number\":\"R-1\",\"line\":\"L1\"}}'"
+    );
+    println!("  {me} send ws-1 start-production '{{\"operator\":\"ana\",\"mo\":1,\"leader_id\":\"007\"}}'");
+    println!("and look into the store: {me} status");
+    println!("The same with mosquitto's clients, on the raw topics:");
+    println!("  mosquitto_sub -h 127.0.0.1 -p {port} -t '{prefix}/#' -v");
+    println!(
+        "  mosquitto_pub -h 127.0.0.1 -p {port} -t {prefix}/cmd/ws-1/register-mo -m '{{\"request_id\":\"d1\",\"operator\":\"ana\",\"mo\":1,\"auth_first\":\"000100\",\"roll_number\":\"R-1\",\"line\":\"L1\"}}'"
     );
     println!(
-        "what the line displays see, live: linegate watch --config {}",
-        config_path.display()
+        "  mosquitto_pub -h 127.0.0.1 -p {port} -t {prefix}/cmd/ws-1/start-production -m '{{\"request_id\":\"d2\",\"operator\":\"ana\",\"mo\":1,\"leader_id\":\"007\"}}'"
     );
+    println!("  (permits expiring soon: {prefix}/permits/expiring; reminders: {prefix}/permits/reminder)");
+    println!();
 
     let (trigger, agent_shutdown) = crate::shutdown::channel();
     let agent = tokio::spawn(crate::app::run(config, agent_shutdown));

@@ -8,7 +8,7 @@
 //! | layer    | rooms                                                                    |
 //! |----------|--------------------------------------------------------------------------|
 //! | binary   | cli, app, demo                                                           |
-//! | tasks    | mqtt, sync, outbox, health, housekeeping, watch                          |
+//! | tasks    | mqtt, sync, outbox, health, housekeeping, watch, panel                   |
 //! | rules    | command                                                                  |
 //! | adapters | store, odoo, sicantik                                                    |
 //! | domain   | mo, permit                                                               |
@@ -20,7 +20,8 @@
 //! - **tasks**: `mqtt` (the broker link, the displays' publisher, the panels' command server),
 //!   `sync` (Odoo and SICANTIK runs and their scheduler), `outbox` (every durable outgoing
 //!   event), `health` (systemd's READY, WATCHDOG and STATUS), `housekeeping` (pruning the
-//!   logs), `watch` (`linegate watch`: the displays' view, as an MQTT client like them).
+//!   logs), `watch` (`linegate watch`: the displays' view, as an MQTT client like them),
+//!   `panel` (`linegate send`: one command as a station's panel sends it, and its reply).
 //! - **rules**: `command`, the floor's rules as pure functions (parse, decide, reply).
 //! - **adapters**: `store` (all SQL; the only writer of protected columns is a command's own
 //!   transaction), the `odoo` and `sicantik` HTTP clients.
@@ -46,6 +47,7 @@ pub mod mo;
 mod mqtt;
 mod odoo;
 pub mod outbox;
+pub mod panel;
 mod permit;
 pub mod shutdown;
 mod sicantik;

@@ -66,6 +66,19 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Send one command as a station's panel does and print the agent's reply (exit 0 when
+    /// applied, 1 when refused, 75 when no reply came).
+    Send {
+        /// The station it comes from, e.g. ws-1.
+        station: String,
+        /// register-mo, start-production, changeover, end-production, … (docs/mqtt.md).
+        action: String,
+        /// The command as JSON; a request_id is added when it has none.
+        body: String,
+        /// Seconds to wait for the reply.
+        #[arg(long, default_value_t = 10)]
+        timeout: u64,
+    },
     /// The agent against a built-in simulated Odoo, with a local database: see MOs flow.
     #[cfg(feature = "demo")]
     Demo(linegate::demo::DemoArgs),
@@ -117,6 +130,20 @@ fn main() -> ExitCode {
             },
             Command::Watch { line, json } => {
                 cli::watch(&file, linegate::watch::WatchArgs { line, json }, stop_signal()).await
+            }
+            Command::Send {
+                station,
+                action,
+                body,
+                timeout,
+            } => {
+                let args = linegate::panel::SendArgs {
+                    station,
+                    action,
+                    body,
+                    timeout: std::time::Duration::from_secs(timeout),
+                };
+                cli::send(&file, args, stop_signal()).await
             }
             #[cfg(feature = "demo")]
             Command::Demo(args) => linegate::demo::run(args, stop_signal()).await,

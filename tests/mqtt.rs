@@ -19,6 +19,11 @@ async fn agent(sim: &linegate_sim::odoo::SimOdoo, port: u16, db: &std::path::Pat
     Agent::start_online(config, port, PREFIX).await
 }
 
+/// The `[mqtt]` section of a config file for the broker at `port`, as the agent's.
+fn mqtt_section(port: u16) -> String {
+    format!("[mqtt]\nhost = \"127.0.0.1\"\nport = {port}\ngateway_id = \"{GATEWAY}\"\n")
+}
+
 fn mo_topic(id: i64) -> String {
     format!("{PREFIX}/mo/{id}")
 }
@@ -71,6 +76,9 @@ async fn a_panel_runs_the_seed_flow_and_displays_follow() {
         .wait(&mo_topic(1), "MO 1 running", |v| v["phase"] == "running")
         .await;
     assert_eq!(shown["operator"]["leader_id"], "007");
+    // (and who started it, from where)
+    assert_eq!(shown["last_write"]["operator"], "ana", "{shown}");
+    assert_eq!(shown["last_write"]["station"], "ws-1", "{shown}");
     display
         .wait(&format!("{PREFIX}/line/L1"), "L1 runs MO 1", |v| {
             v["running"][0]["id"] == 1
@@ -902,10 +910,7 @@ async fn watch_json_shows_a_commands_effect_within_the_second() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("linegate.db");
     let agent = agent(&sim, broker.port(), &db).await;
-    let mqtt = format!(
-        "[mqtt]\nhost = \"127.0.0.1\"\nport = {}\ngateway_id = \"{GATEWAY}\"\n",
-        broker.port()
-    );
+    let mqtt = mqtt_section(broker.port());
     let config = common::bin::write_config(dir.path(), &sim, &mqtt);
     let mut watch = Watch::start(&config, &["--json"]);
     let mo_1 = format!("{PREFIX}/mo/1");
@@ -943,16 +948,105 @@ async fn watch_json_shows_a_commands_effect_within_the_second() {
 }
 
 #[tokio::test]
-async fn watch_without_a_broker_configured_says_so() {
+async fn watch_and_send_without_a_broker_configured_say_so() {
     let sim = sim(19, 1).await;
     let dir = tempfile::tempdir().unwrap();
     let config = common::bin::write_config(dir.path(), &sim, "");
-    let out = common::bin::output(common::bin::linegate(&config, &["watch"])).await;
-    assert_eq!(out.status.code(), Some(78), "{}", common::bin::text(&out));
+    for args in [&["watch"][..], &["send", "ws-1", "register-mo", "{}"]] {
+        let out = common::bin::output(common::bin::linegate(&config, args)).await;
+        assert_eq!(out.status.code(), Some(78), "{args:?}: {}", common::bin::text(&out));
+        assert!(
+            common::bin::text(&out).contains("no [mqtt] section"),
+            "{args:?}: {}",
+            common::bin::text(&out)
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn send_acts_as_a_panel_and_exits_by_the_reply() {
+    // Given an agent with two MOs, a display, and `linegate send` on the agent's broker
+    let broker = Mosquitto::start().await;
+    let sim = sim(19, 2).await;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("linegate.db");
+    let agent = agent(&sim, broker.port(), &db).await;
+    wait_until("the first sync", Duration::from_secs(10), || mo_count(&db) == 2).await;
+    let display = Display::start(broker.port(), PREFIX).await;
+    let mqtt = mqtt_section(broker.port());
+    let cli_dir = tempfile::tempdir().unwrap();
+    let config = common::bin::write_config(cli_dir.path(), &sim, &mqtt);
+    let send = |args: &[&str]| {
+        let mut all = vec!["send"];
+        all.extend_from_slice(args);
+        common::bin::output(common::bin::linegate(&config, &all))
+    };
+    let reply = |out: &std::process::Output| -> Value {
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", common::bin::text(out)))
+    };
+
+    // When it registers MO 1 (no request_id: one is made up), then exit 0 with the ok reply,
+    // and the displays show MO 1 ready, registered from station ws-5
+    let register = r#"{"operator":"budi","mo":1,"auth_first":"000100","roll_number":"R-1","line":"L1"}"#;
+    let out = send(&["ws-5", "register-mo", register]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", common::bin::text(&out));
+    let first = reply(&out);
+    assert_eq!(first["ok"], true, "{first}");
+    assert!(first["request_id"].as_str().unwrap().starts_with("send-"), "{first}");
+    let shown = display
+        .wait(&mo_topic(1), "MO 1 ready", |v| v["phase"] == "ready")
+        .await;
+    assert_eq!(shown["last_write"]["station"], "ws-5", "{shown}");
+    assert_eq!(shown["last_write"]["operator"], "budi", "{shown}");
+
+    // When a command is refused, then exit 1, the reply on stdout and its code on stderr
+    let out = send(&[
+        "ws-5",
+        "start-production",
+        r#"{"request_id":"s2","operator":"budi","mo":2,"leader_id":"7"}"#,
+    ])
+    .await;
+    assert_eq!(out.status.code(), Some(1), "{}", common::bin::text(&out));
+    assert_eq!(reply(&out)["ok"], false);
     assert!(
-        common::bin::text(&out).contains("no [mqtt] section"),
+        String::from_utf8_lossy(&out.stderr).contains("refused: not_ready"),
         "{}",
         common::bin::text(&out)
+    );
+
+    // When it is sent again with the same request_id, then the same reply, and nothing twice
+    let start = r#"{"request_id":"s3","operator":"budi","mo":1,"leader_id":"7"}"#;
+    let out = send(&["ws-5", "start-production", start]).await;
+    let again = send(&["ws-5", "start-production", start]).await;
+    assert_eq!(again.status.code(), Some(0), "{}", common::bin::text(&again));
+    assert_eq!(reply(&out), reply(&again));
+    let entries = common::count(&db, "SELECT count(*) FROM command_log WHERE station = 'ws-5'");
+    assert_eq!(entries, 3, "register, the refusal, one start");
+
+    // When the body is not a JSON object, then exit 64 and nothing reaches the agent
+    let out = send(&["ws-5", "end-production", "mo=1"]).await;
+    assert_eq!(out.status.code(), Some(64), "{}", common::bin::text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("not JSON"),
+        "{}",
+        common::bin::text(&out)
+    );
+
+    // When no agent answers, then exit 75 after the timeout, saying so and naming the
+    // request_id to send again (the broker keeps the command for the agent's return)
+    agent.stop().await;
+    let end = r#"{"request_id":"s4","operator":"budi","mo":1,"auth_last":"000101"}"#;
+    let out = send(&["--timeout", "1", "ws-5", "end-production", end]).await;
+    assert_eq!(out.status.code(), Some(75), "{}", common::bin::text(&out));
+    let said = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(
+        said.contains("no reply within 1 s") && said.contains("\"s4\""),
+        "{said}"
+    );
+    assert_eq!(
+        common::count(&db, "SELECT count(*) FROM command_log WHERE station = 'ws-5'"),
+        3,
+        "the bad body applied nothing"
     );
 }
 
@@ -1025,10 +1119,7 @@ async fn the_board_in_a_terminal_shows_the_running_mo_and_follows_a_command() {
             json!({"request_id": "t2", "operator": "ana", "mo": 1, "leader_id": "0042"}),
         )
         .await);
-    let mqtt = format!(
-        "[mqtt]\nhost = \"127.0.0.1\"\nport = {}\ngateway_id = \"{GATEWAY}\"\n",
-        broker.port()
-    );
+    let mqtt = mqtt_section(broker.port());
     let config = common::bin::write_config(dir.path(), &sim, &mqtt);
     let tmux = Tmux::start("board", 80, 24);
     let typed = format!(
@@ -1038,7 +1129,7 @@ async fn the_board_in_a_terminal_shows_the_running_mo_and_follows_a_command() {
     );
     tmux.run(&["send-keys", "-t", "board", &typed, "Enter"]);
 
-    // Then the board shows the running MO with its leader and codes
+    // Then the board shows the running MO with its operator, leader and codes
     let shows = |parts: &[&str]| {
         let screen = tmux.screen("board");
         parts.iter().all(|p| screen.contains(p))
@@ -1047,6 +1138,7 @@ async fn the_board_in_a_terminal_shows_the_running_mo_and_follows_a_command() {
         "gateway gw-test  ONLINE",
         "LINE L1",
         "RUNNING WH/MO/00001",
+        "by ana",
         "leader 0042  codes 000100",
     ];
     wait_until("the running MO on the board", Duration::from_secs(10), || {

@@ -98,7 +98,7 @@ pub(crate) fn agent_config(dir: &Path, sim: &linegate_sim::odoo::SimOdoo, port: 
 /// another binary, e.g. the package's (built `--no-default-features`: no simulators), and
 /// the agent runs with the unit's `MALLOC_ARENA_MAX=2` unless the environment says otherwise.
 pub(crate) fn spawn_agent(config: &Path) -> Agent {
-    let binary = std::env::var_os("BENCH_AGENT").unwrap_or_else(|| env!("CARGO_BIN_EXE_linegate").into());
+    let binary = agent_binary();
     let arenas = std::env::var_os("MALLOC_ARENA_MAX").unwrap_or_else(|| "2".into());
     let child = Command::new(binary)
         .env("MALLOC_ARENA_MAX", arenas)
@@ -109,6 +109,11 @@ pub(crate) fn spawn_agent(config: &Path) -> Agent {
         .spawn()
         .expect("linegate runs");
     Agent(child)
+}
+
+/// The binary a benchmark runs: the bench build's, or the one `BENCH_AGENT` names.
+pub(crate) fn agent_binary() -> std::ffi::OsString {
+    std::env::var_os("BENCH_AGENT").unwrap_or_else(|| env!("CARGO_BIN_EXE_linegate").into())
 }
 
 pub(crate) struct Agent(Child);

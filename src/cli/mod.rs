@@ -52,6 +52,15 @@ impl ConfigFile {
     fn config(&self) -> Result<&Config, u8> {
         self.loaded.as_ref().map_err(|e| report_config(&self.path, e))
     }
+
+    /// The `[mqtt]` section, for a command that is nothing without one (`without`: what is
+    /// missing then).
+    fn mqtt(&self, without: &str) -> Result<&crate::config::MqttConfig, u8> {
+        self.config()?.mqtt.as_ref().ok_or_else(|| {
+            eprintln!("linegate: {}: no [mqtt] section, so {without}", self.path.display());
+            EXIT_CONFIG
+        })
+    }
 }
 
 /// Which upstream `sync --once` runs.
@@ -69,22 +78,70 @@ fn report_config(path: &Path, e: &ConfigError) -> u8 {
 
 /// `linegate watch`: what the displays see, until `shutdown` (Ctrl-C).
 pub async fn watch(file: &ConfigFile, args: crate::watch::WatchArgs, shutdown: Shutdown) -> u8 {
-    let config = match file.config() {
-        Ok(config) => config,
+    let mqtt = match file.mqtt("no displays to watch") {
+        Ok(mqtt) => mqtt,
         Err(code) => return code,
-    };
-    let Some(mqtt) = &config.mqtt else {
-        eprintln!(
-            "linegate: {}: no [mqtt] section, so no displays to watch",
-            file.path.display()
-        );
-        return EXIT_CONFIG;
     };
     match crate::watch::run(mqtt, &args, shutdown, std::io::stdout()).await {
         Ok(()) => 0,
         Err(e) => report_config(&file.path, &e),
     }
 }
+
+/// Exit code when no reply came in time (sysexits' EX_TEMPFAIL: trying again may work).
+const EXIT_NO_REPLY: u8 = 75;
+
+/// `linegate send`: one command as a station's panel sends it; prints the agent's reply.
+pub async fn send(file: &ConfigFile, args: crate::panel::SendArgs, shutdown: Shutdown) -> u8 {
+    use crate::panel::{SendError, Sent};
+    let mqtt = match file.mqtt("no broker to send to") {
+        Ok(mqtt) => mqtt,
+        Err(code) => return code,
+    };
+    match crate::panel::run(mqtt, &args, shutdown).await {
+        Ok(Sent::Reply(reply)) => {
+            println!("{reply}");
+            if reply["ok"] == true {
+                0
+            } else {
+                eprintln!(
+                    "linegate send: refused: {}: {}",
+                    reply["error"]["code"].as_str().unwrap_or("?"),
+                    reply["error"]["message"].as_str().unwrap_or("")
+                );
+                EXIT_FAILURE
+            }
+        }
+        Ok(Sent::NoReply {
+            request_id,
+            taken,
+            trouble,
+        }) => {
+            let seconds = args.timeout.as_secs();
+            match trouble {
+                Some(t) if !taken => eprintln!(
+                    "linegate send: not sent within {seconds} s: the broker {}:{}: {t}",
+                    mqtt.host, mqtt.port
+                ),
+                _ => eprintln!(
+                    "linegate send: no reply within {seconds} s (is the agent running?). The broker \
+                     keeps the command for the agent: send it again with \"request_id\":{request_id:?} \
+                     to learn how it went"
+                ),
+            }
+            EXIT_NO_REPLY
+        }
+        Ok(Sent::Stopped) => 128u8.saturating_add(u8::try_from(STOPPED_BY.load(Ordering::Relaxed)).unwrap_or(0)),
+        Err(SendError::Config(e)) => report_config(&file.path, &e),
+        Err(e @ SendError::Body(_)) => {
+            eprintln!("linegate send: {e}");
+            EXIT_USAGE
+        }
+    }
+}
+
+/// Exit code for a bad command line (sysexits' EX_USAGE).
+const EXIT_USAGE: u8 = 64;
 
 /// The agent, until `shutdown`.
 pub async fn run(file: &ConfigFile, shutdown: Shutdown) -> u8 {

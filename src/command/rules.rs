@@ -278,6 +278,7 @@ mod tests {
             protected: p,
             synced_at: "t".into(),
             gone_at: None,
+            last_write: None,
         }
     }
 
@@ -400,6 +401,7 @@ mod tests {
     fn commands_out_of_turn_are_refused_with_their_codes() {
         let gone = MoRow {
             gone_at: Some("g".into()),
+            last_write: None,
             ..waiting(1)
         };
         let cases = [
@@ -498,6 +500,7 @@ mod tests {
         ) {
             let rows: Vec<MoRow> = states.iter().enumerate().map(|(i, (p, gone))| MoRow {
                 gone_at: gone.then(|| "g".to_string()),
+                last_write: None,
                 ..mo(i as i64 + 1, p.clone())
             }).collect();
             let named: Vec<Option<MoRow>> = plan.refs().iter().map(|r| match r {

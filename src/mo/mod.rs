@@ -145,6 +145,9 @@ pub struct MoRow {
     pub phase: Phase,
     pub(crate) synced_at: String,
     pub gone_at: Option<String>,
+    /// Who last wrote its protected values (None until a command has).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) last_write: Option<Audit>,
 }
 
 #[cfg(test)]

@@ -42,15 +42,17 @@ pub(crate) fn build(config: &MqttConfig, identity: &Identity) -> Result<MqttOpti
     Ok(options)
 }
 
-/// A watcher's options (`linegate watch`): a display's, on the agent's broker and login, with
-/// a client id of its own, no session and no will.
-pub(crate) fn watcher(config: &MqttConfig) -> Result<MqttOptions, ConfigError> {
-    let id = format!("{}-watch-{}", config.client_id(), std::process::id());
+/// The options of a short-lived client of the command line — `linegate watch` (role `watch`),
+/// `linegate send` (`send`): on the agent's broker and login, with a client id of its own, no
+/// session and no will. `send` needs none: after a reconnect it subscribes and sends again,
+/// and the agent answers a repeated request_id with its first reply.
+pub(crate) fn sessionless(config: &MqttConfig, role: &str) -> Result<MqttOptions, ConfigError> {
+    let id = format!("{}-{role}-{}", config.client_id(), std::process::id());
     let mut options = MqttOptions::new(id, config.host.clone(), config.port);
     options
         .set_keep_alive(config.keep_alive)
         .set_clean_start(true)
-        // It publishes nothing; rumqttc's default preallocates 65,535 slots (14 MB).
+        // It publishes little or nothing; rumqttc's default preallocates 65,535 slots (14 MB).
         .set_outgoing_inflight_upper_limit(8)
         .set_max_packet_size(Some(MAX_PACKET));
     connection(&mut options, config)?;

@@ -39,12 +39,22 @@ pub(crate) fn mo(row: &MoRow, upload: Option<&crate::store::outbox::Upload>) -> 
         "group_worker": u.group_worker,
         "note": u.note,
         "operator": p,
+        "last_write": last_write(row),
         "produced": produced,
         "loss": loss,
         "last_synced_at": row.synced_at,
         // Results Odoo does not have yet, and why the first of them waits, when it does.
         "pending_upload": upload.map(|u| json!({"count": u.count, "oldest_at": u.oldest, "parked": u.parked})),
     })
+}
+
+/// Who last acted on the MO from a panel: `operator`, `station`, `at` (RFC 3339 UTC) and
+/// `clock_synced` (whether the gateway's clock was trusted then); null before any command.
+fn last_write(row: &MoRow) -> Value {
+    row.last_write.as_ref().map_or(
+        Value::Null,
+        |a| json!({"operator": a.operator, "station": a.station, "at": a.at, "clock_synced": a.clock_synced}),
+    )
 }
 
 /// `…/line/<line>`: what runs there and what is ready next.
@@ -55,6 +65,7 @@ pub(crate) fn line(name: &str, running: &[MoRow], ready: &[MoRow]) -> Value {
             "product_qty": r.upstream.product_qty, "phase": r.phase.as_str(),
             "auth_first": r.protected.auth_first, "roll_number": r.protected.roll_number,
             "leader_id": r.protected.leader_id, "date_start": r.protected.date_start,
+            "last_write": last_write(r),
         })
     };
     debug_assert!(running.iter().all(|r| r.phase == Phase::Running));

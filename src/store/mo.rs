@@ -326,7 +326,7 @@ pub(super) fn write_protected(tx: &Transaction, id: i64, p: &Protected, audit: &
 const SELECT_ROW: &str = "SELECT id, name, state, product_id, product_name, uom, product_qty, qty_producing, \
     origin, create_date, write_date, planned_start, planned_finish, date_deadline, transfer_id, transfer_name, \
     group_worker, note, initial_qty_target, auth_first, auth_last, leader_id, roll_number, ready_for_production, \
-    date_start, date_finished, synced_at, gone_at, line FROM mo";
+    date_start, date_finished, synced_at, gone_at, line, operator, station, operator_updated_at, clock_synced FROM mo";
 
 fn read_row(r: &Row) -> rusqlite::Result<MoRow> {
     let protected = Protected {
@@ -365,6 +365,15 @@ fn read_row(r: &Row) -> rusqlite::Result<MoRow> {
         protected,
         synced_at: r.get(26)?,
         gone_at: r.get(27)?,
+        last_write: match (r.get::<_, Option<String>>(30)?, r.get::<_, Option<String>>(31)?) {
+            (Some(station), Some(at)) => Some(Audit {
+                operator: r.get(29)?,
+                station,
+                at,
+                clock_synced: r.get::<_, Option<bool>>(32)?.unwrap_or(false),
+            }),
+            _ => None,
+        },
     })
 }
 

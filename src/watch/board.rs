@@ -26,6 +26,8 @@ struct Mo {
     line: Option<String>,
     name: String,
     product: String,
+    /// Who last acted on it from a panel.
+    operator: String,
     leader: String,
     codes: String,
     produced: String,
@@ -42,6 +44,7 @@ impl Mo {
             line: operator["line"].as_str().map(|l| text(&Value::from(l))),
             name: text(&v["name"]),
             product: text(&v["product"]["name"]),
+            operator: text(&v["last_write"]["operator"]),
             leader: text(&operator["leader_id"]),
             codes: if last == "—" {
                 first
@@ -86,6 +89,7 @@ impl LineView {
                     let brief = serde_json::json!({
                         "name": r["name"], "product": {"name": r["product"]},
                         "operator": {"auth_first": r["auth_first"], "leader_id": r["leader_id"], "date_start": r["date_start"]},
+                        "last_write": r["last_write"],
                     });
                     (r["id"].as_i64(), Mo::from(&brief))
                 })
@@ -256,7 +260,7 @@ impl Board {
         for (id, brief) in &view.running {
             // The line's entry, completed by the MO's own topic (operator data, counts).
             let mo = id.and_then(|id| self.mos.get(&id)).unwrap_or(brief);
-            rows.push(format!("  RUNNING {}  {}", mo.name, mo.product));
+            rows.push(format!("  RUNNING {}  {}  by {}", mo.name, mo.product, mo.operator));
             rows.push(format!(
                 "    leader {}  codes {}  produced {}  loss {}  since {}",
                 mo.leader, mo.codes, mo.produced, mo.loss, mo.since
@@ -360,7 +364,8 @@ mod tests {
             "ready": [{"id": 8, "name": "WH/MO/00008"}, {"id": 9, "name": "WH/MO/00009"}]});
         let mo = json!({"schema": 1, "id": 7, "name": "WH/MO/00007", "product": {"id": 3, "name": "Meja"},
             "operator": {"auth_first": "000100", "auth_last": null, "leader_id": "0042",
-            "date_start": "2026-12-01T08:00:00Z"}, "produced": null, "loss": null});
+            "date_start": "2026-12-01T08:00:00Z"}, "produced": null, "loss": null,
+            "last_write": {"operator": "ana", "station": "ws-1", "at": "2026-12-01T08:00:00Z", "clock_synced": true}});
         for (topic, v) in [("status", status), ("line/A", line), ("mo/7", mo)] {
             b.apply(P, &format!("{P}/{topic}"), v.to_string().as_bytes()).unwrap();
         }
@@ -375,7 +380,7 @@ mod tests {
             "odoo up (last sync 12-01 08:05 ok)",
             "to Odoo: 2 pending, 0 parked  wrote 160 KiB",
             "LINE A",
-            "RUNNING WH/MO/00007  Meja",
+            "RUNNING WH/MO/00007  Meja  by ana",
             "leader 0042  codes 000100  produced —  loss —  since 12-01 08:00",
             "ready (2): WH/MO/00008, WH/MO/00009",
         ] {

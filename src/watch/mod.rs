@@ -41,7 +41,7 @@ pub async fn run(
     mut out: impl Write,
 ) -> Result<(), ConfigError> {
     let prefix = config.topic_prefix();
-    let options = crate::mqtt::options::watcher(config)?;
+    let options = crate::mqtt::options::sessionless(config, "watch")?;
     let (client, mut events) = AsyncClient::new(options, 16);
     let mut board = Board::default();
     let mut dirty = true;
