@@ -46,13 +46,22 @@ enum Broker {
 
 impl Broker {
     async fn start(choice: BrokerChoice) -> anyhow::Result<Broker> {
-        use linegate_sim::mosquitto::Mosquitto;
+        use linegate_sim::broker::EmbeddedBroker;
+        // It waits for the broker to listen: off the runtime's threads.
+        let mosquitto = || async {
+            tokio::task::spawn_blocking(linegate_sim::mosquitto::Mosquitto::start)
+                .await
+                .map_err(std::io::Error::other)?
+        };
         Ok(match choice {
-            BrokerChoice::Mosquitto => Broker::Mosquitto(Mosquitto::start()?),
-            BrokerChoice::Embedded => Broker::Embedded(linegate_sim::broker::EmbeddedBroker::start().await?),
-            BrokerChoice::Auto => match Mosquitto::start() {
+            BrokerChoice::Mosquitto => Broker::Mosquitto(mosquitto().await?),
+            BrokerChoice::Embedded => Broker::Embedded(EmbeddedBroker::start().await?),
+            BrokerChoice::Auto => match mosquitto().await {
                 Ok(broker) => Broker::Mosquitto(broker),
-                Err(_) => Broker::Embedded(linegate_sim::broker::EmbeddedBroker::start().await?),
+                Err(e) => {
+                    println!("mosquitto: {e}; the demo brings its own broker");
+                    Broker::Embedded(EmbeddedBroker::start().await?)
+                }
             },
         })
     }
@@ -138,14 +147,10 @@ async fn demo(args: DemoArgs, shutdown: Shutdown) -> anyhow::Result<()> {
         "[mqtt]\nhost = \"127.0.0.1\"\nport = {port}\ngateway_id = \"demo\"\n"
     ));
     std::fs::write(&config_path, toml)?;
-    // As it was started (`cargo run` gives target/debug/linegate), so the lines can be pasted.
-    let me = std::env::args().next().unwrap_or_else(|| "linegate".into());
-    let me = format!(
-        "{me} --config {}",
-        std::path::absolute(&config_path)
-            .unwrap_or(config_path.clone())
-            .display()
-    );
+    // This very binary and file, absolute and quoted, so the lines paste into any terminal.
+    let me = std::env::current_exe().unwrap_or_else(|_| "linegate".into());
+    let config_shown = std::path::absolute(&config_path).unwrap_or(config_path.clone());
+    let me = format!("{} --config {}", quoted(&me), quoted(&config_shown));
     println!("{} on 127.0.0.1:{port}", broker.name());
     println!("database {}", args.db.display());
     println!();
@@ -199,6 +204,17 @@ async fn demo(args: DemoArgs, shutdown: Shutdown) -> anyhow::Result<()> {
         broker.stop().await;
     }
     Ok(())
+}
+
+/// `path` as a POSIX shell reads it back: bare when it is plain, else in single quotes.
+fn quoted(path: &std::path::Path) -> String {
+    let text = path.display().to_string();
+    let plain = |c: char| c.is_ascii_alphanumeric() || "/._-+:@%".contains(c);
+    if !text.is_empty() && text.chars().all(plain) {
+        text
+    } else {
+        format!("'{}'", text.replace('\'', r"'\''"))
+    }
 }
 
 /// What a planner does in Odoo between two syncs, in turn.

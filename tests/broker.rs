@@ -249,16 +249,72 @@ async fn a_session_without_an_expiry_ends_when_its_client_goes() {
     task.abort();
     publish_v5(broker.port, "cmd/ws-1/start", "lost", false).await;
 
-    let (_client, seen, task) = v5_client(short, None, true);
-    wait_for(&seen, "the reconnect", |s| s.session_present.is_some()).await;
-    // The CONNACK says there is no session; a message would come right after it: one more round
-    // trip to the broker (a publish and its PUBACK) proves nothing was on its way.
-    publish_v5(broker.port, "elsewhere", "x", false).await;
+    // A kept session's messages come right after the CONNACK, before the broker reads anything
+    // more from the client: a sentinel subscribed to and sent after it comes after them.
+    let (_client, seen, task) = v5_client(short, Some("sentinel"), true);
+    wait_for(&seen, "the sentinel's subscription", |s| s.subscribed).await;
+    publish_v5(broker.port, "sentinel", "x", false).await;
+    wait_for(&seen, "the sentinel", |s| s.messages.iter().any(|m| m.0 == "sentinel")).await;
     let seen = seen.lock().unwrap();
     assert_eq!(seen.session_present, Some(false));
-    assert!(seen.messages.is_empty(), "{:?}", seen.messages);
+    assert!(seen.messages.iter().all(|m| m.1 != "lost"), "{:?}", seen.messages);
     drop(seen);
     task.abort();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_late_qos0_display_gets_every_one_of_12000_retained_mos() {
+    // `linegate watch` subscribes at QoS 0; the broker must not drop retained messages that
+    // do not fit one client's lane (mqtt5's default lane holds 10,000).
+    let broker = EmbeddedBroker::start().await.unwrap();
+    const MOS: usize = 12_000;
+    let (client, mut events) = AsyncClient::new(options("publisher", broker.port), 100);
+    let publisher = tokio::spawn(async move {
+        let mut acked = 0;
+        let mut sent = 0;
+        while acked < MOS {
+            // A window of 50 in flight, published from outside the event loop's own polling.
+            while sent < MOS && sent - acked < 50 {
+                client
+                    .try_publish(
+                        format!("lg/mo/{sent}"),
+                        QoS::AtLeastOnce,
+                        true,
+                        format!("{{\"id\":{sent}}}"),
+                    )
+                    .unwrap();
+                sent += 1;
+            }
+            if let Event::Incoming(Packet::PubAck(_)) = events.poll().await.expect("the broker answers") {
+                acked += 1;
+            }
+        }
+    });
+    tokio::time::timeout(Duration::from_secs(60), publisher)
+        .await
+        .expect("12,000 retained within a minute")
+        .unwrap();
+
+    let (display, mut events) = AsyncClient::new(options("late-display", broker.port), 100);
+    let got = tokio::time::timeout(Duration::from_secs(60), async move {
+        let mut topics = std::collections::HashSet::new();
+        loop {
+            match events.poll().await.expect("the broker answers") {
+                Event::Incoming(Packet::ConnAck(_)) => {
+                    display.try_subscribe("lg/mo/+", QoS::AtMostOnce).unwrap();
+                }
+                Event::Incoming(Packet::Publish(p)) if p.retain => {
+                    topics.insert(p.topic);
+                    if topics.len() == MOS {
+                        return topics.len();
+                    }
+                }
+                _ => {}
+            }
+        }
+    })
+    .await;
+    assert_eq!(got, Ok(MOS), "a late QoS 0 subscriber missed retained MOs");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -348,10 +404,11 @@ async fn the_agent_picks_up_commands_sent_while_it_restarted_on_the_embedded_bro
     broker.stop().await;
 }
 
-/// `linegate demo` as a newcomer runs it, on a machine without mosquitto: its stdout, line by
-/// line, as it comes.
+/// `linegate demo` as a newcomer runs it, on a machine without mosquitto (`--broker auto`,
+/// the default, with mosquitto hidden): its stdout, line by line, as it comes. Killed when
+/// dropped, so a failing test leaves no demo behind.
 struct Demo {
-    child: std::process::Child,
+    child: Option<std::process::Child>,
     lines: Arc<Mutex<Vec<String>>>,
 }
 
@@ -359,9 +416,10 @@ impl Demo {
     fn start(dir: &std::path::Path) -> Demo {
         use std::io::BufRead;
         let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_linegate"))
-            .args(["demo", "--broker", "embedded", "--interval", "1", "--mos", "5"])
+            .args(["demo", "--interval", "1", "--mos", "5", "--seconds", "120"])
             .current_dir(dir)
             .env("RUST_LOG", "warn")
+            .env("LINEGATE_MOSQUITTO", "")
             .stdout(std::process::Stdio::piped())
             .spawn()
             .expect("linegate demo starts");
@@ -373,7 +431,14 @@ impl Demo {
                 sink.lock().unwrap().push(line);
             }
         });
-        Demo { child, lines }
+        Demo {
+            child: Some(child),
+            lines,
+        }
+    }
+
+    fn printed(&self) -> String {
+        self.lines.lock().unwrap().join("\n")
     }
 
     /// The broker's port, from the line the demo prints about it.
@@ -387,15 +452,58 @@ impl Demo {
         wait_until("the demo's broker line", Duration::from_secs(30), || find().is_some()).await;
         find().unwrap()
     }
+
+    /// The printed line that contains `part`, as typed into a shell.
+    fn line_with(&self, part: &str) -> String {
+        let lines = self.lines.lock().unwrap();
+        let line = lines.iter().find(|l| l.contains(part));
+        line.unwrap_or_else(|| panic!("no line with {part:?} in\n{}", lines.join("\n")))
+            .trim()
+            .to_string()
+    }
+
+    /// Ctrl-C, and its exit status within 15 s.
+    async fn interrupt(mut self) -> std::process::ExitStatus {
+        let mut child = self.child.take().unwrap();
+        common::bin::signal(&child, libc::SIGINT);
+        let give_up = tokio::time::Instant::now() + Duration::from_secs(15);
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(tokio::time::Instant::now() < give_up, "the demo did not stop on Ctrl-C");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+impl Drop for Demo {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// Runs a line the demo printed, as a newcomer pastes it into a second terminal.
+async fn pasted(line: &str) -> std::process::Output {
+    let mut cmd = std::process::Command::new("sh");
+    cmd.arg("-c").arg(line).env("RUST_LOG", "warn");
+    common::bin::output(cmd).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_demo_without_mosquitto_serves_a_311_panel_and_its_displays() {
-    // Given `linegate demo` with its embedded broker, in an empty directory
+async fn the_demo_without_mosquitto_serves_its_printed_panel_a_311_panel_and_displays() {
+    // Given `linegate demo` on a machine without mosquitto, in an empty directory
     let dir = tempfile::tempdir().unwrap();
-    let mut demo = Demo::start(dir.path());
+    let demo = Demo::start(dir.path());
     let port = demo.port().await;
-    let printed = demo.lines.lock().unwrap().join("\n");
+    let printed = demo.printed();
+    assert!(
+        printed.contains("mosquitto: mosquitto is not installed; the demo brings its own broker"),
+        "{printed}"
+    );
     assert!(
         printed.contains(&format!(
             "mosquitto_pub -h 127.0.0.1 -p {port} -t linegate/demo/cmd/ws-1/register-mo"
@@ -403,9 +511,9 @@ async fn the_demo_without_mosquitto_serves_a_311_panel_and_its_displays() {
         "{printed}"
     );
 
-    // And a 3.1.1 panel listening to MO 1 and to its station's replies
+    // And a 3.1.1 client on every topic of the demo's gateway
     let (panel, got, subscribed) = v311_client("panel-311", port, "linegate/demo/#");
-    wait_until("the panel's subscription", Duration::from_secs(10), || {
+    wait_until("the 3.1.1 subscription", Duration::from_secs(10), || {
         *subscribed.lock().unwrap()
     })
     .await;
@@ -417,15 +525,30 @@ async fn the_demo_without_mosquitto_serves_a_311_panel_and_its_displays() {
             .find(|(t, _)| t == topic)
             .and_then(|(_, p)| serde_json::from_str(p).ok())
     };
-    wait_until("MO 1 synced and shown", Duration::from_secs(30), || {
-        last("linegate/demo/mo/1").is_some_and(|v| v["phase"] == "waiting")
+    wait_until("MOs 1 and 2 synced and shown", Duration::from_secs(30), || {
+        ["1", "2"]
+            .iter()
+            .all(|id| last(&format!("linegate/demo/mo/{id}")).is_some_and(|v| v["phase"] == "waiting"))
     })
     .await;
 
-    // When it registers MO 1 and starts it, as the demo's printed lines do
+    // When the two `send` lines it printed are pasted into a shell
+    for action in ["send ws-1 register-mo", "send ws-1 start-production"] {
+        let out = pasted(&demo.line_with(action)).await;
+        assert!(out.status.success(), "{action}: {}", common::bin::text(&out));
+    }
+    // Then MO 1 runs on L1, started by ana from ws-1
+    wait_until("MO 1 running on L1", Duration::from_secs(10), || {
+        last("linegate/demo/mo/1").is_some_and(|v| {
+            v["phase"] == "running" && v["operator"]["leader_id"] == "007" && v["last_write"]["operator"] == "ana"
+        }) && last("linegate/demo/line/L1").is_some_and(|v| v["running"][0]["id"] == 1)
+    })
+    .await;
+
+    // When the 3.1.1 panel registers and starts MO 2 on line L2
     let send = |action: &str, body: Value| {
         let panel = panel.clone();
-        let topic = format!("linegate/demo/cmd/ws-1/{action}");
+        let topic = format!("linegate/demo/cmd/ws-2/{action}");
         async move {
             panel
                 .publish(topic, rumqttc::QoS::AtLeastOnce, false, body.to_string())
@@ -435,30 +558,30 @@ async fn the_demo_without_mosquitto_serves_a_311_panel_and_its_displays() {
     };
     send(
         "register-mo",
-        json!({"request_id":"d1","operator":"ana","mo":1,"auth_first":"000100","roll_number":"R-1","line":"L1"}),
+        json!({"request_id":"d1","operator":"budi","mo":2,"auth_first":"000500","roll_number":"R-2","line":"L2"}),
     )
     .await;
-    wait_until("MO 1 ready", Duration::from_secs(10), || {
-        last("linegate/demo/mo/1").is_some_and(|v| v["phase"] == "ready")
+    wait_until("MO 2 ready", Duration::from_secs(10), || {
+        last("linegate/demo/mo/2").is_some_and(|v| v["phase"] == "ready")
     })
     .await;
     send(
         "start-production",
-        json!({"request_id":"d2","operator":"ana","mo":1,"leader_id":"007"}),
+        json!({"request_id":"d2","operator":"budi","mo":2,"leader_id":"011"}),
     )
     .await;
 
-    // Then both replies are ok, and MO 1's retained state and line L1 show it running
-    wait_until("MO 1 running on L1", Duration::from_secs(10), || {
-        last("linegate/demo/mo/1").is_some_and(|v| v["phase"] == "running" && v["operator"]["leader_id"] == "007")
-            && last("linegate/demo/line/L1").is_some_and(|v| v["running"][0]["id"] == 1)
+    // Then both replies are ok, and MO 2's retained state and line L2 show it running
+    wait_until("MO 2 running on L2", Duration::from_secs(10), || {
+        last("linegate/demo/mo/2").is_some_and(|v| v["phase"] == "running" && v["operator"]["leader_id"] == "011")
+            && last("linegate/demo/line/L2").is_some_and(|v| v["running"][0]["id"] == 2)
     })
     .await;
     let replies: Vec<Value> = got
         .lock()
         .unwrap()
         .iter()
-        .filter(|(t, _)| t == "linegate/demo/reply/ws-1")
+        .filter(|(t, _)| t == "linegate/demo/reply/ws-2")
         .filter_map(|(_, p)| serde_json::from_str(p).ok())
         .collect();
     for id in ["d1", "d2"] {
@@ -467,18 +590,15 @@ async fn the_demo_without_mosquitto_serves_a_311_panel_and_its_displays() {
     }
 
     // And a display that subscribes later gets the retained state from the broker
-    let (_late, late, task) = v5_client(options("late", port), Some("linegate/demo/mo/1"), true);
-    wait_for(&late, "MO 1 retained", |s| {
+    let (_late, late, task) = v5_client(options("late", port), Some("linegate/demo/mo/2"), true);
+    wait_for(&late, "MO 2 retained", |s| {
         s.messages.iter().any(|m| m.2 && m.1.contains("\"phase\":\"running\""))
     })
     .await;
     task.abort();
 
     // And Ctrl-C stops the demo cleanly, leaving no broker files behind
-    common::bin::signal(&demo.child, libc::SIGINT);
-    let status = tokio::task::spawn_blocking(move || demo.child.wait().unwrap())
-        .await
-        .unwrap();
+    let status = demo.interrupt().await;
     assert!(status.success(), "{status}");
     let left: Vec<_> = std::fs::read_dir(dir.path())
         .unwrap()

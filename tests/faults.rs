@@ -248,6 +248,62 @@ async fn the_shipped_acl_keeps_stations_apart_and_displays_from_commanding() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn send_logged_in_as_one_station_cannot_act_as_another() {
+    // Given mosquitto with the shipped ACL, the agent, and `linegate send` logged in as ws-a
+    let accounts = ["linegate", "ws-a"].map(|u| (u.to_string(), format!("{u}-secret")));
+    let broker = Mosquitto::start_with(BrokerOptions {
+        accounts: accounts.to_vec(),
+        acl: Some(shipped_acl()),
+        ..Default::default()
+    })
+    .await;
+    let sim = sim(19, 2).await;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("linegate.db");
+    let mut agent_config = config(odoo_config(&sim), &db);
+    let mut m = mqtt(broker.port());
+    m.set_login("linegate", "linegate-secret");
+    agent_config.mqtt = Some(m);
+    let agent = Agent::start(agent_config).await;
+    wait_until("the first sync", Duration::from_secs(10), || mo_count(&db) == 2).await;
+    let cli = tempfile::tempdir().unwrap();
+    let password = cli.path().join("mqtt-password");
+    std::fs::write(&password, "ws-a-secret\n").unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&password, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let mqtt_section = format!(
+        "[mqtt]\nhost = \"127.0.0.1\"\nport = {}\ngateway_id = \"{GATEWAY}\"\nusername = \"ws-a\"\npassword_file = {:?}\n",
+        broker.port(),
+        password
+    );
+    let file = write_config(cli.path(), &sim, &mqtt_section);
+    let register = |id: &str, mo: i64| {
+        format!(r#"{{"request_id":"{id}","operator":"o","mo":{mo},"auth_first":"1","roll_number":"R"}}"#)
+    };
+
+    // When it sends as its own station, then the command is applied (the positive control)
+    let own = output(linegate(&file, &["send", "ws-a", "register-mo", &register("a-own", 1)])).await;
+    assert_eq!(own.status.code(), Some(0), "{}", text(&own));
+
+    // When it sends as ws-b, then the broker refuses it, it exits 1 saying so, and the agent
+    // applied nothing
+    let other = output(linegate(
+        &file,
+        &["send", "ws-b", "register-mo", &register("a-as-b", 2)],
+    ))
+    .await;
+    assert_eq!(other.status.code(), Some(1), "{}", text(&other));
+    assert!(text(&other).contains("the broker refused"), "{}", text(&other));
+    let applied: Vec<String> = {
+        let conn = reader(&db);
+        let mut stmt = conn.prepare("SELECT request_id FROM command_log").unwrap();
+        stmt.query_map([], |r| r.get(0)).unwrap().map(Result::unwrap).collect()
+    };
+    assert_eq!(applied, ["a-own"]);
+    agent.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_second_agent_on_the_same_database_refuses_to_start() {
     // Given `linegate run` on a database
     let sim = sim(19, 3).await;

@@ -1048,6 +1048,13 @@ async fn send_acts_as_a_panel_and_exits_by_the_reply() {
         3,
         "the bad body applied nothing"
     );
+
+    // When the broker is away too, then exit 75 saying the command was not sent
+    drop(broker);
+    let out = send(&["--timeout", "1", "ws-5", "end-production", end]).await;
+    assert_eq!(out.status.code(), Some(75), "{}", common::bin::text(&out));
+    let said = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(said.contains("not sent within 1 s: the broker 127.0.0.1:"), "{said}");
 }
 
 /// A tmux server of this test's own, killed when dropped.

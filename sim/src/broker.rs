@@ -29,8 +29,8 @@ impl EmbeddedBroker {
         let storage = StorageConfig {
             backend: StorageBackend::Memory,
             enable_persistence: true,
-            // Like the shipped mosquitto config: a display subscribing late to thousands of
-            // retained MOs gets them all.
+            // Like the shipped mosquitto config: a QoS 1 display subscribing late to thousands
+            // of retained MOs gets them all.
             max_queued_messages_per_client: 20_000,
             ..StorageConfig::default()
         };
@@ -39,6 +39,11 @@ impl EmbeddedBroker {
             .with_storage(storage)
             // $SYS every 10 s would be the only traffic of an idle demo.
             .with_sys_topics_enabled(false)
+            // The retained messages a subscription matches go into one lane per client and QoS,
+            // whole, before any is sent; the rest are dropped unseen. 10,000 by default, which a
+            // line of 10,000 MOs fills: room for what `linegate watch` keeps (50,000 MOs and its
+            // lines). A bound, not an allocation.
+            .with_client_channel_capacity(60_000)
             // The agent's and panels' payloads are small; a hostile 256 MiB one is refused.
             .with_max_packet_size(1024 * 1024);
         let mut broker = MqttBroker::with_config(config).await.map_err(io::Error::other)?;
@@ -76,7 +81,7 @@ impl EmbeddedBroker {
 impl Drop for EmbeddedBroker {
     fn drop(&mut self) {
         self.shutdown.shutdown();
-        // Aborting run() stops its accept loops and connections too (mqtt5 0.46.4, #177).
+        // Aborting run() stops its accept loops and connections too (since mqtt5 0.46.4).
         if let Some(task) = self.task.take() {
             task.abort();
         }

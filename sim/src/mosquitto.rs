@@ -2,7 +2,7 @@
 //! the tests and the benchmarks. Killed when dropped.
 
 use std::io;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
@@ -28,12 +28,26 @@ pub struct BrokerOptions {
     pub max_queued_messages: Option<u32>,
 }
 
-/// Where Debian puts the broker.
-fn binary() -> io::Result<&'static str> {
-    ["/usr/sbin/mosquitto", "/usr/bin/mosquitto", "/usr/local/sbin/mosquitto"]
+/// The broker: `$LINEGATE_MOSQUITTO` when set (empty: none, as on a machine without it), else
+/// on the PATH, else where Debian puts it (/usr/sbin is not on a user's PATH).
+fn binary() -> io::Result<PathBuf> {
+    let missing = || io::Error::new(io::ErrorKind::NotFound, "mosquitto is not installed");
+    if let Some(named) = std::env::var_os("LINEGATE_MOSQUITTO") {
+        let named = PathBuf::from(named);
+        return if named.is_file() { Ok(named) } else { Err(missing()) };
+    }
+    let on_path = std::env::var_os("PATH")
+        .map(|path| {
+            std::env::split_paths(&path)
+                .map(|dir| dir.join("mosquitto"))
+                .collect::<Vec<_>>()
+        })
+        .unwrap_or_default();
+    on_path
         .into_iter()
-        .find(|p| Path::new(p).exists())
-        .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "mosquitto is not installed"))
+        .chain(["/usr/sbin/mosquitto", "/usr/local/sbin/mosquitto"].map(PathBuf::from))
+        .find(|p| p.is_file())
+        .ok_or_else(missing)
 }
 
 impl Mosquitto {
@@ -107,13 +121,13 @@ impl Mosquitto {
 
     fn spawn(&mut self) -> io::Result<()> {
         let binary = binary()?;
-        let child = Command::new(binary)
+        let child = Command::new(&binary)
             .arg("-c")
             .arg(self.dir.join("mosquitto.conf"))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
-            .map_err(|e| io::Error::new(e.kind(), format!("{binary}: {e}")))?;
+            .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", binary.display())))?;
         self.child = Some(child);
         for _ in 0..200 {
             if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {

@@ -93,43 +93,57 @@ const EXIT_NO_REPLY: u8 = 75;
 
 /// `linegate send`: one command as a station's panel sends it; prints the agent's reply.
 pub async fn send(file: &ConfigFile, args: crate::panel::SendArgs, shutdown: Shutdown) -> u8 {
-    use crate::panel::{SendError, Sent};
+    use crate::panel::{Got, SendError, Sent};
     let mqtt = match file.mqtt("no broker to send to") {
         Ok(mqtt) => mqtt,
         Err(code) => return code,
     };
     match crate::panel::run(mqtt, &args, shutdown).await {
         Ok(Sent::Reply(reply)) => {
+            // JSON as it came (serde escapes control characters); the summary is text from
+            // the broker, so nothing in it may drive the terminal.
             println!("{reply}");
             if reply["ok"] == true {
-                0
-            } else {
-                eprintln!(
-                    "linegate send: refused: {}: {}",
-                    reply["error"]["code"].as_str().unwrap_or("?"),
-                    reply["error"]["message"].as_str().unwrap_or("")
-                );
-                EXIT_FAILURE
+                return 0;
             }
+            let text = |v: &serde_json::Value| -> String {
+                v.as_str()
+                    .unwrap_or("?")
+                    .chars()
+                    .filter(|c| !c.is_control())
+                    .take(500)
+                    .collect()
+            };
+            eprintln!(
+                "linegate send: refused: {}: {}",
+                text(&reply["error"]["code"]),
+                text(&reply["error"]["message"])
+            );
+            EXIT_FAILURE
         }
         Ok(Sent::NoReply {
             request_id,
-            taken,
+            got,
             trouble,
         }) => {
             let seconds = args.timeout.as_secs();
-            match trouble {
-                Some(t) if !taken => eprintln!(
-                    "linegate send: not sent within {seconds} s: the broker {}:{}: {t}",
-                    mqtt.host, mqtt.port
-                ),
-                _ => eprintln!(
+            let broker = format!("{}:{}", mqtt.host, mqtt.port);
+            match (got, trouble) {
+                (Got::Broker, _) => eprintln!(
                     "linegate send: no reply within {seconds} s (is the agent running?). The broker \
                      keeps the command for the agent: send it again with \"request_id\":{request_id:?} \
                      to learn how it went"
                 ),
+                (_, Some(t)) => eprintln!("linegate send: not sent within {seconds} s: the broker {broker}: {t}"),
+                (_, None) => {
+                    eprintln!("linegate send: not sent within {seconds} s: the broker {broker} did not take it")
+                }
             }
             EXIT_NO_REPLY
+        }
+        Ok(Sent::Refused(what)) => {
+            eprintln!("linegate send: the broker refused {what} (its ACL: is this the station's login?)");
+            EXIT_FAILURE
         }
         Ok(Sent::Stopped) => 128u8.saturating_add(u8::try_from(STOPPED_BY.load(Ordering::Relaxed)).unwrap_or(0)),
         Err(SendError::Config(e)) => report_config(&file.path, &e),

@@ -47,7 +47,7 @@ pub(crate) fn build(config: &MqttConfig, identity: &Identity) -> Result<MqttOpti
 /// session and no will. `send` needs none: after a reconnect it subscribes and sends again,
 /// and the agent answers a repeated request_id with its first reply.
 pub(crate) fn sessionless(config: &MqttConfig, role: &str) -> Result<MqttOptions, ConfigError> {
-    let id = format!("{}-{role}-{}", config.client_id(), std::process::id());
+    let id = format!("{}-{role}-{:08x}", config.client_id(), unique() as u32);
     let mut options = MqttOptions::new(id, config.host.clone(), config.port);
     options
         .set_keep_alive(config.keep_alive)
@@ -57,6 +57,21 @@ pub(crate) fn sessionless(config: &MqttConfig, role: &str) -> Result<MqttOptions
         .set_max_packet_size(Some(MAX_PACKET));
     connection(&mut options, config)?;
     Ok(options)
+}
+
+/// A number no other process picks: the PID alone repeats (in containers it is often 1), and
+/// a request_id or client id shared with another `send` would take its reply or its session.
+pub(crate) fn unique() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    // std's per-process random keys, and the clock.
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_nanos(),
+    );
+    hasher.finish()
 }
 
 /// What every connection of ours shares: TCP_NODELAY, a connect timeout, the login and TLS.

@@ -5,10 +5,10 @@
 
 use std::time::Duration;
 
-use rumqttc::v5::mqttbytes::v5::{Packet, PublishProperties};
+use rumqttc::v5::mqttbytes::v5::{Packet, PubAckReason, PublishProperties, SubscribeReasonCode};
 use rumqttc::v5::mqttbytes::QoS;
 use rumqttc::v5::{AsyncClient, Event};
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use crate::config::{ConfigError, MqttConfig};
 use crate::mqtt::topics::Topic;
@@ -35,15 +35,28 @@ pub struct SendArgs {
 pub enum Sent {
     /// The agent's reply (its `ok` says whether the command was applied).
     Reply(Value),
-    /// No reply within the timeout; why, when the broker could not be reached. Once the broker
-    /// has taken it (`taken`), the command may still be applied: it keeps it for the agent.
+    /// No reply within the timeout, and how far the command got.
     NoReply {
         request_id: String,
-        taken: bool,
+        got: Got,
+        /// Why the broker could not be reached, when it could not.
         trouble: Option<String>,
     },
+    /// The broker refused the subscription to the reply or the command itself (an ACL).
+    Refused(String),
     /// Stopped (SIGINT/SIGTERM) before a reply came.
     Stopped,
+}
+
+/// How far an unanswered command got.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Got {
+    /// Not to the broker: no connection.
+    Nowhere,
+    /// Connected, but the broker had not taken it (no PUBACK).
+    Unacknowledged,
+    /// The broker has it, and keeps it for the agent: it may still be applied.
+    Broker,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -54,9 +67,10 @@ pub enum SendError {
     Body(String),
 }
 
-/// The body as sent: a JSON object with a request_id (one made up when missing), of at most
-/// `max` bytes — the agent's `[mqtt] max_payload`, so that a refusal is local and clear.
-pub(crate) fn body(text: &str, max: usize) -> Result<(Map<String, Value>, String), SendError> {
+/// The payload as sent: the body, a JSON object, with a request_id (one made up when missing);
+/// at most `max` bytes — the agent's `[mqtt] max_payload`, so that a refusal is local and clear.
+pub(crate) fn payload(text: &str, max: usize) -> Result<(String, String), SendError> {
+    // Unread when far too large; the exact bound applies to what would be sent.
     if text.len() > max {
         return Err(SendError::Body(format!("{} bytes; at most {max}", text.len())));
     }
@@ -70,22 +84,24 @@ pub(crate) fn body(text: &str, max: usize) -> Result<(Map<String, Value>, String
         Some(Value::String(id)) => id.clone(),
         Some(other) => return Err(SendError::Body(format!("`request_id` must be text, not {other}"))),
         None => {
-            let now = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap_or_default()
-                .as_millis();
-            let id = format!("send-{}-{now}", std::process::id());
+            let id = format!("send-{:016x}", crate::mqtt::options::unique());
             fields.insert("request_id".into(), Value::String(id.clone()));
             id
         }
     };
-    Ok((fields, request_id))
+    let payload = Value::Object(fields).to_string();
+    if payload.len() > max {
+        return Err(SendError::Body(format!(
+            "{} bytes with its request_id; at most {max}",
+            payload.len()
+        )));
+    }
+    Ok((payload, request_id))
 }
 
 /// Sends the command and waits for the reply that carries its request_id.
 pub async fn run(config: &MqttConfig, args: &SendArgs, shutdown: Shutdown) -> Result<Sent, SendError> {
-    let (fields, request_id) = body(&args.body, config.max_payload)?;
-    let payload = Value::Object(fields).to_string();
+    let (payload, request_id) = payload(&args.body, config.max_payload)?;
     let prefix = config.topic_prefix();
     let command = Topic::Command {
         station: args.station.clone(),
@@ -98,7 +114,7 @@ pub async fn run(config: &MqttConfig, args: &SendArgs, shutdown: Shutdown) -> Re
         station: args.station.clone(),
     }
     .build(&prefix);
-    let response_topic = format!("{own}/send-{}", std::process::id());
+    let response_topic = format!("{own}/send-{:016x}", crate::mqtt::options::unique());
     let properties = PublishProperties {
         response_topic: Some(response_topic.clone()),
         correlation_data: Some(request_id.clone().into()),
@@ -110,26 +126,33 @@ pub async fn run(config: &MqttConfig, args: &SendArgs, shutdown: Shutdown) -> Re
     let deadline = tokio::time::sleep(args.timeout);
     tokio::pin!(deadline);
     let mut trouble = None;
-    let mut taken = false;
+    let mut got = Got::Nowhere;
     loop {
         let event = tokio::select! {
             event = events.poll() => event,
-            _ = &mut deadline => return Ok(Sent::NoReply {
-                request_id,
-                taken,
-                trouble,
-            }),
+            _ = &mut deadline => return Ok(Sent::NoReply { request_id, got, trouble }),
             _ = shutdown.wait() => return Ok(Sent::Stopped),
         };
         match event {
             Ok(Event::Incoming(Packet::ConnAck(_))) => {
                 trouble = None;
+                got = got.max(Got::Unacknowledged);
                 // No session: subscribe on every connect, and send once subscribed.
                 let _ = client.try_subscribe(response_topic.clone(), QoS::AtLeastOnce);
             }
-            // Sent again after a reconnect: the first may not have arrived, and if it did the
-            // agent answers the same request_id with the same reply, applying nothing twice.
-            Ok(Event::Incoming(Packet::SubAck(_))) => {
+            Ok(Event::Incoming(Packet::SubAck(ack))) => {
+                if let Some(refused) = ack
+                    .return_codes
+                    .iter()
+                    .find(|c| !matches!(c, SubscribeReasonCode::Success(_)))
+                {
+                    return Ok(Sent::Refused(format!(
+                        "the subscription to {response_topic}: {refused:?}"
+                    )));
+                }
+                // Sent again after a reconnect: the first may not have arrived, and if it did
+                // the agent answers the same request_id with the same reply, applying nothing
+                // twice.
                 let _ = client.try_publish_with_properties(
                     command.clone(),
                     QoS::AtLeastOnce,
@@ -138,7 +161,10 @@ pub async fn run(config: &MqttConfig, args: &SendArgs, shutdown: Shutdown) -> Re
                     properties.clone(),
                 );
             }
-            Ok(Event::Incoming(Packet::PubAck(_))) => taken = true,
+            Ok(Event::Incoming(Packet::PubAck(ack))) => match ack.reason {
+                PubAckReason::Success | PubAckReason::NoMatchingSubscribers => got = Got::Broker,
+                refused => return Ok(Sent::Refused(format!("the command on {command}: {refused:?}"))),
+            },
             Ok(Event::Incoming(Packet::Publish(p))) => {
                 let Ok(reply) = serde_json::from_slice::<Value>(&p.payload) else {
                     continue;
@@ -151,14 +177,10 @@ pub async fn run(config: &MqttConfig, args: &SendArgs, shutdown: Shutdown) -> Re
             Err(e) => {
                 trouble = Some(e.to_string());
                 tokio::select! {
-                        _ = tokio::time::sleep(RETRY) => {}
-                        _ = &mut deadline => return Ok(Sent::NoReply {
-                    request_id,
-                    taken,
-                    trouble,
-                }),
-                        _ = shutdown.wait() => return Ok(Sent::Stopped),
-                    }
+                    _ = tokio::time::sleep(RETRY) => {}
+                    _ = &mut deadline => return Ok(Sent::NoReply { request_id, got, trouble }),
+                    _ = shutdown.wait() => return Ok(Sent::Stopped),
+                }
             }
         }
     }
@@ -172,21 +194,31 @@ mod tests {
 
     #[test]
     fn a_body_gets_a_request_id_unless_it_has_one() {
-        let (fields, id) = body(r#"{"operator":"ana","mo":1}"#, MAX).unwrap();
+        let (sent, id) = payload(r#"{"operator":"ana","mo":1}"#, MAX).unwrap();
+        let sent: Value = serde_json::from_str(&sent).unwrap();
         assert!(id.starts_with("send-"), "{id}");
-        assert_eq!(fields["request_id"], id.as_str());
-        assert_eq!(fields["mo"], 1);
-        let (_, id) = body(r#"{"request_id":"r-7","operator":"ana"}"#, MAX).unwrap();
+        assert_eq!(sent["request_id"], id.as_str());
+        assert_eq!(sent["mo"], 1);
+        let (_, again) = payload(r#"{"operator":"ana","mo":1}"#, MAX).unwrap();
+        assert_ne!(id, again, "each send has its own");
+        let (_, id) = payload(r#"{"request_id":"r-7","operator":"ana"}"#, MAX).unwrap();
         assert_eq!(id, "r-7");
     }
 
     #[test]
     fn a_bad_body_is_refused_before_anything_is_sent() {
         for bad in ["", "mo=1", "[1]", "\"text\"", r#"{"request_id":7}"#] {
-            let e = body(bad, MAX).unwrap_err();
+            let e = payload(bad, MAX).unwrap_err();
             assert!(matches!(e, SendError::Body(_)), "{bad}: {e}");
         }
         let huge = format!(r#"{{"note":"{}"}}"#, "x".repeat(MAX));
-        assert!(body(&huge, MAX).unwrap_err().to_string().contains("at most"));
+        assert!(payload(&huge, MAX).unwrap_err().to_string().contains("at most"));
+        // Within the bound as typed, over it once the request_id is added.
+        let edge = format!(r#"{{"note":"{}"}}"#, "x".repeat(MAX - 11));
+        assert_eq!(edge.len(), MAX);
+        assert!(payload(&edge, MAX)
+            .unwrap_err()
+            .to_string()
+            .contains("with its request_id"));
     }
 }
