@@ -20,13 +20,15 @@ async fn first_mo(broker: &str) -> (Duration, Duration) {
     // Absolute: the demo runs in a directory of its own.
     let binary = std::path::absolute(common::agent_binary()).unwrap();
     let mut child = Command::new(binary)
-        .args(["demo", "--broker", broker])
+        .args(["demo", "--broker", broker, "--seconds", "60"])
         .current_dir(dir.path())
         .env("RUST_LOG", "warn")
         .stdout(Stdio::piped())
         .spawn()
         .expect("linegate demo starts");
     let stdout = child.stdout.take().unwrap();
+    // Killed if this run fails, so no demo outlives the benchmark.
+    let _demo = Killed(child);
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
@@ -62,12 +64,16 @@ async fn first_mo(broker: &str) -> (Duration, Duration) {
     })
     .await
     .expect("an MO within 30 s");
-    #[allow(unsafe_code, reason = "kill(2) has no safe binding in std")]
-    unsafe {
-        libc::kill(child.id() as libc::pid_t, libc::SIGINT);
-    }
-    let _ = child.wait();
     (to_broker, to_mo)
+}
+
+struct Killed(std::process::Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
 
 #[tokio::main]
