@@ -4,6 +4,7 @@
 //! dev-dependency, and `linegate demo` through its `demo` feature.
 pub mod broker;
 mod clock;
+pub mod link;
 pub mod mosquitto;
 pub mod odoo;
 pub mod sicantik;

@@ -26,6 +26,8 @@ pub struct BrokerOptions {
     /// Messages queued for one client at most (mosquitto's default is 1,000: a display that
     /// subscribes late to thousands of retained MOs gets only part of them).
     pub max_queued_messages: Option<u32>,
+    /// More of mosquitto's configuration, as written in its file (a bridge, say).
+    pub extra: Option<String>,
 }
 
 /// The broker: `$LINEGATE_MOSQUITTO` when set (empty: none, as on a machine without it), else
@@ -112,6 +114,10 @@ impl Mosquitto {
             std::fs::write(&file, acl)?;
             std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644))?;
             conf.push_str(&format!("acl_file {}\n", file.display()));
+        }
+        if let Some(extra) = &options.extra {
+            conf.push_str(extra);
+            conf.push('\n');
         }
         std::fs::write(dir.join("mosquitto.conf"), conf)?;
         let mut broker = Mosquitto { child: None, port, dir };

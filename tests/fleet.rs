@@ -1,0 +1,225 @@
+//! A plant, not a line: two gateways, each with its agent and its own mosquitto, bridged to one
+//! plant broker with the shipped bridge example (packaging/examples/mosquitto-bridge.conf), as
+//! docs/fleet.md lays it out. Three real mosquitto processes; the plant network between them is
+//! a link the tests can cut.
+mod common;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use common::{config, count, odoo_config, sim, wait_until, Agent, Display, Mosquitto, Panel};
+use linegate::config::MqttConfig;
+use linegate_sim::link::Link;
+use linegate_sim::mosquitto::BrokerOptions;
+use linegate_sim::odoo::SimOdoo;
+use serde_json::{json, Value};
+
+/// The shipped bridge for `gateway`, to the plant broker through `link`: anonymous (the plant
+/// ACL has its own test) and retrying every second or two rather than up to 30 s.
+fn bridge(gateway: &str, link: &Link) -> String {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/packaging/examples/mosquitto-bridge.conf");
+    let shipped = std::fs::read_to_string(path).unwrap();
+    assert!(
+        shipped.contains("restart_timeout 2 30"),
+        "the example's backoff changed"
+    );
+    shipped
+        .replace("line-gw-1", gateway)
+        .replace("plant-broker.example:1883", &format!("127.0.0.1:{}", link.port))
+        .replace("restart_timeout 2 30", "restart_timeout 1 2")
+        .lines()
+        .filter(|l| !l.starts_with("remote_username") && !l.starts_with("remote_password"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// One gateway: its broker (bridged to the plant), its Odoo, its agent and database.
+struct Gateway {
+    id: String,
+    broker: Mosquitto,
+    link: Link,
+    db: PathBuf,
+    agent: Option<Agent>,
+    _sim: SimOdoo,
+    _dir: tempfile::TempDir,
+}
+
+impl Gateway {
+    async fn start(id: &str, plant: &Mosquitto) -> Gateway {
+        let link = Link::start(([127, 0, 0, 1], plant.port()).into()).await.unwrap();
+        let broker = Mosquitto::start_with(BrokerOptions {
+            persistence: true,
+            extra: Some(bridge(id, &link)),
+            ..Default::default()
+        })
+        .await;
+        let sim = sim(19, 3).await;
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("linegate.db");
+        let mut agent_config = config(odoo_config(&sim), &db);
+        agent_config.mqtt = Some(MqttConfig::new("127.0.0.1", broker.port(), id));
+        let agent = Agent::start_online(agent_config, broker.port(), &prefix(id)).await;
+        Gateway {
+            id: id.to_string(),
+            broker,
+            link,
+            db,
+            agent: Some(agent),
+            _sim: sim,
+            _dir: dir,
+        }
+    }
+
+    /// A panel on this gateway's own broker, at `station`.
+    async fn local_panel(&self, station: &str) -> Panel {
+        Panel::start(self.broker.port(), &prefix(&self.id), station).await
+    }
+
+    fn commands(&self) -> i64 {
+        count(&self.db, "SELECT count(*) FROM command_log")
+    }
+
+    async fn stop(mut self) {
+        self.agent.take().unwrap().stop().await;
+    }
+}
+
+fn prefix(gateway: &str) -> String {
+    format!("linegate/{gateway}")
+}
+
+fn register(request_id: &str, mo: i64, line: &str) -> Value {
+    json!({"request_id": request_id, "operator": "ana", "mo": mo, "auth_first": "000100", "roll_number": "R-1", "line": line})
+}
+
+/// The plant broker (no persistence: a restart empties it) and a view of every line on it.
+async fn plant() -> (Mosquitto, Display) {
+    let broker = Mosquitto::start().await;
+    let view = Display::start(broker.port(), "linegate").await;
+    (broker, view)
+}
+
+/// Waits until the plant view shows `gateway`'s MO `mo` in `phase`.
+async fn shows(view: &Display, gateway: &str, mo: i64, phase: &str) {
+    view.wait(
+        &format!("linegate/{gateway}/mo/{mo}"),
+        &format!("{gateway}'s MO {mo} {phase} on the plant view"),
+        |v| v["phase"] == phase,
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_plant_sees_every_gateway_and_a_command_from_above_reaches_its_gateway_only() {
+    // Given two gateways bridged to the plant broker, and a view of the plant
+    let (plant, view) = plant().await;
+    let one = Gateway::start("gw-1", &plant).await;
+    let two = Gateway::start("gw-2", &plant).await;
+
+    // Then the plant view has both gateways' retained state, and their bridges up
+    for gw in ["gw-1", "gw-2"] {
+        view.wait(&format!("linegate/{gw}/status"), "online", |v| {
+            v["state"] == "online" && v["gateway"] == gw
+        })
+        .await;
+        shows(&view, gw, 1, "waiting").await;
+        view.wait(&format!("linegate/{gw}/bridge"), "the bridge up", |v| *v == 1)
+            .await;
+    }
+
+    // When a central panel on the plant broker registers MO 1 at gateway 2's station ws-9
+    let central = Panel::start(plant.port(), &prefix("gw-2"), "ws-9").await;
+    let reply = central.send("register-mo", register("up-1", 1, "L1")).await;
+
+    // Then gateway 2 applied it and its reply came back up; gateway 1 applied nothing
+    assert_eq!(reply["ok"], true, "{reply}");
+    shows(&view, "gw-2", 1, "ready").await;
+    assert_eq!(two.commands(), 1);
+    assert_eq!(one.commands(), 0);
+    assert_eq!(view.json("linegate/gw-1/mo/1").unwrap()["phase"], "waiting");
+    one.stop().await;
+    two.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plant_network_outage_loses_nothing_either_way() {
+    // Given two gateways bridged to the plant broker, and a central panel at gateway 1
+    let (plant, view) = plant().await;
+    let one = Gateway::start("gw-1", &plant).await;
+    let two = Gateway::start("gw-2", &plant).await;
+    shows(&view, "gw-1", 1, "waiting").await;
+    let central = Panel::start(plant.port(), &prefix("gw-1"), "ws-9").await;
+
+    // When gateway 1's link to the plant is cut
+    one.link.cut();
+    view.wait("linegate/gw-1/bridge", "the bridge down (its will)", |v| *v == 0)
+        .await;
+
+    // Then its line keeps taking commands on its own broker
+    let local = one.local_panel("ws-1").await;
+    let reply = local.send("register-mo", register("local-1", 1, "L1")).await;
+    assert_eq!(reply["ok"], true, "{reply}");
+    // And a command sent from above meanwhile waits on the plant broker (it has it: PUBACK)
+    central
+        .publish("register-mo", register("up-2", 2, "L1").to_string())
+        .await;
+    wait_until("the plant broker holding the command", Duration::from_secs(10), || {
+        central.acked() == 1
+    })
+    .await;
+    assert_eq!(
+        view.json("linegate/gw-1/mo/1").unwrap()["phase"],
+        "waiting",
+        "the plant saw nothing yet"
+    );
+
+    // When the link returns
+    one.link.restore();
+
+    // Then the plant sees what the line did, and the command from above is applied and answered
+    view.wait("linegate/gw-1/bridge", "the bridge up again", |v| *v == 1)
+        .await;
+    shows(&view, "gw-1", 1, "ready").await;
+    assert_eq!(central.reply_for("up-2").await["ok"], true);
+    shows(&view, "gw-1", 2, "ready").await;
+    assert_eq!(one.commands(), 2);
+    assert_eq!(two.commands(), 0);
+    one.stop().await;
+    two.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plant_broker_restart_leaves_the_lines_working_and_the_view_whole_again() {
+    // Given two gateways bridged to the plant broker
+    let (mut plant, view) = plant().await;
+    let one = Gateway::start("gw-1", &plant).await;
+    let two = Gateway::start("gw-2", &plant).await;
+    for gw in ["gw-1", "gw-2"] {
+        shows(&view, gw, 1, "waiting").await;
+    }
+
+    // When the plant broker goes down (losing everything it held)
+    plant.kill().await;
+
+    // Then both lines keep taking commands
+    for gw in [&one, &two] {
+        let local = gw.local_panel("ws-1").await;
+        let reply = local
+            .send("register-mo", register(&format!("{}-1", gw.id), 1, "L1"))
+            .await;
+        assert_eq!(reply["ok"], true, "{reply}");
+    }
+
+    // When it returns, then the plant view is whole again: both gateways online, their MOs as
+    // the lines left them, with nothing republished by hand
+    view.forget();
+    plant.resume().await;
+    for gw in ["gw-1", "gw-2"] {
+        view.wait(&format!("linegate/{gw}/status"), "online", |v| v["state"] == "online")
+            .await;
+        shows(&view, gw, 1, "ready").await;
+        shows(&view, gw, 2, "waiting").await;
+    }
+    one.stop().await;
+    two.stop().await;
+}
