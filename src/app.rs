@@ -50,6 +50,9 @@ pub enum AppError {
     AlreadyRunning { db: PathBuf, lock: PathBuf },
     #[error("cannot take the agent's lock {}: {error}", lock.display())]
     Lock { lock: PathBuf, error: std::io::Error },
+    /// Another agent is live on the broker under this gateway id.
+    #[error("{0}")]
+    Twin(String),
 }
 
 /// Runs the agent until `shutdown` fires or a task dies.
@@ -198,11 +201,14 @@ pub async fn run(config: Config, shutdown: Shutdown) -> Result<(), AppError> {
 
     // The broker link as the health summary shows it, when there is a broker.
     let mut broker_up = None;
+    // Set by the link when another agent is live under this gateway id.
+    let (twin_tx, twin) = watch::channel(None);
     if let (Some(mqtt_config), Some(changes), Some(changes_rx)) = (&config.mqtt, changes, changes_rx) {
         let identity = Identity {
             prefix: mqtt_config.topic_prefix(),
             gateway: mqtt_config.gateway_id(),
             started_at: crate::clock::format_rfc3339(crate::clock::now_unix()),
+            instance: format!("{:016x}", mqtt::options::unique()),
         };
         // rumqttc's request channel carries only the publisher's retained state and its goodbye
         // (replies, reminder events, acknowledgements and subscriptions go straight into the
@@ -233,6 +239,11 @@ pub async fn run(config: Config, shutdown: Shutdown) -> Result<(), AppError> {
             state: link_tx,
             goodbye: goodbye.clone(),
             heart: hearts.heart("mqtt link"),
+            twin: Some(mqtt::twin::TwinCheck {
+                config: mqtt_config.clone(),
+                identity: identity.clone(),
+                refused: twin_tx,
+            }),
         };
         tasks.spawn(link_stage, "mqtt link", |stop| mqtt::link::run(link, stop));
         let publisher = mqtt::publisher::Publisher {
@@ -299,6 +310,9 @@ pub async fn run(config: Config, shutdown: Shutdown) -> Result<(), AppError> {
     // Its close-time checkpoint, unless the disk is wedged: systemd would kill us anyway.
     if tokio::time::timeout(STORE_CLOSE_DEADLINE, store.close()).await.is_err() {
         tracing::error!("the store's thread did not finish within {STORE_CLOSE_DEADLINE:?}; exiting without it");
+    }
+    if let Some(why) = twin.borrow().clone() {
+        return Err(AppError::Twin(why));
     }
     match died {
         Some(name) if !shutdown.is_set() => Err(AppError::TaskDied(name)),

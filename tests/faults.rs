@@ -266,6 +266,13 @@ async fn send_logged_in_as_one_station_cannot_act_as_another() {
     agent_config.mqtt = Some(m);
     let agent = Agent::start(agent_config).await;
     wait_until("the first sync", Duration::from_secs(10), || mo_count(&db) == 2).await;
+    // Online: subscribed to its commands (a station may read the status)
+    Display::start_as(broker.port(), PREFIX, Some(("ws-a", "ws-a-secret")))
+        .await
+        .wait(&format!("{PREFIX}/status"), "the agent online", |v| {
+            v["state"] == "online"
+        })
+        .await;
     let cli = tempfile::tempdir().unwrap();
     let password = cli.path().join("mqtt-password");
     std::fs::write(&password, "ws-a-secret\n").unwrap();

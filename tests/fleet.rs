@@ -223,3 +223,100 @@ async fn a_plant_broker_restart_leaves_the_lines_working_and_the_view_whole_agai
     one.stop().await;
     two.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_agent_with_a_live_gateways_id_is_refused_and_the_first_keeps_its_line() {
+    // Given gateway gw-1's agent live on its broker, as a display sees it
+    let broker = Mosquitto::start().await;
+    let sim = sim(19, 2).await;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("linegate.db");
+    let mut first = config(odoo_config(&sim), &db);
+    first.mqtt = Some(MqttConfig::new("127.0.0.1", broker.port(), "gw-1"));
+    let agent = Agent::start_online(first, broker.port(), &prefix("gw-1")).await;
+    let display = Display::start(broker.port(), &prefix("gw-1")).await;
+    let status = display
+        .wait("linegate/gw-1/status", "gw-1 online", |v| v["state"] == "online")
+        .await;
+    let instance = status["instance"]
+        .as_str()
+        .expect("the status names its run")
+        .to_string();
+
+    // When a second `linegate run` starts with the same gateway_id, on a store of its own
+    let other = tempfile::tempdir().unwrap();
+    let mqtt = format!(
+        "[mqtt]\nhost = \"127.0.0.1\"\nport = {}\ngateway_id = \"gw-1\"\n",
+        broker.port()
+    );
+    let file = common::bin::write_config(other.path(), &sim, &mqtt);
+    let mut run = std::process::Command::new("timeout");
+    run.arg("30")
+        .arg(env!("CARGO_BIN_EXE_linegate"))
+        .arg("--config")
+        .arg(&file)
+        .arg("run");
+    run.env("RUST_LOG", "warn");
+    let out = common::bin::output(run).await;
+
+    // Then it refuses, exiting 78 (systemd does not restart it) and saying why
+    assert_eq!(out.status.code(), Some(78), "{}", common::bin::text(&out));
+    let said = common::bin::text(&out);
+    assert!(
+        said.contains("another linegate is live on the broker as gateway \"gw-1\""),
+        "{said}"
+    );
+    // And the first kept its session and its status: never offline, still its own
+    assert!(
+        display
+            .history
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(t, _)| t == "linegate/gw-1/status")
+            .all(|(_, p)| p.contains("\"online\"") && p.contains(&instance)),
+        "{:?}",
+        display.history.lock().unwrap()
+    );
+    let panel = Panel::start(broker.port(), &prefix("gw-1"), "ws-1").await;
+    let reply = panel.send("register-mo", register("after-twin", 1, "L1")).await;
+    assert_eq!(reply["ok"], true, "{reply}");
+    agent.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_online_status_left_by_a_crash_does_not_keep_the_gateway_from_starting() {
+    // Given a retained `online` status of gw-7 whose agent is gone (killed before the broker
+    // noticed: nobody answers under that id)
+    let broker = Mosquitto::start().await;
+    let stale = json!({"schema": 1, "state": "online", "gateway": "gw-7", "instance": "dead0000dead0000",
+        "started_at": "2026-12-01T07:00:00Z"});
+    let mut options = rumqttc::v5::MqttOptions::new("crashed-agent", "127.0.0.1", broker.port());
+    options.set_keep_alive(Duration::from_secs(5));
+    let (client, mut events) = rumqttc::v5::AsyncClient::new(options, 10);
+    client
+        .publish(
+            "linegate/gw-7/status",
+            rumqttc::v5::mqttbytes::QoS::AtLeastOnce,
+            true,
+            stale.to_string(),
+        )
+        .await
+        .unwrap();
+    loop {
+        if let rumqttc::v5::Event::Incoming(rumqttc::v5::mqttbytes::v5::Packet::PubAck(_)) =
+            events.poll().await.unwrap()
+        {
+            break;
+        }
+    }
+    drop(events);
+
+    // When its agent starts again, then it asks, gets no answer, and comes online
+    let sim = sim(19, 1).await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut again = config(odoo_config(&sim), &dir.path().join("linegate.db"));
+    again.mqtt = Some(MqttConfig::new("127.0.0.1", broker.port(), "gw-7"));
+    let agent = Agent::start_online(again, broker.port(), &prefix("gw-7")).await;
+    agent.stop().await;
+}

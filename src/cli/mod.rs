@@ -166,6 +166,11 @@ pub async fn run(file: &ConfigFile, shutdown: Shutdown) -> u8 {
     match crate::app::run(config, shutdown).await {
         Ok(()) => 0,
         Err(crate::app::AppError::Config(e)) => report_config(&file.path, &e),
+        // The configuration's gateway_id is another agent's: systemd must not restart us.
+        Err(e @ crate::app::AppError::Twin(_)) => {
+            eprintln!("linegate: {}: {e}", file.path.display());
+            EXIT_CONFIG
+        }
         Err(e) => {
             tracing::error!(error = %e, "linegate failed");
             EXIT_FAILURE

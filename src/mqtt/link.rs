@@ -104,6 +104,8 @@ pub(crate) struct Link {
     pub(crate) goodbye: std::sync::Arc<std::sync::atomic::AtomicBool>,
     /// Beats on every event (keep-alive pings come at least every `keep_alive`).
     pub(crate) heart: Heart,
+    /// Before the first connect: that no other agent is live under this gateway id.
+    pub(crate) twin: Option<super::twin::TwinCheck>,
 }
 
 type Done = oneshot::Sender<Result<(), NotConfirmed>>;
@@ -176,7 +178,15 @@ pub(crate) async fn run(link: Link, shutdown: Shutdown) {
         state,
         goodbye,
         heart,
+        twin,
     } = link;
+    // Not even once as this gateway while another agent is live as it: connecting under its
+    // client id would take its session, and publishing would overwrite its state.
+    if let Some(check) = &twin {
+        if !super::twin::until_clear(check, &heart, &shutdown).await {
+            return;
+        }
+    }
     let filter = Topic::command_filter(&prefix);
     let mut retries = RECONNECT.retries();
     let mut last_error: Option<String> = None;

@@ -20,6 +20,7 @@ pub(crate) mod options;
 pub(crate) mod payload;
 pub(crate) mod publisher;
 pub(crate) mod topics;
+pub(crate) mod twin;
 
 /// Our largest packet, and the broker's when it does not say.
 const MAX_PACKET: u32 = 1024 * 1024;
@@ -33,6 +34,9 @@ pub(crate) struct Identity {
     pub(crate) prefix: String,
     pub(crate) gateway: String,
     pub(crate) started_at: String,
+    /// This run of the agent, among any others under the same gateway id (there must be none:
+    /// [`twin`] looks before we connect).
+    pub(crate) instance: String,
 }
 
 /// A command from the broker, with the connection it came on (its packet id means nothing on

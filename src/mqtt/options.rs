@@ -33,7 +33,7 @@ pub(crate) fn build(config: &MqttConfig, identity: &Identity) -> Result<MqttOpti
         .set_max_packet_size(Some(MAX_PACKET.max(config.max_payload as u32 + 4096)))
         .set_last_will(LastWill::new(
             Topic::Status.build(&identity.prefix),
-            payload::lost(&identity.gateway, &identity.started_at).to_string(),
+            payload::lost(identity).to_string(),
             QoS::AtLeastOnce,
             true,
             None,

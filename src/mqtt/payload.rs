@@ -82,6 +82,7 @@ pub(crate) struct Gateway<'a> {
     pub(crate) online: bool,
     pub(crate) id: &'a str,
     pub(crate) started_at: &'a str,
+    pub(crate) instance: &'a str,
 }
 
 /// `…/status`: the agent's own state; also its last will (with `online: false`).
@@ -122,6 +123,7 @@ pub(crate) fn status(
         "schema": SCHEMA,
         "state": if gateway.online { "online" } else { "offline" },
         "gateway": gateway.id,
+        "instance": gateway.instance,
         "version": env!("CARGO_PKG_VERSION"),
         "started_at": gateway.started_at,
         "uplink": uplinks,
@@ -172,9 +174,9 @@ pub(crate) fn expiring(permits: &[crate::permit::Expiring], today: i64) -> Value
 }
 
 /// The last will: what the broker says for us when we vanish without a word.
-pub(crate) fn lost(gateway: &str, started_at: &str) -> Value {
-    json!({"schema": SCHEMA, "state": "offline", "reason": "connection lost", "gateway": gateway,
-           "version": env!("CARGO_PKG_VERSION"), "started_at": started_at})
+pub(crate) fn lost(identity: &super::Identity) -> Value {
+    json!({"schema": SCHEMA, "state": "offline", "reason": "connection lost", "gateway": identity.gateway,
+           "instance": identity.instance, "version": env!("CARGO_PKG_VERSION"), "started_at": identity.started_at})
 }
 
 #[cfg(test)]
@@ -199,6 +201,7 @@ mod tests {
             online: true,
             id: "gw",
             started_at: "t",
+            instance: "i",
         };
         let status = status(
             gateway,

@@ -90,9 +90,14 @@ impl Publisher {
                     let mut outcome = Ok(());
                     for change in changes {
                         if !self.link.borrow().connected {
-                            // Everything is republished on the next connect; purges are remembered.
-                            if let Change::Purged(ids) = change {
-                                published.purged_offline.extend(ids);
+                            // Everything is republished on the next connect; purges and the
+                            // progress of long steps (the status carries it) are remembered.
+                            match change {
+                                Change::Purged(ids) => published.purged_offline.extend(ids),
+                                Change::Progress { source, step, done, total } => {
+                                    published.progress.insert(source.to_string(), progress(step, done, total));
+                                }
+                                _ => {}
                             }
                             continue;
                         }
@@ -192,8 +197,9 @@ impl Publisher {
                 done,
                 total,
             } => {
-                let value = serde_json::json!({"step": step, "done": done, "total": total});
-                published.progress.insert(source.to_string(), value);
+                published
+                    .progress
+                    .insert(source.to_string(), progress(step, done, total));
                 self.publish_status(true, published).await?;
             }
         }
@@ -269,6 +275,7 @@ impl Publisher {
             online,
             id: &self.identity.gateway,
             started_at: &self.identity.started_at,
+            instance: &self.identity.instance,
         };
         let status = payload::status(
             gateway,
@@ -286,4 +293,9 @@ impl Publisher {
         }
         Ok(())
     }
+}
+
+/// A long step under way, as the status shows it.
+fn progress(step: &str, done: u64, total: u64) -> serde_json::Value {
+    serde_json::json!({"step": step, "done": done, "total": total})
 }
