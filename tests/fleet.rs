@@ -14,9 +14,10 @@ use linegate_sim::mosquitto::BrokerOptions;
 use linegate_sim::odoo::SimOdoo;
 use serde_json::{json, Value};
 
-/// The shipped bridge for `gateway`, to the plant broker through `link`: anonymous (the plant
-/// ACL has its own test) and retrying every second or two rather than up to 30 s.
-fn bridge(gateway: &str, link: &Link) -> String {
+/// The shipped bridge for `gateway`, to the plant broker through `link`, logging in with the
+/// gateway's account when the plant has accounts (else anonymous), and retrying every second
+/// or two rather than up to 30 s.
+fn bridge(gateway: &str, link: &Link, login: bool) -> String {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/packaging/examples/mosquitto-bridge.conf");
     let shipped = std::fs::read_to_string(path).unwrap();
     assert!(
@@ -27,8 +28,12 @@ fn bridge(gateway: &str, link: &Link) -> String {
         .replace("line-gw-1", gateway)
         .replace("plant-broker.example:1883", &format!("127.0.0.1:{}", link.port))
         .replace("restart_timeout 2 30", "restart_timeout 1 2")
+        .replace(
+            "remote_password change-me",
+            &format!("remote_password {gateway}-secret"),
+        )
         .lines()
-        .filter(|l| !l.starts_with("remote_username") && !l.starts_with("remote_password"))
+        .filter(|l| login || !(l.starts_with("remote_username") || l.starts_with("remote_password")))
         .collect::<Vec<_>>()
         .join("\n")
 }
@@ -46,10 +51,15 @@ struct Gateway {
 
 impl Gateway {
     async fn start(id: &str, plant: &Mosquitto) -> Gateway {
+        Gateway::start_as(id, plant, false).await
+    }
+
+    /// Its bridge logging in to the plant broker as `id` (`login`), or anonymous.
+    async fn start_as(id: &str, plant: &Mosquitto, login: bool) -> Gateway {
         let link = Link::start(([127, 0, 0, 1], plant.port()).into()).await.unwrap();
         let broker = Mosquitto::start_with(BrokerOptions {
             persistence: true,
-            extra: Some(bridge(id, &link)),
+            extra: Some(bridge(id, &link, login)),
             ..Default::default()
         })
         .await;
@@ -319,4 +329,90 @@ async fn an_online_status_left_by_a_crash_does_not_keep_the_gateway_from_startin
     again.mqtt = Some(MqttConfig::new("127.0.0.1", broker.port(), "gw-7"));
     let agent = Agent::start_online(again, broker.port(), &prefix("gw-7")).await;
     agent.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_plant_acl_keeps_gateways_apart_and_central_panels_to_their_stations() {
+    // Given the plant broker with the shipped plant ACL (its central panel at gateway gw-2),
+    // accounts for two gateways' bridges, a dashboard and the central panel
+    let acl = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/packaging/examples/plant-linegate.acl"
+    ))
+    .unwrap()
+    .replace("line-gw-2", "gw-2");
+    let accounts = ["gw-1", "gw-2", "dashboard", "hmi-1"].map(|u| (u.to_string(), format!("{u}-secret")));
+    let plant = Mosquitto::start_with(BrokerOptions {
+        accounts: accounts.to_vec(),
+        acl: Some(acl),
+        log: true,
+        ..Default::default()
+    })
+    .await;
+    let one = Gateway::start_as("gw-1", &plant, true).await;
+    let two = Gateway::start_as("gw-2", &plant, true).await;
+
+    // Then the dashboard sees both gateways through their bridges
+    let dashboard = Display::start_as(plant.port(), "linegate", Some(("dashboard", "dashboard-secret"))).await;
+    for gw in ["gw-1", "gw-2"] {
+        shows(&dashboard, gw, 1, "waiting").await;
+    }
+
+    // When the central panel acts as gw-2's ws-9, then gw-2 applies it and its reply comes up
+    let hmi = Some(("hmi-1", "hmi-1-secret"));
+    let at_two = Panel::start_as(plant.port(), &prefix("gw-2"), "ws-9", hmi).await;
+    assert_eq!(
+        at_two.send("register-mo", register("hmi-ok", 1, "L1")).await["ok"],
+        true
+    );
+
+    // When it tries gw-1's station ws-9, the dashboard tries to command, and gw-1's bridge
+    // account tries gw-2's commands and state
+    let at_one = Panel::start_as(plant.port(), &prefix("gw-1"), "ws-9", hmi).await;
+    at_one
+        .publish("register-mo", register("hmi-at-one", 1, "L1").to_string())
+        .await;
+    let dashboard_login = Some(("dashboard", "dashboard-secret"));
+    let from_dashboard = Panel::start_as(plant.port(), &prefix("gw-2"), "ws-9", dashboard_login).await;
+    from_dashboard
+        .publish("register-mo", register("dashboard-cmd", 2, "L1").to_string())
+        .await;
+    let as_gw1 = Panel::start_as(plant.port(), &prefix("gw-2"), "ws-9", Some(("gw-1", "gw-1-secret"))).await;
+    as_gw1
+        .publish("register-mo", register("gw1-as-gw2", 2, "L1").to_string())
+        .await;
+    let forged = json!({"schema": 1, "id": 1, "name": "forged", "phase": "finished"});
+    let mut options = rumqttc::v5::MqttOptions::new("forger", "127.0.0.1", plant.port());
+    options.set_credentials("gw-1", "gw-1-secret");
+    let (forger, mut events) = rumqttc::v5::AsyncClient::new(options, 10);
+    forger
+        .publish(
+            "linegate/gw-2/mo/1",
+            rumqttc::v5::mqttbytes::QoS::AtLeastOnce,
+            true,
+            forged.to_string(),
+        )
+        .await
+        .unwrap();
+    let answered = tokio::time::timeout(Duration::from_secs(10), async {
+        use rumqttc::v5::{mqttbytes::v5::Packet, Event};
+        while !matches!(events.poll().await, Ok(Event::Incoming(Packet::PubAck(_)))) {}
+    })
+    .await;
+    assert!(answered.is_ok(), "the broker answered the forgery");
+
+    // Then the broker refused all four (the positive control: they reached it), nothing was
+    // applied beyond the central panel's own command, and gw-2's state is its own
+    wait_until("the plant broker refusing the four", Duration::from_secs(10), || {
+        plant.log().matches("Denied PUBLISH from").count() >= 4
+    })
+    .await;
+    // (and nothing of the bridges' own traffic)
+    assert_eq!(plant.log().matches("Denied").count(), 4, "{}", plant.log());
+    assert_eq!(one.commands(), 0);
+    assert_eq!(two.commands(), 1);
+    shows(&dashboard, "gw-2", 1, "ready").await;
+    assert_ne!(dashboard.json("linegate/gw-2/mo/1").unwrap()["name"], "forged");
+    one.stop().await;
+    two.stop().await;
 }
