@@ -14,30 +14,6 @@ use linegate_sim::mosquitto::BrokerOptions;
 use linegate_sim::odoo::SimOdoo;
 use serde_json::{json, Value};
 
-/// The shipped bridge for `gateway`, to the plant broker through `link`, logging in with the
-/// gateway's account when the plant has accounts (else anonymous), and retrying every second
-/// or two rather than up to 30 s.
-fn bridge(gateway: &str, link: &Link, login: bool) -> String {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/packaging/examples/mosquitto-bridge.conf");
-    let shipped = std::fs::read_to_string(path).unwrap();
-    assert!(
-        shipped.contains("restart_timeout 2 30"),
-        "the example's backoff changed"
-    );
-    shipped
-        .replace("line-gw-1", gateway)
-        .replace("plant-broker.example:1883", &format!("127.0.0.1:{}", link.port))
-        .replace("restart_timeout 2 30", "restart_timeout 1 2")
-        .replace(
-            "remote_password change-me",
-            &format!("remote_password {gateway}-secret"),
-        )
-        .lines()
-        .filter(|l| login || !(l.starts_with("remote_username") || l.starts_with("remote_password")))
-        .collect::<Vec<_>>()
-        .join("\n")
-}
-
 /// One gateway: its broker (bridged to the plant), its Odoo, its agent and database.
 struct Gateway {
     id: String,
@@ -59,7 +35,11 @@ impl Gateway {
         let link = Link::start(([127, 0, 0, 1], plant.port()).into()).await.unwrap();
         let broker = Mosquitto::start_with(BrokerOptions {
             persistence: true,
-            extra: Some(bridge(id, &link, login)),
+            extra: Some(linegate_sim::mosquitto::shipped_bridge(
+                id,
+                link.port,
+                login.then(|| format!("{id}-secret")).as_deref(),
+            )),
             ..Default::default()
         })
         .await;

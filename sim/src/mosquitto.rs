@@ -193,3 +193,30 @@ impl Drop for Mosquitto {
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
+
+/// The bridge linegate ships (packaging/examples/mosquitto-bridge.conf), for `gateway`, to the
+/// plant broker on 127.0.0.1:`plant`: logging in with `password` as the gateway (else
+/// anonymous), and retrying every second or two rather than up to 30 s.
+pub fn shipped_bridge(gateway: &str, plant: u16, password: Option<&str>) -> String {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../packaging/examples/mosquitto-bridge.conf"
+    );
+    let shipped = std::fs::read_to_string(path).expect("the shipped bridge example");
+    assert!(
+        shipped.contains("restart_timeout 2 30"),
+        "the example's backoff changed"
+    );
+    shipped
+        .replace("line-gw-1", gateway)
+        .replace("plant-broker.example:1883", &format!("127.0.0.1:{plant}"))
+        .replace("restart_timeout 2 30", "restart_timeout 1 2")
+        .replace(
+            "remote_password change-me",
+            &format!("remote_password {}", password.unwrap_or_default()),
+        )
+        .lines()
+        .filter(|l| password.is_some() || !(l.starts_with("remote_username") || l.starts_with("remote_password")))
+        .collect::<Vec<_>>()
+        .join("\n")
+}

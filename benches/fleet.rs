@@ -1,0 +1,222 @@
+//! `cargo bench --bench fleet`: a plant of gateways (docs/fleet.md), with release agents as
+//! child processes and real mosquittos.
+//!
+//! 1. Two gateways, each with `BENCH_MOS` (1,000) MOs, bridged to a plant broker with the
+//!    shipped bridge: register-mo round trips (one at a time, 200 each) from a panel on the
+//!    gateway's own broker and from a central panel on the plant broker, p50/p99; then the
+//!    plant broker killed and restarted empty, and the time until the plant view has every MO
+//!    of both gateways again.
+//! 2. `BENCH_GATEWAYS` (100) idle gateways on one simulated Odoo (20 ms per request), syncing
+//!    every `BENCH_INTERVAL` (30 s; the default is 300 s): Odoo requests per minute over
+//!    `BENCH_SECONDS` (120) after a warm-up, the busiest second, and the same scaled to the
+//!    default interval.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use linegate_sim::mosquitto::{BrokerOptions, Mosquitto};
+use linegate_sim::odoo::{SimOdoo, SimOdooConfig};
+use rumqttc::v5::mqttbytes::QoS;
+use serde_json::{json, Value};
+
+mod common;
+use common::{percentile, spawn_agent, Seen};
+
+fn env(name: &str, default: usize) -> usize {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+/// A config for gateway `gateway` on `sim`, its broker at `port` (none: no `[mqtt]`).
+fn config(dir: &Path, sim: &SimOdoo, port: Option<u16>, gateway: &str, odoo: &str) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let mut text = format!(
+        "[store]\npath = {:?}\n[odoo]\nurl = {:?}\ndatabase = \"mes\"\napi_key = {:?}\n{odoo}",
+        dir.join("linegate.db"),
+        sim.url(),
+        sim.config().api_key,
+    );
+    if let Some(port) = port {
+        text.push_str(&format!("[mqtt]\nport = {port}\ngateway_id = \"{gateway}\"\n"));
+    }
+    let path = dir.join("linegate.toml");
+    std::fs::write(&path, text).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    path
+}
+
+async fn sim(mos: usize) -> SimOdoo {
+    let sim = SimOdoo::start(SimOdooConfig {
+        latency: Duration::from_millis(20),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    sim.seed(mos);
+    sim
+}
+
+/// Sequential register-mo round trips on `port` for MOs `mos`, from `station` of `gateway`.
+async fn round_trips(port: u16, gateway: &str, station: &str, mos: std::ops::Range<i64>) -> Vec<Duration> {
+    let seen: Seen = Default::default();
+    let filter = format!("linegate/{gateway}/reply/{station}");
+    let panel = common::client(port, &format!("bench-{station}"), filter, seen.clone()).await;
+    let mut times = Vec::new();
+    for mo in mos {
+        let id = format!("{station}-{mo}");
+        let body = json!({"request_id": id, "operator": "o", "mo": mo, "auth_first": "1", "roll_number": "R"});
+        let sent = Instant::now();
+        panel
+            .publish(
+                format!("linegate/{gateway}/cmd/{station}/register-mo"),
+                QoS::AtLeastOnce,
+                false,
+                body.to_string(),
+            )
+            .await
+            .unwrap();
+        let at = common::wait_for(&seen, &id, Duration::from_secs(10), |v| v["ok"] == true)
+            .await
+            .expect("a reply");
+        times.push(at - sent);
+    }
+    times.sort();
+    times
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+async fn plant(mos: usize) {
+    let mut plant = Mosquitto::start_with(BrokerOptions {
+        max_queued_messages: Some(50_000),
+        ..Default::default()
+    })
+    .unwrap();
+    let mut gateways = Vec::new();
+    for gw in ["gw-1", "gw-2"] {
+        let broker = Mosquitto::start_with(BrokerOptions {
+            persistence: true,
+            max_queued_messages: Some(50_000),
+            extra: Some(linegate_sim::mosquitto::shipped_bridge(gw, plant.port, None)),
+            ..Default::default()
+        })
+        .unwrap();
+        let sim = sim(mos).await;
+        let dir = tempfile::tempdir().unwrap();
+        let agent = spawn_agent(&config(dir.path(), &sim, Some(broker.port), gw, ""));
+        gateways.push((broker, sim, dir, agent));
+    }
+    // The plant view: the last payload of every topic, with when it came.
+    let view: Seen = Default::default();
+    let _view = common::client(plant.port, "bench-plant-view", "linegate/+/mo/+".into(), view.clone()).await;
+    let all = 2 * mos;
+    let started = Instant::now();
+    while view.lock().unwrap().len() < all {
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "the plant view never filled"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    println!("plant of 2 gateways × {mos} MOs, bridged with the shipped example");
+    println!(
+        "  plant view filled from both gateways: {:.1} s after their start",
+        started.elapsed().as_secs_f64()
+    );
+
+    let local = round_trips(gateways[0].0.port, "gw-1", "ws-1", 1..201).await;
+    let central = round_trips(plant.port, "gw-1", "ws-9", 201..401).await;
+    for (what, t) in [
+        ("a panel on the gateway's broker", &local),
+        ("a central panel on the plant broker", &central),
+    ] {
+        println!(
+            "  register-mo round trip from {what}: p50 {:.2} ms, p99 {:.2} ms ({} commands)",
+            ms(percentile(t, 0.5)),
+            ms(percentile(t, 0.99)),
+            t.len()
+        );
+    }
+
+    // The plant broker restarted empty: how soon the bridges have refilled the view.
+    tokio::task::block_in_place(|| plant.stop());
+    view.lock().unwrap().clear();
+    let restarted = Instant::now();
+    tokio::task::block_in_place(|| plant.resume()).unwrap();
+    let mut first = None;
+    loop {
+        let n = view.lock().unwrap().len();
+        if n > 0 && first.is_none() {
+            first = Some(restarted.elapsed());
+        }
+        if n >= all {
+            break;
+        }
+        assert!(
+            restarted.elapsed() < Duration::from_secs(120),
+            "the plant view did not converge: {n} of {all}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let changed: HashMap<String, Value> = view
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|(k, (_, v))| (k.clone(), v.clone()))
+        .collect();
+    let registered = changed.values().filter(|v| v["phase"] == "ready").count();
+    println!(
+        "  plant broker restarted empty: first MO back after {:.2} s, all {all} after {:.2} s ({registered} registered during the run, as the lines left them)",
+        first.unwrap_or_default().as_secs_f64(),
+        restarted.elapsed().as_secs_f64()
+    );
+}
+
+async fn odoo_load(gateways: usize, interval: usize, seconds: usize) {
+    let sim = Arc::new(sim(50).await);
+    let dirs: Vec<tempfile::TempDir> = (0..gateways).map(|_| tempfile::tempdir().unwrap()).collect();
+    let odoo = format!("sync_interval = \"{interval}s\"\n");
+    let agents: Vec<_> = dirs
+        .iter()
+        .enumerate()
+        .map(|(i, d)| spawn_agent(&config(d.path(), &sim, None, &format!("gw-{i}"), &odoo)))
+        .collect();
+    // Warm-up: every first sync and reconcile done.
+    tokio::time::sleep(Duration::from_secs((2 * interval) as u64)).await;
+    sim.reset_requests();
+    let per_second = Arc::new(Mutex::new(Vec::new()));
+    let mut last = 0;
+    for _ in 0..seconds {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let now = sim.requests().len();
+        per_second.lock().unwrap().push(now - last);
+        last = now;
+    }
+    drop(agents);
+    let per_minute = last as f64 * 60.0 / seconds as f64;
+    let busiest = per_second.lock().unwrap().iter().copied().max().unwrap_or(0);
+    println!("{gateways} idle gateways on one Odoo, syncing every {interval} s (jittered), over {seconds} s:");
+    println!(
+        "  {per_minute:.0} Odoo requests per minute ({:.2} per gateway; floor: one per interval, {:.0}); busiest second {busiest}",
+        per_minute / gateways as f64,
+        gateways as f64 * 60.0 / interval as f64
+    );
+    println!(
+        "  at the default 300 s interval: {:.0} requests per minute",
+        per_minute * interval as f64 / 300.0
+    );
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    plant(env("BENCH_MOS", 1000)).await;
+    odoo_load(
+        env("BENCH_GATEWAYS", 100),
+        env("BENCH_INTERVAL", 30),
+        env("BENCH_SECONDS", 120),
+    )
+    .await;
+}
