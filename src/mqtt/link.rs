@@ -194,6 +194,8 @@ pub(crate) async fn run(link: Link, shutdown: Shutdown) {
     // Commands the command server had no room for yet; the broker's receive maximum bounds it.
     let mut backlog: VecDeque<Incoming> = VecDeque::new();
     let mut in_flight = InFlight::default();
+    // ConnAcks so far: the retained status of the first one is the probe's business.
+    let mut connects = 0u64;
     // Publishes the broker takes before acknowledging any (its receive maximum), and ours.
     let mut window = OUTGOING_INFLIGHT;
     // The link stops after the publisher, whose "offline" and DISCONNECT it carries: it ends when
@@ -254,6 +256,15 @@ pub(crate) async fn run(link: Link, shutdown: Shutdown) {
                         .pending
                         .push_front(MqttRequest::Subscribe(Subscribe::new(command_filter, None)));
                 }
+                // Our own status too, on every connect, so that the broker sends what it retains
+                // there now: another run's status, or its will, means a twin (see twin.rs).
+                if twin.is_some() {
+                    let status = Filter::new(Topic::Status.build(&prefix), QoS::AtMostOnce);
+                    events
+                        .pending
+                        .push_back(MqttRequest::Subscribe(Subscribe::new(status, None)));
+                }
+                connects += 1;
                 requeue_held_back(&mut events);
                 // A new session's broker redelivers nothing of the old one; a resumed one
                 // redelivers every command not acknowledged, so the old copies waiting here
@@ -276,6 +287,19 @@ pub(crate) async fn run(link: Link, shutdown: Shutdown) {
             Ok(Event::Incoming(Packet::Publish(publish))) => {
                 let topic = String::from_utf8_lossy(&publish.topic).to_string();
                 match Topic::parse(&prefix, &topic) {
+                    Some(Topic::Status) => {
+                        let Some(check) = &twin else { continue };
+                        // Retained at a reconnect (someone wrote it while we were away), or
+                        // live: both are another run's doing when it is not ours.
+                        if publish.retain && connects < 2 {
+                            continue;
+                        }
+                        if let Some(why) = super::twin::older_twin(&check.identity, &publish.payload) {
+                            tracing::error!("{why}");
+                            let _ = check.refused.send(Some(why));
+                            return;
+                        }
+                    }
                     Some(Topic::Command { .. }) if !publish.retain => {
                         let command = (state.borrow().generation, publish);
                         if !backlog.is_empty() {

@@ -7,7 +7,7 @@
 
 use std::time::Duration;
 
-use rumqttc::v5::mqttbytes::v5::Packet;
+use rumqttc::v5::mqttbytes::v5::{ConnectReturnCode, Packet, PubAckReason, SubscribeReasonCode};
 use rumqttc::v5::mqttbytes::QoS;
 use rumqttc::v5::{AsyncClient, Event};
 use serde_json::{json, Value};
@@ -34,6 +34,9 @@ pub(crate) enum Probe {
     Twin { started_at: String, instance: String },
     /// The broker could not be asked.
     Unreachable(String),
+    /// The broker would not let the probe look (its ACL, a connection limit): the agent goes
+    /// on, with the live check of the link alone ([`older_twin`]).
+    Refused(String),
 }
 
 /// Where the probe is.
@@ -71,10 +74,29 @@ pub(crate) async fn probe(config: &MqttConfig, identity: &Identity) -> Result<Pr
             },
         };
         match (event, &mut stage) {
+            (Ok(Event::Incoming(Packet::ConnAck(ack))), _) if ack.code != ConnectReturnCode::Success => {
+                break Probe::Refused(format!("the broker refused the probe's connection: {:?}", ack.code));
+            }
             (Ok(Event::Incoming(Packet::ConnAck(_))), _) => {
                 // The status first: its retained message comes before the second SUBACK.
                 let _ = client.try_subscribe(status_topic.clone(), QoS::AtMostOnce);
                 let _ = client.try_subscribe(reply_topic.clone(), QoS::AtLeastOnce);
+            }
+            (Ok(Event::Incoming(Packet::SubAck(ack))), _)
+                if ack
+                    .return_codes
+                    .iter()
+                    .any(|c| !matches!(c, SubscribeReasonCode::Success(_))) =>
+            {
+                break Probe::Refused(format!(
+                    "the broker refused the probe's subscription: {:?}",
+                    ack.return_codes
+                ));
+            }
+            (Ok(Event::Incoming(Packet::PubAck(ack))), _)
+                if !matches!(ack.reason, PubAckReason::Success | PubAckReason::NoMatchingSubscribers) =>
+            {
+                break Probe::Refused(format!("the broker refused the probe's query: {:?}", ack.reason));
             }
             (Ok(Event::Incoming(Packet::SubAck(_))), Stage::Connecting { granted }) => {
                 *granted += 1;
@@ -157,12 +179,17 @@ pub(crate) async fn until_clear(
         match probed {
             // Built and used already by the link's own options: cannot fail here.
             Ok(Probe::Clear) | Err(_) => return true,
+            Ok(Probe::Refused(why)) => {
+                tracing::warn!(%why, "cannot look for another agent under this gateway id before connecting; going on");
+                return true;
+            }
             Ok(Probe::Twin { started_at, instance }) => {
                 let why = format!(
-                    "another linegate is live on the broker as gateway {:?} (started {started_at}, instance \
-                     {instance}): gateway_id must be unique among the agents on a broker; this one does not \
-                     connect",
-                    check.identity.gateway
+                    "another linegate is live on the broker as gateway {:?} (started {}, instance {}): \
+                     gateway_id must be unique among the agents on a broker; this one does not connect",
+                    check.identity.gateway,
+                    shown(&started_at),
+                    shown(&instance)
                 );
                 tracing::error!("{why}");
                 let _ = check.refused.send(Some(why));
@@ -179,5 +206,91 @@ pub(crate) async fn until_clear(
                 }
             }
         }
+    }
+}
+
+/// Whether `status`, seen on our own status topic once we had been online, shows another run
+/// of this gateway that should keep it: the older of two live twins keeps the line (the
+/// newer refuses), so two agents that both got past the probe (started at once, or with a
+/// slow twin) settle on one. Why this one must stop, when it must.
+pub(crate) fn older_twin(identity: &Identity, status: &[u8]) -> Option<String> {
+    let status: Value = serde_json::from_slice(status).ok()?;
+    let instance = status["instance"].as_str()?;
+    let started_at = status["started_at"].as_str().unwrap_or_default();
+    if instance == identity.instance {
+        return None;
+    }
+    // RFC 3339 UTC of one format: the text orders as the time does; the instance breaks a tie.
+    let theirs = (started_at, instance);
+    let ours = (identity.started_at.as_str(), identity.instance.as_str());
+    if theirs < ours {
+        Some(format!(
+            "another linegate writes this gateway's status ({:?}, started {}, instance {}): gateway_id \
+             must be unique among the agents on a broker; the older one keeps the line, this one stops",
+            identity.gateway,
+            shown(started_at),
+            shown(instance)
+        ))
+    } else {
+        tracing::error!(
+            gateway = %identity.gateway,
+            other_started_at = %shown(started_at),
+            other_instance = %shown(instance),
+            "another linegate writes this gateway's status; it started later and will stop"
+        );
+        None
+    }
+}
+
+/// Text from the broker, for the journal: printable, and short.
+fn shown(text: &str) -> String {
+    text.chars().filter(|c| !c.is_control()).take(64).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn us() -> Identity {
+        Identity {
+            prefix: "linegate/gw".into(),
+            gateway: "gw".into(),
+            started_at: "2026-12-01T08:00:00Z".into(),
+            instance: "bbbb".into(),
+        }
+    }
+
+    fn status(started_at: &str, instance: &str) -> Vec<u8> {
+        json!({"state": "online", "started_at": started_at, "instance": instance})
+            .to_string()
+            .into_bytes()
+    }
+
+    #[test]
+    fn of_two_live_twins_the_newer_stops_and_the_older_keeps_the_line() {
+        // Ours, and not a status at all: nothing to do
+        assert_eq!(older_twin(&us(), &status("2026-12-01T08:00:00Z", "bbbb")), None);
+        assert_eq!(older_twin(&us(), b"not json"), None);
+        assert_eq!(older_twin(&us(), br#"{"state":"online"}"#), None);
+        // Another run started earlier: this one stops
+        let why = older_twin(&us(), &status("2026-12-01T07:59:59Z", "ffff")).unwrap();
+        assert!(why.contains("the older one keeps the line, this one stops"), "{why}");
+        // Started later: it stops, not this one
+        assert_eq!(older_twin(&us(), &status("2026-12-01T08:00:01Z", "0000"),), None);
+        // In the same second the instance decides, the same way on both sides
+        assert!(older_twin(&us(), &status("2026-12-01T08:00:00Z", "aaaa")).is_some());
+        assert_eq!(older_twin(&us(), &status("2026-12-01T08:00:00Z", "cccc")), None);
+        // Its will counts as well: it was there, and it is not us
+        let will = json!({"state": "offline", "reason": "connection lost", "started_at": "2026-12-01T07:00:00Z",
+            "instance": "eeee"});
+        assert!(older_twin(&us(), will.to_string().as_bytes()).is_some());
+    }
+
+    #[test]
+    fn what_the_broker_says_of_a_twin_is_printable_and_short() {
+        let hostile = status("2026-12-01T07:00:00Z\u{1b}[2J", &"x".repeat(10_000));
+        let why = older_twin(&us(), &hostile).unwrap();
+        assert!(!why.chars().any(|c| c.is_control()), "{why:?}");
+        assert!(why.len() < 600, "{}", why.len());
     }
 }
