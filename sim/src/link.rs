@@ -51,13 +51,16 @@ impl Drop for Link {
 async fn forward(listener: TcpListener, target: SocketAddr, cut: Arc<AtomicBool>, cuts: watch::Sender<u64>) {
     loop {
         let Ok((inbound, _)) = listener.accept().await else {
+            // Out of descriptors, say: not a hot loop.
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
             continue;
         };
+        // Watching for cuts before looking: a cut between the two still closes this one.
+        let mut cut_now = cuts.subscribe();
         if cut.load(Ordering::SeqCst) {
             drop(inbound);
             continue;
         }
-        let mut cut_now = cuts.subscribe();
         tokio::spawn(async move {
             let Ok(outbound) = TcpStream::connect(target).await else {
                 return;
