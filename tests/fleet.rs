@@ -256,7 +256,17 @@ async fn a_second_agent_with_a_live_gateways_id_is_refused_and_the_first_keeps_i
         said.contains("another linegate is live on the broker as gateway \"gw-1\""),
         "{said}"
     );
-    // And the first kept its session and its status: never offline, still its own
+    // And the first keeps its line: its panel is answered, and then (a will from a lost
+    // session would have come by now, ahead of the reply's effect on the display) its status
+    // was never offline and is still its own
+    let panel = Panel::start(broker.port(), &prefix("gw-1"), "ws-1").await;
+    let reply = panel.send("register-mo", register("after-twin", 1, "L1")).await;
+    assert_eq!(reply["ok"], true, "{reply}");
+    display
+        .wait("linegate/gw-1/mo/1", "MO 1 ready on the display", |v| {
+            v["phase"] == "ready"
+        })
+        .await;
     assert!(
         display
             .history
@@ -268,9 +278,6 @@ async fn a_second_agent_with_a_live_gateways_id_is_refused_and_the_first_keeps_i
         "{:?}",
         display.history.lock().unwrap()
     );
-    let panel = Panel::start(broker.port(), &prefix("gw-1"), "ws-1").await;
-    let reply = panel.send("register-mo", register("after-twin", 1, "L1")).await;
-    assert_eq!(reply["ok"], true, "{reply}");
     agent.stop().await;
 }
 
