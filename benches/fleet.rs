@@ -107,7 +107,8 @@ async fn plant(mos: usize) {
         let sim = sim(mos).await;
         let dir = tempfile::tempdir().unwrap();
         let agent = spawn_agent(&config(dir.path(), &sim, Some(broker.port), gw, ""));
-        gateways.push((broker, sim, dir, agent));
+        // The agent first: dropped (killed) before its broker.
+        gateways.push((agent, broker, sim, dir));
     }
     // The plant view: the last payload of every topic, with when it came.
     let view: Seen = Default::default();
@@ -127,7 +128,7 @@ async fn plant(mos: usize) {
         started.elapsed().as_secs_f64()
     );
 
-    let local = round_trips(gateways[0].0.port, "gw-1", "ws-1", 1..201).await;
+    let local = round_trips(gateways[0].1.port, "gw-1", "ws-1", 1..201).await;
     let central = round_trips(plant.port, "gw-1", "ws-9", 201..401).await;
     for (what, t) in [
         ("a panel on the gateway's broker", &local),
@@ -196,6 +197,17 @@ async fn odoo_load(gateways: usize, interval: usize, seconds: usize) {
         last = now;
     }
     drop(agents);
+    let mut by_call: HashMap<String, usize> = HashMap::new();
+    for r in sim.requests() {
+        let call = format!(
+            "{} {}",
+            r.model.as_deref().unwrap_or(&r.path),
+            r.method.as_deref().unwrap_or("")
+        );
+        *by_call.entry(call).or_default() += 1;
+    }
+    let mut by_call: Vec<_> = by_call.into_iter().collect();
+    by_call.sort_by_key(|c| std::cmp::Reverse(c.1));
     let per_minute = last as f64 * 60.0 / seconds as f64;
     let busiest = per_second.lock().unwrap().iter().copied().max().unwrap_or(0);
     println!("{gateways} idle gateways on one Odoo, syncing every {interval} s (jittered), over {seconds} s:");
@@ -208,6 +220,8 @@ async fn odoo_load(gateways: usize, interval: usize, seconds: usize) {
         "  at the default 300 s interval: {:.0} requests per minute",
         per_minute * interval as f64 / 300.0
     );
+    let calls: Vec<String> = by_call.iter().map(|(call, n)| format!("{call}: {n}")).collect();
+    println!("  by call: {}", calls.join(", "));
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
