@@ -156,10 +156,11 @@ pub(crate) struct TwinCheck {
     pub(crate) refused: tokio::sync::watch::Sender<Option<String>>,
 }
 
-/// Between probes while the broker cannot be reached: the agent works offline meanwhile, as
-/// it does whenever the broker is away.
+/// Between probes while the broker cannot be reached (the agent works offline meanwhile, as
+/// whenever the broker is away): as the link's own reconnects, so that the first connect too
+/// comes within 2 s of the broker's return.
 const RETRY: crate::backoff::Backoff =
-    crate::backoff::Backoff::new(Duration::from_millis(500), Duration::from_secs(10));
+    crate::backoff::Backoff::new(Duration::from_millis(250), Duration::from_millis(1600));
 
 /// Probes until the broker answers: true when this agent may connect, false when it refused
 /// (another live agent under its id) or shutdown came first.
