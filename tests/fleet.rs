@@ -89,6 +89,27 @@ async fn plant() -> (Mosquitto, Display) {
     (broker, view)
 }
 
+/// Publishes `payload` retained at QoS 1 as a client of its own (`login`: user, password),
+/// and waits for the broker's PUBACK: it has taken it, or refused it (an ACL), either way.
+async fn publish_retained(port: u16, id: &str, login: Option<(&str, &str)>, topic: &str, payload: &Value) {
+    use rumqttc::v5::{mqttbytes::v5::Packet, mqttbytes::QoS, AsyncClient, Event, MqttOptions};
+    let mut options = MqttOptions::new(id, "127.0.0.1", port);
+    options.set_keep_alive(Duration::from_secs(5));
+    if let Some((user, password)) = login {
+        options.set_credentials(user, password);
+    }
+    let (client, mut events) = AsyncClient::new(options, 10);
+    client
+        .publish(topic, QoS::AtLeastOnce, true, payload.to_string())
+        .await
+        .unwrap();
+    let answered = tokio::time::timeout(Duration::from_secs(10), async {
+        while !matches!(events.poll().await, Ok(Event::Incoming(Packet::PubAck(_)))) {}
+    })
+    .await;
+    assert!(answered.is_ok(), "the broker answered the publish on {topic}");
+}
+
 /// Waits until the plant view shows `gateway`'s MO `mo` in `phase`.
 async fn shows(view: &Display, gateway: &str, mo: i64, phase: &str) {
     view.wait(
@@ -288,26 +309,7 @@ async fn an_online_status_left_by_a_crash_does_not_keep_the_gateway_from_startin
     let broker = Mosquitto::start().await;
     let stale = json!({"schema": 1, "state": "online", "gateway": "gw-7", "instance": "dead0000dead0000",
         "started_at": "2026-12-01T07:00:00Z"});
-    let mut options = rumqttc::v5::MqttOptions::new("crashed-agent", "127.0.0.1", broker.port());
-    options.set_keep_alive(Duration::from_secs(5));
-    let (client, mut events) = rumqttc::v5::AsyncClient::new(options, 10);
-    client
-        .publish(
-            "linegate/gw-7/status",
-            rumqttc::v5::mqttbytes::QoS::AtLeastOnce,
-            true,
-            stale.to_string(),
-        )
-        .await
-        .unwrap();
-    loop {
-        if let rumqttc::v5::Event::Incoming(rumqttc::v5::mqttbytes::v5::Packet::PubAck(_)) =
-            events.poll().await.unwrap()
-        {
-            break;
-        }
-    }
-    drop(events);
+    publish_retained(broker.port(), "crashed-agent", None, "linegate/gw-7/status", &stale).await;
 
     // When its agent starts again, then it asks, gets no answer, and comes online
     let sim = sim(19, 1).await;
@@ -369,24 +371,8 @@ async fn the_plant_acl_keeps_gateways_apart_and_central_panels_to_their_stations
         .publish("register-mo", register("gw1-as-gw2", 2, "L1").to_string())
         .await;
     let forged = json!({"schema": 1, "id": 1, "name": "forged", "phase": "finished"});
-    let mut options = rumqttc::v5::MqttOptions::new("forger", "127.0.0.1", plant.port());
-    options.set_credentials("gw-1", "gw-1-secret");
-    let (forger, mut events) = rumqttc::v5::AsyncClient::new(options, 10);
-    forger
-        .publish(
-            "linegate/gw-2/mo/1",
-            rumqttc::v5::mqttbytes::QoS::AtLeastOnce,
-            true,
-            forged.to_string(),
-        )
-        .await
-        .unwrap();
-    let answered = tokio::time::timeout(Duration::from_secs(10), async {
-        use rumqttc::v5::{mqttbytes::v5::Packet, Event};
-        while !matches!(events.poll().await, Ok(Event::Incoming(Packet::PubAck(_)))) {}
-    })
-    .await;
-    assert!(answered.is_ok(), "the broker answered the forgery");
+    let gw1 = Some(("gw-1", "gw-1-secret"));
+    publish_retained(plant.port(), "forger", gw1, "linegate/gw-2/mo/1", &forged).await;
 
     // Then the broker refused all four (the positive control: they reached it), nothing was
     // applied beyond the central panel's own command, and gw-2's state is its own
