@@ -395,6 +395,37 @@ async fn displays_recover_after_a_broker_restart_without_persistence() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resumed_session_without_the_agents_subscription_still_gets_commands() {
+    // Given a session the broker keeps under the agent's client id, but without its
+    // subscription: what is left when the connection that made the session ends before its
+    // SUBSCRIBE reaches the broker (a cut, or a twin taking the session over at once)
+    use rumqttc::v5::{mqttbytes::v5::Packet, AsyncClient, Event, MqttOptions};
+    let broker = Mosquitto::start().await;
+    let sim = sim(19, 2).await;
+    let mut options = MqttOptions::new(format!("linegate-{GATEWAY}"), "127.0.0.1", broker.port());
+    options.set_clean_start(false).set_session_expiry_interval(Some(3600));
+    let (client, mut events) = AsyncClient::new(options, 8);
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while !matches!(events.poll().await, Ok(Event::Incoming(Packet::ConnAck(_)))) {}
+    })
+    .await
+    .expect("the session's first connection");
+    client.disconnect().await.unwrap();
+    while events.poll().await.is_ok() {}
+
+    // When the agent connects and resumes it
+    let dir = tempfile::tempdir().unwrap();
+    let agent = agent(&sim, broker.port(), &dir.path().join("linegate.db")).await;
+
+    // Then it subscribes all the same: a panel's command is applied and answered
+    let panel = Panel::start(broker.port(), PREFIX, "ws-1").await;
+    let body = json!({"request_id": "resumed-1", "operator": "ana", "mo": 1, "auth_first": "5", "roll_number": "R"});
+    let reply = panel.send("register-mo", body).await;
+    assert_eq!(reply["ok"], true, "{reply}");
+    agent.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_sync_is_shown_at_once_and_an_idle_one_is_recorded_with_each_reconcile() {
     // Given an agent syncing every second from an Odoo where nothing changes, reconciling
     // hourly, and a display

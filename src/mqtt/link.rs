@@ -248,14 +248,17 @@ pub(crate) async fn run(link: Link, shutdown: Shutdown) {
                 connected_at = Some(Instant::now());
                 if !ack.session_present {
                     in_flight.lost();
-                    // A new session has no subscriptions. Ahead of everything queued; retained
-                    // commands are never replayed to us.
-                    let mut command_filter = Filter::new(filter.clone(), QoS::AtLeastOnce);
-                    command_filter.retain_forward_rule = RetainForwardRule::Never;
-                    events
-                        .pending
-                        .push_front(MqttRequest::Subscribe(Subscribe::new(command_filter, None)));
                 }
+                // On every connect, not only a new session's: a resumed session need not hold
+                // our subscription, when the connection that made the session ended before its
+                // SUBSCRIBE reached the broker (cut, or taken over by a twin). Subscribing again
+                // replaces the subscription without interrupting it. Ahead of everything queued;
+                // retained commands are never replayed to us.
+                let mut command_filter = Filter::new(filter.clone(), QoS::AtLeastOnce);
+                command_filter.retain_forward_rule = RetainForwardRule::Never;
+                events
+                    .pending
+                    .push_front(MqttRequest::Subscribe(Subscribe::new(command_filter, None)));
                 // Our own status too, on every connect, so that the broker sends what it retains
                 // there now: another run's status, or its will, means a twin (see twin.rs).
                 if twin.is_some() {

@@ -44,6 +44,16 @@ impl Agent {
         agent
     }
 
+    /// Whether it has stopped on its own.
+    pub(crate) fn is_finished(&self) -> bool {
+        self.task.is_finished()
+    }
+
+    /// How it ended, once it has ([`Agent::is_finished`]).
+    pub(crate) async fn outcome(self) -> Result<(), linegate::app::AppError> {
+        self.task.await.unwrap()
+    }
+
     /// Stops it and waits until it has, asserting that it stopped cleanly.
     pub(crate) async fn stop(self) {
         self.trigger.fire();
