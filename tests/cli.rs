@@ -45,6 +45,10 @@ fn check_config_names_the_key_at_fault_and_exits_78() {
         (format!("{odoo}page_size = \"abc\"\n"), "odoo.page_size"),
         (format!("{odoo}page_size = -1\n"), "odoo.page_size"),
         (format!("{odoo}[odoo.fields]\nfoo = \"x_foo\"\n"), "odoo.fields.foo"),
+        (
+            format!("{odoo}line_group_fields = [\"x_line; drop\"]\n"),
+            "odoo.line_group_fields",
+        ),
     ];
     for (config, key) in cases {
         // Given a configuration with one mistake, readable only by its owner (inline key)
@@ -55,6 +59,60 @@ fn check_config_names_the_key_at_fault_and_exits_78() {
         let out = linegate(&path, &["check-config"]).output().unwrap();
         assert_eq!(out.status.code(), Some(78), "{config}: {}", text(&out));
         assert!(text(&out).contains(&format!(": {key}: ")), "{config}: {}", text(&out));
+    }
+}
+
+#[test]
+fn check_config_warns_when_the_mo_domain_leaves_the_gateways_mos_open_to_others() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = r#"["state", "in", ["confirmed", "progress"]]"#;
+    let cases = [
+        // The default: every MO of the Odoo
+        (String::new(), None),
+        (format!("mo_domain = '[{state}]'\n"), None),
+        // A line group OR anything is no line group
+        (
+            format!(r#"mo_domain = '["|", ["picking_type_id", "=", 7], {state}]'"#) + "\n",
+            None,
+        ),
+        (
+            format!(r#"mo_domain = '[{state}, ["workorder_ids.workcenter_id", "in", [1, 2]]]'"#) + "\n",
+            Some(r#"["workorder_ids.workcenter_id","in",[1,2]]"#),
+        ),
+        (
+            format!(r#"mo_domain = '[{state}, ["x_line_group", "=", "press"]]'"#) + "\n",
+            None,
+        ),
+        (
+            format!(r#"mo_domain = '[{state}, ["x_line_group", "=", "press"]]'"#)
+                + "\nline_group_fields = [\"x_line_group\"]\n",
+            Some(r#"["x_line_group","=","press"]"#),
+        ),
+    ];
+    for (domain, restricted_by) in cases {
+        // Given a configuration with this MO domain
+        let path = dir.path().join("linegate.toml");
+        let config = format!("[odoo]\nurl = \"http://x\"\ndatabase = \"mes\"\napi_key = \"k\"\n{domain}");
+        std::fs::write(&path, &config).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        // When it is checked, then it passes, and says what keeps the MOs to this gateway, or
+        // warns that nothing does
+        let out = linegate(&path, &["check-config"]).output().unwrap();
+        let said = text(&out);
+        assert_eq!(out.status.code(), Some(0), "{config}: {said}");
+        match restricted_by {
+            Some(term) => {
+                assert!(
+                    said.contains(&format!("MOs: this gateway's line group, by {term}")),
+                    "{config}: {said}"
+                );
+                assert!(!said.contains("warning"), "{config}: {said}");
+            }
+            None => assert!(
+                said.contains("warning: odoo.mo_domain does not restrict by a line-group field"),
+                "{config}: {said}"
+            ),
+        }
     }
 }
 

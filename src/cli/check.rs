@@ -26,6 +26,7 @@ pub async fn check_config(file: &ConfigFile, ask_odoo: bool) -> u8 {
         .map_or("no Odoo".to_string(), |o| format!("Odoo at {}", o.url));
     println!("{}: ok ({odoo}, store {})", path.display(), config.store.path.display());
     if let Some(odoo) = &config.odoo {
+        println!("{}", line_group(odoo));
         println!("results to Odoo: {}", plan(&odoo.push));
     }
     match (&config.odoo, ask_odoo) {
@@ -35,6 +36,22 @@ pub async fn check_config(file: &ConfigFile, ask_odoo: bool) -> u8 {
             EXIT_CONFIG
         }
         (_, false) => 0,
+    }
+}
+
+/// Which MOs are this gateway's: a line group, or a warning that another gateway on the same
+/// Odoo would hold them too (a warning, not an error: one gateway alone needs no line group).
+fn line_group(odoo: &OdooConfig) -> String {
+    let terms = odoo.line_group_terms();
+    if terms.is_empty() {
+        format!(
+            "warning: odoo.mo_domain does not restrict by a line-group field ({}, on any path; more in \
+             odoo.line_group_fields): every other gateway with such a domain on this Odoo holds the same MOs, \
+             and only the first to report on one reaches Odoo",
+            odoo.line_group_field_names()
+        )
+    } else {
+        format!("MOs: this gateway's line group, by {}", terms.join(", "))
     }
 }
 

@@ -4,6 +4,7 @@
 //! turned into dotted keys in [`diagnostics`].
 
 mod diagnostics;
+mod domain;
 mod mqtt;
 mod odoo;
 mod push;

@@ -35,6 +35,10 @@ pub struct OdooConfig {
     /// Which MOs the floor sees, as an Odoo domain in JSON.
     #[serde(default = "default_mo_domain")]
     pub(crate) mo_domain: String,
+    /// The site's own `mrp.production` fields that name a line group, beside the standard
+    /// ones (`check-config` warns when the domain restricts by none of them).
+    #[serde(default)]
+    pub(crate) line_group_fields: Vec<String>,
     /// Instance-specific `mrp.production` fields, local name → Odoo field name.
     #[serde(default)]
     pub fields: InstanceFields,
@@ -108,6 +112,7 @@ impl OdooConfig {
             password: None,
             password_file: None,
             mo_domain: default_mo_domain(),
+            line_group_fields: Vec::new(),
             fields: InstanceFields::default(),
             sync_interval: default_sync_interval(),
             reconcile_interval: default_reconcile_interval(),
@@ -164,6 +169,20 @@ impl OdooConfig {
             return Err(ConfigError::new("odoo.database", "must not be empty"));
         }
         self.domain()?;
+        if self.line_group_fields.len() > 16 {
+            return Err(ConfigError::new("odoo.line_group_fields", "at most 16 fields"));
+        }
+        let field_name = |f: &String| {
+            (1..=64).contains(&f.len())
+                && f.bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+        };
+        if let Some(bad) = self.line_group_fields.iter().find(|f| !field_name(f)) {
+            return Err(ConfigError::new(
+                "odoo.line_group_fields",
+                format!("{bad:?} is not an Odoo field name (lowercase letters, digits and _)"),
+            ));
+        }
         if !(1..=5000).contains(&self.page_size) {
             return Err(ConfigError::new("odoo.page_size", "must be between 1 and 5000"));
         }
@@ -188,39 +207,28 @@ impl OdooConfig {
         let terms = value
             .as_array()
             .ok_or_else(|| ConfigError::new(key, "must be a JSON array"))?;
-        check_domain_arity(terms).map_err(|why| ConfigError::new(key, why))?;
+        super::domain::check_arity(terms).map_err(|why| ConfigError::new(key, why))?;
         Ok(value)
     }
-}
 
-/// Odoo's `normalize_domain`, as a check: the count of expressions still expected, where a
-/// complete expression followed by more terms gets an implicit `&` in front (so
-/// `[A, "|", B, C]` is `A & (B | C)`), and any operator still short of operands at the end
-/// makes the domain "syntactically not correct". Checking it here turns what would be an
-/// Odoo error on every sync into a configuration error at start.
-fn check_domain_arity(terms: &[serde_json::Value]) -> Result<(), String> {
-    let mut expected: u32 = 1;
-    for term in terms {
-        if expected == 0 {
-            expected = 1;
-        }
-        match term {
-            serde_json::Value::String(op) if op == "&" || op == "|" => expected += 1,
-            serde_json::Value::String(op) if op == "!" => {}
-            serde_json::Value::Array(leaf) if is_leaf(leaf) => expected -= 1,
-            other => return Err(format!("not a domain term: {other}")),
-        }
+    /// The terms of the MO domain that keep this gateway to its own line group, as JSON; none
+    /// when some MO it selects could be another gateway's too (two such gateways would both
+    /// hold it, and both report on it).
+    pub(crate) fn line_group_terms(&self) -> Vec<String> {
+        let Ok(domain) = self.domain() else { return Vec::new() };
+        let terms = domain.as_array().map(Vec::as_slice).unwrap_or_default();
+        super::domain::line_group_leaves(terms, &self.line_group_fields)
+            .into_iter()
+            .map(|leaf| leaf.to_string())
+            .collect()
     }
-    if !terms.is_empty() && expected > 0 {
-        return Err("an operator lacks operands".into());
-    }
-    Ok(())
-}
 
-/// `[field, operator, value]`, or Odoo's TRUE_LEAF `[1, "=", 1]` / FALSE_LEAF `[0, "=", 1]`.
-fn is_leaf(leaf: &[serde_json::Value]) -> bool {
-    let constant = |v: &serde_json::Value| *v == 0 || *v == 1;
-    leaf.len() == 3 && (leaf[0].is_string() || constant(&leaf[0])) && leaf[1].is_string()
+    /// The fields [`OdooConfig::line_group_terms`] counts, for a message.
+    pub(crate) fn line_group_field_names(&self) -> String {
+        let mut names: Vec<&str> = super::domain::LINE_GROUP_FIELDS.to_vec();
+        names.extend(self.line_group_fields.iter().map(String::as_str));
+        names.join(", ")
+    }
 }
 
 #[cfg(test)]
