@@ -156,6 +156,10 @@ pub async fn run(config: Config, shutdown: Shutdown) -> Result<(), AppError> {
             queued: results_queued.subscribe(),
             changes: changes.clone(),
             heart: hearts.heart("odoo outbox"),
+            owners: config
+                .mqtt
+                .as_ref()
+                .map(|mqtt| crate::outbox::odoo::owner::Owners::new(mqtt.gateway_id())),
         };
         tasks.spawn(intake, "odoo outbox", |stop| outbox.run(stop));
     }

@@ -425,3 +425,75 @@ async fn two_agents_started_at_once_under_one_id_settle_on_one() {
     assert_eq!(reply["ok"], true, "{reply}");
     kept.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn of_two_gateways_holding_one_mo_only_the_first_to_report_reaches_odoo() {
+    // Given two gateways on one Odoo whose MO domains overlap: both hold MOs 1 and 2
+    let broker = Mosquitto::start().await;
+    let sim = sim(19, 2).await;
+    let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let config_of = |dir: &tempfile::TempDir, id: &str| {
+        let mut c = config(odoo_config(&sim), &dir.path().join("linegate.db"));
+        c.mqtt = Some(MqttConfig::new("127.0.0.1", broker.port(), id));
+        c
+    };
+    let one = Agent::start_online(config_of(&a, "gw-1"), broker.port(), &prefix("gw-1")).await;
+    let two = Agent::start_online(config_of(&b, "gw-2"), broker.port(), &prefix("gw-2")).await;
+    let (panel_1, panel_2) = (
+        Panel::start(broker.port(), &prefix("gw-1"), "ws-1").await,
+        Panel::start(broker.port(), &prefix("gw-2"), "ws-1").await,
+    );
+    let display_2 = Display::start(broker.port(), &prefix("gw-2")).await;
+    let linegate_notes = |mo: i64| -> Vec<String> {
+        sim.messages(mo)
+            .iter()
+            .filter_map(|m| m["body"].as_str().map(str::to_string))
+            .filter(|b| b.contains("linegate: "))
+            .collect()
+    };
+
+    // When gateway 1 registers MO 1 and its note is in Odoo, and then gateway 2 does too
+    let reply = panel_1.send("register-mo", register("one-1", 1, "L1")).await;
+    assert_eq!(reply["ok"], true, "{reply}");
+    wait_until("gateway 1's note", Duration::from_secs(15), || {
+        linegate_notes(1).len() == 1
+    })
+    .await;
+    let reply = panel_2.send("register-mo", register("two-1", 1, "L7")).await;
+    assert_eq!(reply["ok"], true, "the floor works on regardless: {reply}");
+
+    // Then gateway 2's result for MO 1 waits for a person, saying which gateway has the MO
+    let shown = display_2
+        .wait(&format!("{}/mo/1", prefix("gw-2")), "MO 1 parked", |v| {
+            v["pending_upload"]["parked"].is_string()
+        })
+        .await;
+    let reason = shown["pending_upload"]["parked"].as_str().unwrap();
+    assert!(
+        reason.contains("gateway gw-1 reported on this MO in Odoo first"),
+        "{reason}"
+    );
+    assert!(reason.contains("odoo.mo_domain disjoint"), "{reason}");
+
+    // And gateway 1 goes on reporting on MO 1, gateway 2 on an MO of its own alone
+    let reply = panel_1
+        .send(
+            "start-production",
+            json!({"request_id": "one-2", "operator": "ana", "mo": 1, "leader_id": "0042"}),
+        )
+        .await;
+    assert_eq!(reply["ok"], true, "{reply}");
+    let reply = panel_2.send("register-mo", register("two-2", 2, "L7")).await;
+    assert_eq!(reply["ok"], true, "{reply}");
+    wait_until("both gateways' own notes", Duration::from_secs(15), || {
+        linegate_notes(1).len() == 2 && linegate_notes(2).len() == 1
+    })
+    .await;
+    // Odoo heard of MO 1 from gateway 1 only, and of MO 2 from gateway 2
+    for note in linegate_notes(1) {
+        assert!(note.contains("[linegate gateway gw-1]"), "{note}");
+    }
+    assert!(linegate_notes(2)[0].contains("[linegate gateway gw-2]"));
+    one.stop().await;
+    two.stop().await;
+}

@@ -23,7 +23,9 @@ use crate::shutdown::Shutdown;
 use crate::store::{self, Store, StoreError};
 use crate::uplink::Uplink;
 
+pub(crate) mod owner;
 pub(crate) mod preflight;
+use owner::Owners;
 use preflight::Preflight;
 
 /// Results read from the store at a time.
@@ -78,6 +80,9 @@ pub(crate) struct OdooOutbox {
     /// To the displays: an MO whose results went up (or parked) is shown again.
     pub(crate) changes: Option<changes::Sender>,
     pub(crate) heart: Heart,
+    /// This gateway, named in its notes; an MO another gateway's note names first is not
+    /// reported on (see [`owner`]).
+    pub(crate) owners: Option<Owners>,
 }
 
 /// Why a result did not go up this time.
@@ -392,6 +397,10 @@ impl OdooOutbox {
         let mut uncertain = earlier;
         let mut left: Vec<Step> = self.steps().into_iter().filter(|s| done & *s as u32 == 0).collect();
         left.reverse();
+        // Before this result's note; once it is in, the result is this gateway's to finish.
+        if let Some(owners) = self.owners.as_ref().filter(|_| left.contains(&Step::Chatter)) {
+            owners.check(&self.client, result.mo).await?;
+        }
         while let Some(step) = left.pop() {
             match step {
                 Step::Chatter => self.note(result, uncertain).await?,
@@ -631,7 +640,10 @@ impl OdooOutbox {
         }
         let named = Map::from_iter([
             ("ids".to_string(), json!([result.mo])),
-            ("body".to_string(), json!(note(result))),
+            (
+                "body".to_string(),
+                json!(note(result, self.owners.as_ref().map(Owners::gateway))),
+            ),
             ("message_type".to_string(), json!("comment")),
             ("subtype_xmlid".to_string(), json!("mail.mt_note")),
         ]);
@@ -771,8 +783,9 @@ fn field_value(result: &FloorResult, key: &str, kind: &str) -> Value {
     }
 }
 
-/// The chatter note of a result: plain lines, the event id last (it finds the note again).
-pub(crate) fn note(result: &FloorResult) -> String {
+/// The chatter note of a result: plain lines, then the gateway's (see [`owner`]), and the
+/// event id last (it finds the note again).
+pub(crate) fn note(result: &FloorResult, gateway: Option<&str>) -> String {
     let p = &result.protected;
     let mut lines = vec![format!("linegate: {} {}", result.name, result.happened.as_str())];
     let mut who = Vec::new();
@@ -824,6 +837,9 @@ pub(crate) fn note(result: &FloorResult) -> String {
         }
     ));
     lines.push(times.join(", "));
+    if let Some(gateway) = gateway {
+        lines.push(owner::line(gateway));
+    }
     lines.push(format!("event {}", result.event_id));
     lines.join("\n")
 }
@@ -860,11 +876,12 @@ mod tests {
     #[test]
     fn a_note_says_who_what_when_and_carries_the_event_id() {
         assert_eq!(
-            note(&ended()),
+            note(&ended(), Some("gw-1")),
             "linegate: WH/MO/00007 ended\n\
              operator ana, leader 0042, station ws-1, line L1\n\
              stickers 000100 to 000219, roll R-7, produced 120, loss 5\n\
              started 2026-12-01T06:00:00Z, ended 2026-12-01T08:00:00Z, recorded 2026-12-01T08:00:00Z (gateway clock NOT synchronised)\n\
+             [linegate gateway gw-1]\n\
              event lg-00112233aabbccdd"
         );
     }
