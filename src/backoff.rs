@@ -122,6 +122,16 @@ mod tests {
     }
 
     #[test]
+    fn a_phase_spreads_over_the_whole_width_and_no_further() {
+        // The scheduler's first run after the start: ±50 %, so that gateways started together
+        // part; 300 draws reach well past ±10 % (all within it: 0.2^300)
+        let draws: Vec<Duration> = (0..300).map(|_| jitter(Duration::from_secs(100), 0.5)).collect();
+        assert!(draws.iter().all(|d| within(*d, 50_000, 150_000)), "{draws:?}");
+        assert!(draws.iter().any(|d| *d < Duration::from_secs(80)), "{draws:?}");
+        assert!(draws.iter().any(|d| *d > Duration::from_secs(120)), "{draws:?}");
+    }
+
+    #[test]
     fn huge_durations_saturate_instead_of_overflowing() {
         let b = Backoff::new(Duration::MAX / 2, Duration::MAX);
         assert!(b.delay(64) >= Duration::MAX / 2);

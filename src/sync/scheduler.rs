@@ -29,6 +29,10 @@ pub(crate) const RETRY_MIN: Duration = Duration::from_secs(2);
 pub(crate) const RETRY_MAX: Duration = Duration::from_secs(30);
 /// Scheduled runs are spread by this fraction of the interval.
 const SPREAD: f64 = 0.1;
+/// The first scheduled run after the start's, by this fraction: gateways that all started
+/// together (after a plant-wide power cut) each take a phase of their own across the interval,
+/// where ±10 % alone would keep them bunched in a few seconds, run after run, on one Odoo.
+const PHASE: f64 = 0.5;
 
 /// Something the scheduler can sync.
 pub trait Source: Send {
@@ -94,6 +98,7 @@ impl<S: Source> Scheduler<S> {
         // Retries while the upstream is unreachable never wait longer than a scheduled run.
         let mut retries = Backoff::new(RETRY_MIN, RETRY_MAX.min(self.interval)).retries();
         let mut last_refusal: Option<String> = None;
+        let mut phased = false;
         let mut pulse = tokio::time::interval(BEAT);
         loop {
             self.heart.beat();
@@ -128,7 +133,14 @@ impl<S: Source> Scheduler<S> {
                     last_refusal = None;
                     self.uplink.send_replace(Uplink::Up);
                     tracing::info!(source, %report, "sync done");
-                    jitter(self.interval, SPREAD)
+                    jitter(
+                        self.interval,
+                        if std::mem::replace(&mut phased, true) {
+                            SPREAD
+                        } else {
+                            PHASE
+                        },
+                    )
                 }
                 Err(SyncError::Cancelled) => return,
                 // Another sync is doing the work; the uplink is as that one will find it.
