@@ -200,6 +200,46 @@ async fn a_plant_network_outage_loses_nothing_either_way() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_goes_up_waits_for_the_link_across_a_restart_of_the_gateways_broker() {
+    // Given a gateway bridged to the plant, a plant view of everything, and the link cut
+    let (plant, view) = plant().await;
+    let mut one = Gateway::start("gw-1", &plant).await;
+    shows(&view, "gw-1", 1, "waiting").await;
+    one.link.cut();
+    view.wait("linegate/gw-1/bridge", "the bridge down (its will)", |v| *v == 0)
+        .await;
+
+    // When the line registers MO 1 (its reply is not retained: only the bridge's queue keeps
+    // it for the plant), and then the gateway's broker restarts as systemd restarts it
+    let local = one.local_panel("ws-1").await;
+    assert_eq!(local.send("register-mo", register("cut-1", 1, "L1")).await["ok"], true);
+    one.broker.terminate().await;
+    one.broker.resume().await;
+    // (the agent is back on it: a command's round trip)
+    let local = one.local_panel("ws-1").await;
+    assert_eq!(local.send("register-mo", register("cut-2", 2, "L1")).await["ok"], true);
+    let queued_at = view.history.lock().unwrap().len();
+
+    // When the link returns
+    one.link.restore();
+
+    // Then the plant gets the reply made before the restart, and the line's state
+    wait_until(
+        "the reply from before the restart on the plant",
+        Duration::from_secs(15),
+        || {
+            view.history.lock().unwrap()[queued_at..]
+                .iter()
+                .any(|(topic, payload)| topic == "linegate/gw-1/reply/ws-1" && payload.contains("\"cut-1\""))
+        },
+    )
+    .await;
+    shows(&view, "gw-1", 1, "ready").await;
+    shows(&view, "gw-1", 2, "ready").await;
+    one.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_plant_broker_restart_leaves_the_lines_working_and_the_view_whole_again() {
     // Given two gateways bridged to the plant broker
     let (mut plant, view) = plant().await;
@@ -320,16 +360,21 @@ async fn an_online_status_left_by_a_crash_does_not_keep_the_gateway_from_startin
     agent.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_plant_acl_keeps_gateways_apart_and_central_panels_to_their_stations() {
-    // Given the plant broker with the shipped plant ACL (its central panel at gateway gw-2),
-    // accounts for two gateways' bridges, a dashboard and the central panel
-    let acl = std::fs::read_to_string(concat!(
+/// The shipped plant ACL, its central panel at gateway gw-2.
+fn shipped_plant_acl() -> String {
+    std::fs::read_to_string(concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/packaging/examples/plant-linegate.acl"
     ))
     .unwrap()
-    .replace("line-gw-2", "gw-2");
+    .replace("line-gw-2", "gw-2")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_plant_acl_keeps_gateways_apart_and_central_panels_to_their_stations() {
+    // Given the plant broker with the shipped plant ACL (its central panel at gateway gw-2),
+    // accounts for two gateways' bridges, a dashboard and the central panel
+    let acl = shipped_plant_acl();
     let accounts = ["gw-1", "gw-2", "dashboard", "hmi-1"].map(|u| (u.to_string(), format!("{u}-secret")));
     let plant = Mosquitto::start_with(BrokerOptions {
         accounts: accounts.to_vec(),
@@ -386,6 +431,107 @@ async fn the_plant_acl_keeps_gateways_apart_and_central_panels_to_their_stations
     assert_eq!(two.commands(), 1);
     shows(&dashboard, "gw-2", 1, "ready").await;
     assert_ne!(dashboard.json("linegate/gw-2/mo/1").unwrap()["name"], "forged");
+    one.stop().await;
+    two.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn under_the_plant_acl_each_account_reads_only_its_own() {
+    // Given the plant broker with the shipped ACL, and for the test an auditor who reads
+    // everything and writes each account a sentinel (mosquitto grants every SUBSCRIBE and
+    // filters what it delivers, so what matters is what arrives)
+    let acl = format!(
+        "pattern read linegate/sentinel/%u\n{}\nuser auditor\ntopic readwrite linegate/#\n",
+        shipped_plant_acl()
+    );
+    let accounts = ["gw-1", "gw-2", "dashboard", "hmi-1", "auditor"].map(|u| (u.to_string(), format!("{u}-secret")));
+    let plant = Mosquitto::start_with(BrokerOptions {
+        accounts: accounts.to_vec(),
+        acl: Some(acl),
+        ..Default::default()
+    })
+    .await;
+    let one = Gateway::start_as("gw-1", &plant, true).await;
+    let two = Gateway::start_as("gw-2", &plant, true).await;
+    let login = |user: &'static str| -> Option<(&str, &str)> {
+        let password = match user {
+            "gw-1" => "gw-1-secret",
+            "dashboard" => "dashboard-secret",
+            "hmi-1" => "hmi-1-secret",
+            _ => "auditor-secret",
+        };
+        Some((user, password))
+    };
+    // Every account reads all of linegate/#, as far as the broker lets it
+    let (dashboard, gw1, hmi, auditor) = (
+        Display::start_as(plant.port(), "linegate", login("dashboard")).await,
+        Display::start_as(plant.port(), "linegate", login("gw-1")).await,
+        Display::start_as(plant.port(), "linegate", login("hmi-1")).await,
+        Display::start_as(plant.port(), "linegate", login("auditor")).await,
+    );
+
+    // When the central panel commands gw-2's ws-9 and a panel on gw-2's own line its ws-1
+    let central = Panel::start_as(plant.port(), &prefix("gw-2"), "ws-9", login("hmi-1")).await;
+    assert_eq!(
+        central.send("register-mo", register("hmi-1", 1, "L1")).await["ok"],
+        true
+    );
+    let local = two.local_panel("ws-1").await;
+    assert_eq!(
+        local.send("register-mo", register("local-1", 2, "L1")).await["ok"],
+        true
+    );
+    // and the auditor has seen all of it on the plant broker, then each account's sentinel
+    // has reached it (what the broker had for it before is delivered by then)
+    wait_until(
+        "the auditor seeing the commands, replies and state",
+        Duration::from_secs(15),
+        || {
+            ["cmd/ws-9/register-mo", "reply/ws-9", "reply/ws-1", "mo/1", "mo/2"]
+                .iter()
+                .all(|t| auditor.seen.lock().unwrap().contains_key(&format!("linegate/gw-2/{t}")))
+        },
+    )
+    .await;
+    for (user, view) in [("dashboard", &dashboard), ("gw-1", &gw1), ("hmi-1", &hmi)] {
+        let sentinel = format!("linegate/sentinel/{user}");
+        publish_retained(
+            plant.port(),
+            &format!("auditor-{user}"),
+            login("auditor"),
+            &sentinel,
+            &json!({}),
+        )
+        .await;
+        wait_until(&format!("{user}'s sentinel"), Duration::from_secs(10), || {
+            view.seen.lock().unwrap().contains_key(&sentinel)
+        })
+        .await;
+    }
+
+    // Then the dashboard got every gateway's state, and no command or reply
+    let topics =
+        |view: &Display| -> Vec<String> { view.history.lock().unwrap().iter().map(|(t, _)| t.clone()).collect() };
+    let seen = topics(&dashboard);
+    assert!(
+        seen.iter().any(|t| t == "linegate/gw-1/mo/1") && seen.iter().any(|t| t == "linegate/gw-2/mo/2"),
+        "{seen:?}"
+    );
+    assert!(
+        !seen.iter().any(|t| t.contains("/cmd/") || t.contains("/reply/")),
+        "{seen:?}"
+    );
+    // gw-1's account got its own link state, and nothing of gw-2's
+    let seen = topics(&gw1);
+    assert!(seen.iter().any(|t| t == "linegate/gw-1/bridge"), "{seen:?}");
+    assert!(!seen.iter().any(|t| t.starts_with("linegate/gw-2/")), "{seen:?}");
+    // The central panel's account got its own station's replies, not the line's, nor commands
+    let seen = topics(&hmi);
+    assert!(seen.iter().any(|t| t == "linegate/gw-2/reply/ws-9"), "{seen:?}");
+    assert!(
+        !seen.iter().any(|t| t.contains("/reply/ws-1") || t.contains("/cmd/")),
+        "{seen:?}"
+    );
     one.stop().await;
     two.stop().await;
 }
