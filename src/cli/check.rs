@@ -44,12 +44,20 @@ pub async fn check_config(file: &ConfigFile, ask_odoo: bool) -> u8 {
 fn line_group(odoo: &OdooConfig) -> String {
     let terms = odoo.line_group_terms();
     if terms.is_empty() {
-        format!(
-            "warning: odoo.mo_domain does not restrict by a line-group field ({}, on any path; more in \
+        let mut warning = format!(
+            "warning: odoo.mo_domain does not restrict by a line-group field ({}, or more in \
              odoo.line_group_fields): every other gateway with such a domain on this Odoo holds the same MOs, \
              and only the first to report on one reaches Odoo",
             odoo.line_group_field_names()
-        )
+        );
+        // The first to report is found by its chatter note.
+        if odoo.push.active() && !odoo.push.chatter {
+            warning.push_str(
+                "\nwarning: odoo.push.chatter is off: without its notes, a gateway cannot tell that another \
+                 reports on an MO, and both would",
+            );
+        }
+        warning
     } else {
         format!("MOs: this gateway's line group, by {}", terms.join(", "))
     }

@@ -4,8 +4,9 @@
 use serde_json::Value;
 
 /// `mrp.production` fields that say where an MO is made: its work orders' work centers, and
-/// its operation type (one per production line or warehouse). A dotted path through any of
-/// them counts (`workorder_ids.workcenter_id`, `picking_type_id.warehouse_id`).
+/// its operation type (one per production line or warehouse). A dotted path counts when it
+/// ends at one (`workorder_ids.workcenter_id`), or at its `id` or `name`; one that goes on to
+/// another field (`picking_type_id.company_id`) selects by that field instead.
 pub(super) const LINE_GROUP_FIELDS: [&str; 3] = ["workcenter_id", "workcenter_ids", "picking_type_id"];
 
 /// Odoo's `normalize_domain`, as a check: the count of expressions still expected, where a
@@ -77,22 +78,46 @@ fn restricts(leaf: &Value, also: &[String]) -> bool {
     let Some([Value::String(path), Value::String(operator), value]) = leaf.as_array().map(Vec::as_slice) else {
         return false;
     };
-    let by_group = path
-        .split('.')
-        .any(|part| LINE_GROUP_FIELDS.contains(&part) || also.iter().any(|f| f == part))
-        || also.iter().any(|f| f == path);
-    // `!=`, `not in`, `>`: what they let through is everything else, and so is `= false`.
-    let selects = matches!(
-        operator.as_str(),
-        "=" | "in" | "child_of" | "parent_of" | "like" | "ilike" | "=like" | "=ilike" | "any"
-    );
-    let given = match value {
-        Value::Null | Value::Bool(false) => false,
-        Value::Array(values) => !values.is_empty(),
-        Value::String(text) => !text.is_empty(),
-        _ => true,
+    let by_group = names_line_group(path, also);
+    match operator.as_str() {
+        // A subdomain on a related model (`workorder_ids any [workcenter_id in …]`), or on the
+        // line group's own records (`picking_type_id any [id = 7]`). Its depth is bounded by
+        // the JSON parser's.
+        "any" => {
+            let Value::Array(terms) = value else { return false };
+            let mut inner = also.to_vec();
+            if by_group {
+                inner.extend(["id".to_string(), "name".to_string()]);
+            }
+            !line_group_leaves(terms, &inner).is_empty()
+        }
+        // `!=`, `not in`, `>`: what they let through is everything else, and so is `= false`.
+        "=" | "in" | "child_of" | "parent_of" => {
+            by_group
+                && match value {
+                    Value::Null | Value::Bool(false) => false,
+                    Value::Array(values) => !values.is_empty(),
+                    Value::String(text) => !text.is_empty(),
+                    _ => true,
+                }
+        }
+        // A pattern of wildcards alone matches every name.
+        "like" | "ilike" | "=like" | "=ilike" => {
+            by_group && value.as_str().is_some_and(|p| p.chars().any(|c| c != '%' && c != '_'))
+        }
+        _ => false,
+    }
+}
+
+/// Whether `path` ends at a line-group field (or at its `id` or `name`).
+fn names_line_group(path: &str, also: &[String]) -> bool {
+    let parts: Vec<&str> = path.split('.').collect();
+    let field = match parts.as_slice() {
+        [.., field, "id" | "name"] => field,
+        [.., field] => field,
+        [] => return false,
     };
-    by_group && selects && given
+    LINE_GROUP_FIELDS.contains(field) || also.iter().any(|f| f == field || f == path)
 }
 
 #[cfg(test)]
@@ -116,7 +141,17 @@ mod tests {
         assert_eq!(leaves(&format!("[{state}, {line1}]"), &[]), 1);
         assert_eq!(leaves(&format!("[{line2}]"), &[]), 1);
         assert_eq!(leaves(&format!(r#"["&", {state}, {line2}]"#), &[]), 1);
-        assert_eq!(leaves(r#"[["picking_type_id.warehouse_id", "=", 2]]"#, &[]), 1);
+        assert_eq!(leaves(r#"[["picking_type_id.id", "=", 2]]"#, &[]), 1);
+        assert_eq!(
+            leaves(r#"[["workorder_ids.workcenter_id.name", "=ilike", "press%"]]"#, &[]),
+            1
+        );
+        // A subdomain on the work orders, or on the operation type's own records
+        assert_eq!(
+            leaves(r#"[["workorder_ids", "any", [["workcenter_id", "in", [3]]]]]"#, &[]),
+            1
+        );
+        assert_eq!(leaves(r#"[["picking_type_id", "any", [["id", "=", 7]]]]"#, &[]), 1);
         // Either of two line groups: still a line group
         assert_eq!(leaves(&format!(r#"["|", {line1}, {line2}]"#), &[]), 2);
         assert_eq!(leaves(&format!(r#"[{state}, "|", {line1}, {line2}]"#), &[]), 2);
@@ -134,8 +169,21 @@ mod tests {
         assert_eq!(leaves(r#"[["picking_type_id", "!=", 7]]"#, &[]), 0);
         assert_eq!(leaves(r#"[["picking_type_id", "=", false]]"#, &[]), 0);
         assert_eq!(leaves(r#"[["workcenter_id", "in", []]]"#, &[]), 0);
-        // A field that only contains a line-group field's name is not one
+        // A field that only contains a line-group field's name is not one, nor a path that goes
+        // on from one to another field, nor a pattern of wildcards, nor an id under another model
         assert_eq!(leaves(r#"[["x_workcenter_id_old", "=", 1]]"#, &[]), 0);
+        assert_eq!(leaves(r#"[["picking_type_id.code", "=", "mrp_operation"]]"#, &[]), 0);
+        assert_eq!(leaves(r#"[["workcenter_id.company_id", "=", 1]]"#, &[]), 0);
+        assert_eq!(leaves(r#"[["workorder_ids.workcenter_id", "ilike", "%"]]"#, &[]), 0);
+        assert_eq!(
+            leaves(r#"[["workorder_ids", "any", [["state", "=", "ready"]]]]"#, &[]),
+            0
+        );
+        assert_eq!(leaves(r#"[["workorder_ids", "any", [["id", "=", 3]]]]"#, &[]), 0);
+        assert_eq!(
+            leaves(r#"[["workorder_ids", "not any", [["workcenter_id", "in", [3]]]]]"#, &[]),
+            0
+        );
     }
 
     #[test]
