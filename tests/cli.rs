@@ -49,6 +49,8 @@ fn check_config_names_the_key_at_fault_and_exits_78() {
             format!("{odoo}line_group_fields = [\"x_line; drop\"]\n"),
             "odoo.line_group_fields",
         ),
+        (format!("{odoo}[mqtt]\ngateway_id = \"line/1\"\n"), "mqtt.gateway_id"),
+        (format!("{odoo}[mqtt]\ngateway_id = \"gw'1\"\n"), "mqtt.gateway_id"),
     ];
     for (config, key) in cases {
         // Given a configuration with one mistake, readable only by its owner (inline key)

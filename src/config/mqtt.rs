@@ -123,6 +123,19 @@ impl MqttConfig {
         if self.host.trim().is_empty() {
             return Err(ConfigError::new("mqtt.host", "must not be empty"));
         }
+        // It names the gateway's topics, its client id and its notes in Odoo (outbox/odoo/owner.rs
+        // finds them again as written): nothing a topic, a broker or Odoo's HTML would change.
+        let gateway = self.gateway_id();
+        let plain = |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-');
+        if !(1..=64).contains(&gateway.len()) || !gateway.bytes().all(plain) {
+            return Err(ConfigError::new(
+                "mqtt.gateway_id",
+                format!(
+                    "{:?}: 1 to 64 letters, digits, '.', '_' or '-' (the host name is the default)",
+                    gateway.chars().take(80).collect::<String>()
+                ),
+            ));
+        }
         let prefix = self.topic_prefix();
         if prefix.is_empty() || prefix.contains(['+', '#']) || prefix.ends_with('/') || prefix.starts_with('/') {
             return Err(ConfigError::new(

@@ -172,6 +172,17 @@ pub(crate) fn park(db: &Db, id: i64, reason: &str, now: &str) -> Result<(), Stor
     Ok(())
 }
 
+/// Sets result `id` and every later one of its MO aside for a person: none of them is this
+/// gateway's to report (another gateway reports on the MO). Those behind a parked head are
+/// never on their way to Odoo, so each can be dropped at once. How many were parked.
+pub(crate) fn park_mo(db: &Db, id: i64, reason: &str, now: &str) -> Result<u64, StoreError> {
+    const SQL: &str = "UPDATE outbox SET parked_at = ?3, park_reason = ?2, last_error = ?2, settle_at = NULL \
+        WHERE channel = 'odoo' AND delivered_at IS NULL AND parked_at IS NULL AND id >= ?1 \
+        AND key = (SELECT key FROM outbox WHERE id = ?1)";
+    let parked = db.0.prepare_cached(SQL)?.execute(params![id, reason, now])?;
+    Ok(parked as u64)
+}
+
 /// What the displays show of an MO's results not yet in Odoo.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub(crate) struct Upload {
@@ -497,6 +508,30 @@ mod tests {
         );
         let backlog = odoo_backlog(&db).unwrap();
         assert_eq!((backlog.pending, backlog.parked, backlog.dropped), (4, 1, 0));
+    }
+
+    #[test]
+    fn an_mo_another_gateway_reports_on_parks_its_whole_queue_and_no_other() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut db = super::super::open(&dir.path().join("t.db")).unwrap();
+        let t = "2026-12-01T08:00:00Z";
+        queue(&mut db, &[(7, 1, t), (8, 1, t), (7, 2, t), (7, 3, t)]);
+        let head = odoo_heads(&db, &due(t), 50).unwrap()[0].id;
+        assert_eq!(
+            park_mo(&db, head, "gateway gw-1 reported on this MO in Odoo first", t).unwrap(),
+            3
+        );
+        let backlog = odoo_backlog(&db).unwrap();
+        assert_eq!((backlog.pending, backlog.parked), (4, 3));
+        // Each can be dropped at once; MO 8 goes on
+        let last = head + 3;
+        assert!(matches!(
+            drop_result(&mut db, last, t).unwrap(),
+            DropOutcome::Dropped(_)
+        ));
+        let heads = odoo_heads(&db, &due(t), 50).unwrap();
+        assert_eq!(heads.len(), 1);
+        assert_eq!(serde_json::from_str::<FloorResult>(&heads[0].payload).unwrap().mo, 8);
     }
 
     #[test]

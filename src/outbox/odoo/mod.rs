@@ -92,6 +92,9 @@ enum Failure {
     Retry(OdooError),
     /// Needs a person: tried again only when `linegate outbox retry` says so.
     Park(String),
+    /// Another gateway reports on the MO: this result and the rest of the MO's queue wait for
+    /// a person (see [`owner`]).
+    NotOurs(String),
 }
 
 enum Round {
@@ -320,6 +323,13 @@ impl OdooOutbox {
                     .call(move |db| store::outbox::park(db, id, &reason, &now))
                     .await
             }
+            Err(Failure::NotOurs(reason)) => {
+                tracing::error!(id, mo, reason, "results for Odoo wait for a person (linegate outbox)");
+                let reason = reason.clone();
+                self.store
+                    .call(move |db| store::outbox::park_mo(db, id, &reason, &now).map(|_| ()))
+                    .await
+            }
             Err(Failure::Retry(e)) => {
                 let wait = RESULT_RETRY.delay(head.attempts.saturating_add(1)).as_secs() as i64;
                 let next = clock::format_rfc3339(unix.saturating_add(wait));
@@ -387,20 +397,22 @@ impl OdooOutbox {
         // before trying, so that a kill mid-call is known at the next start.
         let id = head.id;
         let earlier = head.attempts > 0;
+        let mut done = head.steps_done;
+        let mut left: Vec<Step> = self.steps().into_iter().filter(|s| done & *s as u32 == 0).collect();
+        left.reverse();
+        // Before this result's note (once it is in, the result is this gateway's to finish),
+        // and before the attempt is counted: the check only reads, so a timeout in it leaves
+        // nothing to settle in Odoo.
+        if let Some(owners) = self.owners.as_ref().filter(|_| left.contains(&Step::Chatter)) {
+            owners.check(&self.client, result.mo).await?;
+        }
         let settle = i64::try_from(self.push.settle_time.as_secs()).unwrap_or(i64::MAX);
         let settle_at = clock::format_rfc3339(clock::now_unix().saturating_add(settle));
         self.store
             .call(move |db| store::outbox::attempt(db, id, &settle_at))
             .await
             .map_err(stored)?;
-        let mut done = head.steps_done;
         let mut uncertain = earlier;
-        let mut left: Vec<Step> = self.steps().into_iter().filter(|s| done & *s as u32 == 0).collect();
-        left.reverse();
-        // Before this result's note; once it is in, the result is this gateway's to finish.
-        if let Some(owners) = self.owners.as_ref().filter(|_| left.contains(&Step::Chatter)) {
-            owners.check(&self.client, result.mo).await?;
-        }
         while let Some(step) = left.pop() {
             match step {
                 Step::Chatter => self.note(result, uncertain).await?,
