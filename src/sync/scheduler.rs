@@ -29,10 +29,13 @@ pub(crate) const RETRY_MIN: Duration = Duration::from_secs(2);
 pub(crate) const RETRY_MAX: Duration = Duration::from_secs(30);
 /// Scheduled runs are spread by this fraction of the interval.
 const SPREAD: f64 = 0.1;
-/// The first scheduled run after the start's, by this fraction: gateways that all started
-/// together (after a plant-wide power cut) each take a phase of their own across the interval,
-/// where ±10 % alone would keep them bunched in a few seconds, run after run, on one Odoo.
-const PHASE: f64 = 0.5;
+/// The first scheduled run after the start's, and after an outage's end, comes anywhere within
+/// one interval: gateways that all started together (a plant-wide power cut), or all found a
+/// shared Odoo back at once, each take a phase of their own across the interval, where ±10 %
+/// alone would keep them bunched in a few seconds, run after run.
+fn phase(interval: Duration) -> Duration {
+    jitter(interval / 2, 1.0)
+}
 
 /// Something the scheduler can sync.
 pub trait Source: Send {
@@ -98,6 +101,7 @@ impl<S: Source> Scheduler<S> {
         // Retries while the upstream is unreachable never wait longer than a scheduled run.
         let mut retries = Backoff::new(RETRY_MIN, RETRY_MAX.min(self.interval)).retries();
         let mut last_refusal: Option<String> = None;
+        // Whether the runs have their own phase yet (see [`phase`]).
         let mut phased = false;
         let mut pulse = tokio::time::interval(BEAT);
         loop {
@@ -133,14 +137,11 @@ impl<S: Source> Scheduler<S> {
                     last_refusal = None;
                     self.uplink.send_replace(Uplink::Up);
                     tracing::info!(source, %report, "sync done");
-                    jitter(
-                        self.interval,
-                        if std::mem::replace(&mut phased, true) {
-                            SPREAD
-                        } else {
-                            PHASE
-                        },
-                    )
+                    if std::mem::replace(&mut phased, true) {
+                        jitter(self.interval, SPREAD)
+                    } else {
+                        phase(self.interval)
+                    }
                 }
                 Err(SyncError::Cancelled) => return,
                 // Another sync is doing the work; the uplink is as that one will find it.
@@ -156,6 +157,7 @@ impl<S: Source> Scheduler<S> {
                     delay
                 }
                 Err(e) if e.is_transient() => {
+                    phased = false;
                     let delay = retries.failed();
                     let failures = retries.failures();
                     let error = e.to_string();
