@@ -569,6 +569,12 @@ async fn two_agents_started_at_once_under_one_id_settle_on_one() {
     let panel = Panel::start(broker.port(), &prefix("gw-5"), "ws-1").await;
     let reply = panel.send("register-mo", register("kept-1", 1, "L1")).await;
     assert_eq!(reply["ok"], true, "{reply}");
+    // And the retained status is the kept one's, online (not the will of the one that stopped)
+    let late = Display::start(broker.port(), &prefix("gw-5")).await;
+    late.wait("linegate/gw-5/status", "the kept agent's status", |v| {
+        v["state"] == "online"
+    })
+    .await;
     kept.stop().await;
 }
 

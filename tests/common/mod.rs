@@ -196,7 +196,8 @@ impl Display {
         Display::start_as(port, prefix, None).await
     }
 
-    /// A display that logs in with `login` (user, password).
+    /// A display that logs in with `login` (user, password); subscribed once it returns, so
+    /// that what it did not receive after that was not sent to it.
     pub(crate) async fn start_as(port: u16, prefix: &str, login: Option<(&str, &str)>) -> Display {
         use rumqttc::v5::mqttbytes::v5::Packet;
         use rumqttc::v5::{mqttbytes::QoS, AsyncClient, Event, MqttOptions};
@@ -212,11 +213,18 @@ impl Display {
         let filter = format!("{prefix}/#");
         let store = seen.clone();
         let log = history.clone();
+        let (subscribed, ready) = tokio::sync::oneshot::channel();
+        let mut subscribed = Some(subscribed);
         let task = tokio::spawn(async move {
             loop {
                 match events.poll().await {
                     Ok(Event::Incoming(Packet::ConnAck(_))) => {
                         let _ = client.try_subscribe(filter.clone(), QoS::AtLeastOnce);
+                    }
+                    Ok(Event::Incoming(Packet::SubAck(_))) => {
+                        if let Some(subscribed) = subscribed.take() {
+                            let _ = subscribed.send(());
+                        }
                     }
                     Ok(Event::Incoming(Packet::Publish(p))) => {
                         let topic = String::from_utf8_lossy(&p.topic).to_string();
@@ -229,6 +237,10 @@ impl Display {
                 }
             }
         });
+        tokio::time::timeout(Duration::from_secs(15), ready)
+            .await
+            .expect("the display subscribed within 15 s")
+            .expect("the display's task runs");
         Display {
             seen,
             history,
