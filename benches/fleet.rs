@@ -9,11 +9,12 @@
 //! 2. `BENCH_GATEWAYS` (100) idle gateways on one simulated Odoo (20 ms per request), syncing
 //!    every `BENCH_INTERVAL` (30 s; the default is 300 s): Odoo requests per minute over
 //!    `BENCH_SECONDS` (120) after a warm-up, the busiest second, and the same scaled to the
-//!    default interval.
+//!    default interval; then the same gateways taking `BENCH_RATE` (100) commands a minute
+//!    between them, round robin, and what each command adds (its result for Odoo).
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use linegate_sim::mosquitto::{BrokerOptions, Mosquitto};
@@ -176,27 +177,23 @@ async fn plant(mos: usize) {
     );
 }
 
-async fn odoo_load(gateways: usize, interval: usize, seconds: usize) {
-    let sim = Arc::new(sim(50).await);
-    let dirs: Vec<tempfile::TempDir> = (0..gateways).map(|_| tempfile::tempdir().unwrap()).collect();
-    let odoo = format!("sync_interval = \"{interval}s\"\n");
-    let agents: Vec<_> = dirs
-        .iter()
-        .enumerate()
-        .map(|(i, d)| spawn_agent(&config(d.path(), &sim, None, &format!("gw-{i}"), &odoo)))
-        .collect();
-    // Warm-up: every first sync and reconcile done.
-    tokio::time::sleep(Duration::from_secs((2 * interval) as u64)).await;
+/// Odoo requests in one window of `seconds`: per minute, the busiest second, and by call.
+struct Load {
+    per_minute: f64,
+    busiest: usize,
+    by_call: Vec<(String, usize)>,
+}
+
+async fn measure(sim: &SimOdoo, seconds: usize) -> Load {
     sim.reset_requests();
-    let per_second = Arc::new(Mutex::new(Vec::new()));
+    let mut per_second = Vec::new();
     let mut last = 0;
     for _ in 0..seconds {
         tokio::time::sleep(Duration::from_secs(1)).await;
         let now = sim.requests().len();
-        per_second.lock().unwrap().push(now - last);
+        per_second.push(now - last);
         last = now;
     }
-    drop(agents);
     let mut by_call: HashMap<String, usize> = HashMap::new();
     for r in sim.requests() {
         let call = format!(
@@ -208,20 +205,111 @@ async fn odoo_load(gateways: usize, interval: usize, seconds: usize) {
     }
     let mut by_call: Vec<_> = by_call.into_iter().collect();
     by_call.sort_by_key(|c| std::cmp::Reverse(c.1));
-    let per_minute = last as f64 * 60.0 / seconds as f64;
-    let busiest = per_second.lock().unwrap().iter().copied().max().unwrap_or(0);
+    Load {
+        per_minute: last as f64 * 60.0 / seconds as f64,
+        busiest: per_second.iter().copied().max().unwrap_or(0),
+        by_call,
+    }
+}
+
+fn calls(load: &Load) -> String {
+    let calls: Vec<String> = load.by_call.iter().map(|(call, n)| format!("{call}: {n}")).collect();
+    calls.join(", ")
+}
+
+/// `gateways` agents on one Odoo and one broker: idle, then taking `rate` commands a minute
+/// between them (each a result for Odoo), each window `seconds` long.
+async fn odoo_load(gateways: usize, interval: usize, seconds: usize, rate: usize) {
+    // Each gateway its own line group, as docs/fleet.md has it: MOs OWN*i+1 ..= OWN*i+OWN.
+    const OWN: usize = 3;
+    let sim = Arc::new(sim(gateways * OWN).await);
+    let broker = Mosquitto::start().unwrap();
+    let dirs: Vec<tempfile::TempDir> = (0..gateways).map(|_| tempfile::tempdir().unwrap()).collect();
+    let agents: Vec<_> = dirs
+        .iter()
+        .enumerate()
+        .map(|(i, d)| {
+            let own: Vec<usize> = (OWN * i + 1..=OWN * (i + 1)).collect();
+            // With the MO's progress too: a result's full cost (start it, close it).
+            let odoo = format!(
+                "sync_interval = \"{interval}s\"\nmo_domain = '[[\"id\", \"in\", {own:?}]]'\n[odoo.push]\nprogress = true\n"
+            );
+            spawn_agent(&config(d.path(), &sim, Some(broker.port), &format!("gw-{i}"), &odoo))
+        })
+        .collect();
+    // Warm-up: every first sync, reconcile and first scheduled run (0.5-1.5 intervals) done.
+    tokio::time::sleep(Duration::from_secs((2 * interval) as u64)).await;
+    let idle = measure(&sim, seconds).await;
     println!("{gateways} idle gateways on one Odoo, syncing every {interval} s (jittered), over {seconds} s:");
     println!(
-        "  {per_minute:.0} Odoo requests per minute ({:.2} per gateway; floor: one per interval, {:.0}); busiest second {busiest}",
-        per_minute / gateways as f64,
-        gateways as f64 * 60.0 / interval as f64
+        "  {:.0} Odoo requests per minute ({:.2} per gateway; floor: one per interval, {:.0}); busiest second {}",
+        idle.per_minute,
+        idle.per_minute / gateways as f64,
+        gateways as f64 * 60.0 / interval as f64,
+        idle.busiest
     );
     println!(
         "  at the default 300 s interval: {:.0} requests per minute",
-        per_minute * interval as f64 / 300.0
+        idle.per_minute * interval as f64 / 300.0
     );
-    let calls: Vec<String> = by_call.iter().map(|(call, n)| format!("{call}: {n}")).collect();
-    println!("  by call: {}", calls.join(", "));
+    println!("  by call: {}", calls(&idle));
+
+    // Steady commands: one gateway after another runs one of its MOs through register, start
+    // and end, so that every kind of result is in the window.
+    let replies: Seen = Default::default();
+    let panel = common::client(
+        broker.port,
+        "bench-fleet-panel",
+        "linegate/+/reply/bench".into(),
+        replies.clone(),
+    )
+    .await;
+    let every = Duration::from_secs_f64(60.0 / rate.max(1) as f64);
+    let driver = tokio::spawn(async move {
+        let mut tick = tokio::time::interval(every);
+        for k in 0usize.. {
+            tick.tick().await;
+            let (gateway, round) = ((k / 3) % gateways, k / (3 * gateways));
+            let mo = (OWN * gateway + round % OWN + 1) as i64;
+            let (action, fields) = match k % 3 {
+                0 => ("register-mo", json!({"auth_first": "000100", "roll_number": "R-1"})),
+                1 => ("start-production", json!({"leader_id": "0042"})),
+                _ => ("end-production", json!({"authenticity": "000220"})),
+            };
+            let mut body = json!({"request_id": format!("b-{k}"), "operator": "o", "mo": mo});
+            body.as_object_mut()
+                .unwrap()
+                .extend(fields.as_object().unwrap().clone());
+            let topic = format!("linegate/gw-{gateway}/cmd/bench/{action}");
+            let _ = panel.publish(topic, QoS::AtLeastOnce, false, body.to_string()).await;
+        }
+    });
+    let steady = measure(&sim, seconds).await;
+    driver.abort();
+    let applied = replies
+        .lock()
+        .unwrap()
+        .values()
+        .filter(|(_, v)| v["ok"] == true)
+        .count();
+    // The results' own calls: all but the syncs' searches.
+    let sync_calls = ["mrp.production search_read", "stock.picking search_read"];
+    let results: usize = steady
+        .by_call
+        .iter()
+        .filter(|(call, _)| !sync_calls.contains(&call.as_str()))
+        .map(|(_, n)| n)
+        .sum();
+    let parked: i64 = dirs.iter().map(|d| common::parked(&d.path().join("linegate.db"))).sum();
+    println!("the same gateways taking {rate} commands a minute between them, over {seconds} s ({applied} applied, {parked} results parked):");
+    println!(
+        "  {:.0} Odoo requests per minute; the results' own calls {:.2} per command; busiest second {}",
+        steady.per_minute,
+        results as f64 / applied.max(1) as f64,
+        steady.busiest
+    );
+    println!("  by call: {}", calls(&steady));
+    drop(agents);
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
@@ -231,6 +319,7 @@ async fn main() {
         env("BENCH_GATEWAYS", 100),
         env("BENCH_INTERVAL", 30),
         env("BENCH_SECONDS", 120),
+        env("BENCH_RATE", 100),
     )
     .await;
 }

@@ -140,6 +140,17 @@ pub(crate) async fn display_and_panel(port: u16, filter: &str) -> (AsyncClient, 
     (display, seen, panel, replies)
 }
 
+/// Results for Odoo waiting for a person in the store at `db`.
+pub(crate) fn parked(db: &Path) -> i64 {
+    let db = rusqlite::Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).unwrap();
+    db.query_row(
+        "SELECT count(*) FROM outbox WHERE channel = 'odoo' AND parked_at IS NOT NULL",
+        [],
+        |r| r.get(0),
+    )
+    .unwrap()
+}
+
 /// Results not yet in Odoo in the store at `db`, among those with ids up to `last`
 /// (`i64::MAX`: all).
 pub(crate) fn undelivered(db: &Path, last: i64) -> i64 {
