@@ -5,8 +5,8 @@
 //!   it sends; what does not fit waits in the link), connection changes on a watch;
 //!   acknowledgements and the publishes whose PUBACK someone waits for (replies, reminder
 //!   events) go straight into the event loop's own queue. It subscribes again after every
-//!   ConnAck (a resumed session need not hold the subscription), and backs off with jitter between failed connects (rumqttc has
-//!   no backoff).
+//!   ConnAck (a resumed session need not hold the subscription), and backs off with jitter
+//!   between failed connects (rumqttc has no backoff).
 //! - [`publisher`]: retained state for the displays, read from SQLite: everything on every
 //!   (re)connect, then what changed.
 //! - [`commands`]: panel commands through the command layer; the message is acknowledged only
