@@ -74,6 +74,13 @@ impl Gateway {
     }
 }
 
+/// An agent's config with its store in `dir`, on `sim` and `broker`, as `gateway`.
+fn agent_in(dir: &tempfile::TempDir, sim: &SimOdoo, broker: &Mosquitto, gateway: &str) -> linegate::config::Config {
+    let mut c = config(odoo_config(sim), &dir.path().join("linegate.db"));
+    c.mqtt = Some(MqttConfig::new("127.0.0.1", broker.port(), gateway));
+    c
+}
+
 fn prefix(gateway: &str) -> String {
     format!("linegate/{gateway}")
 }
@@ -543,12 +550,10 @@ async fn two_agents_started_at_once_under_one_id_settle_on_one() {
     let broker = Mosquitto::start().await;
     let sim = sim(19, 2).await;
     let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let agent = |dir: &tempfile::TempDir| {
-        let mut c = config(odoo_config(&sim), &dir.path().join("linegate.db"));
-        c.mqtt = Some(MqttConfig::new("127.0.0.1", broker.port(), "gw-5"));
-        c
-    };
-    let (first, second) = tokio::join!(Agent::start(agent(&a)), Agent::start(agent(&b)));
+    let (first, second) = tokio::join!(
+        Agent::start(agent_in(&a, &sim, &broker, "gw-5")),
+        Agent::start(agent_in(&b, &sim, &broker, "gw-5"))
+    );
 
     // Then within seconds one of them stops, refusing as the newer twin, and the other keeps
     // the line: online, and answering its panel (under one client id they took the session
@@ -584,13 +589,8 @@ async fn of_two_gateways_holding_one_mo_only_the_first_to_report_reaches_odoo() 
     let broker = Mosquitto::start().await;
     let sim = sim(19, 2).await;
     let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let config_of = |dir: &tempfile::TempDir, id: &str| {
-        let mut c = config(odoo_config(&sim), &dir.path().join("linegate.db"));
-        c.mqtt = Some(MqttConfig::new("127.0.0.1", broker.port(), id));
-        c
-    };
-    let one = Agent::start_online(config_of(&a, "gw-1"), broker.port(), &prefix("gw-1")).await;
-    let two = Agent::start_online(config_of(&b, "gw-2"), broker.port(), &prefix("gw-2")).await;
+    let one = Agent::start_online(agent_in(&a, &sim, &broker, "gw-1"), broker.port(), &prefix("gw-1")).await;
+    let two = Agent::start_online(agent_in(&b, &sim, &broker, "gw-2"), broker.port(), &prefix("gw-2")).await;
     let (panel_1, panel_2) = (
         Panel::start(broker.port(), &prefix("gw-1"), "ws-1").await,
         Panel::start(broker.port(), &prefix("gw-2"), "ws-1").await,
