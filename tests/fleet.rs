@@ -288,10 +288,7 @@ async fn a_second_agent_with_a_live_gateways_id_is_refused_and_the_first_keeps_i
     let broker = Mosquitto::start().await;
     let sim = sim(19, 2).await;
     let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("linegate.db");
-    let mut first = config(odoo_config(&sim), &db);
-    first.mqtt = Some(MqttConfig::new("127.0.0.1", broker.port(), "gw-1"));
-    let agent = Agent::start_online(first, broker.port(), &prefix("gw-1")).await;
+    let agent = Agent::start_online(agent_in(&dir, &sim, &broker, "gw-1"), broker.port(), &prefix("gw-1")).await;
     let display = Display::start(broker.port(), &prefix("gw-1")).await;
     let status = display
         .wait("linegate/gw-1/status", "gw-1 online", |v| v["state"] == "online")
@@ -361,9 +358,7 @@ async fn an_online_status_left_by_a_crash_does_not_keep_the_gateway_from_startin
     // When its agent starts again, then it asks, gets no answer, and comes online
     let sim = sim(19, 1).await;
     let dir = tempfile::tempdir().unwrap();
-    let mut again = config(odoo_config(&sim), &dir.path().join("linegate.db"));
-    again.mqtt = Some(MqttConfig::new("127.0.0.1", broker.port(), "gw-7"));
-    let agent = Agent::start_online(again, broker.port(), &prefix("gw-7")).await;
+    let agent = Agent::start_online(agent_in(&dir, &sim, &broker, "gw-7"), broker.port(), &prefix("gw-7")).await;
     agent.stop().await;
 }
 
