@@ -13,6 +13,13 @@ pub fn now_unix() -> i64 {
     }
 }
 
+/// Milliseconds since the Unix epoch (0 before it).
+pub fn now_unix_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
 /// Whether the kernel says the clock is synchronised (NTP or similar). A gateway without a
 /// clock battery boots in the past; operator writes carry this so their times can be judged.
 #[allow(unsafe_code, reason = "adjtimex(2) has no safe binding; modes = 0 only reads")]

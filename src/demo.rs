@@ -124,6 +124,7 @@ async fn demo(args: DemoArgs, shutdown: Shutdown) -> anyhow::Result<()> {
         odoo: Some(odoo),
         mqtt: None,
         sicantik: Some(sicantik),
+        web: None,
         log: Default::default(),
     };
     let mut config = config;
@@ -173,6 +174,38 @@ async fn demo(args: DemoArgs, shutdown: Shutdown) -> anyhow::Result<()> {
     println!("  (permits expiring soon: {prefix}/permits/expiring; reminders: {prefix}/permits/reminder)");
     println!();
 
+    // The floor's screens: two stations on two lines, on port 8080 when it is free.
+    let mut web_config = config.clone();
+    let listen = std::net::TcpListener::bind("0.0.0.0:8080")
+        .map(|_| std::net::SocketAddr::from(([0, 0, 0, 0], 8080)))
+        .unwrap_or_else(|_| std::net::SocketAddr::from(([127, 0, 0, 1], 0)));
+    let mut web = crate::config::WebConfig::new(listen, args.db.with_extension("web"));
+    web.add_station("ws-1", "L1");
+    web.add_station("ws-2", "L2");
+    web_config.web = Some(web);
+    let (web_trigger, web_shutdown) = crate::shutdown::channel();
+    let (bound_tx, bound) = tokio::sync::oneshot::channel();
+    let web = tokio::spawn(async move { crate::web::run(&web_config, web_shutdown, Some(bound_tx)).await });
+    let at = match bound.await {
+        Ok(bound) => bound.addr,
+        Err(_) => anyhow::bail!("the screens did not start: {:?}", web.await),
+    };
+    let url = format!(
+        "http://{}:{}",
+        if at.ip().is_unspecified() {
+            "127.0.0.1".to_string()
+        } else {
+            at.ip().to_string()
+        },
+        at.port()
+    );
+    println!("The floor's screens, in a browser:");
+    println!("  {url}/              the gateway, its lines and stations, permits expiring");
+    println!("  {url}/line/L1       line L1's display (for a TV)");
+    println!("  {url}/panel/ws-1    station ws-1's panel (this demo's broker takes any password;");
+    println!("                      a plant's broker checks the station's own: docs/web.md)");
+    println!();
+
     let (trigger, agent_shutdown) = crate::shutdown::channel();
     let agent = tokio::spawn(crate::app::run(config, agent_shutdown));
     let store = Store::open(&args.db)?;
@@ -200,6 +233,8 @@ async fn demo(args: DemoArgs, shutdown: Shutdown) -> anyhow::Result<()> {
     }
     trigger.fire();
     agent.await??;
+    web_trigger.fire();
+    web.await??;
     if let Broker::Embedded(broker) = broker {
         broker.stop().await;
     }

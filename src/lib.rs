@@ -8,7 +8,7 @@
 //! | layer    | rooms                                                                    |
 //! |----------|--------------------------------------------------------------------------|
 //! | binary   | cli, app, demo                                                           |
-//! | tasks    | mqtt, sync, outbox, health, housekeeping, watch, panel                   |
+//! | tasks    | mqtt, sync, outbox, health, housekeeping, watch, panel, web              |
 //! | rules    | command                                                                  |
 //! | adapters | store, odoo, sicantik                                                    |
 //! | domain   | mo, permit                                                               |
@@ -21,7 +21,9 @@
 //!   `sync` (Odoo and SICANTIK runs and their scheduler), `outbox` (every durable outgoing
 //!   event), `health` (systemd's READY, WATCHDOG and STATUS), `housekeeping` (pruning the
 //!   logs), `watch` (`linegate watch`: the displays' view, as an MQTT client like them),
-//!   `panel` (`linegate send`: one command as a station's panel sends it, and its reply).
+//!   `panel` (`linegate send`: one command as a station's panel sends it, and its reply),
+//!   `web` (`linegate web`: the floor's screens in a browser, as an MQTT client like `watch`
+//!   and `send`; its own process, never the store).
 //! - **rules**: `command`, the floor's rules as pure functions (parse, decide, reply).
 //! - **adapters**: `store` (all SQL; the only writer of protected columns is a command's own
 //!   transaction), the `odoo` and `sicantik` HTTP clients.
@@ -56,3 +58,4 @@ pub mod sync;
 pub mod uplink;
 pub mod watch;
 pub mod wear;
+pub mod web;

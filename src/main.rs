@@ -79,6 +79,13 @@ enum Command {
         #[arg(long, default_value_t = 10)]
         timeout: u64,
     },
+    /// The floor's screens in a browser: line displays, workstation panels, an index
+    /// (`[web]`; what linegate-web.service starts).
+    Web {
+        /// Only say whether the configuration has a [web] section (exit 0) or not (exit 1).
+        #[arg(long)]
+        configured: bool,
+    },
     /// The agent against a built-in simulated Odoo, with a local database: see MOs flow.
     #[cfg(feature = "demo")]
     Demo(linegate::demo::DemoArgs),
@@ -145,6 +152,7 @@ fn main() -> ExitCode {
                 };
                 cli::send(&file, args, stop_signal()).await
             }
+            Command::Web { configured } => cli::web(&file, configured, stop_signal()).await,
             #[cfg(feature = "demo")]
             Command::Demo(args) => linegate::demo::run(args, stop_signal()).await,
         }

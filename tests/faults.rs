@@ -999,6 +999,7 @@ async fn a_reminder_leaves_the_outbox_only_on_the_brokers_acknowledgement() {
         odoo: None,
         mqtt: Some(m),
         sicantik: Some(sicantik),
+        web: None,
         log: Default::default(),
     };
     let agent = Agent::start(config).await;
@@ -1052,6 +1053,7 @@ async fn a_reminder_leaves_the_outbox_only_on_the_brokers_acknowledgement() {
         odoo: None,
         mqtt: Some(m),
         sicantik: Some(linegate::config::SicantikConfig::new(permits.url())),
+        web: None,
         log: Default::default(),
     };
     let display = Display::start_as(mended.port(), PREFIX, Some(("display", "d"))).await;

@@ -438,6 +438,7 @@ async fn displays_get_reminders_and_the_expiring_summary_over_mqtt() {
         odoo: None,
         mqtt: Some(MqttConfig::new("127.0.0.1", broker.port(), "gw-permits")),
         sicantik: Some(config(&sim, 200.0)),
+        web: None,
         log: Default::default(),
     };
     let display = Display::start(broker.port(), "linegate/gw-permits").await;

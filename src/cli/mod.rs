@@ -88,6 +88,31 @@ pub async fn watch(file: &ConfigFile, args: crate::watch::WatchArgs, shutdown: S
     }
 }
 
+/// `linegate web`: the floor's screens until `shutdown` (SIGTERM). With `configured`, only
+/// whether the file has a `[web]` section: 0 when it has, 1 when not — systemd's
+/// `ExecCondition`, so the unit waits, not fails, until the screens are configured.
+pub async fn web(file: &ConfigFile, configured: bool, shutdown: Shutdown) -> u8 {
+    let config = match file.config() {
+        Ok(config) => config,
+        Err(code) => return code,
+    };
+    if configured {
+        return if config.web.is_some() { 0 } else { EXIT_FAILURE };
+    }
+    match crate::web::run(config, shutdown, None).await {
+        Ok(()) => 0,
+        Err(crate::web::WebError::Config(e)) => report_config(&file.path, &e),
+        Err(e @ crate::web::WebError::Tls(_)) => {
+            eprintln!("linegate web: {}: {e}", file.path.display());
+            EXIT_CONFIG
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "linegate web failed");
+            EXIT_FAILURE
+        }
+    }
+}
+
 /// Exit code when no reply came in time (sysexits' EX_TEMPFAIL: trying again may work).
 const EXIT_NO_REPLY: u8 = 75;
 

@@ -11,6 +11,7 @@ mod push;
 mod secret;
 mod sicantik;
 mod units;
+mod web;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -22,6 +23,7 @@ pub use odoo::{InstanceFields, OdooApi, OdooConfig};
 pub use push::{PushConfig, PushFields};
 pub(crate) use secret::Secret;
 pub use sicantik::SicantikConfig;
+pub use web::{Language, WebConfig};
 
 /// The broker's session for the agent lasts 7 days; answered commands are kept longer.
 const MIN_LOG_RETENTION_DAYS: u32 = 8;
@@ -54,6 +56,8 @@ pub struct Config {
     pub odoo: Option<OdooConfig>,
     pub mqtt: Option<MqttConfig>,
     pub sicantik: Option<SicantikConfig>,
+    /// `linegate web`, the floor's screens (the agent itself ignores it).
+    pub web: Option<WebConfig>,
     #[serde(default)]
     pub log: LogConfig,
 }
@@ -126,6 +130,10 @@ impl Config {
                 "mqtt.password",
                 self.mqtt.as_ref().is_some_and(|m| m.password.is_some()),
             ),
+            (
+                "web.display_password",
+                self.web.as_ref().is_some_and(|w| w.display_password.is_some()),
+            ),
         ];
         match inline.into_iter().find(|(_, set)| *set) {
             Some((key, _)) => Err(ConfigError::new(
@@ -167,6 +175,9 @@ impl Config {
         if let Some(odoo) = &self.odoo {
             odoo.validate()?;
         }
+        if let Some(web) = &self.web {
+            web.validate()?;
+        }
         Ok(())
     }
 
@@ -189,6 +200,14 @@ impl Config {
             mqtt.password()?;
             if mqtt.password()?.is_some() && mqtt.username.is_none() {
                 return Err(ConfigError::new("mqtt.username", "a broker password needs a username"));
+            }
+        }
+        if let Some(web) = &self.web {
+            if web.display_password()?.is_some() && web.display_username.is_none() {
+                return Err(ConfigError::new(
+                    "web.display_username",
+                    "a display password needs a username",
+                ));
             }
         }
         if let Some(odoo) = &self.odoo {

@@ -38,8 +38,16 @@ pub(crate) fn build(config: &MqttConfig, identity: &Identity) -> Result<MqttOpti
             true,
             None,
         ));
-    connection(&mut options, config)?;
+    connection(&mut options, config, login(config)?)?;
     Ok(options)
+}
+
+/// The `[mqtt]` login, when there is one.
+fn login(config: &MqttConfig) -> Result<Option<(String, String)>, ConfigError> {
+    Ok(match &config.username {
+        Some(user) => Some((user.clone(), config.password()?.unwrap_or_default())),
+        None => None,
+    })
 }
 
 /// The options of a short-lived client of the command line — `linegate watch` (role `watch`),
@@ -47,6 +55,16 @@ pub(crate) fn build(config: &MqttConfig, identity: &Identity) -> Result<MqttOpti
 /// session and no will. `send` needs none: after a reconnect it subscribes and sends again,
 /// and the agent answers a repeated request_id with its first reply.
 pub(crate) fn sessionless(config: &MqttConfig, role: &str) -> Result<MqttOptions, ConfigError> {
+    sessionless_as(config, role, login(config)?)
+}
+
+/// Like [`sessionless`], logged in as another account (`linegate web`: a display's, a
+/// station's), or as nobody.
+pub(crate) fn sessionless_as(
+    config: &MqttConfig,
+    role: &str,
+    login: Option<(String, String)>,
+) -> Result<MqttOptions, ConfigError> {
     let id = format!("{}-{role}-{:08x}", config.client_id(), unique() as u32);
     let mut options = MqttOptions::new(id, config.host.clone(), config.port);
     options
@@ -55,7 +73,7 @@ pub(crate) fn sessionless(config: &MqttConfig, role: &str) -> Result<MqttOptions
         // It publishes little or nothing; rumqttc's default preallocates 65,535 slots (14 MB).
         .set_outgoing_inflight_upper_limit(8)
         .set_max_packet_size(Some(MAX_PACKET));
-    connection(&mut options, config)?;
+    connection(&mut options, config, login)?;
     Ok(options)
 }
 
@@ -75,7 +93,11 @@ pub(crate) fn unique() -> u64 {
 }
 
 /// What every connection of ours shares: TCP_NODELAY, a connect timeout, the login and TLS.
-fn connection(options: &mut MqttOptions, config: &MqttConfig) -> Result<(), ConfigError> {
+fn connection(
+    options: &mut MqttOptions,
+    config: &MqttConfig,
+    login: Option<(String, String)>,
+) -> Result<(), ConfigError> {
     let mut network = NetworkOptions::new();
     // Nagle plus the broker's delayed ACK costs 40-90 ms per request/reply on loopback.
     network.set_tcp_nodelay(true);
@@ -83,8 +105,8 @@ fn connection(options: &mut MqttOptions, config: &MqttConfig) -> Result<(), Conf
     // within 2 s of the broker's return.
     network.set_connection_timeout(5);
     options.set_network_options(network);
-    if let Some(user) = &config.username {
-        options.set_credentials(user.clone(), config.password()?.unwrap_or_default());
+    if let Some((user, password)) = login {
+        options.set_credentials(user, password);
     }
     if let Some(ca_file) = &config.ca_file {
         let read = |key: &str, path: &std::path::Path| {

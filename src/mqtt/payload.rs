@@ -12,13 +12,7 @@ pub(crate) const SCHEMA: u32 = 1;
 /// `…/mo/<id>`: everything the floor knows of one MO.
 pub(crate) fn mo(row: &MoRow, upload: Option<&crate::store::outbox::Upload>) -> Value {
     let u = &row.upstream;
-    let p = &row.protected;
-    let produced = match (&p.auth_first, &p.auth_last) {
-        (Some(first), Some(last)) => auth::count(first, last),
-        _ => None,
-    };
-    let target = u.initial_qty_target.unwrap_or(u.product_qty);
-    let loss = produced.map(|n| target - n as f64);
+    let (produced, loss) = counts(row);
     json!({
         "schema": SCHEMA,
         "id": u.id,
@@ -38,7 +32,7 @@ pub(crate) fn mo(row: &MoRow, upload: Option<&crate::store::outbox::Upload>) -> 
         "date_deadline": u.date_deadline,
         "group_worker": u.group_worker,
         "note": u.note,
-        "operator": p,
+        "operator": &row.protected,
         "last_write": last_write(row),
         "produced": produced,
         "loss": loss,
@@ -46,6 +40,18 @@ pub(crate) fn mo(row: &MoRow, upload: Option<&crate::store::outbox::Upload>) -> 
         // Results Odoo does not have yet, and why the first of them waits, when it does.
         "pending_upload": upload.map(|u| json!({"count": u.count, "oldest_at": u.oldest, "parked": u.parked})),
     })
+}
+
+/// What the stickers say was made (`auth_last − auth_first + 1`), and the loss against the
+/// target (`initial_qty_target`, else `product_qty`); unknown until the last code is.
+fn counts(row: &MoRow) -> (Option<u64>, Option<f64>) {
+    let p = &row.protected;
+    let produced = match (&p.auth_first, &p.auth_last) {
+        (Some(first), Some(last)) => auth::count(first, last),
+        _ => None,
+    };
+    let target = row.upstream.initial_qty_target.unwrap_or(row.upstream.product_qty);
+    (produced, produced.map(|n| target - n as f64))
 }
 
 /// Who last acted on the MO from a panel: `operator`, `station`, `at` (RFC 3339 UTC) and
@@ -60,11 +66,13 @@ fn last_write(row: &MoRow) -> Value {
 /// `…/line/<line>`: what runs there and what is ready next.
 pub(crate) fn line(name: &str, running: &[MoRow], ready: &[MoRow]) -> Value {
     let brief = |r: &MoRow| {
+        let (produced, loss) = counts(r);
         json!({
             "id": r.upstream.id, "name": r.upstream.name, "product": r.upstream.product_name,
-            "product_qty": r.upstream.product_qty, "phase": r.phase.as_str(),
-            "auth_first": r.protected.auth_first, "roll_number": r.protected.roll_number,
-            "leader_id": r.protected.leader_id, "date_start": r.protected.date_start,
+            "product_qty": r.upstream.product_qty, "uom": r.upstream.uom, "phase": r.phase.as_str(),
+            "auth_first": r.protected.auth_first, "auth_last": r.protected.auth_last,
+            "roll_number": r.protected.roll_number, "leader_id": r.protected.leader_id,
+            "date_start": r.protected.date_start, "produced": produced, "loss": loss,
             "last_write": last_write(r),
         })
     };

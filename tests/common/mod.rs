@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub(crate) mod bin;
+pub(crate) mod browser;
 
 use std::path::Path;
 use std::time::Duration;
@@ -95,6 +96,7 @@ pub(crate) fn config(odoo: OdooConfig, db: &Path) -> Config {
         odoo: Some(odoo),
         mqtt: None,
         sicantik: None,
+        web: None,
         log: Default::default(),
     }
 }
