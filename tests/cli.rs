@@ -28,6 +28,49 @@ fn check_config_accepts_the_shipped_example() {
 }
 
 #[test]
+fn the_shipped_examples_web_section_once_uncommented_passes_and_starts_the_screens_unit() {
+    // Given the example with its [web] section uncommented, as an administrator would
+    let example =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("packaging/linegate.example.toml")).unwrap();
+    let start = example.find("# [web]").expect("the example has a [web] section");
+    let end = start + example[start..].find("\n[").unwrap();
+    let section: String = example[start..end]
+        .lines()
+        .map(|l| match l.strip_prefix("# ") {
+            // TLS needs a certificate of the plant's: left as it ships.
+            Some(setting) if setting.starts_with("tls_") => l.to_string(),
+            Some(setting) if setting.starts_with('[') || setting.contains(" = ") => setting.to_string(),
+            _ => l.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    let dir = tempfile::tempdir().unwrap();
+    let password = dir.path().join("web-display-password");
+    std::fs::write(&password, "secret\n").unwrap();
+    std::fs::set_permissions(&password, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let section = section.replace("/etc/linegate/web-display-password", &password.display().to_string());
+    assert!(section.contains("\n[web]") || section.starts_with("[web]"), "{section}");
+    let config = dir.path().join("linegate.toml");
+    std::fs::write(&config, format!("{}{section}{}", &example[..start], &example[end..])).unwrap();
+    // When it is checked, then it passes and says what the screens serve
+    let mut cmd = linegate(&config, &["check-config"]);
+    cmd.env("LINEGATE_ODOO_API_KEY", "from-the-environment");
+    let out = cmd.output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(
+        text(&out).contains("screens: linegate web on 0.0.0.0:8080 in Bahasa Indonesia, panels for ws-1 on L1"),
+        "{}",
+        text(&out)
+    );
+    // And the screens' unit would start (its ExecCondition), where without [web] it waits
+    let configured = linegate(&config, &["web", "--configured"]).output().unwrap();
+    assert_eq!(configured.status.code(), Some(0), "{}", text(&configured));
+    let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("packaging/linegate.example.toml");
+    let waits = linegate(&shipped, &["web", "--configured"]).output().unwrap();
+    assert_eq!(waits.status.code(), Some(1), "{}", text(&waits));
+}
+
+#[test]
 fn check_config_names_the_key_at_fault_and_exits_78() {
     let dir = tempfile::tempdir().unwrap();
     let odoo = "[odoo]\nurl = \"http://x\"\ndatabase = \"mes\"\napi_key = \"k\"\n";
@@ -51,6 +94,22 @@ fn check_config_names_the_key_at_fault_and_exits_78() {
         ),
         (format!("{odoo}[mqtt]\ngateway_id = \"line/1\"\n"), "mqtt.gateway_id"),
         (format!("{odoo}[mqtt]\ngateway_id = \"gw'1\"\n"), "mqtt.gateway_id"),
+        (format!("{odoo}[web]\nlanguage = \"fr\"\n[mqtt]\n"), "web.language"),
+        (format!("{odoo}[web]\nlisten = \"nowhere\"\n[mqtt]\n"), "web.listen"),
+        (
+            format!("{odoo}[web]\nstations = {{ \"ws/1\" = \"L1\" }}\n[mqtt]\n"),
+            "web.stations.ws/1",
+        ),
+        (
+            format!("{odoo}[web]\nstations = {{ salvage = \"L1\" }}\n[mqtt]\n"),
+            "web.stations.salvage",
+        ),
+        (
+            format!("{odoo}[web]\ntls_cert_file = \"/x.pem\"\n[mqtt]\n"),
+            "web.tls_key_file",
+        ),
+        (format!("{odoo}[web]\nsession_days = 0\n[mqtt]\n"), "web.session_days"),
+        (format!("{odoo}[web]\n"), "web"),
     ];
     for (config, key) in cases {
         // Given a configuration with one mistake, readable only by its owner (inline key)

@@ -1201,3 +1201,62 @@ async fn the_board_in_a_terminal_shows_the_running_mo_and_follows_a_command() {
     drop(tmux);
     agent.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_board_takes_the_terminals_own_size_and_redraws_when_it_is_resized() {
+    // Given MO 1 running with a long product name, and `linegate watch` in a 120×40 terminal
+    // whose shell exports neither COLUMNS nor LINES (no shell does)
+    let broker = Mosquitto::start().await;
+    let sim = sim(19, 0).await;
+    let product = "[MLS-120] Meja Lipat Serbaguna Kayu Jati, Finishing Natural 120c".to_string();
+    assert!(product.len() > 60 && product.len() <= 64, "{}", product.len());
+    sim.create_mo(linegate_sim::odoo::NewMo {
+        product: Some((9, product.clone())),
+        qty: 4.0,
+        ..Default::default()
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("linegate.db");
+    let agent = agent(&sim, broker.port(), &db).await;
+    wait_until("the first sync", Duration::from_secs(10), || mo_count(&db) == 1).await;
+    let panel = Panel::start(broker.port(), PREFIX, "ws-t").await;
+    for (action, body) in [
+        (
+            "register-mo",
+            json!({"request_id": "t1", "operator": "ana", "mo": 1, "auth_first": "1", "roll_number": "R", "line": "L1"}),
+        ),
+        (
+            "start-production",
+            json!({"request_id": "t2", "operator": "ana", "mo": 1, "leader_id": "7"}),
+        ),
+    ] {
+        assert_eq!(panel.send(action, body).await["ok"], true, "{action}");
+    }
+    let config = common::bin::write_config(dir.path(), &sim, &mqtt_section(broker.port()));
+    let tmux = Tmux::start("wide", 120, 40);
+    let typed = format!(
+        "env -u COLUMNS -u LINES RUST_LOG=warn {} --config {} watch",
+        env!("CARGO_BIN_EXE_linegate"),
+        config.display()
+    );
+    tmux.run(&["send-keys", "-t", "wide", &typed, "Enter"]);
+    // Then the running MO's row, longer than 80 columns, is shown whole
+    let whole = format!("RUNNING WH/MO/00001  {product}  by ana");
+    assert!(whole.chars().count() > 90, "{whole}");
+    wait_until("the whole row in 120 columns", Duration::from_secs(10), || {
+        tmux.screen("wide").contains(&whole)
+    })
+    .await;
+    // When the terminal is made 90×30
+    tmux.run(&["resize-window", "-t", "wide", "-x", "90", "-y", "30"]);
+    // Then the board is drawn again for 90 columns
+    wait_until("the board redrawn for 90 columns", Duration::from_secs(10), || {
+        let screen = tmux.screen("wide");
+        !screen.contains(&whole)
+            && screen.contains("RUNNING WH/MO/00001")
+            && screen.lines().all(|l| l.chars().count() <= 90)
+    })
+    .await;
+    drop(tmux);
+    agent.stop().await;
+}

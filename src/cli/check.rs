@@ -29,6 +29,13 @@ pub async fn check_config(file: &ConfigFile, ask_odoo: bool) -> u8 {
         println!("{}", line_group(odoo));
         println!("results to Odoo: {}", plan(&odoo.push));
     }
+    if let Some(web) = &config.web {
+        if let Err(e) = crate::web::check(web) {
+            eprintln!("linegate: {}: {e}", path.display());
+            return EXIT_CONFIG;
+        }
+        println!("screens: {}", web.summary());
+    }
     match (&config.odoo, ask_odoo) {
         (Some(odoo), true) => ask(path, odoo).await,
         (None, true) => {

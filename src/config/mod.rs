@@ -177,6 +177,12 @@ impl Config {
         }
         if let Some(web) = &self.web {
             web.validate()?;
+            if self.mqtt.is_none() {
+                return Err(ConfigError::new(
+                    "web",
+                    "the screens reach the agent through the broker: [web] needs [mqtt]",
+                ));
+            }
         }
         Ok(())
     }

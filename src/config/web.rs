@@ -143,6 +143,25 @@ impl WebConfig {
         )
     }
 
+    /// What `check-config` says of it, in a line.
+    pub(crate) fn summary(&self) -> String {
+        let stations: Vec<String> = self.stations.iter().map(|(s, l)| format!("{s} on {l}")).collect();
+        format!(
+            "linegate web on {}{} in {}, panels for {}",
+            self.listen,
+            if self.tls_cert_file.is_some() { " (TLS)" } else { "" },
+            match self.language {
+                Language::Indonesian => "Bahasa Indonesia",
+                Language::English => "English",
+            },
+            if stations.is_empty() {
+                "no station".to_string()
+            } else {
+                stations.join(", ")
+            }
+        )
+    }
+
     pub(super) fn validate(&self) -> Result<(), ConfigError> {
         if self.stations.len() > MAX_STATIONS {
             return Err(ConfigError::new(

@@ -47,10 +47,17 @@ pub async fn run(
     let mut dirty = true;
     let mut trouble: Option<String> = None;
     let mut redraw = tokio::time::interval(REDRAW_EVERY);
-    let (width, height) = terminal_size();
+    let (mut width, mut height) = terminal_size();
+    // The terminal says when it is resized (SIGWINCH); the board is drawn anew for its size.
+    let mut resized = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::window_change()).ok();
     loop {
         let event = tokio::select! {
             event = events.poll() => event,
+            Some(()) = async { match resized.as_mut() { Some(s) => s.recv().await, None => std::future::pending().await } }, if !args.json => {
+                (width, height) = terminal_size();
+                dirty = true;
+                continue;
+            }
             _ = redraw.tick(), if !args.json => {
                 if dirty {
                     let mut screen = String::from("\x1b[H\x1b[2J");
@@ -128,8 +135,12 @@ fn shown(board: &Board, change: &Change, only: Option<&str>) -> bool {
     }
 }
 
-/// The terminal's size as the shell exports it, else 80×24.
+/// The terminal's size, as the terminal itself says (a shell does not export COLUMNS and
+/// LINES to the programs it starts); else as the environment says; else 80×24.
 fn terminal_size() -> (usize, usize) {
+    if let Some(size) = window_size() {
+        return size;
+    }
     let var = |name: &str, default: usize| {
         std::env::var(name)
             .ok()
@@ -138,4 +149,16 @@ fn terminal_size() -> (usize, usize) {
             .unwrap_or(default)
     };
     (var("COLUMNS", 80), var("LINES", 24))
+}
+
+/// The size of the terminal on standard output, when it is one.
+#[allow(
+    unsafe_code,
+    reason = "TIOCGWINSZ has no safe binding; the ioctl only fills the struct"
+)]
+fn window_size() -> Option<(usize, usize)> {
+    let mut size: libc::winsize = unsafe { std::mem::zeroed() };
+    let asked = unsafe { libc::ioctl(libc::STDOUT_FILENO, libc::TIOCGWINSZ, &mut size) };
+    let (columns, rows) = (usize::from(size.ws_col), usize::from(size.ws_row));
+    (asked == 0 && (1..=1000).contains(&columns) && (1..=1000).contains(&rows)).then_some((columns, rows))
 }

@@ -62,6 +62,14 @@ impl Web {
     }
 }
 
+/// What `check-config` asks of `[web]` beyond the file: its TLS files load, its display
+/// password can be read.
+pub(crate) fn check(web: &WebConfig) -> Result<(), WebError> {
+    server::tls(web)?;
+    web.display_password()?;
+    Ok(())
+}
+
 /// Serves the screens until `shutdown`. `bound` hears the listener's address once it listens
 /// (tests bind port 0).
 pub async fn run(
