@@ -213,12 +213,12 @@ where
     }
     request.push_str("\r\n");
     request.push_str(body);
-    stream.write_all(request.as_bytes()).await.unwrap();
+    // A connection the server closes at once (refused) answers nothing: status 0.
+    let _ = stream.write_all(request.as_bytes()).await;
     let mut raw = Vec::new();
-    tokio::time::timeout(Duration::from_secs(15), stream.read_to_end(&mut raw))
+    let _ = tokio::time::timeout(Duration::from_secs(15), stream.read_to_end(&mut raw))
         .await
-        .expect("an answer within 15 s")
-        .unwrap();
+        .expect("an answer within 15 s");
     let raw = String::from_utf8_lossy(&raw).to_string();
     let (head, body) = raw.split_once("\r\n\r\n").unwrap_or((&raw, ""));
     let status = head.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
@@ -311,8 +311,10 @@ async fn the_operators_flow_through_the_panel_lands_in_the_store_and_on_the_disp
     tv.screenshot(&screens_dir().join("display-1920x1080.png")).await;
     tv.resize(1024, 600).await;
     tv.wait_until(
-        "document.querySelector('.mo-card').getBoundingClientRect().bottom <= innerHeight",
-        "the card whole on 1024x600",
+        "document.querySelector('.mo-card').getBoundingClientRect().bottom <= innerHeight \
+         && document.querySelector('.ready li').getBoundingClientRect().bottom <= innerHeight \
+         && document.documentElement.scrollWidth <= innerWidth",
+        "the board whole on 1024x600",
     )
     .await;
     tv.screenshot(&screens_dir().join("display-1024x600.png")).await;
@@ -351,12 +353,24 @@ async fn the_operators_flow_through_the_panel_lands_in_the_store_and_on_the_disp
     })
     .await;
 
-    // When the operator ends MO 2 at the next unused code 000900, confirming with Enter
-    choose(&tablet, "end").await;
+    // When the operator scans the "End Production" barcode, then the next unused code 000900,
+    // confirming with Enter: the scanner alone
+    tablet.scan("LG-END").await;
+    tablet
+        .wait_until(
+            "document.getElementById('action-end').classList.contains('chosen')",
+            "End chosen",
+        )
+        .await;
     tablet
         .wait_until("document.getElementById('f-mo').value === 'WH/MO/00002'", "MO 2 picked")
         .await;
-    tablet.click("#f-authenticity").await;
+    tablet
+        .wait_until(
+            "document.activeElement.id === 'f-authenticity'",
+            "the code field focused",
+        )
+        .await;
     tablet.type_keys("000900").await;
     let hint = tablet
         .wait_text("#code-hint", "the last code used", |t| t.contains("000899"))
@@ -904,5 +918,44 @@ async fn over_tls_the_pages_are_served_and_the_session_cookie_is_secure() {
     // And a plain connection gets nothing
     let plain = http(&format!("http://{host}"), "GET", "/", &[], "").await;
     assert_eq!(plain.status, 0);
+    floor.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_beyond_the_bound_are_closed_and_served_again_once_one_ends() {
+    use tokio::io::AsyncReadExt;
+    // Given the screens serving at most 4 connections, and 4 clients holding one open each
+    let mut floor = Floor::start(1, false).await;
+    let mut config = floor.web.take().unwrap().stop().await;
+    config.web.as_mut().unwrap().set_max_connections(4);
+    floor.web = Some(Web::start(config).await);
+    let host = floor.url.trim_start_matches("http://").to_string();
+    let mut held = Vec::new();
+    for _ in 0..4 {
+        held.push(tokio::net::TcpStream::connect(&host).await.unwrap());
+    }
+    // When a fifth connects, then it is closed without an answer
+    let answer = |host: String| async move { http(&format!("http://{host}"), "GET", "/healthz", &[], "").await };
+    let refused = answer(host.clone()).await;
+    assert_eq!(refused.status, 0, "{}", refused.head);
+    // And once one of the four goes, a new one is served
+    drop(held.pop());
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let served = answer(host.clone()).await;
+        if served.status == 200 {
+            assert_eq!(served.json()["broker"], true);
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no connection served after one ended"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // (the idle ones are still open: the server closes them only after 30 s without a request)
+    let mut buf = [0u8; 1];
+    let still = tokio::time::timeout(Duration::from_millis(200), held[0].read(&mut buf)).await;
+    assert!(still.is_err(), "an idle connection within its 30 s was closed");
     floor.stop().await;
 }

@@ -124,6 +124,11 @@ impl WebConfig {
         self.display_password = Some(password.to_string());
     }
 
+    /// Serves at most `n` connections at once.
+    pub fn set_max_connections(&mut self, n: usize) {
+        self.max_connections = n;
+    }
+
     /// TLS on the listener with this certificate chain and key (PEM files).
     pub fn set_tls(&mut self, cert: PathBuf, key: PathBuf) {
         self.tls_cert_file = Some(cert);

@@ -36,16 +36,20 @@ impl Asset {
     /// then.
     pub(crate) fn etag(&self) -> String {
         self.etag
-            .get_or_init(|| {
-                use std::hash::{Hash, Hasher};
-                // A fixed-key hasher: the same file gives the same tag in every run.
-                #[allow(deprecated, reason = "SipHasher's fixed keys are the point here")]
-                let mut hasher = std::hash::SipHasher::new();
-                self.body.hash(&mut hasher);
-                format!("\"{:016x}\"", hasher.finish())
-            })
+            .get_or_init(|| format!("\"{:016x}\"", tag([self.body])))
             .clone()
     }
+}
+
+/// A hash of `texts` that is the same in every run (SipHash with fixed keys).
+fn tag<'a>(texts: impl IntoIterator<Item = &'a str>) -> u64 {
+    use std::hash::{Hash, Hasher};
+    #[allow(deprecated, reason = "SipHasher's fixed keys are the point here")]
+    let mut hasher = std::hash::SipHasher::new();
+    for text in texts {
+        text.hash(&mut hasher);
+    }
+    hasher.finish()
 }
 
 const fn asset(name: &'static str, content_type: &'static str, body: &'static str) -> Asset {
@@ -66,6 +70,21 @@ static FILES: [Asset; 5] = [
     asset("line.js", JS, include_str!("assets/line.js")),
     asset("panel.js", JS, include_str!("assets/panel.js")),
 ];
+
+/// What this build serves, as a tag: a page open across an upgrade sees it change and loads
+/// the new pages.
+pub(crate) fn build() -> &'static str {
+    static BUILD: OnceLock<String> = OnceLock::new();
+    BUILD.get_or_init(|| {
+        let pages = [Page::Index, Page::Line, Page::Panel].map(|p| page(p, Language::English));
+        let files = FILES.iter().map(|f| f.body);
+        format!(
+            "{}-{:016x}",
+            env!("CARGO_PKG_VERSION"),
+            tag(pages.iter().map(String::as_str).chain(files))
+        )
+    })
+}
 
 /// The file named `name`, if it is one of ours.
 pub(crate) fn file(name: &str) -> Option<&'static Asset> {
@@ -102,6 +121,31 @@ mod tests {
                 "{}: text is set as text, never as markup",
                 f.name
             );
+        }
+    }
+
+    #[test]
+    fn every_refusal_of_the_contract_has_a_sentence_in_both_languages() {
+        let contract = include_str!("../../docs/mqtt.md");
+        let table = contract
+            .split("| code | meaning |")
+            .nth(1)
+            .expect("docs/mqtt.md's refusal table");
+        let codes: Vec<&str> = table
+            .lines()
+            .skip(2)
+            .map_while(|l| l.strip_prefix("| `")?.split('`').next())
+            .collect();
+        assert!(codes.len() >= 15, "{codes:?}");
+        let words = file("common.js").unwrap().body;
+        let (indonesian, english) = words.split_once("\n  en: {").expect("both languages");
+        for code in codes {
+            for (language, text) in [("id", indonesian), ("en", english)] {
+                assert!(
+                    text.contains(&format!("err_{code}:")),
+                    "{code} has no sentence in {language}"
+                );
+            }
         }
     }
 

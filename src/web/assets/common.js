@@ -300,6 +300,8 @@ const STALE = 15000;
 
 function live(url, onState, onLink) {
   let source = null;
+  // The build the page came with: a new linegate on the gateway, and the page loads anew.
+  let build = null;
   let last = Date.now();
   let up = false;
   let downSince = Date.now();
@@ -322,6 +324,11 @@ function live(url, onState, onLink) {
       try { state = JSON.parse(e.data); } catch (_) { return; }
       clock.sync(state.now);
       heard();
+      if (build && state.build && state.build !== build) {
+        location.reload();
+        return;
+      }
+      build = build || state.build;
       onState(state);
     });
     source.addEventListener("tick", (e) => {
@@ -381,6 +388,11 @@ function chips(state, off) {
     out.push(el("span", { class: "chip", text: t("connecting") }));
   } else {
     out.push(el("span", { class: "chip " + (off ? "bad" : "good"), text: "● " + t(off ? "offline" : "online") }));
+    // Offline, what the gateway last said of Odoo is no longer news.
+    if (off) {
+      box.replaceChildren(...out);
+      return;
+    }
     const status = state.status || {};
     const odoo = (status.uplink || {}).odoo;
     if (odoo) {

@@ -40,6 +40,14 @@ const ACTIONS = {
   },
 };
 
+// Printed beside a workstation, these barcodes choose an action when scanned into any field,
+// so a scanner alone drives the panel.
+const ACTION_CODES = { "LG-REGISTER": "register", "LG-START": "start", "LG-CHANGEOVER": "changeover", "LG-END": "end" };
+
+function scannedAction(text) {
+  return ACTION_CODES[String(text || "").trim().toUpperCase()] || null;
+}
+
 let info = null; // {station, line, gateway, signed_in}
 let state = null;
 let pageUp = false;
@@ -199,6 +207,13 @@ function actionForm() {
       // This Enter is the field's: not also the confirmation's that it may open.
       e.preventDefault();
       e.stopPropagation();
+      const act = scannedAction(input.value);
+      if (act) {
+        input.value = "";
+        delete values[f.key];
+        choose(act);
+        return;
+      }
       // On to the next field still empty (an optional one too: a roll may change); after the
       // last, send.
       const next = def.fields.slice(i + 1).find((g) => !(values[g.key] || {}).text);
@@ -517,6 +532,19 @@ async function loadSession() {
   }
 }
 
+// A scan with no field focused (the panel just opened, a button tapped): an action's barcode.
+let scanned = "";
+document.addEventListener("keydown", (e) => {
+  if (confirming || e.target instanceof HTMLInputElement) return;
+  if (e.key === "Enter") {
+    const act = scannedAction(scanned);
+    scanned = "";
+    if (act) { e.preventDefault(); choose(act); }
+  } else if (e.key.length === 1) {
+    scanned = (scanned + e.key).slice(-32);
+  }
+});
+
 document.addEventListener("keydown", (e) => {
   // A focused button answers Enter by itself.
   if (!confirming || e.target instanceof HTMLButtonElement) return;
@@ -527,10 +555,27 @@ document.addEventListener("keydown", (e) => {
 const operatorInput = document.getElementById("operator");
 try { operatorInput.value = localStorage.getItem(OPERATOR_KEY) || ""; } catch (_) { /* storage off */ }
 operatorInput.addEventListener("input", () => {
+  if (scannedAction(operatorInput.value)) return;
   try { localStorage.setItem(OPERATOR_KEY, operatorInput.value.trim()); } catch (_) { /* storage off */ }
 });
+let operatorKept = operatorInput.value;
+operatorInput.addEventListener("change", () => {
+  if (!scannedAction(operatorInput.value)) operatorKept = operatorInput.value.trim();
+});
 operatorInput.addEventListener("keydown", (e) => {
-  if (e.key === "Enter") { e.preventDefault(); e.stopPropagation(); focusNext(); }
+  if (e.key !== "Enter") return;
+  e.preventDefault();
+  e.stopPropagation();
+  const act = scannedAction(operatorInput.value);
+  if (act) {
+    // An action's barcode, not a name: the operator stays who they were.
+    operatorInput.value = operatorKept;
+    try { localStorage.setItem(OPERATOR_KEY, operatorKept); } catch (_) { /* storage off */ }
+    choose(act);
+    return;
+  }
+  operatorKept = operatorInput.value.trim();
+  focusNext();
 });
 
 languageButton(draw);
