@@ -636,3 +636,22 @@ fn get_views(state: &State, args: &Map<String, Value>) -> Answer {
     let described = orm::fields_get(MO, &fields, &Map::from_iter([("allfields".into(), json!(shown))]));
     Ok(Some(json!({"views": answer, "models": {MO: {"fields": described}}})))
 }
+
+/// The custom fields made through the API, as `ir.model.fields` reads them.
+pub(super) fn made_fields(state: &State) -> Vec<Value> {
+    let rows = field_rows(state);
+    let made = state.ir.fields.keys().filter_map(|id| rows.get(id));
+    made.map(|r| Value::Object(r.clone())).collect()
+}
+
+/// The views made through the API, as `ir.ui.view` reads them.
+pub(super) fn made_views(state: &State) -> Vec<Value> {
+    let rows = table(state, VIEW);
+    let made = state.ir.views.keys().filter_map(|id| rows.get(id));
+    made.map(|r| Value::Object(r.clone())).collect()
+}
+
+/// The MO form as `get_views` shows it.
+pub(super) fn mo_form(state: &State) -> String {
+    combined(state, MO_FORM, None).unwrap_or_else(|e| format!("(the form cannot be combined: {})", e.message))
+}

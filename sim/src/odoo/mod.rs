@@ -330,6 +330,21 @@ impl SimOdoo {
         rights::add(&mut self.state(), login, api_key, admin)
     }
 
+    /// The custom fields made through the API (`ir.model.fields` rows), oldest first.
+    pub fn made_fields(&self) -> Vec<Value> {
+        ir::made_fields(&self.state())
+    }
+
+    /// The views made through the API (`ir.ui.view` rows), oldest first.
+    pub fn made_views(&self) -> Vec<Value> {
+        ir::made_views(&self.state())
+    }
+
+    /// The MO form's arch, with every view inheriting it applied, as `get_views` shows it.
+    pub fn mo_form(&self) -> String {
+        ir::mo_form(&self.state())
+    }
+
     /// Whether a late call ([`SimOdoo::apply_late`]) is still to be carried out.
     pub fn late_calls_running(&self) -> usize {
         self.state().late_running
