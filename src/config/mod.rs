@@ -19,8 +19,8 @@ use serde::Deserialize;
 
 pub use mqtt::MqttConfig;
 pub use odoo::{InstanceFields, OdooApi, OdooConfig};
-pub use push::{PushConfig, PushFields};
-pub(crate) use secret::Secret;
+pub use push::{Language, PushConfig, PushFields};
+pub(crate) use secret::{read_private, Secret};
 pub use sicantik::SicantikConfig;
 
 /// The broker's session for the agent lasts 7 days; answered commands are kept longer.
