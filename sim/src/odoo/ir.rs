@@ -314,24 +314,13 @@ fn missing_required(label: &str, name: &str, description: &str, model: &str) -> 
 
 /// A record that is not there, as Odoo names it: `Record: ir.ui.view(7,)`.
 fn missing(model: &str, id: i64) -> OrmError {
-    OrmError {
-        name: "odoo.exceptions.MissingError",
-        message: format!("Record does not exist or has been deleted.\n(Record: {model}({id},), User: 2)"),
-        status: 404,
-        json2_name: "odoo.exceptions.MissingError",
-        json2_message: format!("Record does not exist or has been deleted.\n(Record: {model}({id},), User: 2)"),
-    }
+    let message = format!("Record does not exist or has been deleted.\n(Record: {model}({id},), User: 2)");
+    OrmError::same("odoo.exceptions.MissingError", 404, message)
 }
 
 /// A UserError (JSON-2: 422, as a ValidationError is).
 fn user_error(message: String) -> OrmError {
-    OrmError {
-        name: "odoo.exceptions.UserError",
-        message: message.clone(),
-        status: 422,
-        json2_name: "odoo.exceptions.UserError",
-        json2_message: message,
-    }
+    OrmError::same("odoo.exceptions.UserError", 422, message)
 }
 
 fn empty(value: Option<&Value>) -> bool {

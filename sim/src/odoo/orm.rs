@@ -19,7 +19,7 @@ pub(super) struct OrmError {
 }
 
 impl OrmError {
-    fn same(name: &'static str, status: u16, message: String) -> OrmError {
+    pub(super) fn same(name: &'static str, status: u16, message: String) -> OrmError {
         OrmError {
             name,
             message: message.clone(),

@@ -235,20 +235,17 @@ pub(crate) async fn make(client: &OdooClient, found: &Found, plan: &Plan, help: 
 /// its fields, with their values.
 pub(crate) async fn remove(client: &OdooClient, found: &Found) -> Result<(), Stopped> {
     let pages: Vec<i64> = found.pages.iter().map(|(id, _)| *id).collect();
-    if !pages.is_empty() {
-        unlink(client, VIEW, &pages).await.map_err(|error| Stopped {
-            error,
-            at: "removing the page",
-            left: Vec::new(),
-        })?;
-    }
     let ours: Vec<i64> = found.fields.iter().filter(|f| f.ours).map(|f| f.id).collect();
-    if !ours.is_empty() {
-        unlink(client, FIELDS, &ours).await.map_err(|error| Stopped {
-            error,
-            at: "removing the fields",
-            left: Vec::new(),
-        })?;
+    for (model, ids, at) in [
+        (VIEW, pages, "removing the page"),
+        (FIELDS, ours, "removing the fields"),
+    ] {
+        if !ids.is_empty() {
+            let left = Vec::new();
+            unlink(client, model, &ids)
+                .await
+                .map_err(|error| Stopped { error, at, left })?;
+        }
     }
     Ok(())
 }
