@@ -270,13 +270,29 @@ async fn a_second_run_changes_nothing_and_remove_leaves_odoo_as_it_was() {
     assert_eq!(changes(sim), Vec::<String>::new());
     assert_eq!(odoo_side(sim), after_setup);
 
+    // When a value is mapped no more, then the page stops showing it and its field stays
+    let fewer = every_value().replace("produced = \"x_produced\"\n", "");
+    Site::configure(site.dir.path(), sim, &fewer);
+    let updated = site.setup(&[]).await;
+    says(
+        &updated,
+        0,
+        &[
+            "field x_produced (integer): made by linegate odoo-setup, mapped no more: kept with its values",
+            "page \"Shop floor\" on the MO form (view 843): updated (view 899), to show 8 fields",
+        ],
+    );
+    assert_eq!(changes(sim), ["ir.ui.view.write"]);
+    assert!(!sim.mo_form().contains("x_produced"), "{}", sim.mo_form());
+    let after_update = odoo_side(sim);
+
     // When --remove runs dry, then it says what would go and changes nothing
     let dry = site.setup(&["--remove", "--dry-run"]).await;
     says(&dry, 0, &["page \"Shop floor\" on the MO form (view 899): to remove"]);
-    assert_eq!(odoo_side(sim), after_setup);
+    assert_eq!(odoo_side(sim), after_update);
 
-    // When --remove runs, then the page and the eight fields go, the administrator's stays,
-    // and Odoo is as it was
+    // When --remove runs (the configuration mapping x_produced no more), then the page and
+    // the eight fields it made go, the administrator's stays, and Odoo is as it was
     let removed = site.setup(&["--remove"]).await;
     says(
         &removed,

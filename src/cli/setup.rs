@@ -210,6 +210,17 @@ async fn make(client: &OdooClient, odoo: &OdooConfig, mapped: &[(&str, &str)], f
             ),
         }
     }
+    // Made by an earlier run for a value the configuration maps no more: its values stay.
+    let unmapped = found
+        .fields
+        .iter()
+        .filter(|f| f.ours && !mapped.iter().any(|(_, n)| *n == f.name));
+    for field in unmapped {
+        println!(
+            "field {} ({}): made by linegate odoo-setup, mapped no more: kept with its values (--remove takes it away)",
+            field.name, field.kind
+        );
+    }
     let shown = plan.fields.len();
     let (title, form) = (plan.title, found.form);
     match (&plan.page, page_id) {

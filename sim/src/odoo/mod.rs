@@ -1,8 +1,9 @@
 //! A simulated Odoo 16–19 that answers like the real one (`../shared/protocols/odoo.md`, and the
 //! recorded `odoo-samples.md`): JSON-2 on 19, `/jsonrpc` and web sessions on all, `false` for
 //! empty values, naive-UTC datetimes floored to the second, backorder renames, Odoo's error
-//! shapes and status codes, the login lockout and session-cookie rotation — plus the latency
-//! and faults a test asks for.
+//! shapes and status codes, the login lockout and session-cookie rotation, custom fields and
+//! views an administrator makes over the API (`ir`), users with and without the rights for it
+//! (`rights`) — plus the latency and faults a test asks for.
 
 mod arch;
 mod domain;

@@ -85,7 +85,7 @@ pub(crate) async fn look(client: &OdooClient, names: &[&str]) -> Result<Found, O
         "ir.model",
         json!([["model", "=", MO]]),
         "id",
-        "the Manufacturing app's model (mrp.production)",
+        "Manufacturing app (mrp.production is not in ir.model)",
     )
     .await?;
     let (module, name) = MO_FORM;
@@ -95,7 +95,7 @@ pub(crate) async fn look(client: &OdooClient, names: &[&str]) -> Result<Found, O
         "ir.model.data",
         xmlid,
         "res_id",
-        "the MO form's view (mrp.mrp_production_form_view)",
+        "MO form view (mrp.mrp_production_form_view)",
     )
     .await?;
     // The named ones, and the custom ones among which this command's are.
