@@ -12,6 +12,7 @@ mod ir;
 mod orm;
 mod records;
 mod rights;
+mod views;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::SocketAddr;
@@ -338,12 +339,12 @@ impl SimOdoo {
 
     /// The views made through the API (`ir.ui.view` rows), oldest first.
     pub fn made_views(&self) -> Vec<Value> {
-        ir::made_views(&self.state())
+        views::made(&self.state())
     }
 
     /// The MO form's arch, with every view inheriting it applied, as `get_views` shows it.
     pub fn mo_form(&self) -> String {
-        ir::mo_form(&self.state())
+        views::mo_form(&self.state())
     }
 
     /// Whether a late call ([`SimOdoo::apply_late`]) is still to be carried out.
