@@ -31,6 +31,24 @@ enum Command {
         #[arg(long)]
         odoo: bool,
     },
+    /// Make the fields [odoo.push.fields] maps, and a "Shop floor" page on the MO form showing
+    /// them, in the configured Odoo, with an administrator's API key from
+    /// $LINEGATE_ODOO_ADMIN_KEY (0 done, 78 refused: nothing changed, 1 Odoo unreachable).
+    OdooSetup {
+        /// Say what would change; change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Take away what this command made (the page, then the fields, with their values).
+        #[arg(long)]
+        remove: bool,
+        /// The administrator's key from this file (only its owner and group may read it), or
+        /// from stdin with `-`, instead of $LINEGATE_ODOO_ADMIN_KEY.
+        #[arg(long, value_name = "FILE")]
+        admin_key_file: Option<PathBuf>,
+        /// The administrator's login: Odoo 16-18 (/jsonrpc) need it with the key.
+        #[arg(long, value_name = "LOGIN")]
+        admin_login: Option<String>,
+    },
     /// Run one sync cycle in the foreground and print a summary.
     Sync {
         #[arg(long, required = true)]
@@ -126,6 +144,20 @@ fn main() -> ExitCode {
     let code = runtime.block_on(async {
         match cli.command {
             Command::CheckConfig { odoo } => cli::check_config(&file, odoo).await,
+            Command::OdooSetup {
+                dry_run,
+                remove,
+                admin_key_file,
+                admin_login,
+            } => {
+                let args = cli::SetupArgs {
+                    dry_run,
+                    remove,
+                    admin_key_file,
+                    admin_login,
+                };
+                cli::odoo_setup(&file, args).await
+            }
             Command::Run => cli::run(&file, stop_signal()).await,
             Command::Sync { once: _, source } => cli::sync_once(&file, source, stop_signal()).await,
             Command::Status { json } => cli::status(&file, json).await,

@@ -665,8 +665,8 @@ async fn json2_errors_have_the_recorded_statuses_and_success_is_the_bare_result(
     )
     .await;
 
-    // Then 404, 404, 422, 500, 400, 404 and 422 as recorded (E7–E13); 403 needs a second user,
-    // which the simulation does not have
+    // Then 404, 404, 422, 500, 400, 404 and 422 as recorded (E7–E13); 403 is a user without
+    // rights (the rights tests below)
     json2_error(
         &unknown_model,
         404,
@@ -1709,4 +1709,434 @@ fn httpdate_secs(text: &str) -> Option<i64> {
     let month = MONTHS.iter().position(|m| m == month)? + 1;
     let at = humantime::parse_rfc3339(&format!("{year}-{month:02}-{day}T{time}Z")).ok()?;
     Some(at.duration_since(std::time::UNIX_EPOCH).ok()?.as_secs() as i64)
+}
+
+/// JSON-2 with another user's key.
+async fn json2_as(sim: &SimOdoo, key: &str, model: &str, method: &str, body: Value) -> Raw {
+    json2_body(sim, model, method, body.to_string(), Some(key)).await
+}
+
+/// `has_access` on JSON-2 with `key`: its answer.
+async fn has_access(sim: &SimOdoo, key: &str, model: &str, operation: &str) -> Value {
+    json2_as(sim, key, model, "has_access", json!({"operation": operation}))
+        .await
+        .json()
+}
+
+/// A ValidationError's message on JSON-2 (422; its traceback and context are Odoo's).
+fn validation_message(answer: &Raw) -> String {
+    let body = json2_error(
+        answer,
+        422,
+        "odoo.exceptions.ValidationError",
+        answer.json()["message"].as_str().unwrap_or_default(),
+    );
+    body["message"].as_str().unwrap().to_string()
+}
+
+#[tokio::test]
+async fn a_custom_field_made_through_ir_model_fields_is_a_field_of_the_mos_until_unlinked() {
+    // Given an Odoo 19 with one MO, and the id of mrp.production in ir.model
+    let sim = odoo19().await;
+    let mo = sim.seed(1)[0];
+    let model = json2(
+        &sim,
+        "ir.model",
+        "search_read",
+        json!({"domain": [["model", "=", "mrp.production"]], "fields": ["id"]}),
+    )
+    .await;
+    assert_eq!(model.json(), json!([{"id": 490}]));
+    // And a field it lacks cannot be written (recorded)
+    let early = json2(
+        &sim,
+        "mrp.production",
+        "write",
+        json!({"ids": [mo], "vals": {"x_roll_number": "R-1"}}),
+    )
+    .await;
+    json2_error(
+        &early,
+        500,
+        "builtins.ValueError",
+        "Invalid field 'x_roll_number' in 'mrp.production'",
+    );
+
+    // When fields are made without model_id (even with model), and with a name lacking x_
+    let create = |vals: Value| json2(&sim, "ir.model.fields", "create", json!({"vals_list": [vals]}));
+    let no_model = create(
+        json!({"model": "mrp.production", "name": "x_roll_number", "ttype": "char",
+        "field_description": "Floor roll number"}),
+    )
+    .await;
+    let no_prefix = create(
+        json!({"model_id": 490, "name": "roll_number", "ttype": "char", "field_description": "Floor roll number"}),
+    )
+    .await;
+
+    // Then both are the recorded ValidationErrors
+    let said = validation_message(&no_model);
+    assert!(
+        said.contains("Missing required value for the field 'Model' (model_id)"),
+        "{said}"
+    );
+    assert_eq!(
+        validation_message(&no_prefix),
+        "Custom fields must have a name that starts with 'x_'!"
+    );
+
+    // When a char, an integer and a datetime field are made
+    let made = json2(
+        &sim,
+        "ir.model.fields",
+        "create",
+        json!({"vals_list": [
+            {"model_id": 490, "name": "x_roll_number", "ttype": "char", "field_description": "Floor roll number"},
+            {"model_id": 490, "name": "x_produced", "ttype": "integer", "field_description": "Produced", "help": "From the floor"},
+            {"model_id": 490, "name": "x_floor_start", "ttype": "datetime", "field_description": "Floor start"},
+        ]}),
+    )
+    .await;
+
+    // Then the first has the recorded id, and they read back as manual fields
+    assert_eq!(made.json(), json!([5780, 5781, 5782]));
+    let found = json2(
+        &sim,
+        "ir.model.fields",
+        "search_read",
+        json!({"domain": [["model", "=", "mrp.production"], ["name", "in", ["x_roll_number", "x_produced", "name", "x_nope"]]],
+               "fields": ["name", "ttype", "state", "field_description", "help"]}),
+    )
+    .await
+    .json();
+    let by_name = |name: &str| found.as_array().unwrap().iter().find(|f| f["name"] == name).cloned();
+    let roll = by_name("x_roll_number").unwrap();
+    assert_eq!(roll["state"], "manual");
+    assert_eq!(roll["ttype"], "char");
+    assert_eq!(roll["help"], false);
+    assert_eq!(by_name("x_produced").unwrap()["help"], "From the floor");
+    assert_eq!(by_name("name").unwrap()["state"], "base");
+    assert_eq!(found.as_array().unwrap().len(), 3, "{found}");
+    // And mrp.production's fields_get lists them with their types and labels
+    let described = json2(
+        &sim,
+        "mrp.production",
+        "fields_get",
+        json!({"allfields": ["x_roll_number", "x_produced", "x_floor_start"], "attributes": ["type", "string"]}),
+    )
+    .await
+    .json();
+    assert_eq!(
+        described,
+        json!({"x_roll_number": {"type": "char", "string": "Floor roll number"},
+               "x_produced": {"type": "integer", "string": "Produced"},
+               "x_floor_start": {"type": "datetime", "string": "Floor start"}})
+    );
+    // And an MO reads them empty, as Odoo's empty (an integer reads 0), until they are written
+    let read = |fields: Value| json2(&sim, "mrp.production", "read", json!({"ids": [mo], "fields": fields}));
+    let fields = json!(["x_roll_number", "x_produced", "x_floor_start"]);
+    assert_eq!(
+        read(fields.clone()).await.json(),
+        json!([{"id": mo, "x_roll_number": false, "x_produced": 0, "x_floor_start": false}])
+    );
+    let write = json2(
+        &sim,
+        "mrp.production",
+        "write",
+        json!({"ids": [mo], "vals": {"x_roll_number": "R-1", "x_produced": 120, "x_floor_start": "2026-12-01 06:00:00"}}),
+    )
+    .await;
+    assert_eq!(write.json(), json!(true));
+    assert_eq!(
+        read(fields).await.json(),
+        json!([{"id": mo, "x_roll_number": "R-1", "x_produced": 120, "x_floor_start": "2026-12-01 06:00:00"}])
+    );
+    // And a second field of one name is refused (Odoo's unique constraint)
+    let twice =
+        create(json!({"model_id": 490, "name": "x_produced", "ttype": "char", "field_description": "Again"})).await;
+    assert_eq!(validation_message(&twice), "Field names must be unique per model.");
+
+    // When they are unlinked (on /jsonrpc, which takes the same calls)
+    let unlinked = execute_ok(
+        &sim,
+        "ir.model.fields",
+        "unlink",
+        json!([[5780, 5781, 5782]]),
+        json!({}),
+    )
+    .await;
+
+    // Then they are gone, with their values, and a read naming one fails again
+    assert_eq!(unlinked, json!(true));
+    let described = json2(
+        &sim,
+        "mrp.production",
+        "fields_get",
+        json!({"allfields": ["x_roll_number"], "attributes": ["type"]}),
+    )
+    .await;
+    assert_eq!(described.json(), json!({}));
+    json2_error(
+        &read(json!(["x_roll_number"])).await,
+        500,
+        "builtins.ValueError",
+        "Invalid field 'x_roll_number' on 'mrp.production'",
+    );
+    assert!(sim.mo(mo).unwrap().get("x_roll_number").is_none());
+}
+
+#[tokio::test]
+async fn a_page_on_the_mo_form_is_a_view_inheriting_it_whose_fields_must_exist() {
+    // Given an Odoo 19 with a custom field, and the MO form's view found by its external id
+    let sim = odoo19().await;
+    let field = json2(
+        &sim,
+        "ir.model.fields",
+        "create",
+        json!({"vals_list": [{"model_id": 490, "name": "x_roll_number", "ttype": "char", "field_description": "Floor roll number"}]}),
+    )
+    .await
+    .json()[0]
+        .as_i64()
+        .unwrap();
+    let form = json2(
+        &sim,
+        "ir.model.data",
+        "search_read",
+        json!({"domain": [["module", "=", "mrp"], ["name", "=", "mrp_production_form_view"]], "fields": ["res_id"]}),
+    )
+    .await
+    .json();
+    let form_id = form[0]["res_id"].as_i64().unwrap();
+    assert_eq!(form_id, 843, "{form}");
+    let page = |field: &str| {
+        format!(
+            "<xpath expr=\"//notebook\" position=\"inside\"><page string=\"Shop floor\" name=\"linegate\"><group>\
+             <field name=\"{field}\"/></group></page></xpath>"
+        )
+    };
+    let view = |field: &str| {
+        json!({"vals_list": [{"name": "linegate.mo.form", "type": "form", "model": "mrp.production",
+            "inherit_id": form_id, "arch": page(field)}]})
+    };
+
+    // When a page naming a field the MOs lack is made
+    let wrong = json2(&sim, "ir.ui.view", "create", view("x_does_not_exist")).await;
+
+    // Then it is the recorded ValidationError
+    let said = validation_message(&wrong);
+    assert!(said.starts_with("Error while validating view near:"), "{said}");
+    assert!(
+        said.contains("Field \"x_does_not_exist\" does not exist in model \"mrp.production\""),
+        "{said}"
+    );
+
+    // When the page shows the custom field
+    let made = json2(&sim, "ir.ui.view", "create", view("x_roll_number")).await;
+
+    // Then it has the recorded id, and the MO form shows it inside the notebook, before the
+    // chatter
+    assert_eq!(made.json(), json!([899]));
+    let views = json2(&sim, "mrp.production", "get_views", json!({"views": [[false, "form"]]}))
+        .await
+        .json();
+    let arch = views["views"]["form"]["arch"].as_str().unwrap();
+    let at = |text: &str| arch.find(text).unwrap_or_else(|| panic!("{text} not in {arch}"));
+    assert!(at("<notebook>") < at("<page string=\"Shop floor\""), "{arch}");
+    assert!(at("<page string=\"Shop floor\"") < at("</notebook>"), "{arch}");
+    assert!(at("</notebook>") < at("<chatter/>"), "{arch}");
+    assert_eq!(
+        views["models"]["mrp.production"]["fields"]["x_roll_number"]["type"],
+        "char"
+    );
+    // And the view reads back as an extension of the form
+    let ours = json2(
+        &sim,
+        "ir.ui.view",
+        "search_read",
+        json!({"domain": [["model", "=", "mrp.production"], ["name", "=", "linegate.mo.form"]],
+               "fields": ["inherit_id", "mode", "arch"]}),
+    )
+    .await
+    .json();
+    assert_eq!(ours[0]["inherit_id"], json!([843, "mrp.production.form"]));
+    assert_eq!(ours[0]["mode"], "extension");
+    // And a field the page shows cannot be unlinked before the page (Odoo's source)
+    let shown = json2(&sim, "ir.model.fields", "unlink", json!({"ids": [field]})).await;
+    assert_eq!(shown.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        shown.json()["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("Cannot rename/delete fields that are still present in views"),
+        "{}",
+        shown.text
+    );
+
+    // When the page is removed, then the field
+    let view_gone = json2(&sim, "ir.ui.view", "unlink", json!({"ids": [899]})).await;
+    let field_gone = json2(&sim, "ir.model.fields", "unlink", json!({"ids": [field]})).await;
+
+    // Then both answer true and the form is as it was
+    assert_eq!((view_gone.json(), field_gone.json()), (json!(true), json!(true)));
+    let views = json2(&sim, "mrp.production", "get_views", json!({"views": [[false, "form"]]}))
+        .await
+        .json();
+    assert!(!views["views"]["form"]["arch"].as_str().unwrap().contains("Shop floor"));
+}
+
+#[tokio::test]
+async fn only_an_administrator_changes_fields_and_views_and_has_access_says_so_ahead() {
+    // Given an Odoo 19 with an administrator (the configured user) and an internal user
+    let sim = odoo19().await;
+    let user_key = "5ca1ab1e5ca1ab1e5ca1ab1e5ca1ab1e5ca1ab1e";
+    let uid = sim.add_api_user("gateway@example.com", user_key, false);
+    let admin = &sim.config().api_key.clone();
+    let ask = |key, model, operation| has_access(&sim, key, model, operation);
+
+    // When each asks ahead whether it may make custom fields
+    let admin_may = ask(admin, "ir.model.fields", "create").await;
+    let user_may = ask(user_key, "ir.model.fields", "create").await;
+    let user_reads = ask(user_key, "ir.model.fields", "read").await;
+    let user_views = ask(user_key, "ir.ui.view", "create").await;
+
+    // Then the administrator may, the user may only read
+    assert_eq!(admin_may, json!(true));
+    assert_eq!((user_may, user_reads), (json!(false), json!(true)));
+    assert_eq!(user_views, json!(false));
+    assert_eq!(ask(user_key, "mrp.production", "write").await, json!(true));
+
+    // When the user makes a field and a view anyway, on JSON-2 and on /jsonrpc
+    let field = json!({"model_id": 490, "name": "x_roll_number", "ttype": "char", "field_description": "Roll"});
+    let refused = json2_as(
+        &sim,
+        user_key,
+        "ir.model.fields",
+        "create",
+        json!({"vals_list": [field]}),
+    )
+    .await;
+    let view = json!({"name": "v", "model": "mrp.production", "inherit_id": 843,
+        "arch": "<xpath expr=\"//notebook\" position=\"inside\"><page string=\"P\"/></xpath>"});
+    let refused_view = json2_as(&sim, user_key, "ir.ui.view", "create", json!({"vals_list": [view]})).await;
+    let login = rpc(
+        &sim,
+        "/jsonrpc",
+        json!({"service": "common", "method": "authenticate", "args": ["mes", "gateway@example.com", user_key, {}]}),
+        None,
+    )
+    .await
+    .json();
+    assert_eq!(login["result"], uid);
+    let rpc_refused = rpc(
+        &sim,
+        "/jsonrpc",
+        json!({"service": "object", "method": "execute_kw",
+               "args": ["mes", uid, user_key, "ir.model.fields", "create", [[field]], {}]}),
+        None,
+    )
+    .await
+    .json();
+
+    // Then Odoo refuses with an AccessError naming the operation, and nothing was made
+    let groups = "This operation is allowed for the following groups:\n\t- Administration/Settings\n\n\
+                  Contact your administrator to request access if necessary.";
+    json2_error(
+        &refused,
+        403,
+        "odoo.exceptions.AccessError",
+        &format!("You are not allowed to create 'Fields' (ir.model.fields) records.\n\n{groups}"),
+    );
+    json2_error(
+        &refused_view,
+        403,
+        "odoo.exceptions.AccessError",
+        &format!("You are not allowed to create 'View' (ir.ui.view) records.\n\n{groups}"),
+    );
+    rpc_error(
+        &rpc_refused,
+        "odoo.exceptions.AccessError",
+        &format!("You are not allowed to create 'Fields' (ir.model.fields) records.\n\n{groups}"),
+    );
+    let manual = json2(
+        &sim,
+        "ir.model.fields",
+        "search_read",
+        json!({"domain": [["state", "=", "manual"]], "fields": ["name"]}),
+    )
+    .await;
+    assert_eq!(manual.json(), json!([]));
+
+    // When the API user has no Manufacturing rights (recorded on 19.0)
+    sim.deny("mrp.production");
+
+    // Then has_access says no for the MOs and yes for the chatter, and check_access_rights
+    // answers null when allowed and the recorded AccessError when not
+    assert_eq!(ask(admin, "mrp.production", "read").await, json!(false));
+    assert_eq!(ask(admin, "mail.message", "create").await, json!(true));
+    let allowed = json2(
+        &sim,
+        "mail.message",
+        "check_access_rights",
+        json!({"operation": "write"}),
+    )
+    .await;
+    assert_eq!((allowed.status, allowed.text.as_str()), (StatusCode::OK, "null"));
+    let not_allowed = json2(
+        &sim,
+        "mrp.production",
+        "check_access_rights",
+        json!({"operation": "write"}),
+    )
+    .await;
+    assert_eq!(not_allowed.status, StatusCode::FORBIDDEN);
+    let said = not_allowed.json()["message"].as_str().unwrap().to_string();
+    assert!(
+        said.starts_with("You are not allowed to modify 'Manufacturing Order' (mrp.production) records.")
+            && said.contains("Manufacturing/User"),
+        "{said}"
+    );
+}
+
+#[tokio::test]
+async fn odoo_17_has_no_has_access_and_check_access_rights_answers_yes_or_no() {
+    // Given an Odoo 17 and an internal user
+    let sim = start(SimOdooConfig {
+        version: 17,
+        ..Default::default()
+    })
+    .await;
+    let key = "5ca1ab1e5ca1ab1e5ca1ab1e5ca1ab1e5ca1ab1e";
+    let uid = sim.add_api_user("gateway@example.com", key, false);
+    let call = |method: &'static str, kwargs: Value| {
+        let params = json!({"service": "object", "method": "execute_kw",
+            "args": ["mes", uid, key, "ir.model.fields", method, [], kwargs]});
+        rpc(&sim, "/jsonrpc", params, None)
+    };
+
+    // When it asks with has_access (18.0+) and with check_access_rights
+    let has_access = call("has_access", json!({"operation": "create"})).await.json();
+    let no = call(
+        "check_access_rights",
+        json!({"operation": "create", "raise_exception": false}),
+    )
+    .await
+    .json();
+    let yes = call(
+        "check_access_rights",
+        json!({"operation": "read", "raise_exception": false}),
+    )
+    .await
+    .json();
+
+    // Then has_access does not exist there, and check_access_rights answers a boolean
+    rpc_error(
+        &has_access,
+        "builtins.AttributeError",
+        "The method 'ir.model.fields.has_access' does not exist",
+    );
+    assert_eq!(
+        (no["result"].clone(), yes["result"].clone()),
+        (json!(false), json!(true))
+    );
 }

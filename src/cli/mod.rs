@@ -4,9 +4,11 @@
 
 mod check;
 pub mod outbox;
+mod setup;
 mod status;
 
 pub use check::check_config;
+pub use setup::{odoo_setup, SetupArgs};
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicI32, Ordering};

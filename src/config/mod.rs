@@ -20,8 +20,8 @@ use serde::Deserialize;
 
 pub use mqtt::MqttConfig;
 pub use odoo::{InstanceFields, OdooApi, OdooConfig};
-pub use push::{PushConfig, PushFields};
-pub(crate) use secret::Secret;
+pub use push::{Language, PushConfig, PushFields};
+pub(crate) use secret::{read_private, Secret};
 pub use sicantik::SicantikConfig;
 pub use web::{Language, WebConfig};
 

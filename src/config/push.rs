@@ -39,6 +39,18 @@ pub struct PushConfig {
     /// only after this long. Above Odoo's `limit_time_real` (120 s unless configured).
     #[serde(default = "default_settle_time", deserialize_with = "duration")]
     pub settle_time: Duration,
+    /// The language of the labels `linegate odoo-setup` gives the fields and the MO form's page.
+    #[serde(default)]
+    pub language: Language,
+}
+
+/// A language Odoo's users read what linegate makes in: `en` or `id` (Bahasa Indonesia).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Language {
+    #[default]
+    En,
+    Id,
 }
 
 /// Operator value → the instance's `mrp.production` field it is written to.
@@ -100,6 +112,7 @@ impl Default for PushConfig {
             max_pending: default_max_pending(),
             max_age: default_max_age(),
             settle_time: default_settle_time(),
+            language: Language::default(),
         }
     }
 }
@@ -130,5 +143,22 @@ impl PushConfig {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_language_is_en_or_id_and_another_is_named_by_its_key() {
+        let config = |push: &str| {
+            let text = format!("[odoo]\nurl = \"http://x\"\ndatabase = \"mes\"\n[odoo.push]\n{push}");
+            crate::config::Config::parse(&text).map(|c| c.odoo.unwrap().push.language)
+        };
+        assert_eq!(config("").unwrap(), Language::En);
+        assert_eq!(config("language = \"id\"").unwrap(), Language::Id);
+        let err = config("language = \"de\"").unwrap_err();
+        assert_eq!(err.key, "odoo.push.language", "{err}");
     }
 }

@@ -70,6 +70,12 @@ fn read_secret(path: &Path, key: &str, check_mode: bool) -> Result<String, Confi
     Ok(secret.to_string())
 }
 
+/// A secret from a file only its owner and group can read, for a secret the configuration
+/// does not hold (`what` names where it was given, e.g. a command-line option).
+pub(crate) fn read_private(path: &Path, what: &str) -> Result<String, ConfigError> {
+    read_secret(path, what, true)
+}
+
 /// True when the file's mode lets users outside its owner and group read it.
 pub(super) fn readable_by_others(path: &Path) -> bool {
     use std::os::unix::fs::PermissionsExt;

@@ -5,6 +5,7 @@
 
 mod error;
 pub(crate) mod mapping;
+pub(crate) mod setup;
 
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -66,6 +67,16 @@ pub struct OdooClient {
 impl OdooClient {
     /// Builds the client; nothing is sent until the first call.
     pub(crate) fn new(config: &OdooConfig) -> Result<OdooClient, crate::config::ConfigError> {
+        OdooClient::as_user(config, config.login.clone(), config.secret()?)
+    }
+
+    /// A client for the configured server as another user: `secret` (and `login`, which
+    /// `/jsonrpc` needs) in place of the configured ones.
+    pub(crate) fn as_user(
+        config: &OdooConfig,
+        login: Option<String>,
+        secret: Secret,
+    ) -> Result<OdooClient, crate::config::ConfigError> {
         let base = Url::parse(&config.url).map_err(|e| crate::config::ConfigError {
             key: "odoo.url".into(),
             message: e.to_string(),
@@ -75,8 +86,8 @@ impl OdooClient {
             http: crate::http::client(config.request_timeout),
             base,
             database: config.database.clone(),
-            login: config.login.clone(),
-            secret: config.secret()?,
+            login,
+            secret,
             wanted: config.api,
             timeout: config.request_timeout,
             max_response: config.max_response,

@@ -75,7 +75,12 @@ pub(crate) async fn sim(version: u32, mos: usize) -> SimOdoo {
 
 /// Odoo settings for `sim`: its API key, a 1 s interval, a reconcile on every run.
 pub(crate) fn odoo_config(sim: &SimOdoo) -> OdooConfig {
-    let mut odoo = OdooConfig::with_api_key(sim.url(), sim.config().database.clone(), sim.config().api_key.clone());
+    odoo_config_as(sim, &sim.config().api_key)
+}
+
+/// [`odoo_config`] with another user's API key.
+pub(crate) fn odoo_config_as(sim: &SimOdoo, key: &str) -> OdooConfig {
+    let mut odoo = OdooConfig::with_api_key(sim.url(), sim.config().database.clone(), key);
     odoo.login = Some(sim.config().login.clone());
     odoo.sync_interval = Duration::from_secs(1);
     odoo.reconcile_interval = Duration::ZERO;

@@ -397,10 +397,10 @@ fn json2(
                 www,
             )
         }
-        Some(key) if key != s.config.api_key => {
-            return fail(record, 401, "werkzeug.exceptions.Unauthorized", "Invalid apikey", www)
-        }
-        Some(_) => {}
+        Some(key) => match super::rights::by_key(s, &key) {
+            Some(admin) => s.caller_admin = admin,
+            None => return fail(record, 401, "werkzeug.exceptions.Unauthorized", "Invalid apikey", www),
+        },
     }
     if let Some(db) = headers.get("x-odoo-database").and_then(|v| v.to_str().ok()) {
         if db != s.config.database {
@@ -463,10 +463,10 @@ fn jsonrpc(s: &mut State, body: &[u8], mut record: RequestRecord) -> Answer {
                 );
             }
             // A wrong password is `false`, not an error.
-            let good = text(1) == s.config.login && (text(2) == s.config.password || text(2) == s.config.api_key);
+            let uid = super::rights::login(s, &text(1), &text(2));
             ok(
                 record,
-                rpc_result(&id, Some(if good { json!(2) } else { json!(false) })),
+                rpc_result(&id, Some(uid.map_or(json!(false), |uid| json!(uid)))),
             )
         }
         ("object", "execute_kw" | "execute") => {
@@ -481,9 +481,10 @@ fn jsonrpc(s: &mut State, body: &[u8], mut record: RequestRecord) -> Answer {
                 );
                 return ok(record, rpc_error(&id, "psycopg2.OperationalError", &message));
             }
-            let uid_ok = args.get(1).and_then(Value::as_i64) == Some(2);
-            if !uid_ok || (text(2) != s.config.password && text(2) != s.config.api_key) {
-                return ok(record, rpc_error(&id, "odoo.exceptions.AccessDenied", "Access Denied"));
+            let uid = args.get(1).and_then(Value::as_i64);
+            match super::rights::by_uid(s, uid, &text(2)) {
+                Some(admin) => s.caller_admin = admin,
+                None => return ok(record, rpc_error(&id, "odoo.exceptions.AccessDenied", "Access Denied")),
             }
             let positional = args.get(5).and_then(Value::as_array).cloned().unwrap_or_default();
             let named = bind(&m, &positional, args.get(6));
@@ -658,6 +659,8 @@ fn call_kw(s: &mut State, headers: &hyper::HeaderMap, body: &[u8], path: &str) -
     let Some((_, extra)) = web_session(s, headers) else {
         return ok(record, session_expired());
     };
+    // Web sessions are the configured user's.
+    s.caller_admin = true;
     let args = p.get("args").and_then(Value::as_array).cloned().unwrap_or_default();
     let named = bind(&method, &args, p.get("kwargs"));
     let body = match orm::call(s, &model, &method, &named) {

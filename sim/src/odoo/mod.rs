@@ -1,13 +1,18 @@
 //! A simulated Odoo 16–19 that answers like the real one (`../shared/protocols/odoo.md`, and the
 //! recorded `odoo-samples.md`): JSON-2 on 19, `/jsonrpc` and web sessions on all, `false` for
 //! empty values, naive-UTC datetimes floored to the second, backorder renames, Odoo's error
-//! shapes and status codes, the login lockout and session-cookie rotation — plus the latency
-//! and faults a test asks for.
+//! shapes and status codes, the login lockout and session-cookie rotation, custom fields and
+//! views an administrator makes over the API (`ir`), users with and without the rights for it
+//! (`rights`) — plus the latency and faults a test asks for.
 
+mod arch;
 mod domain;
 mod http;
+mod ir;
 mod orm;
 mod records;
+mod rights;
+mod views;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::SocketAddr;
@@ -130,6 +135,12 @@ pub(crate) struct State {
     denied: Vec<String>,
     /// Values of fields a constraint refuses, with its message ([`SimOdoo::constrain`]).
     constraints: Vec<(String, Value, String)>,
+    /// Custom fields and views made through the API.
+    ir: ir::Ir,
+    /// Users with API keys of their own ([`SimOdoo::add_api_user`]).
+    users: Vec<rights::ApiUser>,
+    /// Whether the user of the request being answered is an administrator.
+    caller_admin: bool,
 }
 
 pub struct SimOdoo {
@@ -183,6 +194,9 @@ impl SimOdoo {
             date_ahead: 0,
             denied: Vec::new(),
             constraints: Vec::new(),
+            ir: ir::Ir::new(),
+            users: Vec::new(),
+            caller_admin: true,
         }));
         let (stop, stopped) = tokio::sync::watch::channel(false);
         tokio::spawn(http::serve(listener, state.clone(), stopped));
@@ -311,6 +325,28 @@ impl SimOdoo {
         self.state().config.custom_fields.push(name.to_string());
     }
 
+    /// A user with an API key of its own (accepted as bearer on JSON-2, and with `login` on
+    /// `/jsonrpc`): an administrator (Administration/Settings) or an internal user who may
+    /// read, not change, models, fields and views. Its uid.
+    pub fn add_api_user(&self, login: &str, api_key: &str, admin: bool) -> i64 {
+        rights::add(&mut self.state(), login, api_key, admin)
+    }
+
+    /// The custom fields made through the API (`ir.model.fields` rows), oldest first.
+    pub fn made_fields(&self) -> Vec<Value> {
+        ir::made_fields(&self.state())
+    }
+
+    /// The views made through the API (`ir.ui.view` rows), oldest first.
+    pub fn made_views(&self) -> Vec<Value> {
+        views::made(&self.state())
+    }
+
+    /// The MO form's arch, with every view inheriting it applied, as `get_views` shows it.
+    pub fn mo_form(&self) -> String {
+        views::mo_form(&self.state())
+    }
+
     /// Whether a late call ([`SimOdoo::apply_late`]) is still to be carried out.
     pub fn late_calls_running(&self) -> usize {
         self.state().late_running
@@ -430,6 +466,7 @@ impl State {
             mo.origin,
             mo.custom,
         );
+        let record = ir::with_defaults(self, record);
         self.mos.insert(id, record);
         id
     }

@@ -19,7 +19,7 @@ pub(super) struct OrmError {
 }
 
 impl OrmError {
-    fn same(name: &'static str, status: u16, message: String) -> OrmError {
+    pub(super) fn same(name: &'static str, status: u16, message: String) -> OrmError {
         OrmError {
             name,
             message: message.clone(),
@@ -36,7 +36,7 @@ impl OrmError {
     }
     /// A user outside the model's groups (D16, E14): Odoo names the operation and the model's
     /// description.
-    fn not_allowed(model: &str, method: &str) -> OrmError {
+    pub(super) fn not_allowed(model: &str, method: &str) -> OrmError {
         let operation = match method {
             "write" | "message_post" | "action_start" | "button_mark_done" => "modify",
             "create" => "create",
@@ -72,7 +72,7 @@ impl OrmError {
     pub(super) fn validation(message: String) -> OrmError {
         OrmError::same("odoo.exceptions.ValidationError", 422, message)
     }
-    fn unknown_model(model: &str) -> OrmError {
+    pub(super) fn unknown_model(model: &str) -> OrmError {
         OrmError {
             name: "odoo.exceptions.UserError",
             message: format!("Object {model} doesn't exist"),
@@ -126,6 +126,8 @@ pub(super) struct Field {
     pub kind: &'static str,
     pub stored: bool,
     pub relation: Option<&'static str>,
+    /// The label `fields_get` gives, when it is not the standard one (a custom field's).
+    pub label: Option<String>,
 }
 
 pub(super) fn field(name: &str, kind: &'static str, stored: bool, relation: Option<&'static str>) -> Field {
@@ -134,6 +136,7 @@ pub(super) fn field(name: &str, kind: &'static str, stored: bool, relation: Opti
         kind,
         stored,
         relation,
+        label: None,
     }
 }
 
@@ -346,16 +349,45 @@ pub(super) fn ids(args: &Map<String, Value>) -> Result<Vec<i64>, OrmError> {
     }
 }
 
+/// Whether the simulator serves `model`.
+pub(super) fn served(model: &str) -> bool {
+    use super::{ir, records};
+    [
+        "mrp.production",
+        "stock.picking",
+        records::MESSAGE,
+        records::WORKORDER,
+        records::PRODUCTIVITY,
+        records::LOSS,
+        ir::MODEL,
+        ir::FIELDS,
+        ir::DATA,
+        ir::VIEW,
+    ]
+    .contains(&model)
+}
+
 /// Runs `model.method` with named arguments.
 pub(super) fn call(state: &mut State, model: &str, method: &str, args: &Map<String, Value>) -> Answer {
+    // Asking ahead answers a user without rights too.
+    if let Some(answer) = super::rights::call(state, model, method, args) {
+        return answer;
+    }
     if method != "fields_get" && state.denied.iter().any(|m| m == model) {
         return Err(OrmError::not_allowed(model, method));
     }
     if let Some(answer) = super::records::call(state, model, method, args) {
         return answer;
     }
+    if let Some(answer) = super::ir::call(state, model, method, args) {
+        return answer;
+    }
     let fields = match model {
-        "mrp.production" => mo_fields(state.config.version, &state.config.custom_fields),
+        "mrp.production" => {
+            let mut fields = mo_fields(state.config.version, &state.config.custom_fields);
+            fields.extend(super::ir::mo_fields(state));
+            fields
+        }
         "stock.picking" => picking_fields(),
         _ => return Err(OrmError::unknown_model(model)),
     };
@@ -629,6 +661,7 @@ pub(super) fn fields_get(model: &str, fields: &[Field], args: &Map<String, Value
             continue;
         }
         let (label, readonly, required, selection) = describe(model, &f.name);
+        let label = f.label.clone().unwrap_or(label);
         let mut description = json!({
             "type": f.kind, "string": label, "store": f.stored, "readonly": readonly, "required": required,
         });

@@ -58,7 +58,7 @@ pub(crate) async fn preflight(client: &OdooClient, push: &PushConfig) -> Result<
         found.types = field_types(client, &names).await?;
         let outcome = match mapped.iter().find(|(_, f)| !found.types.contains_key(*f)) {
             Some((key, field)) => Err(format!(
-                "odoo.push.fields.{key}: Odoo has no field `{field}` on mrp.production"
+                "odoo.push.fields.{key}: Odoo has no field `{field}` on mrp.production: run `linegate odoo-setup`"
             )),
             None => Ok(mapped
                 .iter()
