@@ -5,6 +5,7 @@
 
 mod diagnostics;
 mod domain;
+mod language;
 mod mqtt;
 mod odoo;
 mod push;
@@ -18,12 +19,13 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+pub use language::Language;
 pub use mqtt::MqttConfig;
 pub use odoo::{InstanceFields, OdooApi, OdooConfig};
-pub use push::{Language, PushConfig, PushFields};
+pub use push::{PushConfig, PushFields};
 pub(crate) use secret::{read_private, Secret};
 pub use sicantik::SicantikConfig;
-pub use web::{Language, WebConfig};
+pub use web::WebConfig;
 
 /// The broker's session for the agent lasts 7 days; answered commands are kept longer.
 const MIN_LOG_RETENTION_DAYS: u32 = 8;

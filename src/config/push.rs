@@ -5,7 +5,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use super::units::duration;
-use super::ConfigError;
+use super::{ConfigError, Language};
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -40,17 +40,8 @@ pub struct PushConfig {
     #[serde(default = "default_settle_time", deserialize_with = "duration")]
     pub settle_time: Duration,
     /// The language of the labels `linegate odoo-setup` gives the fields and the MO form's page.
-    #[serde(default)]
+    #[serde(default = "default_language")]
     pub language: Language,
-}
-
-/// A language Odoo's users read what linegate makes in: `en` or `id` (Bahasa Indonesia).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Language {
-    #[default]
-    En,
-    Id,
 }
 
 /// Operator value → the instance's `mrp.production` field it is written to.
@@ -91,6 +82,11 @@ impl PushFields {
 fn yes() -> bool {
     true
 }
+/// Odoo's labels are English unless the plant says otherwise.
+fn default_language() -> Language {
+    Language::En
+}
+
 fn default_max_pending() -> u32 {
     100_000
 }
@@ -112,7 +108,7 @@ impl Default for PushConfig {
             max_pending: default_max_pending(),
             max_age: default_max_age(),
             settle_time: default_settle_time(),
-            language: Language::default(),
+            language: default_language(),
         }
     }
 }

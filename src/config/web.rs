@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use serde::Deserialize;
 
 use super::secret::lookup;
-use super::ConfigError;
+use super::{ConfigError, Language};
 
 /// Stations one server serves at most.
 const MAX_STATIONS: usize = 256;
@@ -22,7 +22,7 @@ pub struct WebConfig {
     #[serde(default = "default_listen")]
     pub(crate) listen: SocketAddr,
     /// The screens' language until a user picks the other one on the page.
-    #[serde(default)]
+    #[serde(default = "default_language")]
     pub(crate) language: Language,
     /// Each workstation's panel, by station name (its broker account), and the line it works
     /// on.
@@ -48,24 +48,9 @@ pub struct WebConfig {
     pub(crate) max_connections: usize,
 }
 
-/// The languages the screens speak.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
-pub enum Language {
-    /// Bahasa Indonesia.
-    #[default]
-    #[serde(rename = "id")]
-    Indonesian,
-    #[serde(rename = "en")]
-    English,
-}
-
-impl Language {
-    pub(crate) fn code(self) -> &'static str {
-        match self {
-            Language::Indonesian => "id",
-            Language::English => "en",
-        }
-    }
+/// The floor reads Bahasa Indonesia.
+fn default_language() -> Language {
+    Language::Id
 }
 
 fn default_listen() -> SocketAddr {
@@ -94,7 +79,7 @@ impl WebConfig {
     pub fn new(listen: SocketAddr, state_dir: PathBuf) -> WebConfig {
         WebConfig {
             listen,
-            language: Language::default(),
+            language: default_language(),
             stations: BTreeMap::new(),
             display_username: None,
             display_password: None,
@@ -155,10 +140,7 @@ impl WebConfig {
             "linegate web on {}{} in {}, panels for {}",
             self.listen,
             if self.tls_cert_file.is_some() { " (TLS)" } else { "" },
-            match self.language {
-                Language::Indonesian => "Bahasa Indonesia",
-                Language::English => "English",
-            },
+            self.language.name(),
             if stations.is_empty() {
                 "no station".to_string()
             } else {

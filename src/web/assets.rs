@@ -76,7 +76,7 @@ static FILES: [Asset; 5] = [
 pub(crate) fn build() -> &'static str {
     static BUILD: OnceLock<String> = OnceLock::new();
     BUILD.get_or_init(|| {
-        let pages = [Page::Index, Page::Line, Page::Panel].map(|p| page(p, Language::English));
+        let pages = [Page::Index, Page::Line, Page::Panel].map(|p| page(p, Language::En));
         let files = FILES.iter().map(|f| f.body);
         format!(
             "{}-{:016x}",
@@ -98,7 +98,7 @@ mod tests {
     #[test]
     fn pages_name_only_our_own_files_and_nothing_outside() {
         for page in [Page::Index, Page::Line, Page::Panel] {
-            let html = super::page(page, Language::English);
+            let html = super::page(page, Language::En);
             assert!(html.contains("lang=\"en\""), "{page:?}");
             for (at, _) in html.match_indices("/static/") {
                 let name: String = html[at + 8..].chars().take_while(|c| *c != '"').collect();
