@@ -13,11 +13,12 @@
 //! | `POST /panel/<station>/sign-in`, `/sign-out` | `{"password"}` → a session cookie |
 //! | `POST /panel/<station>/command` | `{"action", "command"}` → the agent's reply |
 
+use std::collections::HashMap;
 use std::convert::Infallible;
 use std::net::{IpAddr, SocketAddr};
 use std::num::NonZeroU32;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http_body_util::combinators::BoxBody;
@@ -48,30 +49,60 @@ const MAX_PASSWORD: usize = 256;
 const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; \
                    connect-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
 
-/// Sign-in attempts: a few per device, and not many more for everyone together, per minute.
+/// Failed sign-ins: a device that fails five times in a row, or everyone together failing 30
+/// times a minute, waits a minute. A right password costs nothing (ten tablets set up from one
+/// desk are not an attack).
 pub(crate) struct SignInLimiter {
     per_address: governor::DefaultKeyedRateLimiter<IpAddr>,
     all: governor::DefaultDirectRateLimiter,
+    /// Who waits, and until when (`None`: everyone).
+    locked: std::sync::Mutex<HashMap<Option<IpAddr>, Instant>>,
 }
 
-/// Addresses remembered at most; beyond it, everyone waits on the shared limit.
+/// How long a device (or everyone) waits once over the limit.
+const LOCKOUT: Duration = Duration::from_secs(60);
+/// Devices remembered at most; beyond it, everyone waits.
 const MAX_ADDRESSES: usize = 10_000;
 
 impl SignInLimiter {
     pub(crate) fn new() -> SignInLimiter {
-        let per_minute = |n: u32| governor::Quota::per_minute(NonZeroU32::new(n).expect("non-zero"));
+        let n = |n: u32| NonZeroU32::new(n).expect("non-zero");
         SignInLimiter {
-            per_address: governor::RateLimiter::hashmap(per_minute(5)),
-            all: governor::RateLimiter::direct(per_minute(30)),
+            // The fifth failure in a burst is over the limit.
+            per_address: governor::RateLimiter::hashmap(governor::Quota::per_minute(n(5)).allow_burst(n(4))),
+            all: governor::RateLimiter::direct(governor::Quota::per_minute(n(30))),
+            locked: std::sync::Mutex::new(HashMap::new()),
         }
     }
 
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Option<IpAddr>, Instant>> {
+        self.locked.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Whether `peer` may try now.
     fn allow(&self, peer: IpAddr) -> bool {
-        if self.per_address.len() > MAX_ADDRESSES {
+        let now = Instant::now();
+        let locked = self.lock();
+        ![None, Some(peer)]
+            .iter()
+            .any(|who| locked.get(who).is_some_and(|until| *until > now))
+    }
+
+    /// Counts a failed attempt of `peer`.
+    fn failed(&self, peer: IpAddr) {
+        let now = Instant::now();
+        let mut locked = self.lock();
+        if locked.len() > MAX_ADDRESSES || self.per_address.len() > MAX_ADDRESSES {
+            locked.retain(|_, until| *until > now);
             self.per_address.retain_recent();
         }
-        let known = self.per_address.len() <= MAX_ADDRESSES;
-        known && self.per_address.check_key(&peer).is_ok() && self.all.check().is_ok()
+        let crowded = locked.len() > MAX_ADDRESSES || self.per_address.len() > MAX_ADDRESSES;
+        if self.all.check().is_err() || crowded {
+            locked.insert(None, now + LOCKOUT);
+        }
+        if self.per_address.check_key(&peer).is_err() {
+            locked.insert(Some(peer), now + LOCKOUT);
+        }
     }
 }
 
@@ -334,13 +365,6 @@ async fn sign_in(web: &Web, peer: SocketAddr, request: Request<Incoming>, statio
             "the station's password is missing",
         );
     };
-    if password.is_empty() || password.len() > MAX_PASSWORD {
-        return error(
-            StatusCode::UNAUTHORIZED,
-            "wrong_password",
-            "the broker did not accept this password",
-        );
-    }
     if !web.sign_ins.allow(peer.ip()) {
         let mut refusal = error(
             StatusCode::TOO_MANY_REQUESTS,
@@ -351,6 +375,14 @@ async fn sign_in(web: &Web, peer: SocketAddr, request: Request<Incoming>, statio
             .headers_mut()
             .insert(header::RETRY_AFTER, HeaderValue::from_static("60"));
         return refusal;
+    }
+    if password.is_empty() || password.len() > MAX_PASSWORD {
+        web.sign_ins.failed(peer.ip());
+        return error(
+            StatusCode::UNAUTHORIZED,
+            "wrong_password",
+            "the broker did not accept this password",
+        );
     }
     match web.stations.sign_in(station, password).await {
         SignIn::Accepted => {
@@ -373,6 +405,7 @@ async fn sign_in(web: &Web, peer: SocketAddr, request: Request<Incoming>, statio
             response
         }
         SignIn::Refused(why) => {
+            web.sign_ins.failed(peer.ip());
             tracing::warn!(%station, device = %peer.ip(), reason = %why, "a panel's sign-in was refused");
             error(
                 StatusCode::UNAUTHORIZED,
@@ -490,12 +523,28 @@ mod tests {
     }
 
     #[test]
-    fn sign_ins_are_limited_per_device_and_for_everyone() {
+    fn failed_sign_ins_lock_out_a_device_and_then_everyone() {
         let limiter = SignInLimiter::new();
         let device: IpAddr = [10, 0, 0, 7].into();
-        let allowed = (0..20).filter(|_| limiter.allow(device)).count();
-        assert_eq!(allowed, 5, "a burst of 5 per device");
-        let others = (0..100u8).filter(|n| limiter.allow([10, 0, 1, *n].into())).count();
-        assert_eq!(others, 25, "30 a minute for everyone together");
+        // Right passwords cost nothing.
+        assert!((0..50).all(|_| limiter.allow(device)));
+        // Four failures in a row leave another try; the fifth locks the device out.
+        for _ in 0..4 {
+            limiter.failed(device);
+            assert!(limiter.allow(device));
+        }
+        limiter.failed(device);
+        assert!(!limiter.allow(device));
+        assert!(limiter.allow([10, 0, 0, 8].into()), "another device may try");
+        // Everyone together: 30 failures a minute are counted (5 so far); the next locks
+        // everyone out.
+        for n in 0..25u8 {
+            limiter.failed([10, 0, 1, n].into());
+        }
+        assert!(limiter.allow([10, 0, 2, 1].into()));
+        for n in 25..26u8 {
+            limiter.failed([10, 0, 1, n].into());
+        }
+        assert!(!limiter.allow([10, 0, 2, 1].into()));
     }
 }

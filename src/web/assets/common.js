@@ -297,6 +297,7 @@ function duration(ms) {
 // the stream, but not after a Wi-Fi drop that leaves the connection half open. The server
 // ticks every 5 s; nothing for STALE and the page calls the link down and opens a new stream.
 const STALE = 15000;
+const HIDDEN_GRACE = 30000;
 
 function live(url, onState, onLink) {
   let source = null;
@@ -341,8 +342,27 @@ function live(url, onState, onLink) {
       if (source.readyState === EventSource.CLOSED) setTimeout(open, 3000);
     };
   };
+  // A browser keeps six connections to one server, and each open stream holds one: a page
+  // in a tab nobody looks at lets go of its stream after a while, and takes it again when
+  // looked at, so a supervisor may keep every line open in tabs.
+  let paused = false;
+  let hiding = null;
+  document.addEventListener("visibilitychange", () => {
+    if (document.hidden) {
+      hiding = setTimeout(() => {
+        paused = true;
+        if (source) source.close();
+      }, HIDDEN_GRACE);
+    } else {
+      clearTimeout(hiding);
+      if (paused) {
+        paused = false;
+        open();
+      }
+    }
+  });
   setInterval(() => {
-    if (Date.now() - last > STALE) {
+    if (!paused && Date.now() - last > STALE) {
       setUp(false);
       open();
     }
