@@ -230,11 +230,34 @@ async fn main() {
         floor.push(b);
     }
 
+    // When each MO first shows in line L1's retained view, as an MQTT display sees it: splits
+    // the time into the agent's part and the screens'.
+    let on_line: Arc<Mutex<std::collections::HashMap<i64, f64>>> = Arc::default();
+    let _line_watch = {
+        let on_line = on_line.clone();
+        common::subscriber(broker.port, "bench-line", format!("{PREFIX}/line/L1"), move |_, p| {
+            // Wall-clock milliseconds, as the pages count them.
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_secs_f64()
+                * 1000.0;
+            let v: Value = serde_json::from_slice(&p.payload).unwrap_or(Value::Null);
+            let mut seen = on_line.lock().unwrap();
+            for r in v["ready"].as_array().into_iter().flatten() {
+                if let Some(id) = r["id"].as_i64() {
+                    seen.entry(id).or_insert(now);
+                }
+            }
+        })
+        .await
+    };
+
     // One register-mo a second from the tablet, an echo through the broker a third of a second
     // after each.
     let echo = Echo::start(broker.port).await;
     let started = Instant::now() + Duration::from_millis(200);
-    let (taps, echoes) = tokio::join!(
+    let (taps, echoes, agent_trips) = tokio::join!(
         async {
             let mut taps = Vec::new();
             for k in 0..seconds {
@@ -257,6 +280,13 @@ async fn main() {
             taps
         },
         echo.trips("echo", 1.0, seconds, started + Duration::from_millis(333)),
+        async {
+            // The agent's own round trip for the same command, from an MQTT panel.
+            tokio::time::sleep_until((started + Duration::from_millis(666)).into()).await;
+            common::round_trips(&panel, &replies, "mqtt", 1.0, seconds, next_mo + seconds)
+                .await
+                .all()
+        },
     );
     let give_up = Instant::now() + Duration::from_secs(30);
     let mut shown: Value = Value::Null;
@@ -270,14 +300,23 @@ async fn main() {
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let mut tap_to_display: Vec<Duration> = taps
-        .iter()
-        .filter_map(|(mo, at)| {
-            let seen = shown[mo.to_string()].as_f64()?;
-            Some(Duration::from_secs_f64(((seen - at) / 1000.0).max(0.0)))
-        })
-        .collect();
+    let since = |from: f64, to: f64| Duration::from_secs_f64(((to - from) / 1000.0).max(0.0));
+    let on_line = on_line.lock().unwrap().clone();
+    let mut tap_to_display = Vec::new();
+    let (mut tap_to_topic, mut topic_to_display) = (Vec::new(), Vec::new());
+    for (mo, at) in &taps {
+        let Some(drawn) = shown[mo.to_string()].as_f64().filter(|t| *t > 0.0) else {
+            continue;
+        };
+        tap_to_display.push(since(*at, drawn));
+        if let Some(published) = on_line.get(&(*mo as i64)) {
+            tap_to_topic.push(since(*at, *published));
+            topic_to_display.push(since(*published, drawn));
+        }
+    }
     tap_to_display.sort();
+    tap_to_topic.sort();
+    topic_to_display.sort();
     let mut echoes = echoes;
     echoes.sort();
     let web_mib = web_peak.mib();
@@ -295,9 +334,22 @@ async fn main() {
         taps.len()
     );
     println!(
+        "  of which: tap → the line's retained topic on the broker p50 {:.1} ms  p99 {:.1} ms; \
+         topic → drawn on the display p50 {:.1} ms  p99 {:.1} ms",
+        ms(percentile(&tap_to_topic, 0.5)),
+        ms(percentile(&tap_to_topic, 0.99)),
+        ms(percentile(&topic_to_display, 0.5)),
+        ms(percentile(&topic_to_display, 0.99))
+    );
+    println!(
         "MQTT round trip floor in the same run (bare echo, QoS 1): p50 {:.2} ms  p99 {:.2} ms",
         ms(percentile(&echoes, 0.5)),
         ms(percentile(&echoes, 0.99))
+    );
+    println!(
+        "the agent's own round trip for register-mo over MQTT in the same run (publish → reply): p50 {:.1} ms  p99 {:.1} ms",
+        ms(percentile(&agent_trips, 0.5)),
+        ms(percentile(&agent_trips, 0.99))
     );
     println!(
         "linegate web peak RSS with {pages} panels and {pages} displays open: {web_mib:.1} MiB (goal <= 12 MiB); \
