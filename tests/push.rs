@@ -159,12 +159,22 @@ async fn results_made_while_odoo_is_away_reach_it_once_and_in_order_when_it_retu
         );
     }
     assert!(notes(&f.sim, 3).is_empty());
-    // And the note of the end says what was made
+    // And the note of the end says what was made, line by line in Odoo's web client, and Odoo
+    // logged no warning for it
     let end = f.sim.messages(1).last().unwrap()["body"].as_str().unwrap().to_string();
+    let lines: Vec<&str> = end
+        .trim_start_matches("<p>")
+        .trim_end_matches("</p>")
+        .split("<br>")
+        .collect();
     assert!(
-        end.contains("stickers 000100 to 000219") && end.contains("produced 120"),
+        lines
+            .iter()
+            .any(|l| l.starts_with("stickers 000100 to 000219, roll R-1, produced 120, loss ")),
         "{end}"
     );
+    assert!(lines.last().unwrap().starts_with("event lg-"), "{end}");
+    assert_eq!(f.sim.log_warnings(), Vec::<String>::new());
     // And the displays show nothing pending any more
     display
         .wait(&format!("{PREFIX}/mo/1"), "MO 1 uploaded", |v| {
@@ -181,9 +191,9 @@ async fn results_made_while_odoo_is_away_reach_it_once_and_in_order_when_it_retu
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_result_whose_answer_was_lost_is_not_posted_twice() {
-    // Given an Odoo that carries out the next message_post but loses its answer
+    // Given an Odoo that carries out the next note but loses its answer
     let f = Floor::start(2).await;
-    f.sim.lose_answer_to("message_post");
+    f.sim.lose_answer_to("create");
 
     // When an MO is registered
     let reply = f
@@ -205,11 +215,11 @@ async fn a_result_whose_answer_was_lost_is_not_posted_twice() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_result_whose_answer_was_lost_before_a_restart_is_not_posted_twice() {
-    // Given an Odoo that carries out the next message_post but loses its answer, and an
+    // Given an Odoo that carries out the next note but loses its answer, and an
     // agent that lets an unanswered call settle for two seconds
     let f = Floor::with(1, |_| {}, |odoo| odoo.push.settle_time = Duration::from_secs(2)).await;
     let (sim, db, panel) = (&f.sim, &f.db, &f.panel);
-    sim.lose_answer_to("message_post");
+    sim.lose_answer_to("create");
 
     // When an MO is registered, its note's answer is lost, and the agent is restarted
     let reply = panel
@@ -615,7 +625,7 @@ async fn a_note_odoo_commits_after_the_agent_gave_up_on_it_is_not_posted_again()
     )
     .await;
     let (sim, db, panel) = (&f.sim, &f.db, &f.panel);
-    sim.apply_late("message_post", Duration::from_secs(8));
+    sim.apply_late("create", Duration::from_secs(8));
 
     // When the MO is registered: its note times out, and Odoo commits it seven seconds later
     let reply = panel

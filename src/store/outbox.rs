@@ -78,6 +78,8 @@ pub(crate) struct Waiting {
     pub(crate) attempts: u32,
     /// The steps Odoo already has (a bit each).
     pub(crate) steps_done: u32,
+    /// What Odoo made of it, as a step learnt it (the MO closed, its backorder).
+    pub(crate) outcome: Option<String>,
 }
 
 /// When the outbox's times are read: `now`, by the gateway's clock. A `next_at` or `settle_at`
@@ -93,7 +95,7 @@ pub(crate) struct Due {
 /// The result at the head of each MO's queue that is due, oldest first: a parked head holds
 /// its MO's queue back, and the other MOs go on.
 pub(crate) fn odoo_heads(db: &Db, at: &Due, limit: u32) -> Result<Vec<Waiting>, StoreError> {
-    const SQL: &str = "SELECT o.id, o.payload, o.attempts, o.steps_done FROM outbox o \
+    const SQL: &str = "SELECT o.id, o.payload, o.attempts, o.steps_done, o.outcome FROM outbox o \
         WHERE o.channel = 'odoo' AND o.delivered_at IS NULL AND o.parked_at IS NULL \
         AND (o.next_at <= ?1 OR o.next_at > ?2) \
         AND (o.settle_at IS NULL OR o.settle_at <= ?1 OR o.settle_at > ?3) \
@@ -107,6 +109,7 @@ pub(crate) fn odoo_heads(db: &Db, at: &Due, limit: u32) -> Result<Vec<Waiting>, 
             payload: r.get(1)?,
             attempts: r.get(2)?,
             steps_done: r.get(3)?,
+            outcome: r.get(4)?,
         })
     })?;
     Ok(rows.collect::<Result<_, _>>()?)
@@ -134,6 +137,13 @@ pub(crate) fn waive_waits(db: &Db, now: &str) -> Result<usize, StoreError> {
 pub(crate) fn steps_done(db: &Db, id: i64, steps: u32) -> Result<(), StoreError> {
     db.0.prepare_cached("UPDATE outbox SET steps_done = ?2 WHERE id = ?1")?
         .execute(params![id, steps])?;
+    Ok(())
+}
+
+/// Records that Odoo has the steps `steps` of result `id`, and what it made of the result.
+pub(crate) fn steps_done_with(db: &Db, id: i64, steps: u32, outcome: &str) -> Result<(), StoreError> {
+    db.0.prepare_cached("UPDATE outbox SET steps_done = ?2, outcome = ?3 WHERE id = ?1")?
+        .execute(params![id, steps, outcome])?;
     Ok(())
 }
 

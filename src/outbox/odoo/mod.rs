@@ -414,7 +414,10 @@ impl OdooOutbox {
         let mut uncertain = earlier;
         while let Some(step) = left.pop() {
             match step {
-                Step::Chatter => self.note(result, uncertain).await?,
+                Step::Chatter => {
+                    self.note(result, found.note_subtype, head.outcome.as_deref(), uncertain)
+                        .await?
+                }
                 Step::Fields => self.fields(result, &found.types).await?,
                 Step::Progress => self.progress(result).await?,
                 Step::TimeTracking => self.time_tracking(result, found.productive_loss, uncertain).await?,

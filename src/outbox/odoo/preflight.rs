@@ -18,6 +18,8 @@ pub(crate) struct Preflight {
     pub(crate) types: HashMap<String, String>,
     /// The productive loss type time-tracking entries are booked on.
     pub(crate) productive_loss: Option<i64>,
+    /// The chatter's note subtype (`mail.mt_note`), which a note is made with.
+    pub(crate) note_subtype: Option<i64>,
     /// One per configured step, in delivery order.
     pub(crate) checks: Vec<Check>,
 }
@@ -44,8 +46,15 @@ pub(crate) async fn preflight(client: &OdooClient, push: &PushConfig) -> Result<
     let mut found = Preflight::default();
     if push.chatter {
         let domain = json!([["model", "=", "mrp.production"]]);
-        let outcome = readable(client, "mail.message", &domain).await?.map(|()| {
-            "message_post on the MO; mail.message readable, to find a note whose answer was lost".to_string()
+        let mut outcome = readable(client, "mail.message", &domain).await?;
+        if outcome.is_ok() {
+            found.note_subtype = note_subtype(client).await?;
+            if found.note_subtype.is_none() {
+                outcome = Err(super::chatter::NO_NOTE_SUBTYPE.to_string());
+            }
+        }
+        let outcome = outcome.map(|()| {
+            "a note (mail.message) on the MO; mail.message readable, to find a note whose answer was lost".to_string()
         });
         found.checks.push(Check {
             step: "chatter",
@@ -128,6 +137,15 @@ fn refusal(e: OdooError) -> Result<String, OdooError> {
         }
         e => Err(e),
     }
+}
+
+/// The id of the chatter's note subtype, by its external id `mail.mt_note`.
+async fn note_subtype(client: &OdooClient) -> Result<Option<i64>, OdooError> {
+    let domain = json!([["module", "=", "mail"], ["name", "=", "mt_note"]]);
+    let found = client
+        .search_read("ir.model.data", &domain, &["res_id".to_string()], "id asc", Some(1))
+        .await?;
+    Ok(found.first().and_then(|r| r.get("res_id")).and_then(Value::as_i64))
 }
 
 async fn first_id(client: &OdooClient, model: &str, domain: &Value) -> Result<Option<i64>, OdooError> {
