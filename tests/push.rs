@@ -99,12 +99,27 @@ fn notes(sim: &SimOdoo, mo: i64) -> Vec<String> {
 }
 
 async fn run_an_mo(panel: &Panel, mo: i64, tag: &str) {
+    begin_an_mo(panel, mo, tag).await;
+    end_an_mo(panel, mo, tag, "000220").await;
+}
+
+/// Registers and starts MO `mo` (first sticker 000100).
+async fn begin_an_mo(panel: &Panel, mo: i64, tag: &str) {
     let steps = [
         ("register-mo", json!({"auth_first": "000100", "roll_number": "R-1"})),
         ("start-production", json!({"leader_id": "0042"})),
-        ("end-production", json!({"authenticity": "000220"})),
     ];
-    for (n, (action, fields)) in steps.into_iter().enumerate() {
+    send_steps(panel, mo, tag, steps.into_iter().enumerate()).await;
+}
+
+/// Ends MO `mo` with `authenticity` as the next sticker code.
+async fn end_an_mo(panel: &Panel, mo: i64, tag: &str, authenticity: &str) {
+    let end = ("end-production", json!({ "authenticity": authenticity }));
+    send_steps(panel, mo, tag, [(2, end)].into_iter()).await;
+}
+
+async fn send_steps(panel: &Panel, mo: i64, tag: &str, steps: impl Iterator<Item = (usize, (&str, Value))>) {
+    for (n, (action, fields)) in steps {
         let mut body = json!({"request_id": format!("{tag}-{mo}-{n}"), "operator": "ana", "mo": mo});
         body.as_object_mut()
             .unwrap()
@@ -413,9 +428,12 @@ async fn with_progress_and_time_tracking_odoo_closes_the_mo_once_with_a_backorde
     // (and the answer to the first mark-done lost: it must not close anything twice)
     sim.lose_answer_to("button_mark_done");
 
-    // When both run on the floor: 120 made on each
-    run_an_mo(panel, 1, "progress").await;
-    run_an_mo(panel, 2, "progress").await;
+    // When both run on the floor for a second or more: 120 made on each
+    begin_an_mo(panel, 1, "progress").await;
+    begin_an_mo(panel, 2, "progress").await;
+    a_second_passes().await;
+    end_an_mo(panel, 1, "progress", "000220").await;
+    end_an_mo(panel, 2, "progress", "000220").await;
 
     // Then MO 1 is done with the 120 made, and a backorder holds the other 380
     wait_until("the outbox drained", Duration::from_secs(40), || undelivered(db) == 0).await;
@@ -462,7 +480,8 @@ async fn with_progress_and_time_tracking_odoo_closes_the_mo_once_with_a_backorde
     );
     let first = |m: &str| calls.iter().position(|c| c == m).unwrap();
     assert!(first("write") < first("set_qty_producing") && first("set_qty_producing") < first("button_mark_done"));
-    // And MO 1's work order has one productive entry with the floor's times
+    // And MO 1's work order has one productive entry, with the floor's times: Odoo's close
+    // found time on it and booked no estimate of its own
     let entries = sim.productivity();
     assert_eq!(entries.len(), 1, "{entries:?}");
     assert_eq!(entries[0]["workorder_id"][0], workorder);
@@ -476,7 +495,230 @@ async fn with_progress_and_time_tracking_odoo_closes_the_mo_once_with_a_backorde
         .unwrap();
     let odoo_start = linegate::clock::format_odoo(linegate::clock::parse_rfc3339(&floor_start).unwrap());
     assert_eq!(entries[0]["date_start"], odoo_start);
+    // And the end's note, made after the close, names what Odoo holds, and so does the
+    // result's record
+    let backorder = backorders.iter().find(|m| m["state"] == "confirmed").unwrap()["name"].clone();
+    let said = format!(
+        "Odoo: closed as WH/MO/00001-001 with 120; backorder {} for the rest",
+        backorder.as_str().unwrap()
+    );
+    let end = sim.messages(1).last().unwrap()["body"].as_str().unwrap().to_string();
+    assert!(
+        end.contains("ended<br>") && end.contains(&format!("<br>{said}<br>")),
+        "{end}"
+    );
+    let recorded: String = common::reader(db)
+        .query_row(
+            "SELECT outcome FROM outbox WHERE key = 1 AND json_extract(payload, '$.happened') = 'ended'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(recorded, said);
     f.agent.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_end_below_plan_is_delivered_when_odoo_answers_the_backorder_it_opened() {
+    // Given the MO's progress pushed, and MO 1 planned for 500
+    let odoo_side = |sim: &SimOdoo| {
+        sim.write_mo(
+            1,
+            serde_json::Map::from_iter([("product_qty".to_string(), json!(500.0))]),
+        );
+    };
+    let f = Floor::with(1, odoo_side, |odoo| odoo.push.progress = true).await;
+    let (sim, db, panel) = (&f.sim, &f.db, &f.panel);
+    let display = f.display().await;
+
+    // When it runs on the floor with 120 made
+    run_an_mo(panel, 1, "below").await;
+
+    // Then Odoo closes it as -001 and answers the backorder it made, and the result is
+    // delivered, not parked: Odoo holds what the floor did
+    wait_until("the outbox drained", Duration::from_secs(20), || undelivered(db) == 0).await;
+    assert_eq!(count(db, "SELECT count(*) FROM outbox WHERE parked_at IS NOT NULL"), 0);
+    assert_eq!(sim.mo(1).unwrap()["state"], "done");
+    let backorder = sim.mo(2).unwrap();
+    assert_eq!(
+        (backorder["name"].as_str(), backorder["product_qty"].as_f64()),
+        (Some("WH/MO/00001-002"), Some(380.0))
+    );
+    let end = sim.messages(1).last().unwrap()["body"].as_str().unwrap().to_string();
+    assert!(
+        end.contains("<br>Odoo: closed as WH/MO/00001-001 with 120; backorder WH/MO/00001-002 for the rest<br>"),
+        "{end}"
+    );
+    display
+        .wait(&format!("{PREFIX}/mo/1"), "MO 1 all up", |v| {
+            v["pending_upload"].is_null()
+        })
+        .await;
+    f.agent.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn odoo_holds_the_floors_time_on_the_work_order_and_its_estimate_on_the_others() {
+    // Given progress and time tracking pushed, and MO 1 with two work orders expecting 60 and
+    // 120 minutes
+    let mut orders = Vec::new();
+    let odoo_side = |sim: &SimOdoo| {
+        orders.push(sim.add_workorder_expecting(1, 1, 60.0).unwrap());
+        orders.push(sim.add_workorder_expecting(1, 2, 120.0).unwrap());
+    };
+    let f = Floor::with(1, odoo_side, |odoo| {
+        odoo.push.progress = true;
+        odoo.push.time_tracking = true;
+    })
+    .await;
+    let (sim, db, panel) = (&f.sim, &f.db, &f.panel);
+
+    // When the floor runs it, the answer to its time tracking lost on the way back
+    begin_an_mo(panel, 1, "time").await;
+    a_second_passes().await;
+    wait_until("register and start delivered", Duration::from_secs(20), || {
+        undelivered(db) == 0
+    })
+    .await;
+    sim.lose_answer_to("create");
+    end_an_mo(panel, 1, "time", "000220").await;
+    wait_until("the end delivered", Duration::from_secs(30), || undelivered(db) == 0).await;
+    assert_eq!(
+        count(db, "SELECT max(attempts) FROM outbox"),
+        2,
+        "the lost answer, then the look that found the row"
+    );
+
+    // Then the first work order holds the floor's time alone, not Odoo's 60 minutes besides
+    let floor = floor_minutes(db, 1);
+    let first = sim.workorder(orders[0]).unwrap();
+    assert!(
+        (first["duration"].as_f64().unwrap() - floor).abs() < 0.01,
+        "{first} vs {floor}"
+    );
+    let rows = |wo: i64| -> Vec<Value> {
+        sim.productivity()
+            .into_iter()
+            .filter(|r| r["workorder_id"][0] == wo)
+            .collect()
+    };
+    assert_eq!(rows(orders[0]).len(), 1, "{:?}", rows(orders[0]));
+    assert!(rows(orders[0])[0]["description"]
+        .as_str()
+        .unwrap()
+        .starts_with("linegate lg-"));
+    // And the second, which the floor does not track, holds Odoo's estimate (docs say so)
+    assert_eq!(sim.workorder(orders[1]).unwrap()["duration"], 120.0);
+    f.agent.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_mo_closed_in_odoo_before_the_floors_time_reached_it_holds_the_floors_time_not_the_estimate() {
+    // Given time tracking pushed (not the progress), and MO 1 with a work order expecting an
+    // hour
+    let mut order = 0;
+    let f = Floor::with(
+        1,
+        |sim| order = sim.add_workorder_expecting(1, 1, 60.0).unwrap(),
+        |odoo| odoo.push.time_tracking = true,
+    )
+    .await;
+    let (sim, db, panel) = (&f.sim, &f.db, &f.panel);
+
+    // When Odoo is away while the floor runs the MO, and a person closes it in Odoo meanwhile
+    // (Odoo books its hour on the work order)
+    sim.set_down(true);
+    run_an_mo(panel, 1, "closed").await;
+    sim.write_mo(
+        1,
+        serde_json::Map::from_iter([("product_qty".to_string(), json!(120.0))]),
+    );
+    assert_eq!(sim.mark_done(1), json!(true));
+    assert_eq!(sim.workorder(order).unwrap()["duration"], 60.0);
+    sim.set_down(false);
+
+    // Then the work order holds the floor's time, in place of Odoo's estimate
+    wait_until("the outbox drained", Duration::from_secs(30), || undelivered(db) == 0).await;
+    let floor = floor_minutes(db, 1);
+    let held = sim.workorder(order).unwrap();
+    assert!(
+        (held["duration"].as_f64().unwrap() - floor).abs() < 0.01,
+        "{held} vs {floor}"
+    );
+    let rows = sim.productivity();
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert!(
+        rows[0]["description"].as_str().unwrap().starts_with("linegate lg-"),
+        "{rows:?}"
+    );
+    f.agent.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_mo_odoo_closed_by_a_backorder_before_the_floors_end_waits_for_a_person_with_both_sides() {
+    // Given the MO's progress pushed, and MO 1 planned for 5
+    let f = Floor::with(
+        1,
+        |sim| sim.write_mo(1, serde_json::Map::from_iter([("product_qty".to_string(), json!(5.0))])),
+        |odoo| odoo.push.progress = true,
+    )
+    .await;
+    let (sim, db, panel) = (&f.sim, &f.db, &f.panel);
+    let display = f.display().await;
+
+    // When the floor registers and starts it, and it reaches Odoo started
+    begin_an_mo(panel, 1, "bo").await;
+    wait_until("started in Odoo", Duration::from_secs(20), || undelivered(db) == 0).await;
+    // And Odoo closes it meanwhile with 2 and a backorder for 3, and the floor ends it with 4
+    sim.backorder(1, 2.0);
+    end_an_mo(panel, 1, "bo", "000104").await;
+
+    // Then the end waits for a person with what the floor made, what Odoo holds, and the
+    // backorder's name, on the MO's display
+    let shown = display
+        .wait(&format!("{PREFIX}/mo/1"), "the end parked", |v| {
+            v["pending_upload"]["parked"].is_string()
+        })
+        .await;
+    let reason = shown["pending_upload"]["parked"].as_str().unwrap();
+    for said in [
+        "the floor made 4",
+        "as WH/MO/00001-001 with 2",
+        "its backorder WH/MO/00001-002",
+        "the other 2 are booked nowhere",
+    ] {
+        assert!(reason.contains(said), "{said:?} in {reason}");
+    }
+    // And in `linegate outbox list`
+    let config = write_config(f._dir.path(), sim, "");
+    let listed = output(linegate(&config, &["outbox", "list"])).await;
+    assert!(text(&listed).contains("PARKED: the floor made 4"), "{}", text(&listed));
+    // And Odoo was not changed: -001 still holds 2
+    assert_eq!(sim.mo(1).unwrap()["qty_producing"], 2.0);
+    f.agent.stop().await;
+}
+
+/// Until the clock has passed into the second after the next: a span the floor tracks from
+/// now lasts a second at least (Odoo takes a work order whose time is 0 for one without any).
+async fn a_second_passes() {
+    let now = linegate::clock::now_unix();
+    wait_until("a second on the floor", Duration::from_secs(5), || {
+        linegate::clock::now_unix() > now + 1
+    })
+    .await;
+}
+
+/// The floor's start to end of MO `mo`, in minutes, as the store has them.
+fn floor_minutes(db: &std::path::Path, mo: i64) -> f64 {
+    let (start, end): (String, String) = common::reader(db)
+        .query_row(
+            &format!("SELECT date_start, date_finished FROM mo WHERE id = {mo}"),
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    let secs = |t: &str| linegate::clock::parse_rfc3339(t).unwrap();
+    (secs(&end) - secs(&start)) as f64 / 60.0
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -265,6 +265,16 @@ impl SimOdoo {
         self.state().backorder(id, qty_done)
     }
 
+    /// A person marks MO `mo` done in Odoo's web client (`button_mark_done`, no context):
+    /// what it answers.
+    pub fn mark_done(&self, mo: i64) -> Value {
+        let args = Map::from_iter([("ids".to_string(), json!([mo]))]);
+        match orm::call(&mut self.state(), "mrp.production", "button_mark_done", &args) {
+            Ok(answer) => answer.unwrap_or(Value::Null),
+            Err(e) => json!({"error": e.message}),
+        }
+    }
+
     /// A work order on MO `mo` at work center `workcenter` (1 "Assembly Line 1", 2 "Drill
     /// Station 1"); None when there is no such MO.
     pub fn add_workorder(&self, mo: i64, workcenter: i64) -> Option<i64> {

@@ -16,7 +16,7 @@ use crate::changes::{self, Change};
 use crate::clock;
 use crate::config::PushConfig;
 use crate::heartbeat::{Heart, BEAT};
-use crate::mo::result::FloorResult;
+use crate::mo::result::{FloorResult, Happened};
 use crate::odoo::{OdooClient, OdooError};
 use crate::shutdown::Shutdown;
 use crate::store::{self, Store, StoreError};
@@ -397,7 +397,12 @@ impl OdooOutbox {
         let id = head.id;
         let earlier = head.attempts > 0;
         let mut done = head.steps_done;
-        let mut left: Vec<Step> = self.steps().into_iter().filter(|s| done & *s as u32 == 0).collect();
+        let mut outcome = head.outcome.clone();
+        let mut left: Vec<Step> = self
+            .steps(result)
+            .into_iter()
+            .filter(|s| done & *s as u32 == 0)
+            .collect();
         left.reverse();
         // Before this result's note (once it is in, the result is this gateway's to finish),
         // and before the attempt is counted: the check only reads, so a timeout in it leaves
@@ -413,20 +418,30 @@ impl OdooOutbox {
             .map_err(stored)?;
         let mut uncertain = earlier;
         while let Some(step) = left.pop() {
+            let mut learnt = None;
             match step {
                 Step::Chatter => {
-                    self.note(result, found.note_subtype, head.outcome.as_deref(), uncertain)
+                    self.note(result, found.note_subtype, outcome.as_deref(), uncertain)
                         .await?
                 }
                 Step::Fields => self.fields(result, &found.types).await?,
-                Step::Progress => self.progress(result).await?,
+                Step::Progress => learnt = self.progress(result, id).await?,
                 Step::TimeTracking => self.time_tracking(result, found.productive_loss, uncertain).await?,
             }
             done |= step as u32;
             uncertain = false;
-            // The last one is recorded with the delivery, one write less: a kill before that
-            // leaves it as a kill right after the call would, looked up before it is sent again.
-            if !left.is_empty() {
+            if let Some(learnt) = learnt {
+                // What Odoo made of it is the result's record, and the note's, whenever made.
+                let kept = learnt.clone();
+                self.store
+                    .call(move |db| store::outbox::steps_done_with(db, id, done, &kept))
+                    .await
+                    .map_err(stored)?;
+                outcome = Some(learnt);
+            } else if !left.is_empty() {
+                // The last one is recorded with the delivery, one write less: a kill before that
+                // leaves it as a kill right after the call would, looked up before it is sent
+                // again.
                 self.store
                     .call(move |db| store::outbox::steps_done(db, id, done))
                     .await
@@ -456,19 +471,29 @@ impl OdooOutbox {
         self.client.call(model, method, named).await.map_err(classify)
     }
 
-    fn steps(&self) -> Vec<Step> {
+    /// The configured steps of `result`, in the order they are taken. The note comes first:
+    /// it is the floor's record in Odoo even when a later step waits for a person; but the
+    /// note of an end the MO's progress closes comes last, to say what Odoo made of it (its
+    /// new name, its backorder). Time tracking comes before the close: mark-done books its
+    /// expected duration on every work order without time, and the floor's real time booked
+    /// after it would add to that estimate.
+    fn steps(&self, result: &FloorResult) -> Vec<Step> {
+        let note_last = self.push.progress && result.happened == Happened::Ended;
         let mut steps = Vec::new();
-        if self.push.chatter {
+        if self.push.chatter && !note_last {
             steps.push(Step::Chatter);
         }
         if !self.push.fields.mapped().is_empty() {
             steps.push(Step::Fields);
         }
+        if self.push.time_tracking {
+            steps.push(Step::TimeTracking);
+        }
         if self.push.progress {
             steps.push(Step::Progress);
         }
-        if self.push.time_tracking {
-            steps.push(Step::TimeTracking);
+        if self.push.chatter && note_last {
+            steps.push(Step::Chatter);
         }
         steps
     }
