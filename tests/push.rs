@@ -789,11 +789,11 @@ async fn check_config_with_odoo_says_which_step_odoo_would_refuse_and_why() {
     let said = text(&asked);
     assert_eq!(asked.status.code(), Some(78), "{said}");
     assert!(
-        said.contains("results to Odoo, chatter: REFUSED: Odoo refused access: You are not allowed to access 'Message' (mail.message) records."),
+        said.contains("results to Odoo, chatter: REFUSED: the API user may not create mail.message: You are not allowed to create 'Message' (mail.message) records."),
         "{said}"
     );
     assert!(
-        said.contains("results to Odoo, time_tracking: REFUSED: Odoo refused access: You are not allowed to access 'Work Order' (mrp.workorder)"),
+        said.contains("results to Odoo, time_tracking: REFUSED: the API user may not read mrp.workorder: You are not allowed to access 'Work Order' (mrp.workorder)"),
         "{said}"
     );
 
@@ -814,6 +814,105 @@ async fn check_config_with_odoo_says_which_step_odoo_would_refuse_and_why() {
         "{}",
         text(&asked)
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_config_refuses_a_user_without_manufacturing_rights_naming_each_part_and_right() {
+    // Given an API user without Manufacturing rights (it may call fields_get and read the
+    // chatter's messages, nothing on MOs), and every step configured
+    let sim = sim(19, 1).await;
+    sim.without_manufacturing_rights();
+    let dir = tempfile::tempdir().unwrap();
+    let push = "[odoo.push]\nprogress = true\ntime_tracking = true\n";
+    let config = write_config(dir.path(), &sim, push);
+
+    // When Odoo is asked, then 78, the sync and each step named with the right it lacks
+    let asked = output(linegate(&config, &["check-config", "--odoo"])).await;
+    let said = text(&asked);
+    assert_eq!(asked.status.code(), Some(78), "{said}");
+    for refused in [
+        "Odoo 19 (JSON-2): the sync's rights: REFUSED: the API user may not read mrp.production: You are not \
+         allowed to access 'Manufacturing Order' (mrp.production) records. This operation is allowed for the \
+         following groups: - Inventory/User - Manufacturing/Administrator - Manufacturing/User",
+        "results to Odoo, chatter: REFUSED: the API user may not write mrp.production: You are not allowed to modify",
+        "results to Odoo, progress: REFUSED: the API user may not read mrp.production",
+        "results to Odoo, time_tracking: REFUSED: ",
+    ] {
+        assert!(said.contains(refused), "{refused:?} in {said}");
+    }
+
+    // When a user who may read MOs but not change them is asked on Odoo 17 (/jsonrpc, where
+    // only check_access_rights tells), then the sync passes and the progress is refused
+    let sim17 = self::sim(17, 1).await;
+    sim17.deny_writes("mrp.production");
+    let dir17 = tempfile::tempdir().unwrap();
+    let config17 = write_config(
+        dir17.path(),
+        &sim17,
+        "login = \"admin\"\n[odoo.push]\nchatter = false\nprogress = true\n",
+    );
+    let asked = output(linegate(&config17, &["check-config", "--odoo"])).await;
+    let said = text(&asked);
+    assert_eq!(asked.status.code(), Some(78), "{said}");
+    assert!(said.contains("Odoo 17 (/jsonrpc): the sync's rights: ok"), "{said}");
+    assert!(
+        said.contains("results to Odoo, progress: REFUSED: the API user may not write mrp.production: You are not allowed to modify 'Manufacturing Order'"),
+        "{said}"
+    );
+    let asked_for: Vec<String> = sim17.requests().into_iter().filter_map(|r| r.method).collect();
+    assert!(!asked_for.iter().any(|m| m == "has_access"), "{asked_for:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_agent_says_what_odoo_refuses_at_start_and_again_when_odoo_returns() {
+    // Given an API user without Manufacturing rights, and every step configured
+    let broker = Mosquitto::start().await;
+    let sim = sim(19, 1).await;
+    sim.without_manufacturing_rights();
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("linegate.db");
+    let mut odoo = odoo_config(&sim);
+    odoo.push.progress = true;
+    odoo.push.time_tracking = true;
+    let display = Display::start(broker.port(), PREFIX).await;
+
+    // When the agent starts
+    let agent = agent(odoo, broker.port(), &db).await;
+
+    // Then the status topic names each part Odoo refuses, with the missing right
+    let status = display
+        .wait(&format!("{PREFIX}/status"), "the refusals shown", |v| {
+            v["odoo_refuses"].as_array().is_some_and(|r| !r.is_empty())
+        })
+        .await;
+    let refused = status["odoo_refuses"].as_array().unwrap();
+    let steps: Vec<&str> = refused.iter().filter_map(|r| r["step"].as_str()).collect();
+    assert_eq!(steps, ["sync", "chatter", "progress", "time_tracking"], "{status}");
+    assert!(
+        refused[0]["why"]
+            .as_str()
+            .unwrap()
+            .starts_with("the API user may not read mrp.production: You are not allowed to access"),
+        "{status}"
+    );
+
+    // When Odoo goes away, the user is given its rights meanwhile, and Odoo returns
+    sim.set_down(true);
+    display
+        .wait(&format!("{PREFIX}/status"), "Odoo down", |v| {
+            v["uplink"]["odoo"]["state"] == "down"
+        })
+        .await;
+    sim.grant_all();
+    sim.set_down(false);
+
+    // Then the status says Odoo refuses nothing any more
+    display
+        .wait(&format!("{PREFIX}/status"), "nothing refused", |v| {
+            v["odoo_refuses"] == json!([])
+        })
+        .await;
+    agent.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

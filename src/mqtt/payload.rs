@@ -93,6 +93,7 @@ pub(crate) fn status(
     progress: &serde_json::Map<String, Value>,
     store: &crate::store::StoreHealth,
     backlog: &crate::store::outbox::Backlog,
+    refusals: &crate::uplink::Refusals,
     written_bytes: Option<u64>,
 ) -> Value {
     let uplink = |u: &Uplink| match u {
@@ -132,6 +133,8 @@ pub(crate) fn status(
         "store": store,
         "outbox": {"odoo": {"pending": backlog.pending, "oldest_at": backlog.oldest, "parked": backlog.parked,
             "dropped": backlog.dropped}},
+        "odoo_refuses": refusals.as_ref().map(|refused| refused.iter()
+            .map(|(step, why)| json!({"step": step, "why": why})).collect::<Vec<_>>()),
         // The card's wear: what the agent wrote to storage since `started_at`.
         "written_bytes": written_bytes,
     })
@@ -210,9 +213,17 @@ mod tests {
             &Default::default(),
             &full,
             &Default::default(),
+            &Some(vec![(
+                "progress".into(),
+                "the API user may not write mrp.production".into(),
+            )]),
             Some(41_165),
         );
         assert_eq!(status["written_bytes"], 41_165);
+        assert_eq!(
+            status["odoo_refuses"],
+            json!([{"step": "progress", "why": "the API user may not write mrp.production"}])
+        );
         let odoo = status["last_sync"]["odoo"].as_object().unwrap();
         assert_eq!(odoo["fetched"], 5);
         for sicantik_only in ["details", "unknown", "reminders"] {

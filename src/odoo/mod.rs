@@ -5,6 +5,7 @@
 
 mod error;
 pub(crate) mod mapping;
+mod rights;
 
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;

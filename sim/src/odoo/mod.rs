@@ -357,6 +357,13 @@ impl SimOdoo {
         self.state().denied.push(model.to_string());
     }
 
+    /// The API user is given every right back.
+    pub fn grant_all(&self) {
+        let mut state = self.state();
+        state.denied.clear();
+        state.read_only.clear();
+    }
+
     /// The API user may read `model` but not write, create or delete its records.
     pub fn deny_writes(&self, model: &str) {
         self.state().read_only.push(model.to_string());

@@ -79,6 +79,8 @@ pub(crate) struct OdooOutbox {
     /// To the displays: an MO whose results went up (or parked) is shown again.
     pub(crate) changes: Option<changes::Sender>,
     pub(crate) heart: Heart,
+    /// To the status topic: what Odoo would refuse of the sync and the steps, at each check.
+    pub(crate) refusals: watch::Sender<crate::uplink::Refusals>,
     /// This gateway, named in its notes; an MO another gateway's note names first is not
     /// reported on (see [`owner`]).
     pub(crate) owners: Option<Owners>,
@@ -358,7 +360,7 @@ impl OdooOutbox {
     /// Asks Odoo what it offers the steps; says at once what it will refuse (the results
     /// that need it park on it, with the same words, until a person retries them).
     async fn check(&self, checked: &mut Option<Checked>) -> Result<(), Round> {
-        let found = preflight::preflight(&self.client, &self.push)
+        let found = preflight::preflight(&self.client, Some(&self.push))
             .await
             .map_err(|e| Round::Failing {
                 error: e.to_string(),
@@ -368,8 +370,10 @@ impl OdooOutbox {
         let now: Vec<_> = found.refusals().collect();
         if checked.is_none() || before != now {
             for (step, why) in &now {
-                tracing::error!(step, why, "results to Odoo: Odoo will refuse this step of [odoo.push]");
+                tracing::error!(step, why, "Odoo will refuse this part of the configured work: the API user's rights or Odoo's setup must change");
             }
+            let shown = now.iter().map(|(step, why)| (step.to_string(), why.to_string()));
+            self.refusals.send_replace(Some(shown.collect()));
             if now.is_empty() {
                 let steps: Vec<_> = found.checks.iter().map(|c| c.step).collect();
                 tracing::info!(
