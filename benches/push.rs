@@ -224,7 +224,7 @@ async fn per_result(steps: &str) {
     let sim = SimOdoo::start(odoo).await.unwrap();
     let mos = STEP_MOS + 1;
     for id in sim.seed(mos) {
-        // (made 120: as planned, no backorder)
+        // (the floor makes 119 of them: an end below plan, closed with a backorder)
         sim.write_mo(id, serde_json::Map::from_iter([("product_qty".into(), 120.0.into())]));
         if fields {
             sim.add_workorder(id, 1);
@@ -267,7 +267,8 @@ async fn per_result(steps: &str) {
     );
 }
 
-/// Registers, starts and ends each of `mos` (120 made), waiting for each reply.
+/// Registers, starts and ends each of `mos` (stickers 000100 to 000218: 119 made), waiting
+/// for each reply.
 async fn run_mos(panel: &rumqttc::v5::AsyncClient, replies: &common::Seen, mos: std::ops::Range<usize>) {
     for mo in mos {
         let steps = [
