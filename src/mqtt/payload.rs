@@ -85,6 +85,12 @@ pub(crate) struct Gateway<'a> {
     pub(crate) instance: &'a str,
 }
 
+/// What goes to Odoo: the results waiting, and what Odoo would refuse of the configured work.
+pub(crate) struct ToOdoo<'a> {
+    pub(crate) backlog: &'a crate::store::outbox::Backlog,
+    pub(crate) refusals: &'a crate::uplink::Refusals,
+}
+
 /// `…/status`: the agent's own state; also its last will (with `online: false`).
 pub(crate) fn status(
     gateway: Gateway<'_>,
@@ -92,10 +98,10 @@ pub(crate) fn status(
     last_runs: &[RunRecord],
     progress: &serde_json::Map<String, Value>,
     store: &crate::store::StoreHealth,
-    backlog: &crate::store::outbox::Backlog,
-    refusals: &crate::uplink::Refusals,
+    to_odoo: ToOdoo<'_>,
     written_bytes: Option<u64>,
 ) -> Value {
+    let ToOdoo { backlog, refusals } = to_odoo;
     let uplink = |u: &Uplink| match u {
         Uplink::Unknown => json!({"state": "unknown"}),
         Uplink::Up => json!({"state": "up"}),
@@ -212,11 +218,13 @@ mod tests {
             &[run("odoo"), run("sicantik")],
             &Default::default(),
             &full,
-            &Default::default(),
-            &Some(vec![(
-                "progress".into(),
-                "the API user may not write mrp.production".into(),
-            )]),
+            ToOdoo {
+                backlog: &Default::default(),
+                refusals: &Some(vec![(
+                    "progress".into(),
+                    "the API user may not write mrp.production".into(),
+                )]),
+            },
             Some(41_165),
         );
         assert_eq!(status["written_bytes"], 41_165);

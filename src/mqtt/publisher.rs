@@ -292,8 +292,10 @@ impl Publisher {
             &last,
             &published.progress,
             &self.store.health().borrow(),
-            &backlog,
-            &self.refusals.borrow(),
+            payload::ToOdoo {
+                backlog: &backlog,
+                refusals: &self.refusals.borrow(),
+            },
             crate::wear::written_bytes(),
         )
         .to_string();

@@ -53,7 +53,7 @@ pub(super) fn ask(state: &State, model: &str, method: &str, args: &Map<String, V
     Some(match method {
         "has_access" => Ok(Some(json!(ok))),
         // Recorded on 19: None when allowed; before 18 it answered True.
-        _ if ok => Ok((state.config.version < 18).then(|| json!(true))),
+        _ if ok => Ok((state.config.version < 18).then_some(json!(true))),
         _ => Err(OrmError::not_allowed(model, op)),
     })
 }

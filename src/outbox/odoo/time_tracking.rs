@@ -173,7 +173,10 @@ mod tests {
         let invented = row(
             json!({"id": 9, "description": "Time Tracking: Mitchell Admin", "date_end": "2026-12-01 08:00:04", "duration": 60.0}),
         );
-        assert_eq!(booked_by_the_close(&[invented.clone()], &mo, &order), Some(9));
+        assert_eq!(
+            booked_by_the_close(std::slice::from_ref(&invented), &mo, &order),
+            Some(9)
+        );
         // Someone's own time, an hour before the close: not the close's
         let earlier = row(json!({"id": 9, "date_end": "2026-12-01 07:00:00", "duration": 60.0}));
         assert_eq!(booked_by_the_close(&[earlier], &mo, &order), None);
