@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 
 use linegate_sim::mosquitto::Mosquitto;
 use linegate_sim::odoo::{SimOdoo, SimOdooConfig};
+use rumqttc::v5::AsyncClient;
 
 mod common;
 use common::{
@@ -72,6 +73,30 @@ fn by_call(sim: &SimOdoo) -> BTreeMap<String, usize> {
     calls
 }
 
+/// The release agent on `sim` with `odoo` lines in its `[odoo]`, a display and a panel, once
+/// the display has every one of the `mos` MOs.
+async fn started(
+    dir: &Path,
+    sim: &SimOdoo,
+    port: u16,
+    odoo: &str,
+    mos: usize,
+) -> (common::Agent, AsyncClient, common::Seen, AsyncClient, common::Seen) {
+    let config = agent_config(dir, sim, port, odoo);
+    let (display, seen, panel, replies) = display_and_panel(port, "#").await;
+    let agent = spawn_agent(&config);
+    wait_for(&seen, &format!("{PREFIX}/mo/{mos}"), Duration::from_secs(120), |_| true)
+        .await
+        .expect("all MOs published");
+    (agent, display, seen, panel, replies)
+}
+
+/// Calls by name and count, as the report lists them.
+fn listed(calls: &BTreeMap<String, usize>) -> String {
+    let listed: Vec<String> = calls.iter().map(|(call, n)| format!("{call} {n}")).collect();
+    listed.join(", ")
+}
+
 /// Chatter notes made: by message_post before issue 20, as mail.message records since.
 fn notes(calls: &BTreeMap<String, usize>) -> usize {
     ["mrp.production.message_post", "mail.message.create"]
@@ -98,13 +123,8 @@ async fn main() {
     sim.set_latency(LATENCY);
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("linegate.db");
-    let config = agent_config(dir.path(), &sim, broker.port, "");
-    let (_display, seen, panel, replies) = display_and_panel(broker.port, "#").await;
-    let agent = spawn_agent(&config);
+    let (agent, _display, seen, panel, replies) = started(dir.path(), &sim, broker.port, "", mos).await;
     let limit = Duration::from_secs(120);
-    wait_for(&seen, &format!("{PREFIX}/mo/{mos}"), limit, |_| true)
-        .await
-        .expect("all MOs published");
     let status = format!("{PREFIX}/status");
     let odoo_is = |state: &'static str| move |v: &serde_json::Value| v["uplink"]["odoo"]["state"] == state;
     wait_for(&seen, &status, limit, odoo_is("up")).await.expect("Odoo up");
@@ -186,11 +206,7 @@ async fn main() {
     println!(
         "Odoo requests per entry: {:.3} ({requests} requests for {delivered} entries: {})",
         requests as f64 / delivered as f64,
-        calls
-            .iter()
-            .map(|(call, n)| format!("{call} {n}"))
-            .collect::<Vec<_>>()
-            .join(", ")
+        listed(&calls)
     );
     for (label, times) in [("nothing to drain", &idle), ("while draining", &during)] {
         println!(
@@ -235,13 +251,9 @@ async fn per_result(steps: &str) {
     let db = dir.path().join("linegate.db");
     // The sync stays out of the count: it runs once, at start.
     let sync = "sync_interval = \"1h\"\nreconcile_interval = \"1h\"\n";
-    let config = agent_config(dir.path(), &sim, broker.port, &format!("{sync}{push}"));
-    let (_display, seen, panel, replies) = display_and_panel(broker.port, "#").await;
-    let agent = spawn_agent(&config);
+    let odoo = format!("{sync}{push}");
+    let (agent, _display, _, panel, replies) = started(dir.path(), &sim, broker.port, &odoo, mos).await;
     let limit = Duration::from_secs(120);
-    wait_for(&seen, &format!("{PREFIX}/mo/{mos}"), limit, |_| true)
-        .await
-        .expect("all MOs published");
     // The first MO warms up (the checks of what Odoo offers the steps are made at start).
     run_mos(&panel, &replies, 1..2).await;
     when(limit, || undelivered(&db, i64::MAX) == 0)
@@ -259,17 +271,13 @@ async fn per_result(steps: &str) {
     println!(
         "BENCH_STEPS={steps}: {:.2} Odoo requests per result ({requests} for {results} results of {STEP_MOS} MOs: {})",
         requests as f64 / results as f64,
-        calls
-            .iter()
-            .map(|(call, n)| format!("{call} {n}"))
-            .collect::<Vec<_>>()
-            .join(", ")
+        listed(&calls)
     );
 }
 
 /// Registers, starts and ends each of `mos` (stickers 000100 to 000218: 119 made), waiting
 /// for each reply.
-async fn run_mos(panel: &rumqttc::v5::AsyncClient, replies: &common::Seen, mos: std::ops::Range<usize>) {
+async fn run_mos(panel: &AsyncClient, replies: &common::Seen, mos: std::ops::Range<usize>) {
     for mo in mos {
         let steps = [
             (

@@ -1018,18 +1018,7 @@ async fn state_changes_answer_as_recorded() {
     assert_eq!(after[0]["qty_produced"], 2.0);
 
     // When reporting part of another MO's quantity and marking it done
-    let mo = sim.create_mo(NewMo {
-        qty: 5.0,
-        ..Default::default()
-    });
-    let write = execute_kw(
-        &sim,
-        "mrp.production",
-        "write",
-        json!([[mo], {"qty_producing": 2}]),
-        json!({}),
-    )
-    .await;
+    let mo = five_with_two_produced(&sim).await;
     let set = execute_kw(&sim, "mrp.production", "set_qty_producing", json!([[mo]]), json!({})).await;
     let wizard = execute_ok(&sim, "mrp.production", "button_mark_done", json!([[mo]]), json!({})).await;
     let unchanged = execute_ok(
@@ -1069,7 +1058,6 @@ async fn state_changes_answer_as_recorded() {
     // Then the write is `true` and stored as a float, set_qty_producing answers nothing, a partial
     // quantity answers the backorder wizard (a dict, not `true`) and changes nothing, and with
     // `skip_backorder` the MO closes as -001, -002 holds the rest, and the answer is a dict too
-    assert_eq!(write["result"], true);
     assert_eq!(set, json!({"jsonrpc": "2.0", "id": 1}));
     assert_eq!(wizard["type"], "ir.actions.act_window");
     assert_eq!(wizard["res_model"], "mrp.production.backorder");
@@ -1715,18 +1703,7 @@ fn httpdate_secs(text: &str) -> Option<i64> {
 async fn mark_done_with_the_backorder_context_closes_the_mo_and_answers_an_action_opening_the_backorder() {
     // Given an MO of 5 with 2 produced (the recorded WH/MO/05031)
     let sim = odoo19().await;
-    let mo = sim.create_mo(NewMo {
-        qty: 5.0,
-        ..Default::default()
-    });
-    let wrote = json2(
-        &sim,
-        "mrp.production",
-        "write",
-        json!({"ids": [mo], "vals": {"qty_producing": 2}}),
-    )
-    .await;
-    assert_eq!(wrote.json(), true);
+    let mo = five_with_two_produced(&sim).await;
 
     // When it is marked done over JSON-2 with the backorder context
     let done = json2(
@@ -2119,4 +2096,22 @@ fn access_error(answer: &Raw) -> String {
     let body = answer.json();
     assert_eq!(body["name"], "odoo.exceptions.AccessError");
     body["message"].as_str().unwrap().to_string()
+}
+
+/// A new MO of 5 with 2 reported produced over /jsonrpc: the write answers true.
+async fn five_with_two_produced(sim: &SimOdoo) -> i64 {
+    let mo = sim.create_mo(NewMo {
+        qty: 5.0,
+        ..Default::default()
+    });
+    let write = execute_kw(
+        sim,
+        "mrp.production",
+        "write",
+        json!([[mo], {"qty_producing": 2}]),
+        json!({}),
+    )
+    .await;
+    assert_eq!(write["result"], true);
+    mo
 }

@@ -104,11 +104,14 @@ pub(crate) async fn preflight(client: &OdooClient, push: Option<&PushConfig>) ->
     };
     if push.chatter {
         let mut outcome = rights.all(CHATTER_RIGHTS).await?;
-        if outcome.is_ok() {
-            found.note_subtype = note_subtype(client).await?;
-            if found.note_subtype.is_none() {
-                outcome = Err(super::chatter::NO_NOTE_SUBTYPE.to_string());
-            }
+        // Whatever the rights: a note tried all the same (a person retried it) parks on Odoo's
+        // own refusal, not on a subtype it lacks.
+        match note_subtype(client).await {
+            Ok(found_id) => found.note_subtype = found_id,
+            Err(e) => outcome = outcome.and(Err(refusal(e)?)),
+        }
+        if outcome.is_ok() && found.note_subtype.is_none() {
+            outcome = Err(super::chatter::NO_NOTE_SUBTYPE.to_string());
         }
         let outcome = outcome.map(|()| {
             "a note (mail.message) on the MO, and mail.message readable, to find a note whose answer was lost"
