@@ -314,12 +314,14 @@ pub(crate) struct Listed {
     pub(crate) next_at: String,
     pub(crate) last_error: Option<String>,
     pub(crate) parked: Option<String>,
+    /// What Odoo made of it so far (an end's close and backorder), when a step learnt it.
+    pub(crate) outcome: Option<String>,
 }
 
 /// Every result waiting for Odoo, oldest first.
 pub(crate) fn results(db: &Db) -> Result<Vec<Listed>, StoreError> {
-    const SQL: &str = "SELECT id, key, event_id, payload, created_at, attempts, next_at, last_error, park_reason \
-        FROM outbox WHERE channel = 'odoo' AND delivered_at IS NULL ORDER BY id";
+    const SQL: &str = "SELECT id, key, event_id, payload, created_at, attempts, next_at, last_error, park_reason, \
+        outcome FROM outbox WHERE channel = 'odoo' AND delivered_at IS NULL ORDER BY id";
     let mut stmt = db.0.prepare_cached(SQL)?;
     let rows = stmt.query_map([], |r| {
         Ok(Listed {
@@ -332,6 +334,7 @@ pub(crate) fn results(db: &Db) -> Result<Vec<Listed>, StoreError> {
             next_at: r.get(6)?,
             last_error: r.get(7)?,
             parked: r.get(8)?,
+            outcome: r.get(9)?,
         })
     })?;
     Ok(rows.collect::<Result<_, _>>()?)
