@@ -1,10 +1,12 @@
 //! Operator results to Odoo: every result a command queued, in order per MO, exactly once,
-//! whenever Odoo can be reached. A result is delivered step by step (a chatter note, the
-//! instance's fields), each step recorded as Odoo takes it; before a step that may already
-//! have reached Odoo (its answer lost, the agent killed) is tried again, Odoo is asked whether
-//! it has it. A passing failure is retried with backoff; one that retrying cannot mend (no
-//! rights, a validation error, the MO gone, a wizard) parks the result for a person, holding
-//! back the rest of that MO's results while the other MOs go on.
+//! whenever Odoo can be reached. A result is delivered step by step, each in its own file (a
+//! chatter note: [`chatter`]; the instance's fields: [`fields`]; the MO's progress:
+//! [`progress`]; time tracking: [`time_tracking`]), each step recorded as Odoo takes it;
+//! before a step that may already have reached Odoo (its answer lost, the agent killed) is
+//! tried again, Odoo is asked whether it has it. A passing failure is retried with backoff; one
+//! that retrying cannot mend (no rights, a validation error, the MO gone or closed before the
+//! floor's end, a wizard) parks the result for a person, holding back the rest of that MO's
+//! results while the other MOs go on.
 
 use std::time::Duration;
 
