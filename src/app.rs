@@ -123,6 +123,9 @@ pub async fn run(config: Config, shutdown: Shutdown) -> Result<(), AppError> {
     // Rung by the command layer when it queued results for Odoo; their delivery waits on it.
     let results_queued = crate::changes::Queued::default();
     let push = config.odoo.as_ref().map(|o| &o.push).filter(|p| p.active());
+    // What Odoo would refuse of the configured work: the Odoo outbox checks and sends, the
+    // publisher shows it (without an outbox the sender is dropped and nothing is shown).
+    let (refusals_tx, refusals) = watch::channel(None);
 
     if let Some(odoo) = &config.odoo {
         let mut sync = OdooSync::new(odoo, store.clone(), retention)?;
@@ -156,6 +159,7 @@ pub async fn run(config: Config, shutdown: Shutdown) -> Result<(), AppError> {
             queued: results_queued.subscribe(),
             changes: changes.clone(),
             heart: hearts.heart("odoo outbox"),
+            refusals: refusals_tx,
             owners: config
                 .mqtt
                 .as_ref()
@@ -257,6 +261,7 @@ pub async fn run(config: Config, shutdown: Shutdown) -> Result<(), AppError> {
             changes: changes_rx,
             link: link_rx.clone(),
             uplinks,
+            refusals,
             runs: shown_runs.clone(),
             permits_zone: config.sicantik.as_ref().map(|s| s.zone_offset()).transpose()?,
             goodbye,

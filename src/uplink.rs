@@ -22,6 +22,11 @@ pub enum Uplink {
     },
 }
 
+/// What Odoo would refuse of the sync and the steps of `[odoo.push]`, as the latest check of
+/// the API user's rights found it: each refused part with why (the missing right, in Odoo's
+/// words); None until Odoo was asked.
+pub type Refusals = Option<Vec<(String, String)>>;
+
 /// The broker connection as the MQTT tasks see it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub(crate) struct LinkState {

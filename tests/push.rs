@@ -99,12 +99,27 @@ fn notes(sim: &SimOdoo, mo: i64) -> Vec<String> {
 }
 
 async fn run_an_mo(panel: &Panel, mo: i64, tag: &str) {
+    begin_an_mo(panel, mo, tag).await;
+    end_an_mo(panel, mo, tag, "000220").await;
+}
+
+/// Registers and starts MO `mo` (first sticker 000100).
+async fn begin_an_mo(panel: &Panel, mo: i64, tag: &str) {
     let steps = [
         ("register-mo", json!({"auth_first": "000100", "roll_number": "R-1"})),
         ("start-production", json!({"leader_id": "0042"})),
-        ("end-production", json!({"authenticity": "000220"})),
     ];
-    for (n, (action, fields)) in steps.into_iter().enumerate() {
+    send_steps(panel, mo, tag, steps.into_iter().enumerate()).await;
+}
+
+/// Ends MO `mo` with `authenticity` as the next sticker code.
+async fn end_an_mo(panel: &Panel, mo: i64, tag: &str, authenticity: &str) {
+    let end = ("end-production", json!({ "authenticity": authenticity }));
+    send_steps(panel, mo, tag, [(2, end)].into_iter()).await;
+}
+
+async fn send_steps(panel: &Panel, mo: i64, tag: &str, steps: impl Iterator<Item = (usize, (&str, Value))>) {
+    for (n, (action, fields)) in steps {
         let mut body = json!({"request_id": format!("{tag}-{mo}-{n}"), "operator": "ana", "mo": mo});
         body.as_object_mut()
             .unwrap()
@@ -159,12 +174,22 @@ async fn results_made_while_odoo_is_away_reach_it_once_and_in_order_when_it_retu
         );
     }
     assert!(notes(&f.sim, 3).is_empty());
-    // And the note of the end says what was made
+    // And the note of the end says what was made, line by line in Odoo's web client, and Odoo
+    // logged no warning for it
     let end = f.sim.messages(1).last().unwrap()["body"].as_str().unwrap().to_string();
+    let lines: Vec<&str> = end
+        .trim_start_matches("<p>")
+        .trim_end_matches("</p>")
+        .split("<br>")
+        .collect();
     assert!(
-        end.contains("stickers 000100 to 000219") && end.contains("produced 120"),
+        lines
+            .iter()
+            .any(|l| l.starts_with("stickers 000100 to 000219, roll R-1, produced 120, loss ")),
         "{end}"
     );
+    assert!(lines.last().unwrap().starts_with("event lg-"), "{end}");
+    assert_eq!(f.sim.log_warnings(), Vec::<String>::new());
     // And the displays show nothing pending any more
     display
         .wait(&format!("{PREFIX}/mo/1"), "MO 1 uploaded", |v| {
@@ -181,9 +206,9 @@ async fn results_made_while_odoo_is_away_reach_it_once_and_in_order_when_it_retu
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_result_whose_answer_was_lost_is_not_posted_twice() {
-    // Given an Odoo that carries out the next message_post but loses its answer
+    // Given an Odoo that carries out the next note but loses its answer
     let f = Floor::start(2).await;
-    f.sim.lose_answer_to("message_post");
+    f.sim.lose_answer_to("create");
 
     // When an MO is registered
     let reply = f
@@ -205,11 +230,11 @@ async fn a_result_whose_answer_was_lost_is_not_posted_twice() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_result_whose_answer_was_lost_before_a_restart_is_not_posted_twice() {
-    // Given an Odoo that carries out the next message_post but loses its answer, and an
+    // Given an Odoo that carries out the next note but loses its answer, and an
     // agent that lets an unanswered call settle for two seconds
     let f = Floor::with(1, |_| {}, |odoo| odoo.push.settle_time = Duration::from_secs(2)).await;
     let (sim, db, panel) = (&f.sim, &f.db, &f.panel);
-    sim.lose_answer_to("message_post");
+    sim.lose_answer_to("create");
 
     // When an MO is registered, its note's answer is lost, and the agent is restarted
     let reply = panel
@@ -403,9 +428,12 @@ async fn with_progress_and_time_tracking_odoo_closes_the_mo_once_with_a_backorde
     // (and the answer to the first mark-done lost: it must not close anything twice)
     sim.lose_answer_to("button_mark_done");
 
-    // When both run on the floor: 120 made on each
-    run_an_mo(panel, 1, "progress").await;
-    run_an_mo(panel, 2, "progress").await;
+    // When both run on the floor for a second or more: 120 made on each
+    begin_an_mo(panel, 1, "progress").await;
+    begin_an_mo(panel, 2, "progress").await;
+    a_second_passes().await;
+    end_an_mo(panel, 1, "progress", "000220").await;
+    end_an_mo(panel, 2, "progress", "000220").await;
 
     // Then MO 1 is done with the 120 made, and a backorder holds the other 380
     wait_until("the outbox drained", Duration::from_secs(40), || undelivered(db) == 0).await;
@@ -452,7 +480,8 @@ async fn with_progress_and_time_tracking_odoo_closes_the_mo_once_with_a_backorde
     );
     let first = |m: &str| calls.iter().position(|c| c == m).unwrap();
     assert!(first("write") < first("set_qty_producing") && first("set_qty_producing") < first("button_mark_done"));
-    // And MO 1's work order has one productive entry with the floor's times
+    // And MO 1's work order has one productive entry, with the floor's times: Odoo's close
+    // found time on it and booked no estimate of its own
     let entries = sim.productivity();
     assert_eq!(entries.len(), 1, "{entries:?}");
     assert_eq!(entries[0]["workorder_id"][0], workorder);
@@ -466,7 +495,230 @@ async fn with_progress_and_time_tracking_odoo_closes_the_mo_once_with_a_backorde
         .unwrap();
     let odoo_start = linegate::clock::format_odoo(linegate::clock::parse_rfc3339(&floor_start).unwrap());
     assert_eq!(entries[0]["date_start"], odoo_start);
+    // And the end's note, made after the close, names what Odoo holds, and so does the
+    // result's record
+    let backorder = backorders.iter().find(|m| m["state"] == "confirmed").unwrap()["name"].clone();
+    let said = format!(
+        "Odoo: closed as WH/MO/00001-001 with 120; backorder {} for the rest",
+        backorder.as_str().unwrap()
+    );
+    let end = sim.messages(1).last().unwrap()["body"].as_str().unwrap().to_string();
+    assert!(
+        end.contains("ended<br>") && end.contains(&format!("<br>{said}<br>")),
+        "{end}"
+    );
+    let recorded: String = common::reader(db)
+        .query_row(
+            "SELECT outcome FROM outbox WHERE key = 1 AND json_extract(payload, '$.happened') = 'ended'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(recorded, said);
     f.agent.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_end_below_plan_is_delivered_when_odoo_answers_the_backorder_it_opened() {
+    // Given the MO's progress pushed, and MO 1 planned for 500
+    let odoo_side = |sim: &SimOdoo| {
+        sim.write_mo(
+            1,
+            serde_json::Map::from_iter([("product_qty".to_string(), json!(500.0))]),
+        );
+    };
+    let f = Floor::with(1, odoo_side, |odoo| odoo.push.progress = true).await;
+    let (sim, db, panel) = (&f.sim, &f.db, &f.panel);
+    let display = f.display().await;
+
+    // When it runs on the floor with 120 made
+    run_an_mo(panel, 1, "below").await;
+
+    // Then Odoo closes it as -001 and answers the backorder it made, and the result is
+    // delivered, not parked: Odoo holds what the floor did
+    wait_until("the outbox drained", Duration::from_secs(20), || undelivered(db) == 0).await;
+    assert_eq!(count(db, "SELECT count(*) FROM outbox WHERE parked_at IS NOT NULL"), 0);
+    assert_eq!(sim.mo(1).unwrap()["state"], "done");
+    let backorder = sim.mo(2).unwrap();
+    assert_eq!(
+        (backorder["name"].as_str(), backorder["product_qty"].as_f64()),
+        (Some("WH/MO/00001-002"), Some(380.0))
+    );
+    let end = sim.messages(1).last().unwrap()["body"].as_str().unwrap().to_string();
+    assert!(
+        end.contains("<br>Odoo: closed as WH/MO/00001-001 with 120; backorder WH/MO/00001-002 for the rest<br>"),
+        "{end}"
+    );
+    display
+        .wait(&format!("{PREFIX}/mo/1"), "MO 1 all up", |v| {
+            v["pending_upload"].is_null()
+        })
+        .await;
+    f.agent.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn odoo_holds_the_floors_time_on_the_work_order_and_its_estimate_on_the_others() {
+    // Given progress and time tracking pushed, and MO 1 with two work orders expecting 60 and
+    // 120 minutes
+    let mut orders = Vec::new();
+    let odoo_side = |sim: &SimOdoo| {
+        orders.push(sim.add_workorder_expecting(1, 1, 60.0).unwrap());
+        orders.push(sim.add_workorder_expecting(1, 2, 120.0).unwrap());
+    };
+    let f = Floor::with(1, odoo_side, |odoo| {
+        odoo.push.progress = true;
+        odoo.push.time_tracking = true;
+    })
+    .await;
+    let (sim, db, panel) = (&f.sim, &f.db, &f.panel);
+
+    // When the floor runs it, the answer to its time tracking lost on the way back
+    begin_an_mo(panel, 1, "time").await;
+    a_second_passes().await;
+    wait_until("register and start delivered", Duration::from_secs(20), || {
+        undelivered(db) == 0
+    })
+    .await;
+    sim.lose_answer_to("create");
+    end_an_mo(panel, 1, "time", "000220").await;
+    wait_until("the end delivered", Duration::from_secs(30), || undelivered(db) == 0).await;
+    assert_eq!(
+        count(db, "SELECT max(attempts) FROM outbox"),
+        2,
+        "the lost answer, then the look that found the row"
+    );
+
+    // Then the first work order holds the floor's time alone, not Odoo's 60 minutes besides
+    let floor = floor_minutes(db, 1);
+    let first = sim.workorder(orders[0]).unwrap();
+    assert!(
+        (first["duration"].as_f64().unwrap() - floor).abs() < 0.01,
+        "{first} vs {floor}"
+    );
+    let rows = |wo: i64| -> Vec<Value> {
+        sim.productivity()
+            .into_iter()
+            .filter(|r| r["workorder_id"][0] == wo)
+            .collect()
+    };
+    assert_eq!(rows(orders[0]).len(), 1, "{:?}", rows(orders[0]));
+    assert!(rows(orders[0])[0]["description"]
+        .as_str()
+        .unwrap()
+        .starts_with("linegate lg-"));
+    // And the second, which the floor does not track, holds Odoo's estimate (docs say so)
+    assert_eq!(sim.workorder(orders[1]).unwrap()["duration"], 120.0);
+    f.agent.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_mo_closed_in_odoo_before_the_floors_time_reached_it_holds_the_floors_time_not_the_estimate() {
+    // Given time tracking pushed (not the progress), and MO 1 with a work order expecting an
+    // hour
+    let mut order = 0;
+    let f = Floor::with(
+        1,
+        |sim| order = sim.add_workorder_expecting(1, 1, 60.0).unwrap(),
+        |odoo| odoo.push.time_tracking = true,
+    )
+    .await;
+    let (sim, db, panel) = (&f.sim, &f.db, &f.panel);
+
+    // When Odoo is away while the floor runs the MO, and a person closes it in Odoo meanwhile
+    // (Odoo books its hour on the work order)
+    sim.set_down(true);
+    run_an_mo(panel, 1, "closed").await;
+    sim.write_mo(
+        1,
+        serde_json::Map::from_iter([("product_qty".to_string(), json!(120.0))]),
+    );
+    assert_eq!(sim.mark_done(1), json!(true));
+    assert_eq!(sim.workorder(order).unwrap()["duration"], 60.0);
+    sim.set_down(false);
+
+    // Then the work order holds the floor's time, in place of Odoo's estimate
+    wait_until("the outbox drained", Duration::from_secs(30), || undelivered(db) == 0).await;
+    let floor = floor_minutes(db, 1);
+    let held = sim.workorder(order).unwrap();
+    assert!(
+        (held["duration"].as_f64().unwrap() - floor).abs() < 0.01,
+        "{held} vs {floor}"
+    );
+    let rows = sim.productivity();
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert!(
+        rows[0]["description"].as_str().unwrap().starts_with("linegate lg-"),
+        "{rows:?}"
+    );
+    f.agent.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_mo_odoo_closed_by_a_backorder_before_the_floors_end_waits_for_a_person_with_both_sides() {
+    // Given the MO's progress pushed, and MO 1 planned for 5
+    let f = Floor::with(
+        1,
+        |sim| sim.write_mo(1, serde_json::Map::from_iter([("product_qty".to_string(), json!(5.0))])),
+        |odoo| odoo.push.progress = true,
+    )
+    .await;
+    let (sim, db, panel) = (&f.sim, &f.db, &f.panel);
+    let display = f.display().await;
+
+    // When the floor registers and starts it, and it reaches Odoo started
+    begin_an_mo(panel, 1, "bo").await;
+    wait_until("started in Odoo", Duration::from_secs(20), || undelivered(db) == 0).await;
+    // And Odoo closes it meanwhile with 2 and a backorder for 3, and the floor ends it with 4
+    sim.backorder(1, 2.0);
+    end_an_mo(panel, 1, "bo", "000104").await;
+
+    // Then the end waits for a person with what the floor made, what Odoo holds, and the
+    // backorder's name, on the MO's display
+    let shown = display
+        .wait(&format!("{PREFIX}/mo/1"), "the end parked", |v| {
+            v["pending_upload"]["parked"].is_string()
+        })
+        .await;
+    let reason = shown["pending_upload"]["parked"].as_str().unwrap();
+    for said in [
+        "the floor made 4",
+        "as WH/MO/00001-001 with 2",
+        "its backorder WH/MO/00001-002",
+        "the other 2 are booked nowhere",
+    ] {
+        assert!(reason.contains(said), "{said:?} in {reason}");
+    }
+    // And in `linegate outbox list`
+    let config = write_config(f._dir.path(), sim, "");
+    let listed = output(linegate(&config, &["outbox", "list"])).await;
+    assert!(text(&listed).contains("PARKED: the floor made 4"), "{}", text(&listed));
+    // And Odoo was not changed: -001 still holds 2
+    assert_eq!(sim.mo(1).unwrap()["qty_producing"], 2.0);
+    f.agent.stop().await;
+}
+
+/// Until the clock has passed into the second after the next: a span the floor tracks from
+/// now lasts a second at least (Odoo takes a work order whose time is 0 for one without any).
+async fn a_second_passes() {
+    let now = linegate::clock::now_unix();
+    wait_until("a second on the floor", Duration::from_secs(5), || {
+        linegate::clock::now_unix() > now + 1
+    })
+    .await;
+}
+
+/// The floor's start to end of MO `mo`, in minutes, as the store has them.
+fn floor_minutes(db: &std::path::Path, mo: i64) -> f64 {
+    let (start, end): (String, String) = common::reader(db)
+        .query_row(
+            &format!("SELECT date_start, date_finished FROM mo WHERE id = {mo}"),
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    let secs = |t: &str| linegate::clock::parse_rfc3339(t).unwrap();
+    (secs(&end) - secs(&start)) as f64 / 60.0
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -537,11 +789,11 @@ async fn check_config_with_odoo_says_which_step_odoo_would_refuse_and_why() {
     let said = text(&asked);
     assert_eq!(asked.status.code(), Some(78), "{said}");
     assert!(
-        said.contains("results to Odoo, chatter: REFUSED: Odoo refused access: You are not allowed to access 'Message' (mail.message) records."),
+        said.contains("results to Odoo, chatter: REFUSED: the API user may not create mail.message: You are not allowed to create 'Message' (mail.message) records."),
         "{said}"
     );
     assert!(
-        said.contains("results to Odoo, time_tracking: REFUSED: Odoo refused access: You are not allowed to access 'Work Order' (mrp.workorder)"),
+        said.contains("results to Odoo, time_tracking: REFUSED: the API user may not read mrp.workorder: You are not allowed to access 'Work Order' (mrp.workorder)"),
         "{said}"
     );
 
@@ -562,6 +814,105 @@ async fn check_config_with_odoo_says_which_step_odoo_would_refuse_and_why() {
         "{}",
         text(&asked)
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_config_refuses_a_user_without_manufacturing_rights_naming_each_part_and_right() {
+    // Given an API user without Manufacturing rights (it may call fields_get and read the
+    // chatter's messages, nothing on MOs), and every step configured
+    let sim = sim(19, 1).await;
+    sim.without_manufacturing_rights();
+    let dir = tempfile::tempdir().unwrap();
+    let push = "[odoo.push]\nprogress = true\ntime_tracking = true\n";
+    let config = write_config(dir.path(), &sim, push);
+
+    // When Odoo is asked, then 78, the sync and each step named with the right it lacks
+    let asked = output(linegate(&config, &["check-config", "--odoo"])).await;
+    let said = text(&asked);
+    assert_eq!(asked.status.code(), Some(78), "{said}");
+    for refused in [
+        "Odoo 19 (JSON-2): the sync's rights: REFUSED: the API user may not read mrp.production: You are not \
+         allowed to access 'Manufacturing Order' (mrp.production) records. This operation is allowed for the \
+         following groups: - Inventory/User - Manufacturing/Administrator - Manufacturing/User",
+        "results to Odoo, chatter: REFUSED: the API user may not write mrp.production: You are not allowed to modify",
+        "results to Odoo, progress: REFUSED: the API user may not read mrp.production",
+        "results to Odoo, time_tracking: REFUSED: ",
+    ] {
+        assert!(said.contains(refused), "{refused:?} in {said}");
+    }
+
+    // When a user who may read MOs but not change them is asked on Odoo 17 (/jsonrpc, where
+    // only check_access_rights tells), then the sync passes and the progress is refused
+    let sim17 = self::sim(17, 1).await;
+    sim17.deny_writes("mrp.production");
+    let dir17 = tempfile::tempdir().unwrap();
+    let config17 = write_config(
+        dir17.path(),
+        &sim17,
+        "login = \"admin\"\n[odoo.push]\nchatter = false\nprogress = true\n",
+    );
+    let asked = output(linegate(&config17, &["check-config", "--odoo"])).await;
+    let said = text(&asked);
+    assert_eq!(asked.status.code(), Some(78), "{said}");
+    assert!(said.contains("Odoo 17 (/jsonrpc): the sync's rights: ok"), "{said}");
+    assert!(
+        said.contains("results to Odoo, progress: REFUSED: the API user may not write mrp.production: You are not allowed to modify 'Manufacturing Order'"),
+        "{said}"
+    );
+    let asked_for: Vec<String> = sim17.requests().into_iter().filter_map(|r| r.method).collect();
+    assert!(!asked_for.iter().any(|m| m == "has_access"), "{asked_for:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_agent_says_what_odoo_refuses_at_start_and_again_when_odoo_returns() {
+    // Given an API user without Manufacturing rights, and every step configured
+    let broker = Mosquitto::start().await;
+    let sim = sim(19, 1).await;
+    sim.without_manufacturing_rights();
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("linegate.db");
+    let mut odoo = odoo_config(&sim);
+    odoo.push.progress = true;
+    odoo.push.time_tracking = true;
+    let display = Display::start(broker.port(), PREFIX).await;
+
+    // When the agent starts
+    let agent = agent(odoo, broker.port(), &db).await;
+
+    // Then the status topic names each part Odoo refuses, with the missing right
+    let status = display
+        .wait(&format!("{PREFIX}/status"), "the refusals shown", |v| {
+            v["odoo_refuses"].as_array().is_some_and(|r| !r.is_empty())
+        })
+        .await;
+    let refused = status["odoo_refuses"].as_array().unwrap();
+    let steps: Vec<&str> = refused.iter().filter_map(|r| r["step"].as_str()).collect();
+    assert_eq!(steps, ["sync", "chatter", "progress", "time_tracking"], "{status}");
+    assert!(
+        refused[0]["why"]
+            .as_str()
+            .unwrap()
+            .starts_with("the API user may not read mrp.production: You are not allowed to access"),
+        "{status}"
+    );
+
+    // When Odoo goes away, the user is given its rights meanwhile, and Odoo returns
+    sim.set_down(true);
+    display
+        .wait(&format!("{PREFIX}/status"), "Odoo down", |v| {
+            v["uplink"]["odoo"]["state"] == "down"
+        })
+        .await;
+    sim.grant_all();
+    sim.set_down(false);
+
+    // Then the status says Odoo refuses nothing any more
+    display
+        .wait(&format!("{PREFIX}/status"), "nothing refused", |v| {
+            v["odoo_refuses"] == json!([])
+        })
+        .await;
+    agent.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -615,7 +966,7 @@ async fn a_note_odoo_commits_after_the_agent_gave_up_on_it_is_not_posted_again()
     )
     .await;
     let (sim, db, panel) = (&f.sim, &f.db, &f.panel);
-    sim.apply_late("message_post", Duration::from_secs(8));
+    sim.apply_late("create", Duration::from_secs(8));
 
     // When the MO is registered: its note times out, and Odoo commits it seven seconds later
     let reply = panel
@@ -653,7 +1004,8 @@ async fn a_field_added_in_odoo_after_its_results_parked_takes_them_on_retry() {
         })
         .unwrap();
     assert!(
-        reason.contains("odoo.push.fields.roll_number: Odoo has no field `x_roll`"),
+        reason.contains("odoo.push.fields.roll_number: Odoo has no field `x_roll`")
+            && reason.contains("run `linegate odoo-setup`"),
         "{reason}"
     );
 

@@ -1018,18 +1018,7 @@ async fn state_changes_answer_as_recorded() {
     assert_eq!(after[0]["qty_produced"], 2.0);
 
     // When reporting part of another MO's quantity and marking it done
-    let mo = sim.create_mo(NewMo {
-        qty: 5.0,
-        ..Default::default()
-    });
-    let write = execute_kw(
-        &sim,
-        "mrp.production",
-        "write",
-        json!([[mo], {"qty_producing": 2}]),
-        json!({}),
-    )
-    .await;
+    let mo = five_with_two_produced(&sim).await;
     let set = execute_kw(&sim, "mrp.production", "set_qty_producing", json!([[mo]]), json!({})).await;
     let wizard = execute_ok(&sim, "mrp.production", "button_mark_done", json!([[mo]]), json!({})).await;
     let unchanged = execute_ok(
@@ -1068,8 +1057,7 @@ async fn state_changes_answer_as_recorded() {
 
     // Then the write is `true` and stored as a float, set_qty_producing answers nothing, a partial
     // quantity answers the backorder wizard (a dict, not `true`) and changes nothing, and with
-    // `skip_backorder` the MO closes as -001 and -002 holds the rest
-    assert_eq!(write["result"], true);
+    // `skip_backorder` the MO closes as -001, -002 holds the rest, and the answer is a dict too
     assert_eq!(set, json!({"jsonrpc": "2.0", "id": 1}));
     assert_eq!(wizard["type"], "ir.actions.act_window");
     assert_eq!(wizard["res_model"], "mrp.production.backorder");
@@ -1077,7 +1065,7 @@ async fn state_changes_answer_as_recorded() {
         unchanged,
         json!([{"id": mo, "state": "progress", "qty_producing": 2.0}])
     );
-    assert_eq!(closed, true);
+    assert_eq!(closed["res_id"], mo + 1, "the action opens the backorder: {closed}");
     assert_eq!(
         rest,
         json!([{"id": mo, "name": format!("WH/MO/{mo:05}-001"), "product_qty": 2.0, "state": "done"},
@@ -1709,6 +1697,423 @@ fn httpdate_secs(text: &str) -> Option<i64> {
     let month = MONTHS.iter().position(|m| m == month)? + 1;
     let at = humantime::parse_rfc3339(&format!("{year}-{month:02}-{day}T{time}Z")).ok()?;
     Some(at.duration_since(std::time::UNIX_EPOCH).ok()?.as_secs() as i64)
+}
+
+#[tokio::test]
+async fn mark_done_with_the_backorder_context_closes_the_mo_and_answers_an_action_opening_the_backorder() {
+    // Given an MO of 5 with 2 produced (the recorded WH/MO/05031)
+    let sim = odoo19().await;
+    let mo = five_with_two_produced(&sim).await;
+
+    // When it is marked done over JSON-2 with the backorder context
+    let done = json2(
+        &sim,
+        "mrp.production",
+        "button_mark_done",
+        json!({"ids": [mo], "context": {"skip_backorder": true, "mo_ids_to_backorder": [mo]}}),
+    )
+    .await;
+
+    // Then HTTP 200 with the recorded action dict, no `name`, its res_id the backorder
+    assert_eq!(done.status, StatusCode::OK);
+    let read = json2(
+        &sim,
+        "mrp.production",
+        "search_read",
+        json!({"domain": [["production_group_id", "=", mo]], "order": "id asc",
+               "fields": ["name", "state", "product_qty", "qty_produced", "production_group_id"]}),
+    )
+    .await
+    .json();
+    let name = format!("WH/MO/{mo:05}");
+    let backorder = read[1]["id"].as_i64().expect("a backorder in the MO's group");
+    assert_eq!(
+        done.json(),
+        json!({"res_model": "mrp.production", "type": "ir.actions.act_window",
+               "context": {"skip_backorder": false, "mo_ids_to_backorder": null},
+               "views": [[false, "form"]], "view_mode": "form", "res_id": backorder})
+    );
+    // And Odoo holds -001 done with 2, and -002 confirmed with 3, in one production group
+    assert_eq!(
+        read,
+        json!([{"id": mo, "name": format!("{name}-001"), "state": "done", "product_qty": 2.0, "qty_produced": 2.0,
+                "production_group_id": [mo, name]},
+               {"id": backorder, "name": format!("{name}-002"), "state": "confirmed", "product_qty": 3.0,
+                "qty_produced": 0.0, "production_group_id": [mo, name]}])
+    );
+    // And 19 has no procurement_group_id on the MO (fields_get ignores the name), 18 has it
+    let fields = json2(
+        &sim,
+        "mrp.production",
+        "fields_get",
+        json!({"allfields": ["procurement_group_id", "production_group_id"], "attributes": ["type", "relation"]}),
+    )
+    .await
+    .json();
+    assert_eq!(
+        fields,
+        json!({"production_group_id": {"type": "many2one", "relation": "mrp.production.group"}})
+    );
+    let sim18 = start(SimOdooConfig {
+        version: 18,
+        ..Default::default()
+    })
+    .await;
+    let fields = execute_ok(
+        &sim18,
+        "mrp.production",
+        "fields_get",
+        json!([["procurement_group_id", "production_group_id"]]),
+        json!({"attributes": ["type"]}),
+    )
+    .await;
+    assert_eq!(fields, json!({"procurement_group_id": {"type": "many2one"}}));
+}
+
+#[tokio::test]
+async fn mark_done_books_the_expected_duration_on_every_work_order_without_time() {
+    // Given a Drawer-like MO with three work orders expecting 60, 120 and 360 minutes, the
+    // second with half an hour tracked, the third cancelled
+    let sim = odoo19().await;
+    let mo = sim.seed(1)[0];
+    let wos: Vec<i64> = [(1, 60.0), (2, 120.0), (1, 360.0)]
+        .iter()
+        .map(|(center, minutes)| sim.add_workorder_expecting(mo, *center, *minutes).unwrap())
+        .collect();
+    let tracked = json2(
+        &sim,
+        "mrp.workcenter.productivity",
+        "create",
+        json!({"vals_list": [{"workorder_id": wos[1], "workcenter_id": 2, "production_id": mo, "loss_id": 7,
+               "date_start": "2026-12-01 06:00:00", "date_end": "2026-12-01 06:30:00"}]}),
+    )
+    .await;
+    assert_eq!(tracked.status, StatusCode::OK);
+    assert_eq!(sim.workorder(wos[1]).unwrap()["duration"], 30.0);
+    let first_row = tracked.json()[0].as_i64().unwrap();
+
+    // When the MO is marked done
+    let done = json2(&sim, "mrp.production", "button_mark_done", json!({"ids": [mo]})).await;
+    assert_eq!(done.json(), true);
+
+    // Then the work order without time got its expected 60 minutes as a row of the key's user
+    // ending at mark-done time; the tracked one kept its 30; each is done
+    let rows = json2(
+        &sim,
+        "mrp.workcenter.productivity",
+        "search_read",
+        json!({"domain": [["production_id", "=", mo]], "order": "id asc",
+               "fields": ["workorder_id", "description", "duration", "date_end", "loss_type", "user_id"]}),
+    )
+    .await
+    .json();
+    let rows = rows.as_array().unwrap();
+    assert_eq!(rows.len(), 3, "{rows:?}");
+    let invented: Vec<&Value> = rows.iter().filter(|r| r["id"] != first_row).collect();
+    assert_eq!(invented[0]["workorder_id"][0], wos[0]);
+    assert_eq!(invented[0]["description"], "Time Tracking: Mitchell Admin");
+    assert_eq!(invented[0]["duration"], 60.0);
+    assert_eq!(invented[0]["loss_type"], "productive");
+    assert_eq!(invented[0]["user_id"], json!([2, "Mitchell Admin"]));
+    assert_eq!(
+        invented[0]["date_end"],
+        sim.mo(mo).unwrap()["date_finished"],
+        "it ends when the MO was closed"
+    );
+    assert_eq!(invented[1]["workorder_id"][0], wos[2]);
+    assert_eq!(invented[1]["duration"], 360.0);
+    let read = json2(
+        &sim,
+        "mrp.workorder",
+        "read",
+        json!({"ids": wos, "fields": ["state", "duration", "duration_expected"]}),
+    )
+    .await
+    .json();
+    assert_eq!(
+        read,
+        json!([{"id": wos[0], "state": "done", "duration": 60.0, "duration_expected": 60.0},
+               {"id": wos[1], "state": "done", "duration": 30.0, "duration_expected": 120.0},
+               {"id": wos[2], "state": "done", "duration": 360.0, "duration_expected": 360.0}])
+    );
+
+    // When a row is booked after it, it adds to the invented one; written, the invented row
+    // takes the times given; unlinked, it is gone
+    let late = json2(
+        &sim,
+        "mrp.workcenter.productivity",
+        "create",
+        json!({"vals_list": [{"workorder_id": wos[0], "workcenter_id": 1, "loss_id": 7,
+               "date_start": "2026-12-01 06:00:00", "date_end": "2026-12-01 06:10:00"}]}),
+    )
+    .await
+    .json();
+    assert_eq!(sim.workorder(wos[0]).unwrap()["duration"], 70.0);
+    let invented_id = invented[0]["id"].clone();
+    let written = json2(
+        &sim,
+        "mrp.workcenter.productivity",
+        "write",
+        json!({"ids": [invented_id], "vals": {"date_start": "2026-12-01 07:00:00", "date_end": "2026-12-01 07:45:00"}}),
+    )
+    .await;
+    assert_eq!(written.json(), true);
+    assert_eq!(sim.workorder(wos[0]).unwrap()["duration"], 55.0);
+    let unlinked = json2(&sim, "mrp.workcenter.productivity", "unlink", json!({"ids": late})).await;
+    assert_eq!(unlinked.json(), true);
+    assert_eq!(sim.workorder(wos[0]).unwrap()["duration"], 45.0);
+}
+
+#[tokio::test]
+async fn a_user_without_manufacturing_rights_reads_fields_and_messages_and_nothing_else() {
+    // Given the recorded internal user without Manufacturing or Inventory rights
+    let sim = odoo19().await;
+    let mo = sim.seed(1)[0];
+    sim.without_manufacturing_rights();
+
+    // When it asks fields_get and the chatter, then both answer
+    let fields = json2(
+        &sim,
+        "mrp.production",
+        "fields_get",
+        json!({"allfields": ["name"], "attributes": ["type"]}),
+    )
+    .await;
+    assert_eq!(fields.status, StatusCode::OK);
+    let messages = json2(
+        &sim,
+        "mail.message",
+        "search_read",
+        json!({"domain": [["model", "=", "mrp.production"]], "fields": ["id"]}),
+    )
+    .await;
+    assert_eq!(messages.status, StatusCode::OK);
+
+    // When it reads, counts or posts on MOs, then 403 AccessError
+    for (method, body) in [
+        ("read", json!({"ids": [mo], "fields": ["name"]})),
+        ("search_read", json!({"domain": [], "fields": ["id"], "limit": 1})),
+        ("search_count", json!({"domain": []})),
+    ] {
+        let refused = json2(&sim, "mrp.production", method, body).await;
+        let message = access_error(&refused);
+        assert!(
+            message.starts_with("You are not allowed to access 'Manufacturing Order' (mrp.production) records."),
+            "{method}: {message}"
+        );
+    }
+    let post = json2(
+        &sim,
+        "mrp.production",
+        "message_post",
+        json!({"ids": [mo], "body": "x", "message_type": "comment", "subtype_xmlid": "mail.mt_note"}),
+    )
+    .await;
+    assert_eq!(post.status, StatusCode::FORBIDDEN);
+    assert!(
+        post.json()["message"]
+            .as_str()
+            .unwrap()
+            .contains("(Document type: Message, Operation: create)"),
+        "{}",
+        post.text
+    );
+}
+
+#[tokio::test]
+async fn rights_are_asked_ahead_with_has_access_on_18_and_check_access_rights_everywhere() {
+    // Given an admin's key, and a user without Manufacturing rights on another server
+    let admin = odoo19().await;
+    let user = odoo19().await;
+    user.without_manufacturing_rights();
+
+    // Then has_access answers true or false per model and operation, as recorded
+    assert_eq!(has(&admin, "mrp.production", "read").await, true);
+    for operation in ["read", "write", "create"] {
+        assert_eq!(has(&user, "mrp.production", operation).await, false, "{operation}");
+        assert_eq!(
+            has(&user, "mrp.workcenter.productivity", operation).await,
+            false,
+            "{operation}"
+        );
+    }
+    assert_eq!(has(&user, "mail.message", "read").await, true);
+    assert_eq!(has(&user, "mail.message", "create").await, true);
+
+    // And check_access_rights answers null when allowed, the recorded 403 when not
+    let allowed = json2(
+        &admin,
+        "mrp.production",
+        "check_access_rights",
+        json!({"operation": "write"}),
+    )
+    .await;
+    assert_eq!((allowed.status, allowed.json()), (StatusCode::OK, Value::Null));
+    let refused = json2(
+        &user,
+        "mrp.production",
+        "check_access_rights",
+        json!({"operation": "write"}),
+    )
+    .await;
+    let message = access_error(&refused);
+    assert!(
+        message.starts_with("You are not allowed to modify 'Manufacturing Order' (mrp.production) records.")
+            && message.contains("Manufacturing/User"),
+        "{message}"
+    );
+    // And check_access is private
+    let private = json2(&admin, "mrp.production", "_check_access", json!({"operation": "read"})).await;
+    assert_eq!(private.status, StatusCode::FORBIDDEN);
+
+    // When a read-only user asks: reading yes, writing no
+    admin.deny_writes("mrp.production");
+    assert_eq!(has(&admin, "mrp.production", "read").await, true);
+    assert_eq!(has(&admin, "mrp.production", "write").await, false);
+
+    // And on 17 there is no has_access, and check_access_rights answers true
+    let sim17 = start(SimOdooConfig {
+        version: 17,
+        ..Default::default()
+    })
+    .await;
+    let missing = execute_kw(&sim17, "mrp.production", "has_access", json!(["read"]), json!({})).await;
+    rpc_error(
+        &missing,
+        "builtins.AttributeError",
+        "The method 'mrp.production.has_access' does not exist",
+    );
+    let right = execute_ok(
+        &sim17,
+        "mrp.production",
+        "check_access_rights",
+        json!(["write"]),
+        json!({}),
+    )
+    .await;
+    assert_eq!(right, true);
+}
+
+#[tokio::test]
+async fn a_text_note_is_one_escaped_paragraph_and_html_costs_a_warning_per_post() {
+    // Given an Odoo 19 with one MO
+    let sim = odoo19().await;
+    let mo = sim.seed(1)[0];
+    let body_of = |id: i64| {
+        let messages = sim.messages(mo);
+        messages.iter().find(|m| m["id"] == id).unwrap()["body"].clone()
+    };
+
+    // When a text body with line breaks and markup is posted, then it is escaped into one
+    // paragraph, its line breaks left as they are (one run-on line in the web client)
+    let text = post(
+        &sim,
+        json!({"ids": [mo], "body": "line 1 <b>&\nline 2", "message_type": "comment"}),
+    )
+    .await;
+    assert_eq!(body_of(text), "<p>line 1 &lt;b&gt;&amp;\nline 2</p>");
+    assert!(sim.log_warnings().is_empty());
+
+    // When the body is HTML with body_is_html, then it is kept, and Odoo logs a WARNING
+    let html = post(
+        &sim,
+        json!({"ids": [mo], "body": "<p>line 1<br>line 2</p>", "body_is_html": true}),
+    )
+    .await;
+    assert_eq!(body_of(html), "<p>line 1<br>line 2</p>");
+    let warnings = sim.log_warnings();
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert!(
+        warnings[0].contains("Posting HTML message using body_is_html=True, use a Markup object instead"),
+        "{warnings:?}"
+    );
+
+    // When the note's subtype is looked up by its external id and the message created with an
+    // HTML body, then the markup is kept, it is a note, and nothing is logged
+    let xmlid = json2(
+        &sim,
+        "ir.model.data",
+        "search_read",
+        json!({"domain": [["module", "=", "mail"], ["name", "=", "mt_note"]], "fields": ["res_id"]}),
+    )
+    .await
+    .json();
+    let note = xmlid[0]["res_id"].as_i64().expect("mail.mt_note's id");
+    let created = json2(
+        &sim,
+        "mail.message",
+        "create",
+        json!({"vals_list": [{"model": "mrp.production", "res_id": mo, "message_type": "comment",
+               "subtype_id": note, "body": "<p>line 1<br>line 2</p>"}]}),
+    )
+    .await;
+    assert_eq!(created.status, StatusCode::OK, "{}", created.text);
+    let id = created.json()[0].as_i64().unwrap();
+    let found = json2(
+        &sim,
+        "mail.message",
+        "read",
+        json!({"ids": [id], "fields": ["body", "subtype_id", "author_id", "model", "res_id"]}),
+    )
+    .await
+    .json();
+    assert_eq!(
+        found,
+        json!([{"id": id, "body": "<p>line 1<br>line 2</p>", "subtype_id": [2, "Note"],
+                "author_id": [3, "YourCompany, Mitchell Admin"], "model": "mrp.production", "res_id": mo}])
+    );
+    assert_eq!(sim.log_warnings().len(), 1, "no warning for a created message");
+    // And a user who may not post on the MO may not create it either
+    sim.without_manufacturing_rights();
+    let refused = json2(
+        &sim,
+        "mail.message",
+        "create",
+        json!({"vals_list": [{"model": "mrp.production", "res_id": mo, "body": "x"}]}),
+    )
+    .await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN);
+    assert!(refused.text.contains("(Document type: Message, Operation: create)"));
+}
+
+/// `model.has_access(operation)` over JSON-2.
+async fn has(sim: &SimOdoo, model: &str, operation: &str) -> Value {
+    json2(sim, model, "has_access", json!({"operation": operation}))
+        .await
+        .json()
+}
+
+/// A note posted over JSON-2; its message id.
+async fn post(sim: &SimOdoo, body: Value) -> i64 {
+    let posted = json2(sim, "mrp.production", "message_post", body).await;
+    assert_eq!(posted.status, StatusCode::OK, "{}", posted.text);
+    posted.json()[0].as_i64().unwrap()
+}
+
+/// The message of a JSON-2 AccessError (403).
+fn access_error(answer: &Raw) -> String {
+    assert_eq!(answer.status, StatusCode::FORBIDDEN, "{}", answer.text);
+    let body = answer.json();
+    assert_eq!(body["name"], "odoo.exceptions.AccessError");
+    body["message"].as_str().unwrap().to_string()
+}
+
+/// A new MO of 5 with 2 reported produced over /jsonrpc: the write answers true.
+async fn five_with_two_produced(sim: &SimOdoo) -> i64 {
+    let mo = sim.create_mo(NewMo {
+        qty: 5.0,
+        ..Default::default()
+    });
+    let write = execute_kw(
+        sim,
+        "mrp.production",
+        "write",
+        json!([[mo], {"qty_producing": 2}]),
+        json!({}),
+    )
+    .await;
+    assert_eq!(write["result"], true);
+    mo
 }
 
 /// JSON-2 with another user's key.

@@ -99,7 +99,8 @@ fn plan(push: &PushConfig) -> String {
 }
 
 /// Connects and asks; 0 when Odoo offers everything configured, 78 when it refuses a part
-/// (the configuration, or the API user's rights, must change), 1 when it cannot be asked.
+/// (the configuration, or the API user's rights, must change: each refusal names the part and
+/// the missing right or field), 1 when it cannot be asked.
 async fn ask(path: &std::path::Path, odoo: &OdooConfig) -> u8 {
     let client = match OdooClient::new(odoo) {
         Ok(client) => client,
@@ -128,24 +129,32 @@ async fn ask(path: &std::path::Path, odoo: &OdooConfig) -> u8 {
             refused = true;
         }
     }
-    if odoo.push.active() {
-        match preflight::preflight(&client, &odoo.push).await {
-            Ok(found) => {
-                for check in &found.checks {
-                    match &check.outcome {
-                        Ok(what) => println!("results to Odoo, {}: ok: {what}", check.step),
-                        Err(why) => {
-                            println!("results to Odoo, {}: REFUSED: {why}", check.step);
-                            refused = true;
-                        }
+    let push = odoo.push.active().then_some(&odoo.push);
+    match preflight::preflight(&client, push).await {
+        Ok(found) => {
+            for check in &found.checks {
+                let step = match check.step {
+                    "sync" => format!("Odoo {version} ({api}): the sync's rights"),
+                    step => format!("results to Odoo, {step}"),
+                };
+                match &check.outcome {
+                    Ok(what) => println!("{step}: ok: {what}"),
+                    Err(why) => {
+                        println!("{step}: REFUSED: {why}");
+                        refused = true;
                     }
                 }
-                println!("results to Odoo: write access is learnt at the first delivery (a refusal parks it, with Odoo's words)");
             }
-            Err(e) => {
-                println!("results to Odoo: FAILED: {e}");
-                return EXIT_FAILURE;
+            if push.is_some() {
+                println!(
+                    "results to Odoo: rights are asked per model; a record rule's refusal (another company's MO) \
+                     parks the result at its first delivery, with Odoo's words"
+                );
             }
+        }
+        Err(e) => {
+            println!("Odoo {version} ({api}): FAILED: {e}");
+            return EXIT_FAILURE;
         }
     }
     if refused {

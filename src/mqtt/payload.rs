@@ -93,6 +93,12 @@ pub(crate) struct Gateway<'a> {
     pub(crate) instance: &'a str,
 }
 
+/// What goes to Odoo: the results waiting, and what Odoo would refuse of the configured work.
+pub(crate) struct ToOdoo<'a> {
+    pub(crate) backlog: &'a crate::store::outbox::Backlog,
+    pub(crate) refusals: &'a crate::uplink::Refusals,
+}
+
 /// `…/status`: the agent's own state; also its last will (with `online: false`).
 pub(crate) fn status(
     gateway: Gateway<'_>,
@@ -100,9 +106,10 @@ pub(crate) fn status(
     last_runs: &[RunRecord],
     progress: &serde_json::Map<String, Value>,
     store: &crate::store::StoreHealth,
-    backlog: &crate::store::outbox::Backlog,
+    to_odoo: ToOdoo<'_>,
     written_bytes: Option<u64>,
 ) -> Value {
+    let ToOdoo { backlog, refusals } = to_odoo;
     let uplink = |u: &Uplink| match u {
         Uplink::Unknown => json!({"state": "unknown"}),
         Uplink::Up => json!({"state": "up"}),
@@ -140,6 +147,8 @@ pub(crate) fn status(
         "store": store,
         "outbox": {"odoo": {"pending": backlog.pending, "oldest_at": backlog.oldest, "parked": backlog.parked,
             "dropped": backlog.dropped}},
+        "odoo_refuses": refusals.as_ref().map(|refused| refused.iter()
+            .map(|(step, why)| json!({"step": step, "why": why})).collect::<Vec<_>>()),
         // The card's wear: what the agent wrote to storage since `started_at`.
         "written_bytes": written_bytes,
     })
@@ -217,10 +226,20 @@ mod tests {
             &[run("odoo"), run("sicantik")],
             &Default::default(),
             &full,
-            &Default::default(),
+            ToOdoo {
+                backlog: &Default::default(),
+                refusals: &Some(vec![(
+                    "progress".into(),
+                    "the API user may not write mrp.production".into(),
+                )]),
+            },
             Some(41_165),
         );
         assert_eq!(status["written_bytes"], 41_165);
+        assert_eq!(
+            status["odoo_refuses"],
+            json!([{"step": "progress", "why": "the API user may not write mrp.production"}])
+        );
         let odoo = status["last_sync"]["odoo"].as_object().unwrap();
         assert_eq!(odoo["fetched"], 5);
         for sicantik_only in ["details", "unknown", "reminders"] {

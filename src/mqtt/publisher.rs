@@ -34,6 +34,8 @@ pub(crate) struct Publisher {
     pub(crate) link: watch::Receiver<LinkState>,
     /// Each sync's uplink as its scheduler last saw it; shown in the status after every run.
     pub(crate) uplinks: Vec<(&'static str, watch::Receiver<Uplink>)>,
+    /// What Odoo would refuse of the configured work, from the Odoo outbox's checks.
+    pub(crate) refusals: watch::Receiver<crate::uplink::Refusals>,
     /// Each sync's newest run, from its scheduler (the store records an idle stretch only once
     /// per reconcile_interval).
     pub(crate) runs: Vec<Shown>,
@@ -104,6 +106,13 @@ impl Publisher {
                         outcome = outcome.and(self.publish_change(change, &mut published).await);
                     }
                     outcome
+                }
+                // What Odoo refuses (and its mending) shows on the status at once.
+                Ok(()) = self.refusals.changed() => {
+                    if !self.link.borrow().connected {
+                        continue;
+                    }
+                    self.publish_status(true, &mut published).await
                 }
                 // A full or read-only store (and its recovery) shows on the status at once.
                 Ok(()) = store_health.changed() => {
@@ -283,7 +292,10 @@ impl Publisher {
             &last,
             &published.progress,
             &self.store.health().borrow(),
-            &backlog,
+            payload::ToOdoo {
+                backlog: &backlog,
+                refusals: &self.refusals.borrow(),
+            },
             crate::wear::written_bytes(),
         )
         .to_string();

@@ -5,6 +5,7 @@
 
 mod error;
 pub(crate) mod mapping;
+mod rights;
 pub(crate) mod setup;
 
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};

@@ -52,6 +52,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/0005_odoo_outbox.sql"),
     include_str!("../../migrations/0006_outbox_settle.sql"),
     include_str!("../../migrations/0007_lean_command_writes.sql"),
+    include_str!("../../migrations/0008_outbox_outcome.sql"),
 ];
 
 pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;

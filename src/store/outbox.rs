@@ -78,6 +78,8 @@ pub(crate) struct Waiting {
     pub(crate) attempts: u32,
     /// The steps Odoo already has (a bit each).
     pub(crate) steps_done: u32,
+    /// What Odoo made of it, as a step learnt it (the MO closed, its backorder).
+    pub(crate) outcome: Option<String>,
 }
 
 /// When the outbox's times are read: `now`, by the gateway's clock. A `next_at` or `settle_at`
@@ -93,7 +95,7 @@ pub(crate) struct Due {
 /// The result at the head of each MO's queue that is due, oldest first: a parked head holds
 /// its MO's queue back, and the other MOs go on.
 pub(crate) fn odoo_heads(db: &Db, at: &Due, limit: u32) -> Result<Vec<Waiting>, StoreError> {
-    const SQL: &str = "SELECT o.id, o.payload, o.attempts, o.steps_done FROM outbox o \
+    const SQL: &str = "SELECT o.id, o.payload, o.attempts, o.steps_done, o.outcome FROM outbox o \
         WHERE o.channel = 'odoo' AND o.delivered_at IS NULL AND o.parked_at IS NULL \
         AND (o.next_at <= ?1 OR o.next_at > ?2) \
         AND (o.settle_at IS NULL OR o.settle_at <= ?1 OR o.settle_at > ?3) \
@@ -107,6 +109,7 @@ pub(crate) fn odoo_heads(db: &Db, at: &Due, limit: u32) -> Result<Vec<Waiting>, 
             payload: r.get(1)?,
             attempts: r.get(2)?,
             steps_done: r.get(3)?,
+            outcome: r.get(4)?,
         })
     })?;
     Ok(rows.collect::<Result<_, _>>()?)
@@ -134,6 +137,13 @@ pub(crate) fn waive_waits(db: &Db, now: &str) -> Result<usize, StoreError> {
 pub(crate) fn steps_done(db: &Db, id: i64, steps: u32) -> Result<(), StoreError> {
     db.0.prepare_cached("UPDATE outbox SET steps_done = ?2 WHERE id = ?1")?
         .execute(params![id, steps])?;
+    Ok(())
+}
+
+/// Records that Odoo has the steps `steps` of result `id`, and what it made of the result.
+pub(crate) fn steps_done_with(db: &Db, id: i64, steps: u32, outcome: &str) -> Result<(), StoreError> {
+    db.0.prepare_cached("UPDATE outbox SET steps_done = ?2, outcome = ?3 WHERE id = ?1")?
+        .execute(params![id, steps, outcome])?;
     Ok(())
 }
 
@@ -304,12 +314,14 @@ pub(crate) struct Listed {
     pub(crate) next_at: String,
     pub(crate) last_error: Option<String>,
     pub(crate) parked: Option<String>,
+    /// What Odoo made of it so far (an end's close and backorder), when a step learnt it.
+    pub(crate) outcome: Option<String>,
 }
 
 /// Every result waiting for Odoo, oldest first.
 pub(crate) fn results(db: &Db) -> Result<Vec<Listed>, StoreError> {
-    const SQL: &str = "SELECT id, key, event_id, payload, created_at, attempts, next_at, last_error, park_reason \
-        FROM outbox WHERE channel = 'odoo' AND delivered_at IS NULL ORDER BY id";
+    const SQL: &str = "SELECT id, key, event_id, payload, created_at, attempts, next_at, last_error, park_reason, \
+        outcome FROM outbox WHERE channel = 'odoo' AND delivered_at IS NULL ORDER BY id";
     let mut stmt = db.0.prepare_cached(SQL)?;
     let rows = stmt.query_map([], |r| {
         Ok(Listed {
@@ -322,6 +334,7 @@ pub(crate) fn results(db: &Db) -> Result<Vec<Listed>, StoreError> {
             next_at: r.get(6)?,
             last_error: r.get(7)?,
             parked: r.get(8)?,
+            outcome: r.get(9)?,
         })
     })?;
     Ok(rows.collect::<Result<_, _>>()?)

@@ -224,7 +224,14 @@ fn table(state: &State, model: &str) -> BTreeMap<i64, Map<String, Value>> {
                 "model": VIEW, "res_id": MO_FORM, "noupdate": false});
             let model = json!({"id": 1, "module": "mrp", "name": "model_mrp_production",
                 "complete_name": "mrp.model_mrp_production", "model": MODEL, "res_id": MODELS[0].0, "noupdate": false});
-            BTreeMap::from([(1, row(model)), (2, row(form))])
+            let mut rows = BTreeMap::from([(1, row(model)), (2, row(form))]);
+            // The chatter's subtypes, which a note names.
+            for (id, module, name, model, res_id) in super::records::XMLIDS {
+                let xmlid = json!({"id": id, "module": module, "name": name, "complete_name": format!("{module}.{name}"),
+                    "model": model, "res_id": res_id, "noupdate": true});
+                rows.insert(id, row(xmlid));
+            }
+            rows
         }
         _ => super::views::rows(state),
     }

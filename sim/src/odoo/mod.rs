@@ -141,6 +141,10 @@ pub(crate) struct State {
     users: Vec<rights::ApiUser>,
     /// Whether the user of the request being answered is an administrator.
     caller_admin: bool,
+    /// Models the API user may read but not change ([`SimOdoo::deny_writes`]).
+    read_only: Vec<String>,
+    /// Odoo's log at WARNING and above ([`SimOdoo::log_warnings`]).
+    warnings: Vec<String>,
 }
 
 pub struct SimOdoo {
@@ -197,6 +201,8 @@ impl SimOdoo {
             ir: ir::Ir::new(),
             users: Vec::new(),
             caller_admin: true,
+            read_only: Vec::new(),
+            warnings: Vec::new(),
         }));
         let (stop, stopped) = tokio::sync::watch::channel(false);
         tokio::spawn(http::serve(listener, state.clone(), stopped));
@@ -272,10 +278,37 @@ impl SimOdoo {
         self.state().backorder(id, qty_done)
     }
 
+    /// A person marks MO `mo` done in Odoo's web client (`button_mark_done`, no context):
+    /// what it answers.
+    pub fn mark_done(&self, mo: i64) -> Value {
+        let args = Map::from_iter([("ids".to_string(), json!([mo]))]);
+        match orm::call(&mut self.state(), "mrp.production", "button_mark_done", &args) {
+            Ok(answer) => answer.unwrap_or(Value::Null),
+            Err(e) => json!({"error": e.message}),
+        }
+    }
+
     /// A work order on MO `mo` at work center `workcenter` (1 "Assembly Line 1", 2 "Drill
     /// Station 1"); None when there is no such MO.
     pub fn add_workorder(&self, mo: i64, workcenter: i64) -> Option<i64> {
-        records::add_workorder(&mut self.state(), mo, workcenter)
+        records::add_workorder(&mut self.state(), mo, workcenter, records::EXPECTED_MINUTES)
+    }
+
+    /// [`SimOdoo::add_workorder`], expecting `minutes` of work (`duration_expected`: what
+    /// Odoo books as its time when the MO is marked done without any).
+    pub fn add_workorder_expecting(&self, mo: i64, workcenter: i64, minutes: f64) -> Option<i64> {
+        records::add_workorder(&mut self.state(), mo, workcenter, minutes)
+    }
+
+    /// A work order as `mrp.workorder` holds it (its `duration` the sum of its time tracking).
+    pub fn workorder(&self, id: i64) -> Option<Value> {
+        let state = self.state();
+        state.records.workorders.get(&id).map(|w| Value::Object(w.clone()))
+    }
+
+    /// What Odoo wrote to its log at WARNING and above, oldest first.
+    pub fn log_warnings(&self) -> Vec<String> {
+        self.state().warnings.clone()
     }
 
     /// An MO's chatter messages, oldest first, as `mail.message` holds them.
@@ -357,6 +390,28 @@ impl SimOdoo {
     /// model's groups (D16, E14).
     pub fn deny(&self, model: &str) {
         self.state().denied.push(model.to_string());
+    }
+
+    /// The API user is given every right back.
+    pub fn grant_all(&self) {
+        let mut state = self.state();
+        state.denied.clear();
+        state.read_only.clear();
+    }
+
+    /// The API user may read `model` but not write, create or delete its records.
+    pub fn deny_writes(&self, model: &str) {
+        self.state().read_only.push(model.to_string());
+    }
+
+    /// The API user is an internal user without Manufacturing (or Inventory) rights, as
+    /// recorded on 19: `fields_get` answers and the chatter's messages can be read, but every
+    /// manufacturing model is refused, posting on an MO included.
+    pub fn without_manufacturing_rights(&self) {
+        let mut state = self.state();
+        for model in rights::MANUFACTURING {
+            state.denied.push(model.to_string());
+        }
     }
 
     pub fn delete_mo(&self, id: i64) {
@@ -517,7 +572,10 @@ impl State {
         backorder.insert("state".into(), json!("confirmed"));
         backorder.insert("create_date".into(), now.clone());
         backorder.insert("write_date".into(), now.clone());
+        backorder.insert("workorder_ids".into(), json!([]));
         self.mos.insert(new_id, backorder);
+        // The backorder gets work orders of its own, for the same work centers.
+        records::copy_workorders(self, id, new_id);
         let done = self.mos.get_mut(&id).expect("checked above");
         done.insert("name".into(), json!(kept_name));
         done.insert("product_qty".into(), json!(qty_done));

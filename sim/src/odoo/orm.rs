@@ -36,9 +36,9 @@ impl OrmError {
     }
     /// A user outside the model's groups (D16, E14): Odoo names the operation and the model's
     /// description.
-    pub(super) fn not_allowed(model: &str, method: &str) -> OrmError {
-        let operation = match method {
-            "write" | "message_post" | "action_start" | "button_mark_done" => "modify",
+    pub(super) fn not_allowed(model: &str, op: &str) -> OrmError {
+        let operation = match op {
+            "write" => "modify",
             "create" => "create",
             "unlink" => "delete",
             _ => "access",
@@ -173,6 +173,8 @@ pub(super) fn mo_fields(version: u32, custom: &[String]) -> Vec<Field> {
     } else {
         fields.push(field("lot_producing_id", "many2one", true, Some("stock.lot")));
     }
+    // What links an MO and its backorders (19 has no procurement_group_id on the MO).
+    fields.push(group_field(version));
     if version <= 16 {
         // 17 renamed the planned dates to date_start / date_finished, which on 16 are the actual ones.
         fields.push(field("date_planned_start", "datetime", true, None));
@@ -180,6 +182,16 @@ pub(super) fn mo_fields(version: u32, custom: &[String]) -> Vec<Field> {
     }
     fields.extend(custom.iter().map(|name| field(name, "char", true, None)));
     fields
+}
+
+/// The field that links an MO and its backorders on `version`: `production_group_id`
+/// (`mrp.production.group`) on 19, `procurement_group_id` before.
+pub(super) fn group_field(version: u32) -> Field {
+    if version >= 19 {
+        field("production_group_id", "many2one", true, Some("mrp.production.group"))
+    } else {
+        field("procurement_group_id", "many2one", true, Some("procurement.group"))
+    }
 }
 
 pub(super) fn picking_fields() -> Vec<Field> {
@@ -284,6 +296,8 @@ pub(super) fn new_mo(
     } else {
         record.insert("lot_producing_id".into(), json!(false));
     }
+    // A group of its own, named after it; its backorders join it.
+    record.insert(group_field(state.config.version).name, json!([id, name.clone()]));
     if state.config.version <= 16 {
         record.insert("date_planned_start".into(), now.clone());
         record.insert("date_planned_finished".into(), tomorrow);
@@ -326,6 +340,7 @@ pub(super) fn positional_names(method: &str) -> &'static [&'static str] {
         "create" => &["vals_list"],
         "read" => &["ids", "fields"],
         "write" => &["ids", "vals"],
+        "has_access" | "check_access_rights" => &["operation"],
         _ => &["ids"],
     }
 }
@@ -373,8 +388,8 @@ pub(super) fn call(state: &mut State, model: &str, method: &str, args: &Map<Stri
     if let Some(answer) = super::rights::call(state, model, method, args) {
         return answer;
     }
-    if method != "fields_get" && state.denied.iter().any(|m| m == model) {
-        return Err(OrmError::not_allowed(model, method));
+    if let Some(refused) = super::rights::refused(state, model, method) {
+        return Err(refused);
     }
     if let Some(answer) = super::records::call(state, model, method, args) {
         return answer;
@@ -518,7 +533,8 @@ fn recompute_state(mo: &mut Map<String, Value>) {
 /// `button_mark_done`: closes MOs; the whole quantity is taken as produced when none was
 /// reported (an untracked product). A partial quantity returns the backorder wizard and changes
 /// nothing, unless the context says `skip_backorder` (with `mo_ids_to_backorder` for the MOs
-/// that get a backorder for the rest).
+/// that get a backorder for the rest). Every open work order of a closed MO without time of
+/// its own gets its expected duration booked (`_post_inventory`, recorded on 19).
 fn mark_done(state: &mut State, model: &str, ids: &[i64], args: &Map<String, Value>) -> Answer {
     existing(state, model, ids)?;
     let context = args
@@ -558,13 +574,15 @@ fn mark_done(state: &mut State, model: &str, ids: &[i64], args: &Map<String, Val
         })));
     }
     let now = State::now();
+    let mut backorders = Vec::new();
     for id in ids {
         if partial.contains(id) && to_backorder.contains(id) {
             let producing = float(&state.mos[id], "qty_producing");
-            state.backorder(*id, producing);
+            backorders.push(state.backorder(*id, producing));
             if let Some(mo) = state.mos.get_mut(id) {
                 mo.insert("date_finished".into(), now.clone());
             }
+            super::records::book_expected_time(state, *id);
             continue;
         }
         let Some(mo) = state.mos.get_mut(id) else { continue };
@@ -578,8 +596,23 @@ fn mark_done(state: &mut State, model: &str, ids: &[i64], args: &Map<String, Val
         mo.insert("state".into(), json!("done"));
         mo.insert("date_finished".into(), now.clone());
         mo.insert("write_date".into(), now.clone());
+        super::records::book_expected_time(state, *id);
     }
-    Ok(Some(json!(true)))
+    // With backorders made, Odoo answers an action that opens them (recorded on 19: one
+    // backorder, a form on it, no `name`); `true` only when it made none.
+    Ok(Some(match backorders.as_slice() {
+        [] => json!(true),
+        [one] => json!({
+            "res_model": "mrp.production", "type": "ir.actions.act_window",
+            "context": {"skip_backorder": false, "mo_ids_to_backorder": null},
+            "views": [[false, "form"]], "view_mode": "form", "res_id": one,
+        }),
+        several => json!({
+            "res_model": "mrp.production", "type": "ir.actions.act_window",
+            "context": {"skip_backorder": false, "mo_ids_to_backorder": null},
+            "name": "Backorder MO", "domain": [["id", "in", several]], "view_mode": "list,form",
+        }),
+    }))
 }
 
 /// The records of `table` that `args`' domain matches, in `args`' order (the model's

@@ -1,8 +1,10 @@
-//! Who calls, and what they may do: the configured user (uid 2, an administrator), API users a
-//! test adds ([`super::SimOdoo::add_api_user`]), models a user has no rights on
-//! ([`super::SimOdoo::deny`]), and asking ahead with `has_access` (18.0+) and
-//! `check_access_rights`, as recorded on 19.0 (`../shared/protocols/odoo.md`, "Asking for
-//! rights ahead").
+//! Who calls, and what they may do (model-level access rights, not record rules): the
+//! configured user (uid 2, an administrator), API users a test adds
+//! ([`super::SimOdoo::add_api_user`]), models a user has no rights on ([`super::SimOdoo::deny`],
+//! [`super::SimOdoo::without_manufacturing_rights`]) or may only read
+//! ([`super::SimOdoo::deny_writes`]); what each method needs and Odoo's refusals; and asking
+//! ahead with `has_access` (18.0+) and `check_access_rights`, as recorded on 19.0
+//! (`../shared/protocols/odoo.md`, "Asking for rights ahead").
 
 use serde_json::{json, Map, Value};
 
@@ -72,13 +74,62 @@ pub(super) fn add(state: &mut State, login: &str, key: &str, admin: bool) -> i64
     uid
 }
 
+/// The models a user without Manufacturing (or Inventory) rights cannot touch.
+pub(super) const MANUFACTURING: [&str; 5] = [
+    "mrp.production",
+    "stock.picking",
+    "mrp.workorder",
+    "mrp.workcenter.productivity",
+    "mrp.workcenter.productivity.loss",
+];
+
+/// The access operation a method needs on its model.
+fn operation(method: &str) -> &'static str {
+    match method {
+        "search_read" | "search" | "search_count" | "read" => "read",
+        "create" => "create",
+        "unlink" => "unlink",
+        _ => "write",
+    }
+}
+
 /// Whether the caller may `operation` (`read`, `write`, `create`, `unlink`) records of `model`,
 /// as the model's access rights say (record rules aside).
 fn may(state: &State, model: &str, operation: &str) -> bool {
     if state.denied.iter().any(|m| m == model) {
         return false;
     }
+    if operation != "read" && state.read_only.iter().any(|m| m == model) {
+        return false;
+    }
     !(ADMIN_ONLY.contains(&model) && operation != "read" && !state.caller_admin)
+}
+
+/// Odoo's refusal of `model.method` for the caller, if it refuses it. `fields_get` checks no
+/// access; posting on an MO is refused as the message's creation (recorded on 19); the
+/// administrators' models answer with their own refusal (`check_admin`, in `ir`).
+pub(super) fn refused(state: &State, model: &str, method: &str) -> Option<OrmError> {
+    if method == "fields_get" || ADMIN_ONLY.contains(&model) {
+        return None;
+    }
+    if method == "message_post" && model == "mrp.production" {
+        return post_refused(state);
+    }
+    let op = operation(method);
+    (!may(state, model, op)).then(|| OrmError::not_allowed(model, op))
+}
+
+/// Why a message on an MO cannot be created by the caller: posting needs the right to write
+/// the MO (`_mail_post_access`). The refusal's first words are modelled; the recording kept
+/// "(Document type: Message, Operation: create)".
+pub(super) fn post_refused(state: &State) -> Option<OrmError> {
+    (!may(state, "mrp.production", "write")).then(|| {
+        OrmError::access(
+            "The requested operation cannot be completed due to security restrictions. Please contact your \
+             system administrator.\n\n(Document type: Message, Operation: create)"
+                .into(),
+        )
+    })
 }
 
 /// The caller's refusal to change records of an administrators' model: Odoo names the
@@ -119,6 +170,9 @@ pub(super) fn call(state: &State, model: &str, method: &str, args: &Map<String, 
     let Some(operation) = args.get("operation").and_then(Value::as_str) else {
         return Some(Err(OrmError::missing_argument("operation")));
     };
+    if !["read", "write", "create", "unlink"].contains(&operation) {
+        return Some(Err(OrmError::value(format!("Invalid access mode: {operation:?}"))));
+    }
     let allowed = may(state, model, operation);
     Some(match method {
         // 18.0 brought has_access; 16 and 17 have only check_access_rights.

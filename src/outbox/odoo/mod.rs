@@ -1,12 +1,13 @@
 //! Operator results to Odoo: every result a command queued, in order per MO, exactly once,
-//! whenever Odoo can be reached. A result is delivered step by step (a chatter note, the
-//! instance's fields), each step recorded as Odoo takes it; before a step that may already
-//! have reached Odoo (its answer lost, the agent killed) is tried again, Odoo is asked whether
-//! it has it. A passing failure is retried with backoff; one that retrying cannot mend (no
-//! rights, a validation error, the MO gone, a wizard) parks the result for a person, holding
-//! back the rest of that MO's results while the other MOs go on.
+//! whenever Odoo can be reached. A result is delivered step by step, each in its own file (a
+//! chatter note: [`chatter`]; the instance's fields: [`fields`]; the MO's progress:
+//! [`progress`]; time tracking: [`time_tracking`]), each step recorded as Odoo takes it;
+//! before a step that may already have reached Odoo (its answer lost, the agent killed) is
+//! tried again, Odoo is asked whether it has it. A passing failure is retried with backoff; one
+//! that retrying cannot mend (no rights, a validation error, the MO gone or closed before the
+//! floor's end, a wizard) parks the result for a person, holding back the rest of that MO's
+//! results while the other MOs go on.
 
-use std::collections::HashMap;
 use std::time::Duration;
 
 use serde_json::{json, Map, Value};
@@ -23,8 +24,12 @@ use crate::shutdown::Shutdown;
 use crate::store::{self, Store, StoreError};
 use crate::uplink::Uplink;
 
+mod chatter;
+mod fields;
 pub(crate) mod owner;
 pub(crate) mod preflight;
+mod progress;
+mod time_tracking;
 use owner::Owners;
 use preflight::Preflight;
 
@@ -44,10 +49,6 @@ const RESULT_RETRY: Backoff = Backoff::new(Duration::from_secs(5), Duration::fro
 /// Longer than any wait [`RESULT_RETRY`] sets (its longest, with jitter): a `next_at` further
 /// ahead was set by a clock since put back.
 const RETRY_HORIZON: i64 = 2 * 3600;
-/// Produced over this many times the planned quantity, and over it by [`IMPLAUSIBLE_OVER`],
-/// is taken for a mistyped sticker code (an extra digit or two), not for overproduction.
-const IMPLAUSIBLE: f64 = 10.0;
-const IMPLAUSIBLE_OVER: f64 = 10_000.0;
 
 /// What Odoo offered the steps is asked again after this long, when there is work.
 const CHECK_EVERY: Duration = Duration::from_secs(3600);
@@ -80,6 +81,8 @@ pub(crate) struct OdooOutbox {
     /// To the displays: an MO whose results went up (or parked) is shown again.
     pub(crate) changes: Option<changes::Sender>,
     pub(crate) heart: Heart,
+    /// To the status topic: what Odoo would refuse of the sync and the steps, at each check.
+    pub(crate) refusals: watch::Sender<crate::uplink::Refusals>,
     /// This gateway, named in its notes; an MO another gateway's note names first is not
     /// reported on (see [`owner`]).
     pub(crate) owners: Option<Owners>,
@@ -359,7 +362,7 @@ impl OdooOutbox {
     /// Asks Odoo what it offers the steps; says at once what it will refuse (the results
     /// that need it park on it, with the same words, until a person retries them).
     async fn check(&self, checked: &mut Option<Checked>) -> Result<(), Round> {
-        let found = preflight::preflight(&self.client, &self.push)
+        let found = preflight::preflight(&self.client, Some(&self.push))
             .await
             .map_err(|e| Round::Failing {
                 error: e.to_string(),
@@ -369,8 +372,10 @@ impl OdooOutbox {
         let now: Vec<_> = found.refusals().collect();
         if checked.is_none() || before != now {
             for (step, why) in &now {
-                tracing::error!(step, why, "results to Odoo: Odoo will refuse this step of [odoo.push]");
+                tracing::error!(step, why, "Odoo will refuse this part of the configured work: the API user's rights or Odoo's setup must change");
             }
+            let shown = now.iter().map(|(step, why)| (step.to_string(), why.to_string()));
+            self.refusals.send_replace(Some(shown.collect()));
             if now.is_empty() {
                 let steps: Vec<_> = found.checks.iter().map(|c| c.step).collect();
                 tracing::info!(
@@ -398,7 +403,12 @@ impl OdooOutbox {
         let id = head.id;
         let earlier = head.attempts > 0;
         let mut done = head.steps_done;
-        let mut left: Vec<Step> = self.steps().into_iter().filter(|s| done & *s as u32 == 0).collect();
+        let mut outcome = head.outcome.clone();
+        let mut left: Vec<Step> = self
+            .steps(result)
+            .into_iter()
+            .filter(|s| done & *s as u32 == 0)
+            .collect();
         left.reverse();
         // Before this result's note (once it is in, the result is this gateway's to finish),
         // and before the attempt is counted: the check only reads, so a timeout in it leaves
@@ -414,17 +424,30 @@ impl OdooOutbox {
             .map_err(stored)?;
         let mut uncertain = earlier;
         while let Some(step) = left.pop() {
+            let mut learnt = None;
             match step {
-                Step::Chatter => self.note(result, uncertain).await?,
+                Step::Chatter => {
+                    self.note(result, found.note_subtype, outcome.as_deref(), uncertain)
+                        .await?
+                }
                 Step::Fields => self.fields(result, &found.types).await?,
-                Step::Progress => self.progress(result).await?,
+                Step::Progress => learnt = self.progress(result, id).await?,
                 Step::TimeTracking => self.time_tracking(result, found.productive_loss, uncertain).await?,
             }
             done |= step as u32;
             uncertain = false;
-            // The last one is recorded with the delivery, one write less: a kill before that
-            // leaves it as a kill right after the call would, looked up before it is sent again.
-            if !left.is_empty() {
+            if let Some(learnt) = learnt {
+                // What Odoo made of it is the result's record, and the note's, whenever made.
+                let kept = learnt.clone();
+                self.store
+                    .call(move |db| store::outbox::steps_done_with(db, id, done, &kept))
+                    .await
+                    .map_err(stored)?;
+                outcome = Some(learnt);
+            } else if !left.is_empty() {
+                // The last one is recorded with the delivery, one write less: a kill before that
+                // leaves it as a kill right after the call would, looked up before it is sent
+                // again.
                 self.store
                     .call(move |db| store::outbox::steps_done(db, id, done))
                     .await
@@ -454,19 +477,29 @@ impl OdooOutbox {
         self.client.call(model, method, named).await.map_err(classify)
     }
 
-    fn steps(&self) -> Vec<Step> {
+    /// The configured steps of `result`, in the order they are taken. The note comes first:
+    /// it is the floor's record in Odoo even when a later step waits for a person; but the
+    /// note of an end the MO's progress closes comes last, to say what Odoo made of it (its
+    /// new name, its backorder). Time tracking comes before the close: mark-done books its
+    /// expected duration on every work order without time, and the floor's real time booked
+    /// after it would add to that estimate.
+    fn steps(&self, result: &FloorResult) -> Vec<Step> {
+        let note_last = self.push.progress && result.happened == Happened::Ended;
         let mut steps = Vec::new();
-        if self.push.chatter {
+        if self.push.chatter && !note_last {
             steps.push(Step::Chatter);
         }
         if !self.push.fields.mapped().is_empty() {
             steps.push(Step::Fields);
         }
+        if self.push.time_tracking {
+            steps.push(Step::TimeTracking);
+        }
         if self.push.progress {
             steps.push(Step::Progress);
         }
-        if self.push.time_tracking {
-            steps.push(Step::TimeTracking);
+        if self.push.chatter && note_last {
+            steps.push(Step::Chatter);
         }
         steps
     }
@@ -482,242 +515,6 @@ impl OdooOutbox {
             // `read` leaves out records that do not exist.
             _ => Err(Failure::Park("the MO no longer exists in Odoo".into())),
         }
-    }
-
-    /// The MO's state in Odoo follows the floor: started there when started here; on the end,
-    /// the quantity made, then done (with a backorder for the rest). Read first, so that a
-    /// step Odoo already has (its answer lost) is not made twice.
-    async fn progress(&self, result: &FloorResult) -> Result<(), Failure> {
-        let mo = result.mo;
-        let state = |row: &Map<String, Value>| row.get("state").and_then(Value::as_str).unwrap_or_default().to_string();
-        match result.happened {
-            Happened::Registered => Ok(()),
-            Happened::Started => {
-                let row = self.read_mo(mo, &["state"]).await?;
-                match state(&row).as_str() {
-                    "confirmed" => {
-                        let named = Map::from_iter([("ids".to_string(), json!([mo]))]);
-                        // It answers nothing (JSON-2 `null`, JSON-RPC no `result`).
-                        match self.once("mrp.production", "action_start", named).await? {
-                            Value::Null | Value::Bool(true) => Ok(()),
-                            other => Err(wizard("action_start", &other)),
-                        }
-                    }
-                    "progress" | "to_close" | "done" => Ok(()),
-                    other => Err(Failure::Park(format!(
-                        "the MO is {other:?} in Odoo; it cannot be started there"
-                    ))),
-                }
-            }
-            Happened::Ended => {
-                let row = self.read_mo(mo, &["state", "product_qty"]).await?;
-                match state(&row).as_str() {
-                    "done" => return Ok(()),
-                    "confirmed" | "progress" | "to_close" => {}
-                    other => {
-                        return Err(Failure::Park(format!(
-                            "the MO is {other:?} in Odoo; it cannot be closed there"
-                        )))
-                    }
-                }
-                let p = &result.protected;
-                let Some(produced) = result.produced() else {
-                    return Err(Failure::Park(match (&p.auth_first, &p.auth_last) {
-                        (Some(first), Some(last)) => {
-                            format!("the sticker codes {first} … {last} give no quantity produced")
-                        }
-                        _ => "no quantity produced is known (no sticker codes)".to_string(),
-                    }));
-                };
-                let planned = row.get("product_qty").and_then(Value::as_f64).unwrap_or(0.0);
-                // A code mistyped by a digit would close the MO with billions made: that is
-                // for a person to look at, not for Odoo to book.
-                if produced as f64 > (planned * IMPLAUSIBLE).max(planned + IMPLAUSIBLE_OVER) {
-                    return Err(Failure::Park(format!(
-                        "the sticker codes say {produced} made, where {planned} were planned: a person \
-                         checks them, closes the MO in Odoo, and drops this result"
-                    )));
-                }
-                let vals = json!({"qty_producing": produced as f64});
-                let named = Map::from_iter([("ids".to_string(), json!([mo])), ("vals".to_string(), vals)]);
-                match self.once("mrp.production", "write", named).await? {
-                    Value::Bool(true) => {}
-                    other => return Err(wizard("write", &other)),
-                }
-                // The quantity onto the MO's moves, as the form's "produce" does (it answers
-                // nothing); both calls set, so repeating them changes nothing.
-                let named = Map::from_iter([("ids".to_string(), json!([mo]))]);
-                match self.once("mrp.production", "set_qty_producing", named).await? {
-                    Value::Null | Value::Bool(true) => {}
-                    other => return Err(wizard("set_qty_producing", &other)),
-                }
-                let mut named = Map::from_iter([("ids".to_string(), json!([mo]))]);
-                if (produced as f64) < planned {
-                    // Less than planned: close it and leave the rest in a backorder, as the
-                    // wizard's "Create Backorder" does.
-                    named.insert(
-                        "context".into(),
-                        json!({"skip_backorder": true, "mo_ids_to_backorder": [mo]}),
-                    );
-                }
-                match self.once("mrp.production", "button_mark_done", named).await? {
-                    Value::Bool(true) => Ok(()),
-                    // A dict where `true` was expected is a wizard: nothing was done.
-                    other => Err(wizard("button_mark_done", &other)),
-                }
-            }
-        }
-    }
-
-    /// A time-tracking entry with the floor's start and end on the MO's first work order,
-    /// unless Odoo has it already (found by the event id in its description).
-    async fn time_tracking(&self, result: &FloorResult, loss: Option<i64>, uncertain: bool) -> Result<(), Failure> {
-        let p = &result.protected;
-        let (Happened::Ended, Some(start), Some(end)) = (result.happened, &p.date_start, &p.date_finished) else {
-            return Ok(());
-        };
-        let row = self.read_mo(result.mo, &["workorder_ids", "company_id"]).await?;
-        let Some(workorder) = row
-            .get("workorder_ids")
-            .and_then(Value::as_array)
-            .and_then(|w| w.first())
-            .and_then(Value::as_i64)
-        else {
-            // Nothing to attach it to.
-            return Ok(());
-        };
-        if uncertain {
-            let domain = json!([
-                ["workorder_id", "=", workorder],
-                ["description", "ilike", result.event_id]
-            ]);
-            let found = self.first_id("mrp.workcenter.productivity", &domain).await?;
-            if found.is_some() {
-                return Ok(());
-            }
-        }
-        let many2one =
-            |row: &Map<String, Value>, name: &str| row.get(name).and_then(|v| v.get(0)).and_then(Value::as_i64);
-        let named = Map::from_iter([
-            ("ids".to_string(), json!([workorder])),
-            ("fields".to_string(), json!(["workcenter_id"])),
-        ]);
-        let workcenter = match self.ask("mrp.workorder", "read", named).await? {
-            Value::Array(rows) => rows
-                .first()
-                .and_then(Value::as_object)
-                .and_then(|r| many2one(r, "workcenter_id")),
-            _ => None,
-        };
-        let Some(workcenter) = workcenter else {
-            return Err(Failure::Park(format!(
-                "work order {workorder} has no work center in Odoo"
-            )));
-        };
-        let Some(loss) = loss else {
-            return Err(Failure::Park(
-                "Odoo has no productive loss type (mrp.workcenter.productivity.loss)".into(),
-            ));
-        };
-        let odoo_time = |t: &str| clock::parse_rfc3339(t).map(clock::format_odoo);
-        let (Some(start), Some(end)) = (odoo_time(start), odoo_time(end)) else {
-            return Err(Failure::Park("the floor's start or end time cannot be read".into()));
-        };
-        let mut vals = json!({"workorder_id": workorder, "workcenter_id": workcenter, "production_id": result.mo,
-            "loss_id": loss, "date_start": start, "date_end": end,
-            "description": format!("linegate {} ({})", result.event_id, result.station)});
-        if let Some(company) = many2one(&row, "company_id") {
-            vals["company_id"] = json!(company);
-        }
-        let named = Map::from_iter([("vals_list".to_string(), json!([vals]))]);
-        match self.once("mrp.workcenter.productivity", "create", named).await? {
-            Value::Array(ids) if ids.len() == 1 && ids[0].is_i64() => Ok(()),
-            other => Err(wizard("create", &other)),
-        }
-    }
-
-    /// The chatter note, unless Odoo has it already (`uncertain`: an earlier try may have
-    /// posted it).
-    async fn note(&self, result: &FloorResult, uncertain: bool) -> Result<(), Failure> {
-        if uncertain {
-            let domain = json!([
-                ["model", "=", "mrp.production"],
-                ["res_id", "=", result.mo],
-                ["body", "ilike", result.event_id]
-            ]);
-            let found = self.first_id("mail.message", &domain).await?;
-            if found.is_some() {
-                return Ok(());
-            }
-        }
-        let named = Map::from_iter([
-            ("ids".to_string(), json!([result.mo])),
-            (
-                "body".to_string(),
-                json!(note(result, self.owners.as_ref().map(Owners::gateway))),
-            ),
-            ("message_type".to_string(), json!("comment")),
-            ("subtype_xmlid".to_string(), json!("mail.mt_note")),
-        ]);
-        match self.once("mrp.production", "message_post", named).await? {
-            // JSON-2 answers the new message's id in a list, /jsonrpc the id alone.
-            Value::Number(_) => Ok(()),
-            Value::Array(ids) if ids.len() == 1 && ids[0].is_i64() => Ok(()),
-            other => Err(Failure::Park(format!(
-                "message_post answered {} where a message id was expected",
-                crate::http::snippet(&other.to_string())
-            ))),
-        }
-    }
-
-    /// The mapped operator values, written into the instance's fields.
-    async fn fields(&self, result: &FloorResult, types: &HashMap<String, String>) -> Result<(), Failure> {
-        let mapped = self.push.fields.mapped();
-        // One missing when Odoo was last asked may have been added since (then a person
-        // retried the parked result): asked again before parking on it.
-        let fresh;
-        let types = if mapped.iter().all(|(_, f)| types.contains_key(*f)) {
-            types
-        } else {
-            let names: Vec<&str> = mapped.iter().map(|(_, f)| *f).collect();
-            fresh = preflight::field_types(&self.client, &names).await.map_err(classify)?;
-            &fresh
-        };
-        let mut vals = Map::new();
-        for (key, field) in mapped {
-            let Some(kind) = types.get(field) else {
-                return Err(Failure::Park(format!(
-                    "odoo.push.fields.{key}: Odoo has no field `{field}` on mrp.production"
-                )));
-            };
-            vals.insert(field.to_string(), field_value(result, key, kind));
-        }
-        let named = Map::from_iter([
-            ("ids".to_string(), json!([result.mo])),
-            ("vals".to_string(), Value::Object(vals)),
-        ]);
-        match self.once("mrp.production", "write", named).await? {
-            Value::Bool(true) => Ok(()),
-            other => Err(Failure::Park(format!(
-                "write answered {} where true was expected",
-                crate::http::snippet(&other.to_string())
-            ))),
-        }
-    }
-}
-
-/// An answer of another shape than the call promises: a wizard (an action dict) where `true`
-/// or nothing was expected means Odoo did nothing and wants a person.
-fn wizard(method: &str, answer: &Value) -> Failure {
-    let name = answer.get("name").and_then(Value::as_str);
-    match (answer.get("type").and_then(Value::as_str), name) {
-        (Some(kind), Some(name)) if kind.starts_with("ir.actions") => Failure::Park(format!(
-            "{method} opened a wizard in Odoo ({name:?}): a person must finish it there"
-        )),
-        _ => Failure::Park(format!(
-            "{method} answered {} where success was expected",
-            crate::http::snippet(&answer.to_string())
-        )),
     }
 }
 
@@ -767,101 +564,14 @@ fn one_line(e: &OdooError) -> String {
     e.to_string().split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
-/// A mapped value in the shape of its Odoo field: datetimes as Odoo writes them (naive UTC),
-/// numbers as numbers, text as text; an unset value is `false`, as Odoo's empty.
-fn field_value(result: &FloorResult, key: &str, kind: &str) -> Value {
-    let p = &result.protected;
-    let text = |v: &Option<String>| v.clone().map_or(Value::Bool(false), Value::String);
-    let time = |v: &Option<String>| {
-        v.as_deref()
-            .and_then(clock::parse_rfc3339)
-            .map_or(Value::Bool(false), |t| json!(clock::format_odoo(t)))
-    };
-    let value = match key {
-        "auth_first" => text(&p.auth_first),
-        "auth_last" => text(&p.auth_last),
-        "roll_number" => text(&p.roll_number),
-        "leader_id" => text(&p.leader_id),
-        "line" => text(&p.line),
-        "operator" => text(&result.operator),
-        "date_start" => time(&p.date_start),
-        "date_finished" => time(&p.date_finished),
-        "produced" => result.produced().map_or(Value::Bool(false), |n| json!(n)),
-        _ => Value::Bool(false),
-    };
-    match (kind, value) {
-        ("char" | "text", Value::Number(n)) => json!(n.to_string()),
-        (_, value) => value,
-    }
-}
-
-/// The chatter note of a result: plain lines, then the gateway's (see [`owner`]), and the
-/// event id last (it finds the note again).
-pub(crate) fn note(result: &FloorResult, gateway: Option<&str>) -> String {
-    let p = &result.protected;
-    let mut lines = vec![format!("linegate: {} {}", result.name, result.happened.as_str())];
-    let mut who = Vec::new();
-    if let Some(operator) = &result.operator {
-        who.push(format!("operator {operator}"));
-    }
-    if let Some(leader) = &p.leader_id {
-        who.push(format!("leader {leader}"));
-    }
-    who.push(format!("station {}", result.station));
-    if let Some(line) = &p.line {
-        who.push(format!("line {line}"));
-    }
-    lines.push(who.join(", "));
-    let mut what = Vec::new();
-    match (&p.auth_first, &p.auth_last) {
-        (Some(first), Some(last)) => what.push(format!("stickers {first} to {last}")),
-        (Some(first), None) => what.push(format!("first sticker {first}")),
-        _ => {}
-    }
-    if let Some(roll) = &p.roll_number {
-        what.push(format!("roll {roll}"));
-    }
-    if result.happened == Happened::Ended {
-        if let Some(produced) = result.produced() {
-            what.push(format!("produced {produced}"));
-        }
-        if let Some(loss) = result.loss() {
-            what.push(format!("loss {loss}"));
-        }
-    }
-    if !what.is_empty() {
-        lines.push(what.join(", "));
-    }
-    let mut times = Vec::new();
-    if let Some(start) = &p.date_start {
-        times.push(format!("started {start}"));
-    }
-    if let Some(end) = &p.date_finished {
-        times.push(format!("ended {end}"));
-    }
-    times.push(format!(
-        "recorded {} (gateway clock {})",
-        result.at,
-        if result.clock_synced {
-            "synchronised"
-        } else {
-            "NOT synchronised"
-        }
-    ));
-    lines.push(times.join(", "));
-    if let Some(gateway) = gateway {
-        lines.push(owner::line(gateway));
-    }
-    lines.push(format!("event {}", result.event_id));
-    lines.join("\n")
-}
-
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
+    use crate::mo::result::Happened;
     use crate::mo::Protected;
 
-    fn ended() -> FloorResult {
+    /// An ended MO's result, 120 made of 125.
+    pub(crate) fn ended() -> FloorResult {
         FloorResult {
             event_id: "lg-00112233aabbccdd".into(),
             happened: Happened::Ended,
@@ -883,33 +593,6 @@ mod tests {
             },
             target: 125.0,
         }
-    }
-
-    #[test]
-    fn a_note_says_who_what_when_and_carries_the_event_id() {
-        assert_eq!(
-            note(&ended(), Some("gw-1")),
-            "linegate: WH/MO/00007 ended\n\
-             operator ana, leader 0042, station ws-1, line L1\n\
-             stickers 000100 to 000219, roll R-7, produced 120, loss 5\n\
-             started 2026-12-01T06:00:00Z, ended 2026-12-01T08:00:00Z, recorded 2026-12-01T08:00:00Z (gateway clock NOT synchronised)\n\
-             [linegate gateway gw-1]\n\
-             event lg-00112233aabbccdd"
-        );
-    }
-
-    #[test]
-    fn mapped_values_take_their_fields_shapes() {
-        let r = ended();
-        assert_eq!(field_value(&r, "date_start", "datetime"), json!("2026-12-01 06:00:00"));
-        assert_eq!(field_value(&r, "produced", "integer"), json!(120));
-        assert_eq!(field_value(&r, "produced", "char"), json!("120"));
-        assert_eq!(field_value(&r, "leader_id", "char"), json!("0042"));
-        let mut started = r.clone();
-        started.protected.date_finished = None;
-        started.protected.auth_last = None;
-        assert_eq!(field_value(&started, "date_finished", "datetime"), json!(false));
-        assert_eq!(field_value(&started, "produced", "integer"), json!(false));
     }
 
     #[test]
