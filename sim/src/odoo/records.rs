@@ -14,7 +14,6 @@ pub(super) const MESSAGE: &str = "mail.message";
 pub(super) const WORKORDER: &str = "mrp.workorder";
 pub(super) const PRODUCTIVITY: &str = "mrp.workcenter.productivity";
 pub(super) const LOSS: &str = "mrp.workcenter.productivity.loss";
-/// External ids: only the chatter's subtypes, which a note names.
 
 /// The author of what the API key's user posts (its partner), as a message shows it.
 const AUTHOR: (i64, &str) = (3, "YourCompany, Mitchell Admin");
