@@ -118,10 +118,17 @@ pub(super) fn phase_case_sql() -> String {
 /// while Odoo still has them open; a running one until it ends on the floor.
 fn open_in_phase_sql(phase: Phase) -> String {
     match phase {
-        Phase::Waiting | Phase::Ready => format!("{} AND gone_at IS NULL", phase_sql(phase)),
-        Phase::Running | Phase::Finished => phase_sql(phase),
+        Phase::Waiting => format!("{} AND gone_at IS NULL", phase_sql(phase)),
+        // Ready and running MOs are on the floor: the index of those (migration 0009) serves
+        // their queries when its condition stands in them as it is written there.
+        Phase::Ready => format!("{ON_FLOOR} AND {} AND gone_at IS NULL", phase_sql(phase)),
+        Phase::Running => format!("{ON_FLOOR} AND {}", phase_sql(phase)),
+        Phase::Finished => phase_sql(phase),
     }
 }
+
+/// Registered or running, not finished: the condition of the index `mo_on_floor`, word for word.
+const ON_FLOOR: &str = "date_finished IS NULL AND (ready_for_production OR date_start IS NOT NULL)";
 
 fn upstream_values(m: &UpstreamMo) -> [Value; 18] {
     let text = |v: &Option<String>| v.clone().map_or(Value::Null, Value::Text);
@@ -426,7 +433,7 @@ pub(crate) const LIST_LIMIT: u32 = 200;
 pub(crate) fn lines(db: &Db) -> Result<Vec<String>, StoreError> {
     let conn = &db.0;
     let sql = format!(
-        "SELECT DISTINCT line FROM mo WHERE line IS NOT NULL AND (({}) OR ({})) ORDER BY line",
+        "SELECT DISTINCT line FROM mo WHERE {ON_FLOOR} AND line IS NOT NULL AND (({}) OR ({})) ORDER BY line",
         open_in_phase_sql(Phase::Running),
         open_in_phase_sql(Phase::Ready)
     );
@@ -505,6 +512,44 @@ mod tests {
             state: state.into(),
             write_date: write_date.into(),
             ..UpstreamMo::example(id)
+        }
+    }
+
+    #[test]
+    fn the_floors_lists_use_the_index_of_the_mos_on_the_floor() {
+        let db = conn();
+        let plan = |sql: &str| -> String {
+            let mut stmt = db.0.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+            let rows = stmt.query_map([], |r| r.get::<_, String>(3)).unwrap();
+            rows.map(Result::unwrap).collect::<Vec<_>>().join("; ")
+        };
+        let line = "'L1'";
+        for (what, sql) in [
+            (
+                "lines",
+                format!(
+                    "SELECT DISTINCT line FROM mo WHERE {ON_FLOOR} AND line IS NOT NULL AND (({}) OR ({}))",
+                    open_in_phase_sql(Phase::Running),
+                    open_in_phase_sql(Phase::Ready)
+                ),
+            ),
+            (
+                "running",
+                format!(
+                    "SELECT id FROM mo WHERE line = {line} AND {}",
+                    open_in_phase_sql(Phase::Running)
+                ),
+            ),
+            (
+                "ready",
+                format!(
+                    "SELECT id FROM mo WHERE (line = {line} OR line IS NULL) AND {}",
+                    open_in_phase_sql(Phase::Ready)
+                ),
+            ),
+        ] {
+            let plan = plan(&sql);
+            assert!(plan.contains("mo_on_floor"), "{what}: {plan}");
         }
     }
 

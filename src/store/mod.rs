@@ -53,6 +53,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/0006_outbox_settle.sql"),
     include_str!("../../migrations/0007_lean_command_writes.sql"),
     include_str!("../../migrations/0008_outbox_outcome.sql"),
+    include_str!("../../migrations/0009_floor_index.sql"),
 ];
 
 pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;
