@@ -34,6 +34,24 @@ pub(crate) fn synchronized() -> bool {
     state != libc::TIME_ERROR && tx.status & libc::STA_UNSYNC == 0
 }
 
+/// How far the gateway's local time (its time zone, /etc/localtime or $TZ) is ahead of UTC at
+/// `unix`, in seconds: what the floor's screens show their times in, whatever zone a tablet
+/// or kiosk was left in.
+#[allow(
+    unsafe_code,
+    reason = "localtime_r(3) has no safe binding; it only fills the struct we own"
+)]
+pub(crate) fn local_offset(unix: i64) -> i64 {
+    let time: libc::time_t = unix as libc::time_t;
+    let mut tm: libc::tm = unsafe { std::mem::zeroed() };
+    // SAFETY: both pointers are to values we own, alive for the call.
+    let done = unsafe { libc::localtime_r(&time, &mut tm) };
+    if done.is_null() {
+        return 0;
+    }
+    tm.tm_gmtoff as i64
+}
+
 /// Days since 1970-01-01 for a proleptic Gregorian date.
 fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
     let y = if m <= 2 { y - 1 } else { y };
@@ -194,6 +212,13 @@ pub(crate) fn today(now_unix: i64, offset: i64) -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_local_offset_is_a_time_zones() {
+        // Whatever zone the machine is in: within a day, in whole minutes (every zone in use).
+        let offset = local_offset(now_unix());
+        assert!(offset.abs() <= 14 * 3600 && offset % 60 == 0, "{offset}");
+    }
     use proptest::prelude::*;
 
     #[test]

@@ -174,10 +174,11 @@ async fn demo(args: DemoArgs, shutdown: Shutdown) -> anyhow::Result<()> {
     println!("  (permits expiring soon: {prefix}/permits/expiring; reminders: {prefix}/permits/reminder)");
     println!();
 
-    // The floor's screens: two stations on two lines, on port 8080 when it is free.
+    // The floor's screens: two stations on two lines, on port 8080 when it is free; on this
+    // machine only (its broker takes any password).
     let mut web_config = config.clone();
-    let listen = std::net::TcpListener::bind("0.0.0.0:8080")
-        .map(|_| std::net::SocketAddr::from(([0, 0, 0, 0], 8080)))
+    let listen = std::net::TcpListener::bind("127.0.0.1:8080")
+        .map(|_| std::net::SocketAddr::from(([127, 0, 0, 1], 8080)))
         .unwrap_or_else(|_| std::net::SocketAddr::from(([127, 0, 0, 1], 0)));
     let mut web = crate::config::WebConfig::new(listen, args.db.with_extension("web"));
     web.add_station("ws-1", "L1");
@@ -190,15 +191,7 @@ async fn demo(args: DemoArgs, shutdown: Shutdown) -> anyhow::Result<()> {
         Ok(bound) => bound.addr,
         Err(_) => anyhow::bail!("the screens did not start: {:?}", web.await),
     };
-    let url = format!(
-        "http://{}:{}",
-        if at.ip().is_unspecified() {
-            "127.0.0.1".to_string()
-        } else {
-            at.ip().to_string()
-        },
-        at.port()
-    );
+    let url = format!("http://{at}");
     println!("The floor's screens, in a browser:");
     println!("  {url}/              the gateway, its lines and stations, permits expiring");
     println!("  {url}/line/L1       line L1's display (for a TV)");

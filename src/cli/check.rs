@@ -35,6 +35,12 @@ pub async fn check_config(file: &ConfigFile, ask_odoo: bool) -> u8 {
             return EXIT_CONFIG;
         }
         println!("screens: {}", web.summary());
+        if config.mqtt.as_ref().is_some_and(|m| m.client_cert_file.is_some()) {
+            println!(
+                "warning: linegate web does not present mqtt.client_cert_file (it is the agent's identity): \
+                 a broker that requires client certificates refuses the screens' display and station logins"
+            );
+        }
     }
     match (&config.odoo, ask_odoo) {
         (Some(odoo), true) => ask(path, odoo).await,

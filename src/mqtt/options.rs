@@ -38,8 +38,17 @@ pub(crate) fn build(config: &MqttConfig, identity: &Identity) -> Result<MqttOpti
             true,
             None,
         ));
-    connection(&mut options, config, login(config)?)?;
+    connection(&mut options, config, login(config)?, Whose::Agent)?;
     Ok(options)
+}
+
+/// Whose connection it is: the agent's own (and its command-line tools') presents `[mqtt]`'s
+/// client certificate, when there is one; another account's never does — a broker that takes
+/// the certificate as the user name would otherwise treat a display or a station as the agent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Whose {
+    Agent,
+    Other,
 }
 
 /// The `[mqtt]` login, when there is one.
@@ -55,16 +64,24 @@ fn login(config: &MqttConfig) -> Result<Option<(String, String)>, ConfigError> {
 /// session and no will. `send` needs none: after a reconnect it subscribes and sends again,
 /// and the agent answers a repeated request_id with its first reply.
 pub(crate) fn sessionless(config: &MqttConfig, role: &str) -> Result<MqttOptions, ConfigError> {
-    sessionless_as(config, role, login(config)?)
+    let mut options = sessionless_options(config, role);
+    connection(&mut options, config, login(config)?, Whose::Agent)?;
+    Ok(options)
 }
 
 /// Like [`sessionless`], logged in as another account (`linegate web`: a display's, a
-/// station's), or as nobody.
+/// station's) or as nobody, and without the agent's client certificate.
 pub(crate) fn sessionless_as(
     config: &MqttConfig,
     role: &str,
     login: Option<(String, String)>,
 ) -> Result<MqttOptions, ConfigError> {
+    let mut options = sessionless_options(config, role);
+    connection(&mut options, config, login, Whose::Other)?;
+    Ok(options)
+}
+
+fn sessionless_options(config: &MqttConfig, role: &str) -> MqttOptions {
     let id = format!("{}-{role}-{:08x}", config.client_id(), unique() as u32);
     let mut options = MqttOptions::new(id, config.host.clone(), config.port);
     options
@@ -73,8 +90,7 @@ pub(crate) fn sessionless_as(
         // It publishes little or nothing; rumqttc's default preallocates 65,535 slots (14 MB).
         .set_outgoing_inflight_upper_limit(8)
         .set_max_packet_size(Some(MAX_PACKET));
-    connection(&mut options, config, login)?;
-    Ok(options)
+    options
 }
 
 /// A number no other process picks: the PID alone repeats (in containers it is often 1), and
@@ -97,6 +113,7 @@ fn connection(
     options: &mut MqttOptions,
     config: &MqttConfig,
     login: Option<(String, String)>,
+    whose: Whose,
 ) -> Result<(), ConfigError> {
     let mut network = NetworkOptions::new();
     // Nagle plus the broker's delayed ACK costs 40-90 ms per request/reply on loopback.
@@ -116,8 +133,10 @@ fn connection(
             })
         };
         let ca = read("mqtt.ca_file", ca_file)?;
-        let client_auth = match (&config.client_cert_file, &config.client_key_file) {
-            (Some(cert), Some(key)) => Some((read("mqtt.client_cert_file", cert)?, read("mqtt.client_key_file", key)?)),
+        let client_auth = match (&config.client_cert_file, &config.client_key_file, whose) {
+            (Some(cert), Some(key), Whose::Agent) => {
+                Some((read("mqtt.client_cert_file", cert)?, read("mqtt.client_key_file", key)?))
+            }
             _ => None,
         };
         // rumqttc builds its rustls config from the process-wide provider: ring.

@@ -103,12 +103,13 @@ fn compose(web: &Web, view: &View, snap: &Snapshot, sent: &mut Sent) -> Option<S
     };
     // The pieces are JSON already (the feed made them compact): put together, not parsed again.
     let head = format!(
-        r#"{{"gateway":{},"build":"{}","link":{{"up":{},"since":{}}},"now":{},"status":{}"#,
+        r#"{{"gateway":{},"build":"{}","link":{{"up":{},"since":{}}},"now":{},"utc_offset":{},"status":{}"#,
         serde_json::Value::from(web.gateway.as_str()),
         super::assets::build(),
         snap.link.up,
         snap.link.since,
         crate::clock::now_unix_ms(),
+        crate::clock::local_offset(crate::clock::now_unix()),
         raw(&snap.status),
     );
     Some(match view {

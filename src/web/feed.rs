@@ -25,8 +25,11 @@ const MAX_LINES: usize = 1_000;
 const MAX_PAYLOAD: usize = 512 * 1024;
 /// MOs of a line the index names (the rest are counted).
 const INDEX_RUNNING: usize = 4;
-/// After a reconnect, retained topics arrive right after the subscription is granted; a line
-/// not heard of again by then was cleared while we were away.
+/// After a reconnect, retained topics arrive right after the subscription is granted; a status
+/// not heard again by then is no longer the broker's (a broker restarted without its store,
+/// the agent away): the screens say the agent is not heard from. Lines are kept: the agent
+/// sends every line again when it is back, an emptied one as empty, and until then the last
+/// state is what a display should show.
 const SETTLE: Duration = Duration::from_secs(3);
 /// Between attempts while the broker cannot be reached: back within 2 s of its return.
 const RETRY: Duration = Duration::from_millis(500);
@@ -44,8 +47,6 @@ pub(crate) struct Link {
 pub(crate) struct LineState {
     pub(crate) json: Arc<str>,
     pub(crate) brief: Arc<str>,
-    /// The connection it was last heard on.
-    epoch: u64,
 }
 
 /// Everything the screens show, as the broker last said it.
@@ -53,6 +54,8 @@ pub(crate) struct LineState {
 pub(crate) struct Snapshot {
     pub(crate) link: Link,
     pub(crate) status: Option<Arc<str>>,
+    /// The connection the status was last heard on.
+    status_epoch: u64,
     pub(crate) lines: BTreeMap<String, LineState>,
     /// Changes with every change of `lines` (the index shows them all).
     pub(crate) lines_version: u64,
@@ -67,6 +70,7 @@ impl Snapshot {
                 since: crate::clock::now_unix_ms(),
             },
             status: None,
+            status_epoch: 0,
             lines: BTreeMap::new(),
             lines_version: 0,
             permits: None,
@@ -110,10 +114,26 @@ pub(crate) fn apply(snap: &mut Snapshot, prefix: &str, topic: &str, payload: &[u
         tracing::debug!(?topic, "not a JSON object, or too large: not shown");
         return false;
     }
+    // The same payload again (a republish after a reconnect) changes nothing a page shows.
+    let same = |old: Option<&Arc<str>>| old.map(|o| &**o) == value.as_deref();
     match topic {
-        Topic::Status => snap.status = value,
-        Topic::PermitsExpiring => snap.permits = value,
+        Topic::Status => {
+            snap.status_epoch = epoch;
+            if same(snap.status.as_ref()) {
+                return false;
+            }
+            snap.status = value;
+        }
+        Topic::PermitsExpiring => {
+            if same(snap.permits.as_ref()) {
+                return false;
+            }
+            snap.permits = value;
+        }
         Topic::Line(name) => {
+            if same(snap.lines.get(&name).map(|l| &l.json)) {
+                return false;
+            }
             match value {
                 None => {
                     snap.lines.remove(&name);
@@ -124,7 +144,7 @@ pub(crate) fn apply(snap: &mut Snapshot, prefix: &str, topic: &str, payload: &[u
                         return false;
                     }
                     let brief = brief(&name, &json);
-                    snap.lines.insert(name, LineState { json, brief, epoch });
+                    snap.lines.insert(name, LineState { json, brief });
                 }
             }
             snap.lines_version += 1;
@@ -153,10 +173,8 @@ pub(crate) async fn run(options: MqttOptions, prefix: String, tx: watch::Sender<
             event = events.poll() => event,
             () = settle => {
                 settle_at = None;
-                let before = snap.lines.len();
-                snap.lines.retain(|_, l| l.epoch == epoch);
-                if snap.lines.len() != before {
-                    snap.lines_version += 1;
+                if snap.status_epoch != epoch && snap.status.is_some() {
+                    snap.status = None;
                     tx.send_replace(Arc::new(snap.clone()));
                 }
                 continue;
@@ -260,6 +278,19 @@ mod tests {
         );
         assert!(snap.lines.is_empty());
         assert!(snap.lines_version > version);
+    }
+
+    #[test]
+    fn the_same_payload_again_changes_nothing() {
+        let mut snap = Snapshot::new();
+        let line = br#"{"line":"L1","running":[],"ready":[]}"#;
+        assert!(apply(&mut snap, P, "linegate/gw/line/L1", line, 1));
+        let version = snap.lines_version;
+        assert!(!apply(&mut snap, P, "linegate/gw/line/L1", line, 2), "a republish");
+        assert_eq!(snap.lines_version, version);
+        assert!(apply(&mut snap, P, "linegate/gw/status", br#"{"state":"online"}"#, 1));
+        assert!(!apply(&mut snap, P, "linegate/gw/status", br#"{"state": "online"}"#, 2));
+        assert_eq!(snap.status_epoch, 2, "heard again, though unchanged");
     }
 
     #[test]

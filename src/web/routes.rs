@@ -57,6 +57,25 @@ pub(crate) struct SignInLimiter {
     all: governor::DefaultDirectRateLimiter,
     /// Who waits, and until when (`None`: everyone).
     locked: std::sync::Mutex<HashMap<Option<IpAddr>, Instant>>,
+    /// Devices whose sign-in the broker is being asked about: one at a time each, so that the
+    /// limit counts every guess.
+    asking: std::sync::Mutex<std::collections::HashSet<IpAddr>>,
+}
+
+/// A device's sign-in being asked about, until dropped.
+struct Asking<'a> {
+    limiter: &'a SignInLimiter,
+    peer: IpAddr,
+}
+
+impl Drop for Asking<'_> {
+    fn drop(&mut self) {
+        self.limiter
+            .asking
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&self.peer);
+    }
 }
 
 /// How long a device (or everyone) waits once over the limit.
@@ -72,6 +91,7 @@ impl SignInLimiter {
             per_address: governor::RateLimiter::hashmap(governor::Quota::per_minute(n(5)).allow_burst(n(4))),
             all: governor::RateLimiter::direct(governor::Quota::per_minute(n(30))),
             locked: std::sync::Mutex::new(HashMap::new()),
+            asking: std::sync::Mutex::default(),
         }
     }
 
@@ -86,6 +106,19 @@ impl SignInLimiter {
         ![None, Some(peer)]
             .iter()
             .any(|who| locked.get(who).is_some_and(|until| *until > now))
+    }
+
+    /// `peer`'s attempt, unless it has one being asked about already (or may not try now).
+    fn begin(&self, peer: IpAddr) -> Option<Asking<'_>> {
+        if !self.allow(peer) {
+            return None;
+        }
+        let mut asking = self.asking.lock().unwrap_or_else(|p| p.into_inner());
+        // Bounded like the rest: beyond it, nobody new is asked about until some answer.
+        if asking.len() >= MAX_ADDRESSES || !asking.insert(peer) {
+            return None;
+        }
+        Some(Asking { limiter: self, peer })
     }
 
     /// Counts a failed attempt of `peer`.
@@ -167,7 +200,7 @@ async fn route(web: &Arc<Web>, peer: SocketAddr, request: Request<Incoming>) -> 
                     Ok(()) => sign_out(web, station),
                     Err(refusal) => refusal.response(),
                 },
-                ("command", _, true) => command(web, request, station).await,
+                ("command", _, true) => command(web, request, station, &line).await,
                 ("session" | "events", false, _) | ("sign-in" | "sign-out" | "command", _, false) => {
                     error(StatusCode::METHOD_NOT_ALLOWED, "method", "not with this method")
                 }
@@ -365,7 +398,7 @@ async fn sign_in(web: &Web, peer: SocketAddr, request: Request<Incoming>, statio
             "the station's password is missing",
         );
     };
-    if !web.sign_ins.allow(peer.ip()) {
+    let Some(_asking) = web.sign_ins.begin(peer.ip()) else {
         let mut refusal = error(
             StatusCode::TOO_MANY_REQUESTS,
             "too_many_attempts",
@@ -375,7 +408,7 @@ async fn sign_in(web: &Web, peer: SocketAddr, request: Request<Incoming>, statio
             .headers_mut()
             .insert(header::RETRY_AFTER, HeaderValue::from_static("60"));
         return refusal;
-    }
+    };
     if password.is_empty() || password.len() > MAX_PASSWORD {
         web.sign_ins.failed(peer.ip());
         return error(
@@ -413,6 +446,10 @@ async fn sign_in(web: &Web, peer: SocketAddr, request: Request<Incoming>, statio
                 "the broker did not accept this password",
             )
         }
+        SignIn::Forbidden(why) => {
+            tracing::error!(%station, reason = %why, "a panel signed in, but the broker's ACL refuses the station its replies");
+            error(StatusCode::FORBIDDEN, "refused_by_broker", &why)
+        }
         SignIn::Unreachable(why) => error(StatusCode::SERVICE_UNAVAILABLE, "broker_unreachable", &why),
     }
 }
@@ -435,7 +472,10 @@ fn cookie(web: &Web, station: &str, value: &str, max_age: i64) -> String {
     )
 }
 
-async fn command(web: &Web, request: Request<Incoming>, station: &str) -> Response<Body> {
+/// An attempt older than this is as stale as can be (the agent refuses far younger ones).
+const MAX_AGE_SECS: u64 = 7 * 86_400;
+
+async fn command(web: &Web, request: Request<Incoming>, station: &str, line: &str) -> Response<Body> {
     let Some(session) = signed_in(web, &request, station) else {
         return signed_out();
     };
@@ -468,11 +508,25 @@ async fn command(web: &Web, request: Request<Incoming>, station: &str) -> Respon
             )
         }
     }
-    // Stamped here, by the gateway's clock (a tablet's may be anything): a command that waits
-    // at the broker longer than the agent allows is refused as stale rather than applied late.
-    command
-        .entry("sent_at")
-        .or_insert_with(|| Value::from(crate::clock::format_rfc3339(crate::clock::now_unix())));
+    // When the operator made this attempt, by the gateway's clock (a tablet's may be anything):
+    // the page says how long ago, by its own. A command retried for too long, or re-sent after
+    // a reload hours later, is refused as stale rather than applied late.
+    let age = fields
+        .get("age_ms")
+        .and_then(Value::as_u64)
+        .map_or(0, |ms| (ms / 1000).min(MAX_AGE_SECS));
+    command.insert(
+        "sent_at".into(),
+        Value::from(crate::clock::format_rfc3339(crate::clock::now_unix() - age as i64)),
+    );
+    // A panel works on its station's line: it registers, starts and lists there, whatever the
+    // page sent.
+    if matches!(
+        action.as_str(),
+        "register-mo" | "start-production" | "mo-options" | "ready-mo" | "running-mo"
+    ) {
+        command.insert("line".into(), Value::from(line));
+    }
     match web.stations.send(station, &session.password, &action, command).await {
         Ok(Outcome::Reply(reply)) => json_response(StatusCode::OK, &reply),
         Ok(Outcome::Pending) => json_response(StatusCode::ACCEPTED, &json!({"pending": true})),

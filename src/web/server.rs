@@ -28,6 +28,13 @@ const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 const MAX_HEAD: usize = 16 * 1024;
 /// Open connections get this long to finish when the server stops.
 const DRAIN: Duration = Duration::from_secs(5);
+/// What a connection may send without the other end acknowledging it, before it is given up:
+/// a page on a tablet that left the Wi-Fi holds its stream's slot no longer than this (the
+/// stream's ticks keep data going out).
+const UNACKNOWLEDGED: Duration = Duration::from_secs(30);
+/// When full, a plain connection gets this answer rather than nothing.
+const FULL: &[u8] =
+    b"HTTP/1.1 503 Service Unavailable\r\nretry-after: 5\r\ncontent-length: 0\r\nconnection: close\r\n\r\n";
 
 /// Where the server listens, once it does.
 #[derive(Debug, Clone, Copy)]
@@ -78,6 +85,8 @@ pub(super) async fn serve(
     }
     crate::health::ready(&format!("serving the floor's screens on {local}"));
     let slots = Arc::new(Semaphore::new(web.config.max_connections));
+    // One device (a page stuck reloading, a browser with many tabs) takes a quarter at most.
+    let per_device = Devices::new((web.config.max_connections / 4).max(1));
     let tracker = tokio_util::task::TaskTracker::new();
     loop {
         let (stream, peer) = tokio::select! {
@@ -92,17 +101,21 @@ pub(super) async fn serve(
             },
             _ = shutdown.wait() => break,
         };
-        let Ok(slot) = slots.clone().try_acquire_owned() else {
+        let (Ok(slot), Some(device)) = (slots.clone().try_acquire_owned(), per_device.enter(peer.ip())) else {
             // Full: the browser tries again (an event stream by itself, a page on reload).
             tracing::debug!(%peer, "too many connections; refused");
+            if tls.is_none() {
+                let _ = stream.try_write(FULL);
+            }
             continue;
         };
         let _ = stream.set_nodelay(true);
+        give_up_unacknowledged(&stream, UNACKNOWLEDGED);
         let web = web.clone();
         let tls = tls.clone();
         let shutdown = shutdown.clone();
         tracker.spawn(async move {
-            let _slot = slot;
+            let _slot = (slot, device);
             match tls {
                 None => connection(web, stream, peer, shutdown).await,
                 Some(acceptor) => match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
@@ -147,5 +160,94 @@ where
             conn.as_mut().graceful_shutdown();
             let _ = tokio::time::timeout(DRAIN, conn).await;
         }
+    }
+}
+
+/// Connections per device, bounded.
+#[derive(Clone)]
+struct Devices {
+    open: Arc<std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, usize>>>,
+    max: usize,
+}
+
+/// One connection of a device, counted until dropped.
+struct DeviceSlot {
+    devices: Devices,
+    ip: std::net::IpAddr,
+}
+
+impl Devices {
+    fn new(max: usize) -> Devices {
+        Devices {
+            open: Arc::default(),
+            max,
+        }
+    }
+
+    fn enter(&self, ip: std::net::IpAddr) -> Option<DeviceSlot> {
+        let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
+        let n = open.entry(ip).or_insert(0);
+        if *n >= self.max {
+            return None;
+        }
+        *n += 1;
+        Some(DeviceSlot {
+            devices: self.clone(),
+            ip,
+        })
+    }
+}
+
+impl Drop for DeviceSlot {
+    fn drop(&mut self) {
+        let mut open = self.devices.open.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(n) = open.get_mut(&self.ip) {
+            *n -= 1;
+            if *n == 0 {
+                open.remove(&self.ip);
+            }
+        }
+    }
+}
+
+/// TCP_USER_TIMEOUT: data unacknowledged for `after` closes the connection, where TCP alone
+/// would retry for a quarter of an hour.
+#[allow(
+    unsafe_code,
+    reason = "TCP_USER_TIMEOUT has no binding in std or tokio; setsockopt only sets an int on our own socket"
+)]
+fn give_up_unacknowledged(stream: &tokio::net::TcpStream, after: Duration) {
+    use std::os::fd::AsRawFd;
+    let ms = libc::c_uint::try_from(after.as_millis()).unwrap_or(libc::c_uint::MAX);
+    // SAFETY: the descriptor is the stream's, open for the call; the value is a c_uint of the
+    // size given.
+    let set = unsafe {
+        libc::setsockopt(
+            stream.as_raw_fd(),
+            libc::IPPROTO_TCP,
+            libc::TCP_USER_TIMEOUT,
+            (&ms as *const libc::c_uint).cast(),
+            std::mem::size_of::<libc::c_uint>() as libc::socklen_t,
+        )
+    };
+    if set != 0 {
+        tracing::debug!(error = %std::io::Error::last_os_error(), "TCP_USER_TIMEOUT not set");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_device_holds_its_share_of_connections_until_they_end() {
+        let devices = Devices::new(2);
+        let tablet: std::net::IpAddr = [10, 0, 0, 5].into();
+        let a = devices.enter(tablet).unwrap();
+        let _b = devices.enter(tablet).unwrap();
+        assert!(devices.enter(tablet).is_none());
+        assert!(devices.enter([10, 0, 0, 6].into()).is_some(), "another device");
+        drop(a);
+        assert!(devices.enter(tablet).is_some());
     }
 }

@@ -23,7 +23,7 @@ const MAX_COOKIE: usize = 1024;
 const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
 /// What a session holds.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct Session {
     #[serde(rename = "s")]
     pub(crate) station: String,
@@ -33,6 +33,17 @@ pub(crate) struct Session {
     /// Unix seconds.
     #[serde(rename = "e")]
     pub(crate) expires: i64,
+}
+
+impl std::fmt::Debug for Session {
+    // Never let the station's password reach a log line through `{:?}`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session")
+            .field("station", &self.station)
+            .field("password", &"***")
+            .field("expires", &self.expires)
+            .finish()
+    }
 }
 
 /// The server's sealing key.

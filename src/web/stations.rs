@@ -61,15 +61,18 @@ pub(crate) enum Outcome {
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum SignIn {
     Accepted,
+    /// Not the station's password.
     Refused(String),
+    /// The password is right, but the broker does not let the station read its replies (its
+    /// ACL): a matter for whoever keeps the broker, not a wrong guess.
+    Forbidden(String),
     Unreachable(String),
 }
 
 /// Why a session cannot act.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum Denied {
-    /// Its password is not the one the station's link uses (changed since), or the broker
-    /// refuses it.
+    /// The broker refuses its password (changed since it signed in).
     SignedOut,
 }
 
@@ -77,10 +80,15 @@ pub(crate) enum Denied {
 enum State {
     Connecting,
     Up,
-    /// The broker refused the login or the reply subscription: nothing will change that but
-    /// a new sign-in.
+    /// The broker refused the login: nothing will change that but a new sign-in.
     Refused(String),
+    /// The broker refused the subscription to the station's replies.
+    Forbidden(String),
 }
+
+/// Links per station at most: the station's password and one other (the one before a change,
+/// or the next), so that whichever sessions come first after a restart, each finds its own.
+const LINKS_PER_STATION: usize = 2;
 
 /// What the link's task and the requests share about replies.
 #[derive(Default)]
@@ -120,11 +128,11 @@ impl Drop for Link {
     }
 }
 
-/// Every station's link.
+/// Every station's links, the newest last.
 pub(crate) struct Stations {
     mqtt: MqttConfig,
     prefix: String,
-    links: Mutex<HashMap<String, Arc<Link>>>,
+    links: Mutex<HashMap<String, Vec<Arc<Link>>>>,
     stop: CancellationToken,
 }
 
@@ -139,7 +147,7 @@ impl Stations {
     }
 
     /// Asks the broker whether `password` is `station`'s; when it is, that connection becomes
-    /// the station's link (in place of one with an older password).
+    /// the station's link for it.
     pub(crate) async fn sign_in(&self, station: &str, password: &str) -> SignIn {
         let link = match self.start(station, password) {
             Ok(link) => link,
@@ -153,10 +161,11 @@ impl Stations {
         };
         match verdict {
             State::Up => {
-                self.lock().insert(station.to_string(), Arc::new(link));
+                self.keep(station, Arc::new(link));
                 SignIn::Accepted
             }
             State::Refused(why) => SignIn::Refused(why),
+            State::Forbidden(why) => SignIn::Forbidden(why),
             State::Connecting => SignIn::Unreachable("the broker did not answer".into()),
         }
     }
@@ -178,29 +187,44 @@ impl Stations {
         self.link(station, password).map(|_| ())
     }
 
-    /// The station's link, when `password` is the one it uses; made with it when there is none
-    /// (after a restart, the first session to come brings the password back).
+    /// The station's link for `password`: made when there is none (after a restart, each
+    /// password comes back with its sessions), refused once the broker refused it.
     fn link(&self, station: &str, password: &str) -> Result<Arc<Link>, Denied> {
-        let mut links = self.lock();
-        if let Some(link) = links.get(station) {
-            let refused = matches!(*link.state.borrow(), State::Refused(_));
-            match (same(&link.password, password), refused) {
-                (true, false) => return Ok(link.clone()),
-                (true, true) | (false, false) => return Err(Denied::SignedOut),
-                // The broker refused the link's password: this session's may be the newer one
-                // (after a restart, an older session may have come first).
-                (false, true) => {}
+        {
+            let links = self.lock();
+            let own = links
+                .get(station)
+                .into_iter()
+                .flatten()
+                .find(|l| same(&l.password, password));
+            if let Some(link) = own {
+                return match *link.state.borrow() {
+                    State::Refused(_) => Err(Denied::SignedOut),
+                    _ => Ok(link.clone()),
+                };
             }
         }
         let link = Arc::new(self.start(station, password).map_err(|e| {
             tracing::error!(error = %e, "cannot build the station's connection");
             Denied::SignedOut
         })?);
-        links.insert(station.to_string(), link.clone());
+        self.keep(station, link.clone());
         Ok(link)
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<Link>>> {
+    /// Keeps `link` as the newest of `station`'s, in place of one with the same password; the
+    /// oldest beyond the bound goes (and its connection with it).
+    fn keep(&self, station: &str, link: Arc<Link>) {
+        let mut links = self.lock();
+        let kept = links.entry(station.to_string()).or_default();
+        kept.retain(|l| !same(&l.password, &link.password));
+        kept.push(link);
+        if kept.len() > LINKS_PER_STATION {
+            kept.remove(0);
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Vec<Arc<Link>>>> {
         self.links.lock().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -243,7 +267,7 @@ impl Link {
         let Some(Value::String(request_id)) = body.get("request_id").cloned() else {
             return Outcome::Refused("a command needs a request_id".into());
         };
-        if let State::Refused(why) = &*self.state.borrow() {
+        if let State::Refused(why) | State::Forbidden(why) = &*self.state.borrow() {
             return Outcome::Refused(why.clone());
         }
         let (tx, rx) = oneshot::channel();
@@ -328,7 +352,7 @@ impl Task {
                             self.station, ack.return_codes
                         );
                         tracing::error!(station = %self.station, "{why}");
-                        self.state.send_replace(State::Refused(why));
+                        self.state.send_replace(State::Forbidden(why));
                         return;
                     }
                 }

@@ -265,21 +265,27 @@ function txt(v) {
   return String(v).slice(0, 200);
 }
 
-// The gateway's clock, as the server says it (a kiosk's own clock may be anything).
+// The gateway's clock and time zone, as the server says them (a kiosk's own clock and zone
+// may be anything).
 const clock = {
   offset: 0,
-  sync(serverNow) {
+  zone: null, // seconds east of UTC, the gateway's
+  sync(serverNow, zone) {
     if (typeof serverNow === "number") this.offset = serverNow - Date.now();
+    if (typeof zone === "number") this.zone = zone;
   },
   now() {
     return Date.now() + this.offset;
   },
 };
 
+// A time as HH:MM on the gateway's wall clock (the browser's, until the gateway has said).
 function hhmm(ms) {
   if (ms == null || Number.isNaN(ms)) return "—";
-  const d = new Date(ms);
-  return String(d.getHours()).padStart(2, "0") + ":" + String(d.getMinutes()).padStart(2, "0");
+  const local = clock.zone == null;
+  const d = new Date(local ? ms : ms + clock.zone * 1000);
+  const [h, m] = local ? [d.getHours(), d.getMinutes()] : [d.getUTCHours(), d.getUTCMinutes()];
+  return String(h).padStart(2, "0") + ":" + String(m).padStart(2, "0");
 }
 
 // An RFC 3339 time from the agent as HH:MM, and how long ago.
@@ -323,7 +329,7 @@ function live(url, onState, onLink) {
     source.addEventListener("state", (e) => {
       let state;
       try { state = JSON.parse(e.data); } catch (_) { return; }
-      clock.sync(state.now);
+      clock.sync(state.now, state.utc_offset);
       heard();
       if (build && state.build && state.build !== build) {
         location.reload();
@@ -377,7 +383,9 @@ function offline(state, pageUp, pageDownSince, seen) {
   if (!pageUp) return { reason: "link", since: pageDownSince };
   if (!state) return null;
   if (!state.link || !state.link.up) return { reason: "broker", since: state.link ? state.link.since : clock.now() };
-  if (state.status && state.status.state !== "online") {
+  // No status at all is an agent not heard from (never started, or gone with the broker's
+  // memory): as much offline as one that said so.
+  if (!state.status || state.status.state !== "online") {
     if (seen.agentOff == null) seen.agentOff = clock.now();
     return { reason: "agent", since: seen.agentOff };
   }

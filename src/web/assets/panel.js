@@ -385,9 +385,18 @@ async function submit(confirmed) {
   const cmd = command();
   const key = def.action + " " + JSON.stringify(cmd);
   // The same command again (a double tap, "Send again") is the same attempt: same request_id.
-  if (!attempt || attempt.key !== key) attempt = { request_id: newId(), action: def.action, command: cmd, key, tries: 0, ok: def.ok };
+  if (!attempt || attempt.key !== key) {
+    // When the operator made it, by this tablet's clock: the gateway counts its age from it.
+    attempt = { request_id: newId(), action: def.action, command: cmd, key, tries: 0, created: Date.now() };
+  }
   draw();
   send(attempt);
+}
+
+// The attempt is over (answered, or refused for good): a reload does not send it again.
+function forget() {
+  attempt = null;
+  try { sessionStorage.removeItem(PENDING_KEY); } catch (_) { /* storage off */ }
 }
 
 async function send(a) {
@@ -398,7 +407,8 @@ async function send(a) {
   message = { kind: "pending", text: () => a.tries === 1 ? t("sending") : t("pending", { n: a.tries }), detail: a.request_id };
   redrawMessage();
   try { sessionStorage.setItem(PENDING_KEY, JSON.stringify(a)); } catch (_) { /* storage off */ }
-  const res = await post("command", { action: a.action, command: { ...a.command, request_id: a.request_id } });
+  const age = Math.max(0, Date.now() - (a.created || Date.now()));
+  const res = await post("command", { action: a.action, command: { ...a.command, request_id: a.request_id }, age_ms: age });
   a.inFlight = false;
   if (attempt !== a) return;
   const reply = res.body;
@@ -411,10 +421,7 @@ async function send(a) {
   if (res.status === 200 && reply.request_id === a.request_id) {
     // `internal`: nothing was stored; the same attempt may be sent again.
     const final = reply.ok || !(reply.error && reply.error.code === "internal");
-    if (final) {
-      attempt = null;
-      try { sessionStorage.removeItem(PENDING_KEY); } catch (_) { /* storage off */ }
-    }
+    if (final) forget();
     if (reply.ok) {
       const def = Object.values(ACTIONS).find((d) => d.action === a.action);
       message = { kind: "ok", text: () => okSentence(def, reply.result || {}), detail: a.request_id };
@@ -438,7 +445,7 @@ async function send(a) {
   message = transient
     ? { kind: "bad", text: () => t("pending_stop"), detail: a.request_id, retry: true }
     : { kind: "bad", text: () => errorText(res), detail: a.request_id };
-  if (!transient) attempt = null;
+  if (!transient) forget();
   redrawMessage();
 }
 
@@ -477,7 +484,10 @@ function refreshLists() {
         if (input) input.value = mos[0].name;
         const nextList = def.fields.find((g) => g.list && !(values[g.key] || {}).text);
         if (nextList) listFor = nextList.key;
-        focusNext();
+        // The focus moves on only from the field just filled (or from nowhere): a scanner
+        // typing into another field keeps it.
+        const at = document.activeElement;
+        if (!at || at === document.body || at === input) focusNext();
       }
     }
     redrawList();
