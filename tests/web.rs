@@ -436,7 +436,7 @@ async fn a_refusal_shows_its_sentence_in_the_operators_language_and_in_english()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_double_tap_and_a_retry_after_a_blip_are_applied_once() {
+async fn a_double_tap_a_retry_after_a_blip_and_a_reload_are_applied_once() {
     // Given ws-1's panel, the operator's MO picked and its codes typed
     let mut floor = Floor::start(3, false).await;
     let tablet = panel(&floor, "ws-1", 1024, 600).await;
@@ -464,6 +464,13 @@ async fn a_double_tap_and_a_retry_after_a_blip_are_applied_once() {
     tablet.scan("007").await;
     tablet
         .wait_text("#message.pending .message-text", "the panel waiting for a reply", |t| {
+            !t.is_empty()
+        })
+        .await;
+    // and the page is loaded again meanwhile (an operator's refresh, a kiosk's restart)
+    tablet.goto(&format!("{}/panel/ws-1", floor.url)).await;
+    tablet
+        .wait_text("#message.pending .message-text", "the reloaded panel asking again", |t| {
             !t.is_empty()
         })
         .await;
