@@ -4,3 +4,7 @@
 -- store::mo names the same condition, word for word, so that SQLite uses it.
 CREATE INDEX mo_on_floor ON mo (line)
     WHERE date_finished IS NULL AND (ready_for_production OR date_start IS NOT NULL);
+
+-- The MOs each line ended last: what its display shows of what was made, and the lines that
+-- ended something keep their view until those MOs are purged.
+CREATE INDEX mo_ended ON mo (line, date_finished) WHERE date_finished IS NOT NULL AND line IS NOT NULL;

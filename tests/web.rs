@@ -386,10 +386,20 @@ async fn the_operators_flow_through_the_panel_lands_in_the_store_and_on_the_disp
     tablet.type_keys(&ENTER.to_string()).await;
     let said = reply(&tablet, "ok").await;
     assert!(said.contains("000899") && said.contains("200"), "{said}");
-    // Then the store has the end, and the TV shows nothing running
+    // Then the store has the end, and the TV shows nothing running, and what MO 2 made
     assert_eq!(floor.protected(2, "auth_last").as_deref(), Some("000899"));
     tv.wait_text(".running .empty", "nothing running on the TV", |t| !t.is_empty())
         .await;
+    let ended = tv
+        .wait_text("#ended[data-mo='2']", "MO 2 as the line's last ended", |t| {
+            !t.is_empty()
+        })
+        .await;
+    // (200 made of the 3 planned: a loss of -197)
+    assert!(
+        ended.contains("WH/MO/00002") && ended.contains("200") && ended.contains("-197"),
+        "{ended}"
+    );
     // And each write was sent once
     for (action, n) in [
         ("register-mo", 2),
@@ -470,9 +480,11 @@ async fn a_double_tap_a_retry_after_a_blip_and_a_reload_are_applied_once() {
     // and the page is loaded again meanwhile (an operator's refresh, a kiosk's restart)
     tablet.goto(&format!("{}/panel/ws-1", floor.url)).await;
     tablet
-        .wait_text("#message.pending .message-text", "the reloaded panel asking again", |t| {
-            !t.is_empty()
-        })
+        .wait_text(
+            "#message.pending .message-text",
+            "the reloaded panel asking again",
+            |t| !t.is_empty(),
+        )
         .await;
     floor.broker.resume().await;
     // Then the panel keeps asking with the same request_id, and the start is applied once

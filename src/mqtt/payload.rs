@@ -63,8 +63,9 @@ fn last_write(row: &MoRow) -> Value {
     )
 }
 
-/// `…/line/<line>`: what runs there and what is ready next.
-pub(crate) fn line(name: &str, running: &[MoRow], ready: &[MoRow]) -> Value {
+/// `…/line/<line>`: what runs there, what is ready next, and what it ended last.
+pub(crate) fn line(name: &str, view: &crate::store::mo::LineView) -> Value {
+    let (running, ready, ended) = (&view.running, &view.ready, &view.ended);
     let brief = |r: &MoRow| {
         let (produced, loss) = counts(r);
         json!({
@@ -72,8 +73,8 @@ pub(crate) fn line(name: &str, running: &[MoRow], ready: &[MoRow]) -> Value {
             "product_qty": r.upstream.product_qty, "uom": r.upstream.uom, "phase": r.phase.as_str(),
             "auth_first": r.protected.auth_first, "auth_last": r.protected.auth_last,
             "roll_number": r.protected.roll_number, "leader_id": r.protected.leader_id,
-            "date_start": r.protected.date_start, "produced": produced, "loss": loss,
-            "last_write": last_write(r),
+            "date_start": r.protected.date_start, "date_finished": r.protected.date_finished,
+            "produced": produced, "loss": loss, "last_write": last_write(r),
         })
     };
     debug_assert!(running.iter().all(|r| r.phase == Phase::Running));
@@ -82,6 +83,7 @@ pub(crate) fn line(name: &str, running: &[MoRow], ready: &[MoRow]) -> Value {
         "line": name,
         "running": running.iter().map(brief).collect::<Vec<_>>(),
         "ready": ready.iter().map(brief).collect::<Vec<_>>(),
+        "ended": ended.iter().map(brief).collect::<Vec<_>>(),
     })
 }
 

@@ -256,12 +256,12 @@ impl Publisher {
             .await?;
         let mut current: HashMap<String, String> = views
             .iter()
-            .map(|(name, (running, ready))| (name.clone(), payload::line(name, running, ready).to_string()))
+            .map(|(name, view)| (name.clone(), payload::line(name, view).to_string()))
             .collect();
         for name in published.lines.keys() {
             current
                 .entry(name.clone())
-                .or_insert_with(|| payload::line(name, &[], &[]).to_string());
+                .or_insert_with(|| payload::line(name, &Default::default()).to_string());
         }
         for (name, text) in &current {
             if published.lines.get(name) != Some(text) {

@@ -429,11 +429,18 @@ pub(crate) fn all_ids(db: &Db) -> Result<Vec<i64>, StoreError> {
 /// Most MOs a list for a panel or a line display holds.
 pub(crate) const LIST_LIMIT: u32 = 200;
 
-/// Lines that have something running or registered for them.
+/// MOs a line's view shows of those it ended last.
+pub(crate) const ENDED_SHOWN: u32 = 3;
+/// An ended MO on a line, as the index `mo_ended` has it, word for word.
+const ENDED_ON_A_LINE: &str = "date_finished IS NOT NULL AND line IS NOT NULL";
+
+/// Lines that have something running or registered for them, or ended something still in the
+/// store.
 pub(crate) fn lines(db: &Db) -> Result<Vec<String>, StoreError> {
     let conn = &db.0;
     let sql = format!(
-        "SELECT DISTINCT line FROM mo WHERE {ON_FLOOR} AND line IS NOT NULL AND (({}) OR ({})) ORDER BY line",
+        "SELECT line FROM mo WHERE {ON_FLOOR} AND line IS NOT NULL AND (({}) OR ({})) \
+         UNION SELECT line FROM mo WHERE {ENDED_ON_A_LINE} ORDER BY line",
         open_in_phase_sql(Phase::Running),
         open_in_phase_sql(Phase::Ready)
     );
@@ -442,8 +449,19 @@ pub(crate) fn lines(db: &Db) -> Result<Vec<String>, StoreError> {
     Ok(lines)
 }
 
-/// What runs on `line`, and what is ready next for it (registered for it, or for no line).
-pub(crate) fn line_view(db: &Db, line: &str) -> Result<(Vec<MoRow>, Vec<MoRow>), StoreError> {
+/// What a line's display shows.
+#[derive(Debug, Default)]
+pub(crate) struct LineView {
+    pub(crate) running: Vec<MoRow>,
+    /// Registered for the line, or for no line.
+    pub(crate) ready: Vec<MoRow>,
+    /// The MOs it ended last, the last first.
+    pub(crate) ended: Vec<MoRow>,
+}
+
+/// What runs on `line`, what is ready next for it (registered for it, or for no line), and
+/// what it ended last.
+pub(crate) fn line_view(db: &Db, line: &str) -> Result<LineView, StoreError> {
     let conn = &db.0;
     let running = select(
         conn,
@@ -461,7 +479,12 @@ pub(crate) fn line_view(db: &Db, line: &str) -> Result<(Vec<MoRow>, Vec<MoRow>),
         ),
         [line],
     )?;
-    Ok((running, ready))
+    let ended = select(
+        conn,
+        &format!("WHERE {ENDED_ON_A_LINE} AND line = ?1 ORDER BY date_finished DESC, id DESC LIMIT {ENDED_SHOWN}"),
+        [line],
+    )?;
+    Ok(LineView { running, ready, ended })
 }
 
 /// Open MOs in a phase (waiting, ready or running), optionally for one line; at most
@@ -547,9 +570,20 @@ mod tests {
                     open_in_phase_sql(Phase::Ready)
                 ),
             ),
+            (
+                "ended",
+                format!("SELECT id FROM mo WHERE {ENDED_ON_A_LINE} AND line = {line} ORDER BY date_finished DESC"),
+            ),
+            (
+                "lines that ended",
+                format!("SELECT line FROM mo WHERE {ENDED_ON_A_LINE}"),
+            ),
         ] {
             let plan = plan(&sql);
-            assert!(plan.contains("mo_on_floor"), "{what}: {plan}");
+            assert!(
+                plan.contains("mo_on_floor") || plan.contains("mo_ended"),
+                "{what}: {plan}"
+            );
         }
     }
 

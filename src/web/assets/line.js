@@ -68,6 +68,18 @@ function draw() {
     if (running.length > MAX_RUNNING) cards.push(el("div", { class: "more", text: t("more", { n: running.length - MAX_RUNNING }) }));
     box.replaceChildren(...cards);
   }
+  // What the line made last: produced and loss are known once an MO's last code is.
+  const ended = Array.isArray(view.ended) ? view.ended[0] : null;
+  const endedBox = document.getElementById("ended");
+  endedBox.hidden = !ended;
+  endedBox.replaceChildren(...(ended ? [
+    el("span", { class: "e-title", text: t("last_ended") }),
+    el("span", { class: "e-name", text: txt(ended.name) }),
+    el("span", { class: "e-figure", text: t("produced") + " " + txt(ended.produced) }),
+    el("span", { class: "e-figure", text: t("loss") + " " + txt(ended.loss) }),
+    el("span", { class: "e-when", text: t("ended_at", { time: hhmm(timeOf(ended.date_finished)) }) }),
+  ] : []));
+  endedBox.dataset.mo = ended ? ended.id : "";
   const list = document.getElementById("ready");
   if (ready.length === 0) {
     list.replaceChildren(el("li", { class: "empty", text: t("none_ready") }));
