@@ -1,0 +1,150 @@
+//! Power cuts: the agent's store on a disk that keeps every write in memory until its file is
+//! fsynced and loses the rest when the power goes (linegate_sim::powercut, LazyFS's model).
+//! A `kill -9` keeps the kernel's page cache; a power cut does not. First the disk itself is
+//! proven, on files and on bare SQLite; then the agent's own binary is put through cuts.
+
+mod common;
+
+use std::path::Path;
+
+use linegate_sim::powercut::{Cut, PowerCutDisk};
+use rusqlite::Connection;
+
+/// A power-cut disk on a directory of its own (the tests run as root, as the README says).
+fn disk() -> (tempfile::TempDir, PowerCutDisk) {
+    let dir = tempfile::tempdir().unwrap();
+    let disk = PowerCutDisk::mount(dir.path())
+        .expect("mounting the power-cut disk needs /dev/fuse and root: run the tests as the README says");
+    (dir, disk)
+}
+
+fn fsync_dir(dir: &Path) {
+    std::fs::File::open(dir).unwrap().sync_all().unwrap();
+}
+
+// --- The disk itself ------------------------------------------------------------------------
+
+#[test]
+fn a_cut_keeps_what_was_fsynced_and_a_name_only_once_its_directory_was() {
+    use std::io::Write;
+    // Given a file written and fsynced, in a directory never fsynced, and one whose directory was
+    let (_dir, mut disk) = disk();
+    let root = disk.path().to_path_buf();
+    std::fs::create_dir(root.join("d")).unwrap();
+    fsync_dir(&root);
+    let unnamed = root.join("d/unnamed");
+    let mut f = std::fs::File::create(&unnamed).unwrap();
+    f.write_all(b"synced").unwrap();
+    f.sync_all().unwrap();
+    drop(f);
+    let named = root.join("named");
+    let mut f = std::fs::File::create(&named).unwrap();
+    fsync_dir(&root);
+    f.write_all(b"first").unwrap();
+    f.sync_all().unwrap();
+    // and after that, writes never fsynced: more data, a rename, a new file
+    f.write_all(b" second").unwrap();
+    drop(f);
+    std::fs::write(root.join("d/late"), b"late").unwrap();
+    std::fs::rename(&named, root.join("renamed")).unwrap();
+    assert_eq!(std::fs::read(root.join("renamed")).unwrap(), b"first second");
+
+    // When the power goes
+    let kept = disk.power_on(Cut::Exact).unwrap();
+
+    // Then what was fsynced is there under its durable name, and nothing else
+    assert!(kept.unsynced > 0, "{kept:?}");
+    assert_eq!(std::fs::read(&named).unwrap(), b"first");
+    assert!(!root.join("renamed").exists());
+    assert!(root.join("d").is_dir(), "the directory's own name was synced");
+    assert!(!unnamed.exists(), "a file fsynced is lost while its directory is not");
+    assert!(!root.join("d/late").exists());
+
+    // And a rename is durable once its directory is fsynced
+    std::fs::rename(&named, root.join("renamed")).unwrap();
+    fsync_dir(&root);
+    disk.power_on(Cut::Exact).unwrap();
+    assert_eq!(std::fs::read(root.join("renamed")).unwrap(), b"first");
+    assert!(!named.exists());
+}
+
+#[test]
+fn a_torn_cut_keeps_an_in_order_prefix_of_the_unsynced_writes() {
+    use std::io::Write;
+    let mut prefixes = std::collections::BTreeSet::new();
+    let (_dir, mut disk) = disk();
+    let path = disk.path().join("f");
+    for seed in 1..=40u64 {
+        // Given a durable empty file, then eight unsynced writes of 1000 bytes each
+        let mut f = std::fs::File::create(&path).unwrap();
+        f.sync_all().unwrap();
+        fsync_dir(disk.path());
+        for k in 0..8u8 {
+            f.write_all(&[b'a' + k; 1000]).unwrap();
+        }
+        drop(f);
+
+        // When the power goes, torn
+        let kept = disk.power_on(Cut::Torn { seed }).unwrap();
+
+        // Then the file holds a prefix of what was written, in order (the kernel hands a write
+        // that crosses a page over as two), the last part torn at a sector boundary
+        let data = std::fs::read(&path).unwrap();
+        assert!(data.len() <= 8000, "{kept:?}");
+        for (i, b) in data.iter().enumerate() {
+            assert_eq!(*b, b'a' + (i / 1000) as u8, "byte {i} out of order");
+        }
+        if kept.torn_bytes.is_some() {
+            assert_eq!(data.len() % 512, 0, "torn at a sector boundary: {kept:?}");
+        }
+        prefixes.insert(data.len());
+    }
+    // And the seeds choose different prefixes, none and all included
+    assert!(prefixes.len() > 5, "{prefixes:?}");
+    assert!(prefixes.contains(&0) || prefixes.contains(&8000), "{prefixes:?}");
+}
+
+// --- Bare SQLite on it ----------------------------------------------------------------------
+
+/// Commits `n` rows one transaction each on a new WAL database at `synchronous`, then cuts the
+/// power; returns how many rows the database holds after, and its integrity check.
+fn commits_kept(disk: &mut PowerCutDisk, synchronous: &str, n: i64, cut: Cut) -> (i64, String) {
+    static RUN: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let run = RUN.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let db = disk.path().join(format!("bare-{synchronous}-{run}.db"));
+    let conn = Connection::open(&db).unwrap();
+    conn.pragma_update(None, "journal_mode", "WAL").unwrap();
+    conn.pragma_update(None, "synchronous", synchronous).unwrap();
+    conn.execute_batch("CREATE TABLE t (v INTEGER)").unwrap();
+    for v in 0..n {
+        // Each commit returned: an application would now tell someone it happened.
+        conn.execute("INSERT INTO t (v) VALUES (?1)", [v]).unwrap();
+    }
+    // The power goes under the open connection (its close then writes nothing)
+    disk.cut();
+    drop(conn);
+    disk.power_on(cut).unwrap();
+    let conn = Connection::open(&db).unwrap();
+    let kept = match conn.query_row("SELECT count(*) FROM t", [], |r| r.get(0)) {
+        Ok(n) => n,
+        Err(e) if e.to_string().contains("no such table") => 0,
+        Err(e) => panic!("{synchronous}: {e}"),
+    };
+    let check: String = conn.query_row("PRAGMA integrity_check", [], |r| r.get(0)).unwrap();
+    (kept, check)
+}
+
+#[test]
+fn sqlite_wal_with_synchronous_full_keeps_every_commit_and_normal_and_off_lose_them() {
+    let (_dir, mut disk) = disk();
+    for cut in [Cut::Exact, Cut::Torn { seed: 7 }, Cut::Torn { seed: 11 }] {
+        // FULL: every commit that returned survives
+        assert_eq!(commits_kept(&mut disk, "FULL", 50, cut), (50, "ok".into()), "{cut:?}");
+    }
+    // NORMAL and OFF: commits that returned are gone after an exact cut
+    for synchronous in ["NORMAL", "OFF"] {
+        let (kept, check) = commits_kept(&mut disk, synchronous, 50, Cut::Exact);
+        assert!(kept < 50, "{synchronous} kept all {kept} commits");
+        assert_eq!(check, "ok");
+    }
+}
