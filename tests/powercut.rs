@@ -148,3 +148,156 @@ fn sqlite_wal_with_synchronous_full_keeps_every_commit_and_normal_and_off_lose_t
         assert_eq!(check, "ok");
     }
 }
+
+// --- The agent on it ------------------------------------------------------------------------
+
+const GATEWAY: &str = "gw-cut";
+const PREFIX: &str = "linegate/gw-cut";
+
+/// The agent's binary with its store on a power-cut disk; its config and Odoo key beside, on
+/// a disk of their own that no cut touches.
+struct Gateway {
+    disk: PowerCutDisk,
+    db: std::path::PathBuf,
+    config: std::path::PathBuf,
+    agent: Option<std::process::Child>,
+    _dirs: (tempfile::TempDir, tempfile::TempDir),
+}
+
+impl Gateway {
+    /// `push`: the `[odoo.push]` table's lines.
+    fn new(sim: &linegate_sim::odoo::SimOdoo, broker: u16, push: &str) -> Gateway {
+        let (disk_dir, disk) = disk();
+        let etc = tempfile::tempdir().unwrap();
+        let db = disk.path().join("linegate.db");
+        let key = etc.path().join("odoo-api-key");
+        std::fs::write(&key, &sim.config().api_key).unwrap();
+        std::fs::set_permissions(&key, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+        let config = etc.path().join("linegate.toml");
+        // (a delivery cut mid-call is looked up after a second, not Odoo's 150 s: the simulated
+        // Odoo carries a call out at once, or never)
+        std::fs::write(
+            &config,
+            format!(
+                "[store]\npath = {db:?}\n[odoo]\nurl = {:?}\ndatabase = \"mes\"\napi_key_file = {key:?}\n\
+                 request_timeout = \"5s\"\nsync_interval = \"1s\"\n[odoo.push]\nsettle_time = \"1s\"\n{push}\n\
+                 [mqtt]\nhost = \"127.0.0.1\"\nport = {broker}\ngateway_id = \"{GATEWAY}\"\n",
+                sim.url()
+            ),
+        )
+        .unwrap();
+        Gateway {
+            disk,
+            db,
+            config,
+            agent: None,
+            _dirs: (disk_dir, etc),
+        }
+    }
+
+    fn start(&mut self) {
+        let agent = common::bin::linegate(&self.config, &["run"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        self.agent = Some(agent);
+    }
+
+    /// The power goes: the disk stops, the agent dies with it; then the power comes back.
+    fn cut(&mut self, cut: Cut) -> linegate_sim::powercut::Kept {
+        self.disk.cut();
+        if let Some(mut agent) = self.agent.take() {
+            agent.kill().unwrap();
+            agent.wait().unwrap();
+        }
+        self.disk.power_on(cut).unwrap()
+    }
+
+    /// A number from the store, read as another process would, while the agent runs (a reader
+    /// of its own, read-only: it leaves the files as it found them).
+    fn count(&self, sql: &str) -> i64 {
+        let flags = rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY;
+        let conn = match Connection::open_with_flags(&self.db, flags) {
+            Ok(conn) => conn,
+            Err(_) => return 0,
+        };
+        conn.busy_timeout(std::time::Duration::from_secs(5)).unwrap();
+        match conn.query_row(sql, [], |r| r.get(0)) {
+            Ok(n) => n,
+            Err(e) if e.to_string().contains("no such table") => 0,
+            Err(e) => panic!("{sql}: {e}"),
+        }
+    }
+
+    fn undelivered(&self) -> i64 {
+        self.count("SELECT count(*) FROM outbox WHERE channel = 'odoo' AND delivered_at IS NULL")
+    }
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        if let Some(mut agent) = self.agent.take() {
+            let _ = agent.kill();
+            let _ = agent.wait();
+        }
+    }
+}
+
+/// linegate's chatter notes on `mo`.
+fn notes(sim: &linegate_sim::odoo::SimOdoo, mo: i64) -> Vec<String> {
+    sim.messages(mo)
+        .iter()
+        .filter_map(|m| m["body"].as_str())
+        .filter(|b| b.contains("linegate: "))
+        .map(str::to_string)
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_note_in_odoo_before_a_cut_is_not_posted_again_after_it() {
+    use common::{sim, wait_until, Display, Mosquitto, Panel};
+    use std::time::Duration;
+    // Given the agent on a power-cut disk, a panel, and a simulated Odoo taking notes
+    let broker = Mosquitto::start().await;
+    let sim = sim(19, 2).await;
+    let mut gw = Gateway::new(&sim, broker.port(), "");
+    let display = Display::start(broker.port(), PREFIX).await;
+    gw.start();
+    display
+        .wait(&format!("{PREFIX}/status"), "online", |v| v["state"] == "online")
+        .await;
+    let panel = Panel::start(broker.port(), PREFIX, "ws-1").await;
+
+    // When an MO is registered, its note reaches Odoo and the agent has taken it as delivered
+    let reply = panel
+        .send(
+            "register-mo",
+            serde_json::json!({"request_id": "r1", "operator": "ana", "mo": 1, "auth_first": "000100", "roll_number": "R-1"}),
+        )
+        .await;
+    assert_eq!(reply["ok"], true, "{reply}");
+    wait_until("the note in Odoo", Duration::from_secs(15), || {
+        notes(&sim, 1).len() == 1
+    })
+    .await;
+    wait_until("the result delivered", Duration::from_secs(15), || {
+        gw.undelivered() == 0
+    })
+    .await;
+    // and then the power goes on a quiet line (no command since to flush the log)
+    gw.cut(Cut::Exact);
+
+    // Then, started again, the agent knows the note may be in Odoo, finds it, and posts none
+    gw.start();
+    wait_until("the result settled again", Duration::from_secs(20), || {
+        gw.count("SELECT count(*) FROM outbox WHERE channel = 'odoo'") == 1 && gw.undelivered() == 0
+    })
+    .await;
+    assert_eq!(notes(&sim, 1).len(), 1, "{:#?}", notes(&sim, 1));
+    // And the command the panel was told of survived the cut
+    assert_eq!(
+        gw.count("SELECT count(*) FROM command_log WHERE request_id = 'r1' AND ok"),
+        1
+    );
+}
