@@ -301,3 +301,63 @@ async fn a_note_in_odoo_before_a_cut_is_not_posted_again_after_it() {
         1
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_step_of_a_result_in_odoo_before_a_cut_is_made_again_after_it() {
+    use common::{sim, wait_until, Display, Mosquitto, Panel};
+    use std::time::Duration;
+    // Given the agent on a power-cut disk with every step of [odoo.push] on, and an MO with a
+    // work order in Odoo
+    let broker = Mosquitto::start().await;
+    let sim = sim(19, 1).await;
+    sim.add_custom_field("x_roll");
+    sim.add_workorder(1, 1).unwrap();
+    let push = "progress = true\ntime_tracking = true\n[odoo.push.fields]\nroll_number = \"x_roll\"";
+    let mut gw = Gateway::new(&sim, broker.port(), push);
+    let display = Display::start(broker.port(), PREFIX).await;
+    gw.start();
+    display
+        .wait(&format!("{PREFIX}/status"), "online", |v| v["state"] == "online")
+        .await;
+    let panel = Panel::start(broker.port(), PREFIX, "ws-1").await;
+
+    // When the MO is registered, started and ended, and every step of its end is in Odoo
+    let steps = [
+        (
+            "register-mo",
+            serde_json::json!({"auth_first": "000100", "roll_number": "R-1"}),
+        ),
+        ("start-production", serde_json::json!({"leader_id": "0042"})),
+        ("end-production", serde_json::json!({"authenticity": "000150"})),
+    ];
+    for (n, (action, fields)) in steps.into_iter().enumerate() {
+        let mut body = serde_json::json!({"request_id": format!("s{n}"), "operator": "ana", "mo": 1});
+        body.as_object_mut()
+            .unwrap()
+            .extend(fields.as_object().unwrap().clone());
+        assert_eq!(panel.send(action, body).await["ok"], true, "{action}");
+    }
+    wait_until("every result delivered", Duration::from_secs(20), || {
+        gw.count("SELECT count(*) FROM outbox WHERE channel = 'odoo' AND delivered_at IS NOT NULL") == 3
+    })
+    .await;
+    assert_eq!(sim.productivity().len(), 1);
+    // and then the power goes
+    gw.cut(Cut::Exact);
+
+    // Then, started again, each step is in Odoo once: note, time tracking, the MO closed once
+    gw.start();
+    wait_until("the results settled again", Duration::from_secs(20), || {
+        gw.count("SELECT count(*) FROM outbox WHERE channel = 'odoo'") == 3 && gw.undelivered() == 0
+    })
+    .await;
+    assert_eq!(notes(&sim, 1).len(), 3, "{:#?}", notes(&sim, 1));
+    assert_eq!(sim.productivity().len(), 1, "{:#?}", sim.productivity());
+    let closed = sim
+        .requests()
+        .iter()
+        .filter(|r| r.method.as_deref() == Some("button_mark_done") && r.status == 200)
+        .count();
+    assert_eq!(closed, 1);
+    assert_eq!(sim.mo(1).unwrap()["x_roll"], "R-1");
+}

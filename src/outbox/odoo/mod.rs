@@ -412,7 +412,10 @@ impl OdooOutbox {
             .call(move |db| store::outbox::attempt(db, id, &settle_at))
             .await
             .map_err(stored)?;
-        let mut uncertain = earlier;
+        // After an earlier attempt, any step not recorded as done may be in Odoo: a kill leaves
+        // only the step it was on unrecorded, but a power cut takes back every step recorded
+        // since that attempt's (durable) count. So each is looked up before it is made again.
+        let uncertain = earlier;
         while let Some(step) = left.pop() {
             match step {
                 Step::Chatter => self.note(result, uncertain).await?,
@@ -421,7 +424,6 @@ impl OdooOutbox {
                 Step::TimeTracking => self.time_tracking(result, found.productive_loss, uncertain).await?,
             }
             done |= step as u32;
-            uncertain = false;
             // The last one is recorded with the delivery, one write less: a kill before that
             // leaves it as a kill right after the call would, looked up before it is sent again.
             if !left.is_empty() {
