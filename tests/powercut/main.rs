@@ -1,22 +1,19 @@
 //! Power cuts: the agent's store on a disk that keeps every write in memory until its file is
 //! fsynced and loses the rest when the power goes (linegate_sim::powercut, LazyFS's model).
 //! A `kill -9` keeps the kernel's page cache; a power cut does not. First the disk itself is
-//! proven, on files and on bare SQLite; then the agent's own binary is put through cuts.
+//! proven, on files and on bare SQLite; then the agent's own binary is put through cuts, one
+//! at a time (each bug the soak found, reproduced) and as a soak (soak.rs).
 
+#[path = "../common/mod.rs"]
 mod common;
+mod gateway;
+mod soak;
 
 use std::path::Path;
 
+use gateway::{disk, Gateway, PREFIX};
 use linegate_sim::powercut::{Cut, PowerCutDisk};
 use rusqlite::Connection;
-
-/// A power-cut disk on a directory of its own (the tests run as root, as the README says).
-fn disk() -> (tempfile::TempDir, PowerCutDisk) {
-    let dir = tempfile::tempdir().unwrap();
-    let disk = PowerCutDisk::mount(dir.path())
-        .expect("mounting the power-cut disk needs /dev/fuse and root: run the tests as the README says");
-    (dir, disk)
-}
 
 fn fsync_dir(dir: &Path) {
     std::fs::File::open(dir).unwrap().sync_all().unwrap();
@@ -151,99 +148,6 @@ fn sqlite_wal_with_synchronous_full_keeps_every_commit_and_normal_and_off_lose_t
 
 // --- The agent on it ------------------------------------------------------------------------
 
-const GATEWAY: &str = "gw-cut";
-const PREFIX: &str = "linegate/gw-cut";
-
-/// The agent's binary with its store on a power-cut disk; its config and Odoo key beside, on
-/// a disk of their own that no cut touches.
-struct Gateway {
-    disk: PowerCutDisk,
-    db: std::path::PathBuf,
-    config: std::path::PathBuf,
-    agent: Option<std::process::Child>,
-    _dirs: (tempfile::TempDir, tempfile::TempDir),
-}
-
-impl Gateway {
-    /// `push`: the `[odoo.push]` table's lines.
-    fn new(sim: &linegate_sim::odoo::SimOdoo, broker: u16, push: &str) -> Gateway {
-        let (disk_dir, disk) = disk();
-        let etc = tempfile::tempdir().unwrap();
-        let db = disk.path().join("linegate.db");
-        let key = etc.path().join("odoo-api-key");
-        std::fs::write(&key, &sim.config().api_key).unwrap();
-        std::fs::set_permissions(&key, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
-        let config = etc.path().join("linegate.toml");
-        // (a delivery cut mid-call is looked up after a second, not Odoo's 150 s: the simulated
-        // Odoo carries a call out at once, or never)
-        std::fs::write(
-            &config,
-            format!(
-                "[store]\npath = {db:?}\n[odoo]\nurl = {:?}\ndatabase = \"mes\"\napi_key_file = {key:?}\n\
-                 request_timeout = \"5s\"\nsync_interval = \"1s\"\n[odoo.push]\nsettle_time = \"1s\"\n{push}\n\
-                 [mqtt]\nhost = \"127.0.0.1\"\nport = {broker}\ngateway_id = \"{GATEWAY}\"\n",
-                sim.url()
-            ),
-        )
-        .unwrap();
-        Gateway {
-            disk,
-            db,
-            config,
-            agent: None,
-            _dirs: (disk_dir, etc),
-        }
-    }
-
-    fn start(&mut self) {
-        let agent = common::bin::linegate(&self.config, &["run"])
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap();
-        self.agent = Some(agent);
-    }
-
-    /// The power goes: the disk stops, the agent dies with it; then the power comes back.
-    fn cut(&mut self, cut: Cut) -> linegate_sim::powercut::Kept {
-        self.disk.cut();
-        if let Some(mut agent) = self.agent.take() {
-            agent.kill().unwrap();
-            agent.wait().unwrap();
-        }
-        self.disk.power_on(cut).unwrap()
-    }
-
-    /// A number from the store, read as another process would, while the agent runs (a reader
-    /// of its own, read-only: it leaves the files as it found them).
-    fn count(&self, sql: &str) -> i64 {
-        let flags = rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY;
-        let conn = match Connection::open_with_flags(&self.db, flags) {
-            Ok(conn) => conn,
-            Err(_) => return 0,
-        };
-        conn.busy_timeout(std::time::Duration::from_secs(5)).unwrap();
-        match conn.query_row(sql, [], |r| r.get(0)) {
-            Ok(n) => n,
-            Err(e) if e.to_string().contains("no such table") => 0,
-            Err(e) => panic!("{sql}: {e}"),
-        }
-    }
-
-    fn undelivered(&self) -> i64 {
-        self.count("SELECT count(*) FROM outbox WHERE channel = 'odoo' AND delivered_at IS NULL")
-    }
-}
-
-impl Drop for Gateway {
-    fn drop(&mut self) {
-        if let Some(mut agent) = self.agent.take() {
-            let _ = agent.kill();
-            let _ = agent.wait();
-        }
-    }
-}
-
 /// linegate's chatter notes on `mo`.
 fn notes(sim: &linegate_sim::odoo::SimOdoo, mo: i64) -> Vec<String> {
     sim.messages(mo)
@@ -360,4 +264,21 @@ async fn no_step_of_a_result_in_odoo_before_a_cut_is_made_again_after_it() {
         .count();
     assert_eq!(closed, 1);
     assert_eq!(sim.mo(1).unwrap()["x_roll"], "R-1");
+}
+
+/// Eight cuts here (a checkpoint among them; well under a minute); the soak runs a thousand:
+/// `SOAK_CUTS=1000 cargo test --release --test powercut -- --nocapture` (see the README).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn power_cuts_during_command_streams_lose_and_double_nothing() {
+    let cuts: usize = std::env::var("SOAK_CUTS")
+        .ok()
+        .and_then(|k| k.parse().ok())
+        .unwrap_or(8);
+    let seed = std::env::var("SOAK_SEED")
+        .ok()
+        .and_then(|k| k.parse().ok())
+        .unwrap_or(0x2545_F491_4F6C_DD1D);
+    let figures = soak::soak(cuts, seed).await;
+    figures.print();
+    figures.assert_goals();
 }
