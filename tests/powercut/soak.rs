@@ -268,8 +268,9 @@ pub(crate) async fn soak(cuts: usize, seed: u64) -> Figures {
     // time tracking applies), a custom field for the roll, and the agent on a power-cut disk
     // with every step of [odoo.push] on
     let broker = Mosquitto::start().await;
-    // Enough MOs for the panels' pace (about five commands a cut, five a pair)
-    let worked = 2 * (1000.max(4 * cuts) as i64 / 2);
+    // Enough MOs for the panels' pace: about 20 commands a cut (the wait for a checkpoint is
+    // the longest), five commands a pair
+    let worked = 2 * (1000.max(8 * cuts) as i64 / 2);
     let spare = 10;
     let sim = Arc::new(sim(19, worked as usize + spare).await);
     sim.add_custom_field("x_roll");
