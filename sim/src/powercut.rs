@@ -383,8 +383,8 @@ impl Disk {
             torn_bytes: None,
         };
         if let Cut::Torn { seed } = cut {
-            let mut random = Random(seed | 1);
-            let k = (random.next() % (self.pending.len() as u64 + 1)) as usize;
+            let mut random = Random::new(seed);
+            let k = (random.next_u64() % (self.pending.len() as u64 + 1)) as usize;
             for op in &self.pending[..k] {
                 tree.apply(op);
             }
@@ -395,7 +395,7 @@ impl Disk {
                 let first = (offset / 512 + 1) * 512;
                 let boundaries: Vec<u64> = (first..end).step_by(512).collect();
                 if !boundaries.is_empty() {
-                    let at = boundaries[(random.next() % boundaries.len() as u64) as usize];
+                    let at = boundaries[(random.next_u64() % boundaries.len() as u64) as usize];
                     let part = (at - offset) as usize;
                     tree.apply(&Op::Write {
                         ino: *ino,
@@ -417,15 +417,26 @@ impl Disk {
     }
 }
 
-/// xorshift64: the torn prefix, from the caller's seed.
-struct Random(u64);
+/// xorshift64: a torn cut's prefix, from its seed; and a test's own moments, from one seed
+/// that repeats a run.
+#[derive(Debug, Clone)]
+pub struct Random(u64);
 
 impl Random {
-    fn next(&mut self) -> u64 {
+    pub fn new(seed: u64) -> Random {
+        Random(seed | 1)
+    }
+
+    pub fn next_u64(&mut self) -> u64 {
         self.0 ^= self.0 << 13;
         self.0 ^= self.0 >> 7;
         self.0 ^= self.0 << 17;
         self.0
+    }
+
+    /// From `from` to `from + span` milliseconds.
+    pub fn millis(&mut self, from: u64, span: u64) -> Duration {
+        Duration::from_millis(from + self.next_u64() % span.max(1))
     }
 }
 
@@ -502,6 +513,24 @@ impl PowerFs {
             is_dir,
         });
         Self::attr_of(&disk, ino)
+    }
+
+    /// Unlinks `name` from `parent`: a file, or an empty directory when `dir`.
+    fn remove(&self, parent: u64, name: &OsStr, dir: bool) -> Result<(), Errno> {
+        let mut disk = self.on()?;
+        let ino = Self::entry(&disk, parent, name)?;
+        match (disk.live.nodes.get(&ino), dir) {
+            (Some(Node::File(_)), false) => {}
+            (Some(Node::Dir(entries)), true) if entries.is_empty() => {}
+            (Some(Node::Dir(_)), true) => return Err(Errno::ENOTEMPTY),
+            (Some(Node::Dir(_)), false) => return Err(Errno::EISDIR),
+            _ => return Err(Errno::ENOTDIR),
+        }
+        disk.change(Op::Unlink {
+            dir: parent,
+            name: name.to_os_string(),
+        });
+        Ok(())
     }
 }
 
@@ -602,38 +631,14 @@ impl Filesystem for PowerFs {
     }
 
     fn unlink(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
-        let done = self.on().and_then(|mut disk| {
-            let ino = Self::entry(&disk, parent.0, name)?;
-            if matches!(disk.live.nodes.get(&ino), Some(Node::Dir(_))) {
-                return Err(Errno::EISDIR);
-            }
-            disk.change(Op::Unlink {
-                dir: parent.0,
-                name: name.to_os_string(),
-            });
-            Ok(())
-        });
-        match done {
+        match self.remove(parent.0, name, false) {
             Ok(()) => reply.ok(),
             Err(e) => reply.error(e),
         }
     }
 
     fn rmdir(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
-        let done = self.on().and_then(|mut disk| {
-            let ino = Self::entry(&disk, parent.0, name)?;
-            match disk.live.nodes.get(&ino) {
-                Some(Node::Dir(entries)) if entries.is_empty() => {}
-                Some(Node::Dir(_)) => return Err(Errno::ENOTEMPTY),
-                _ => return Err(Errno::ENOTDIR),
-            }
-            disk.change(Op::Unlink {
-                dir: parent.0,
-                name: name.to_os_string(),
-            });
-            Ok(())
-        });
-        match done {
+        match self.remove(parent.0, name, true) {
             Ok(()) => reply.ok(),
             Err(e) => reply.error(e),
         }

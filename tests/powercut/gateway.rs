@@ -24,6 +24,8 @@ pub(crate) struct Gateway {
     pub(crate) disk: PowerCutDisk,
     pub(crate) db: PathBuf,
     config: PathBuf,
+    /// The agent's stderr, every run's.
+    log: PathBuf,
     agent: Option<std::process::Child>,
     _dirs: (tempfile::TempDir, tempfile::TempDir),
 }
@@ -54,6 +56,7 @@ impl Gateway {
             disk,
             db,
             config,
+            log: std::env::var_os("SOAK_AGENT_LOG").map_or_else(|| etc.path().join("agent.log"), PathBuf::from),
             agent: None,
             _dirs: (disk_dir, etc),
         }
@@ -61,21 +64,17 @@ impl Gateway {
 
     pub(crate) fn start(&mut self) {
         let mut cmd = common::bin::linegate(&self.config, &["run"]);
-        cmd.stdout(std::process::Stdio::null());
-        // SOAK_AGENT_LOG=FILE keeps every run's log (info), to see what a failing soak did.
-        match std::env::var_os("SOAK_AGENT_LOG") {
-            Some(path) => {
-                let f = std::fs::OpenOptions::new()
-                    .create(true)
-                    .append(true)
-                    .open(path)
-                    .unwrap();
-                cmd.stderr(f).env("RUST_LOG", "info");
-            }
-            None => {
-                cmd.stderr(std::process::Stdio::null());
-            }
+        // Every run's log, appended (SOAK_AGENT_LOG=FILE: there, at info, to see what a
+        // failing soak did)
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .unwrap();
+        if std::env::var_os("SOAK_AGENT_LOG").is_some() {
+            cmd.env("RUST_LOG", "info");
         }
+        cmd.stdout(std::process::Stdio::null()).stderr(log);
         let agent = cmd.spawn().unwrap();
         self.agent = Some(agent);
     }
@@ -122,15 +121,10 @@ impl Gateway {
         rows.collect::<Result<_, _>>().unwrap()
     }
 
-    /// Damaged stores the agent kept aside (`linegate.db.damaged-…`).
+    /// How often the agent found its store damaged and kept it aside, as its log says.
     pub(crate) fn kept_aside(&self) -> usize {
-        std::fs::read_dir(self.disk.path())
-            .unwrap()
-            .filter(|e| {
-                e.as_ref()
-                    .is_ok_and(|e| e.file_name().to_string_lossy().contains(".damaged-"))
-            })
-            .count()
+        let log = std::fs::read_to_string(&self.log).unwrap_or_default();
+        log.matches("the database is damaged: kept aside").count()
     }
 
     pub(crate) fn undelivered(&self) -> i64 {

@@ -10,8 +10,11 @@ mod gateway;
 mod soak;
 
 use std::path::Path;
+use std::time::Duration;
 
+use common::{Display, Mosquitto, Panel};
 use gateway::{disk, Gateway, PREFIX};
+use linegate_sim::odoo::SimOdoo;
 use linegate_sim::powercut::{Cut, PowerCutDisk};
 use rusqlite::Connection;
 
@@ -149,7 +152,7 @@ fn sqlite_wal_with_synchronous_full_keeps_every_commit_and_normal_and_off_lose_t
 // --- The agent on it ------------------------------------------------------------------------
 
 /// linegate's chatter notes on `mo`.
-fn notes(sim: &linegate_sim::odoo::SimOdoo, mo: i64) -> Vec<String> {
+fn notes(sim: &SimOdoo, mo: i64) -> Vec<String> {
     sim.messages(mo)
         .iter()
         .filter_map(|m| m["body"].as_str())
@@ -158,20 +161,35 @@ fn notes(sim: &linegate_sim::odoo::SimOdoo, mo: i64) -> Vec<String> {
         .collect()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_note_in_odoo_before_a_cut_is_not_posted_again_after_it() {
-    use common::{sim, wait_until, Display, Mosquitto, Panel};
-    use std::time::Duration;
-    // Given the agent on a power-cut disk, a panel, and a simulated Odoo taking notes
+/// A broker, the simulated Odoo with `mos` MOs as `prepare` leaves it, the agent on a
+/// power-cut disk with `push` as its `[odoo.push]` lines (online), and a panel.
+async fn floor(mos: usize, prepare: impl FnOnce(&SimOdoo), push: &str) -> (Mosquitto, SimOdoo, Gateway, Panel) {
     let broker = Mosquitto::start().await;
-    let sim = sim(19, 2).await;
-    let mut gw = Gateway::new(&sim, broker.port(), "");
+    let sim = common::sim(19, mos).await;
+    prepare(&sim);
+    let mut gw = Gateway::new(&sim, broker.port(), push);
     let display = Display::start(broker.port(), PREFIX).await;
     gw.start();
     display
         .wait(&format!("{PREFIX}/status"), "online", |v| v["state"] == "online")
         .await;
     let panel = Panel::start(broker.port(), PREFIX, "ws-1").await;
+    (broker, sim, gw, panel)
+}
+
+/// Waits until the store holds `n` results for Odoo, each delivered.
+async fn settled(gw: &Gateway, n: i64) {
+    common::wait_until("the results settled", Duration::from_secs(20), || {
+        gw.count("SELECT count(*) FROM outbox WHERE channel = 'odoo' AND delivered_at IS NOT NULL") == n
+            && gw.undelivered() == 0
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_note_in_odoo_before_a_cut_is_not_posted_again_after_it() {
+    // Given the agent on a power-cut disk, a panel, and a simulated Odoo taking notes
+    let (_broker, sim, mut gw, panel) = floor(2, |_| {}, "").await;
 
     // When an MO is registered, its note reaches Odoo and the agent has taken it as delivered
     let reply = panel
@@ -181,23 +199,17 @@ async fn a_note_in_odoo_before_a_cut_is_not_posted_again_after_it() {
         )
         .await;
     assert_eq!(reply["ok"], true, "{reply}");
-    wait_until("the note in Odoo", Duration::from_secs(15), || {
+    common::wait_until("the note in Odoo", Duration::from_secs(15), || {
         notes(&sim, 1).len() == 1
     })
     .await;
-    wait_until("the result delivered", Duration::from_secs(15), || {
-        gw.undelivered() == 0
-    })
-    .await;
+    settled(&gw, 1).await;
     // and then the power goes on a quiet line (no command since to flush the log)
     gw.cut(Cut::Exact);
 
     // Then, started again, the agent knows the note may be in Odoo, finds it, and posts none
     gw.start();
-    wait_until("the result settled again", Duration::from_secs(20), || {
-        gw.count("SELECT count(*) FROM outbox WHERE channel = 'odoo'") == 1 && gw.undelivered() == 0
-    })
-    .await;
+    settled(&gw, 1).await;
     assert_eq!(notes(&sim, 1).len(), 1, "{:#?}", notes(&sim, 1));
     // And the command the panel was told of survived the cut
     assert_eq!(
@@ -208,22 +220,14 @@ async fn a_note_in_odoo_before_a_cut_is_not_posted_again_after_it() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_step_of_a_result_in_odoo_before_a_cut_is_made_again_after_it() {
-    use common::{sim, wait_until, Display, Mosquitto, Panel};
-    use std::time::Duration;
     // Given the agent on a power-cut disk with every step of [odoo.push] on, and an MO with a
     // work order in Odoo
-    let broker = Mosquitto::start().await;
-    let sim = sim(19, 1).await;
-    sim.add_custom_field("x_roll");
-    sim.add_workorder(1, 1).unwrap();
+    let prepare = |sim: &SimOdoo| {
+        sim.add_custom_field("x_roll");
+        sim.add_workorder(1, 1).unwrap();
+    };
     let push = "progress = true\ntime_tracking = true\n[odoo.push.fields]\nroll_number = \"x_roll\"";
-    let mut gw = Gateway::new(&sim, broker.port(), push);
-    let display = Display::start(broker.port(), PREFIX).await;
-    gw.start();
-    display
-        .wait(&format!("{PREFIX}/status"), "online", |v| v["state"] == "online")
-        .await;
-    let panel = Panel::start(broker.port(), PREFIX, "ws-1").await;
+    let (_broker, sim, mut gw, panel) = floor(1, prepare, push).await;
 
     // When the MO is registered, started and ended, and every step of its end is in Odoo
     let steps = [
@@ -241,20 +245,14 @@ async fn no_step_of_a_result_in_odoo_before_a_cut_is_made_again_after_it() {
             .extend(fields.as_object().unwrap().clone());
         assert_eq!(panel.send(action, body).await["ok"], true, "{action}");
     }
-    wait_until("every result delivered", Duration::from_secs(20), || {
-        gw.count("SELECT count(*) FROM outbox WHERE channel = 'odoo' AND delivered_at IS NOT NULL") == 3
-    })
-    .await;
+    settled(&gw, 3).await;
     assert_eq!(sim.productivity().len(), 1);
     // and then the power goes
     gw.cut(Cut::Exact);
 
     // Then, started again, each step is in Odoo once: note, time tracking, the MO closed once
     gw.start();
-    wait_until("the results settled again", Duration::from_secs(20), || {
-        gw.count("SELECT count(*) FROM outbox WHERE channel = 'odoo'") == 3 && gw.undelivered() == 0
-    })
-    .await;
+    settled(&gw, 3).await;
     assert_eq!(notes(&sim, 1).len(), 3, "{:#?}", notes(&sim, 1));
     assert_eq!(sim.productivity().len(), 1, "{:#?}", sim.productivity());
     let closed = sim

@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use linegate_sim::odoo::SimOdoo;
-use linegate_sim::powercut::Cut;
+use linegate_sim::powercut::{Cut, Random};
 use serde_json::{json, Value};
 
 use crate::common::{sim, wait_until, Display, Mosquitto, Panel};
@@ -159,7 +159,7 @@ async fn drive(
     seed: u64,
     stop: Arc<AtomicBool>,
 ) -> Vec<(String, Value)> {
-    let mut pace = Random(seed | 1);
+    let mut pace = Random::new(seed);
     let mut finals = Vec::new();
     for two in mos.chunks_exact(2) {
         for (id, action, body) in pair(name, line, [two[0], two[1]], finals.len()) {
@@ -235,22 +235,6 @@ pub(crate) struct Figures {
     wal_fsyncs_per_result: f64,
 }
 
-/// xorshift64, from the soak's seed.
-struct Random(u64);
-
-impl Random {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-
-    fn millis(&mut self, from: u64, span: u64) -> Duration {
-        Duration::from_millis(from + self.next() % span)
-    }
-}
-
 /// Waits until `changed` says something happened, at most `limit`; polls every millisecond, so
 /// that the cut follows it at once.
 async fn soon_after(limit: Duration, mut changed: impl FnMut() -> bool) {
@@ -262,7 +246,7 @@ async fn soon_after(limit: Duration, mut changed: impl FnMut() -> bool) {
 
 /// Runs the soak: `cuts` power cuts (every other one torn) while two panels stream commands.
 pub(crate) async fn soak(cuts: usize, seed: u64) -> Figures {
-    let mut random = Random(seed | 1);
+    let mut random = Random::new(seed);
     let mut figures = Figures::default();
     // Given a broker, an Odoo with the MOs the panels work on, each with a work order (so that
     // time tracking applies), a custom field for the roll, and the agent on a power-cut disk
@@ -293,17 +277,26 @@ pub(crate) async fn soak(cuts: usize, seed: u64) -> Figures {
             Cut::Exact
         } else {
             figures.torn += 1;
-            Cut::Torn { seed: random.next() }
+            Cut::Torn {
+                seed: random.next_u64(),
+            }
         };
         *figures.cuts.entry(format!("{moment:?}")).or_default() += 1;
-        let aside = gw.kept_aside();
         gw.cut(mode);
         gw.start();
-        let now_aside = gw.kept_aside();
-        match mode {
-            Cut::Exact => figures.kept_aside_exact += now_aside - aside,
-            Cut::Torn { .. } => figures.kept_aside_torn += now_aside - aside,
+        mode
+    };
+    // Stores kept aside since the last look, counted against exact cuts when one came since
+    // (the goal there is none), else against torn ones.
+    let mut seen_aside = 0;
+    let mut count_aside = |gw: &Gateway, figures: &mut Figures, exact_since: bool| {
+        let now = gw.kept_aside();
+        if exact_since {
+            figures.kept_aside_exact += now - seen_aside;
+        } else {
+            figures.kept_aside_torn += now - seen_aside;
         }
+        seen_aside = now;
     };
 
     // When the power is cut during the first sync (twice: the first cut may leave no store)
@@ -313,6 +306,7 @@ pub(crate) async fn soak(cuts: usize, seed: u64) -> Figures {
         cut(&mut gw, Moment::FirstSync, &mut figures, &mut random);
     }
     wait_until("the agent online", Duration::from_secs(30), || instance().is_some()).await;
+    count_aside(&gw, &mut figures, cuts > 0);
 
     // And two panels stream their commands while Odoo comes and goes and the power is cut at
     // random moments, right after a reply, right after Odoo answered a step, in a checkpoint
@@ -324,20 +318,20 @@ pub(crate) async fn soak(cuts: usize, seed: u64) -> Figures {
             v5.clone(),
             ("ws-5", "L1"),
             (1..=worked / 2).collect(),
-            random.next(),
+            random.next_u64(),
             stop.clone(),
         )),
         tokio::spawn(drive(
             v311.clone(),
             ("ws-3", "L2"),
             (worked / 2 + 1..=worked).collect(),
-            random.next(),
+            random.next_u64(),
             stop.clone(),
         )),
     ];
     let flapping = Arc::new(AtomicBool::new(true));
     let odoo = {
-        let (flapping, sim, mut random) = (flapping.clone(), sim.clone(), Random(random.next() | 1));
+        let (flapping, sim, mut random) = (flapping.clone(), sim.clone(), Random::new(random.next_u64()));
         tokio::spawn(async move {
             while flapping.load(Ordering::Relaxed) {
                 // Odoo's own rhythm, not a wait for a condition
@@ -379,7 +373,7 @@ pub(crate) async fn soak(cuts: usize, seed: u64) -> Figures {
             }
             Moment::InCheckpoint => {
                 // Just before one of the first pages a checkpoint copies into the database
-                gw.disk.cut_at_write("linegate.db", 1 + random.next() % 8);
+                gw.disk.cut_at_write("linegate.db", 1 + random.next_u64() % 8);
                 soon_after(Duration::from_secs(15), || gw.disk.is_cut()).await;
                 if !gw.disk.is_cut() {
                     moment = Moment::Random;
@@ -387,12 +381,13 @@ pub(crate) async fn soak(cuts: usize, seed: u64) -> Figures {
             }
         }
         let before = instance();
-        cut(&mut gw, moment, &mut figures, &mut random);
-        // Then the store opens: the agent is back online
+        let mode = cut(&mut gw, moment, &mut figures, &mut random);
+        // Then the store opens: the agent is back online (and says if it kept one aside)
         wait_until("the agent back online", Duration::from_secs(30), || {
             instance().is_some_and(|i| Some(&i) != before.as_ref())
         })
         .await;
+        count_aside(&gw, &mut figures, mode == Cut::Exact);
         // And every command answered `ok` so far is in it
         figures.acknowledged_lost += acknowledged_but_lost(&gw, &[(&v5, "ws-5"), (&v311, "ws-3")], k);
         // And a request_id answered before gets its first reply again
@@ -465,13 +460,18 @@ pub(crate) async fn soak(cuts: usize, seed: u64) -> Figures {
 
 /// Commands a panel was answered `ok` that the store does not hold.
 fn acknowledged_but_lost(gw: &Gateway, stations: &[(&Arc<Station>, &str)], cut: usize) -> usize {
+    // The answers first, then the store: a command answered meanwhile is in both
+    let answered: Vec<(String, HashMap<String, Vec<Value>>)> = stations
+        .iter()
+        .map(|(s, name)| (name.to_string(), s.replies()))
+        .collect();
     let stored: HashSet<String> = gw
         .texts("SELECT station || ' ' || request_id FROM command_log WHERE ok")
         .into_iter()
         .collect();
     let mut lost = 0;
-    for (station, name) in stations {
-        for (id, replies) in station.replies() {
+    for (name, replies) in answered {
+        for (id, replies) in replies {
             if replies.iter().any(|r| r["ok"] == true) && !stored.contains(&format!("{name} {id}")) {
                 eprintln!("{name} {id} was answered ok and is not in the store after cut {cut}");
                 lost += 1;
