@@ -272,7 +272,7 @@ pub(crate) async fn soak(cuts: usize, seed: u64) -> Figures {
             .map(|s| s["instance"].clone())
     };
     let cut = |gw: &mut Gateway, moment: Moment, figures: &mut Figures, random: &mut Random| {
-        let mode = if (figures.exact + figures.torn) % 2 == 0 {
+        let mode = if figures.exact == figures.torn {
             figures.exact += 1;
             Cut::Exact
         } else {
