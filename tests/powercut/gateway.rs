@@ -121,6 +121,25 @@ impl Gateway {
         rows.collect::<Result<_, _>>().unwrap()
     }
 
+    /// Waits until `online` holds, failing with what the agent said (and how it ended, if it
+    /// did) when it does not within 30 s.
+    pub(crate) async fn wait_online(&mut self, what: &str, mut online: impl FnMut() -> bool) {
+        let give_up = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while !online() {
+            let ended = self.agent.as_mut().and_then(|a| a.try_wait().unwrap());
+            if ended.is_some() || std::time::Instant::now() > give_up {
+                let log = std::fs::read_to_string(&self.log).unwrap_or_default();
+                let tail: Vec<&str> = log.lines().rev().take(30).collect();
+                let tail: Vec<&str> = tail.into_iter().rev().collect();
+                panic!(
+                    "{what}: not online; the agent {ended:?}; its log ends:\n{}",
+                    tail.join("\n")
+                );
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }
+
     /// How often the agent found its store damaged and kept it aside, as its log says.
     pub(crate) fn kept_aside(&self) -> usize {
         let log = std::fs::read_to_string(&self.log).unwrap_or_default();

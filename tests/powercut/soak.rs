@@ -305,7 +305,8 @@ pub(crate) async fn soak(cuts: usize, seed: u64) -> Figures {
         tokio::time::sleep(random.millis(200, 500)).await; // a random moment of the first sync
         cut(&mut gw, Moment::FirstSync, &mut figures, &mut random);
     }
-    wait_until("the agent online", Duration::from_secs(30), || instance().is_some()).await;
+    gw.wait_online("after the first sync's cuts", || instance().is_some())
+        .await;
     count_aside(&gw, &mut figures, cuts > 0);
 
     // And two panels stream their commands while Odoo comes and goes and the power is cut at
@@ -383,7 +384,7 @@ pub(crate) async fn soak(cuts: usize, seed: u64) -> Figures {
         let before = instance();
         let mode = cut(&mut gw, moment, &mut figures, &mut random);
         // Then the store opens: the agent is back online (and says if it kept one aside)
-        wait_until("the agent back online", Duration::from_secs(30), || {
+        gw.wait_online(&format!("cut {k} ({moment:?}, {mode:?})"), || {
             instance().is_some_and(|i| Some(&i) != before.as_ref())
         })
         .await;
