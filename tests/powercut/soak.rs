@@ -308,6 +308,12 @@ pub(crate) async fn soak(cuts: usize, seed: u64) -> Figures {
     gw.wait_online("after the first sync's cuts", || instance().is_some())
         .await;
     count_aside(&gw, &mut figures, cuts > 0);
+    // (the panels start once the store knows their MOs, as an operator picks one shown)
+    let all = worked + spare as i64;
+    wait_until("the first sync", Duration::from_secs(120), || {
+        gw.count("SELECT count(*) FROM mo") == all
+    })
+    .await;
 
     // And two panels stream their commands while Odoo comes and goes and the power is cut at
     // random moments, right after a reply, right after Odoo answered a step, in a checkpoint
