@@ -233,6 +233,9 @@ pub(crate) struct Figures {
     fsyncs_per_result: f64,
     wal_fsyncs_per_command: f64,
     wal_fsyncs_per_result: f64,
+    /// Fsyncs while the sync asked Odoo this many times, nothing changed and nothing to deliver.
+    idle_syncs: usize,
+    idle_fsyncs: u64,
 }
 
 /// Waits until `changed` says something happened, at most `limit`; polls every millisecond, so
@@ -462,6 +465,21 @@ pub(crate) async fn soak(cuts: usize, seed: u64) -> Figures {
     figures.wal_fsyncs_per_command = per(&before, &queued, true);
     figures.fsyncs_per_result = per(&queued, &delivered, false);
     figures.wal_fsyncs_per_result = per(&queued, &delivered, true);
+    // And an idle line's syncs cost none (each asks Odoo for changed MOs at least once)
+    let syncs = || {
+        sim.requests()
+            .iter()
+            .filter(|r| r.model.as_deref() == Some("mrp.production") && r.method.as_deref() == Some("search_read"))
+            .count()
+    };
+    let (idle, seen) = (gw.disk.counts(), syncs());
+    figures.idle_syncs = 5;
+    wait_until("five idle syncs", Duration::from_secs(60), || {
+        syncs() >= seen + figures.idle_syncs
+    })
+    .await;
+    figures.idle_fsyncs =
+        gw.disk.counts().file_fsyncs() + gw.disk.counts().dir_fsyncs - idle.file_fsyncs() - idle.dir_fsyncs;
     figures
 }
 
@@ -608,6 +626,10 @@ impl Figures {
         eprintln!(
             "  fsyncs per command: {:.2} ({:.2} of the WAL); per delivered result: {:.2} ({:.2} of the WAL); the floor is 1, one durable commit",
             self.fsyncs_per_command, self.wal_fsyncs_per_command, self.fsyncs_per_result, self.wal_fsyncs_per_result
+        );
+        eprintln!(
+            "  fsyncs while the sync asked Odoo {} times with nothing changed (an idle sync asks once): {}",
+            self.idle_syncs, self.idle_fsyncs
         );
     }
 
