@@ -260,6 +260,18 @@ mod tests {
         }
     }
 
+    /// A disk on which file `f` (inode 2) was just created.
+    fn with_file() -> Disk {
+        let mut disk = Disk::new(Tree::empty());
+        disk.change(Op::Link {
+            dir: ROOT,
+            name: "f".into(),
+            ino: 2,
+            is_dir: false,
+        });
+        disk
+    }
+
     fn file(tree: &Tree, name: &str) -> Option<Vec<u8>> {
         let Some(Node::Dir(root)) = tree.nodes.get(&ROOT) else {
             panic!("no root")
@@ -273,13 +285,7 @@ mod tests {
 
     #[test]
     fn a_file_fsynced_keeps_its_data_but_its_name_only_once_the_directory_is_fsynced() {
-        let mut disk = Disk::new(Tree::empty());
-        disk.change(Op::Link {
-            dir: ROOT,
-            name: "f".into(),
-            ino: 2,
-            is_dir: false,
-        });
+        let mut disk = with_file();
         disk.change(write(2, 0, b"data"));
         disk.sync(|op| op.data_of() == Some(2));
         assert_eq!(
@@ -295,13 +301,7 @@ mod tests {
 
     #[test]
     fn a_torn_cut_keeps_a_prefix_of_the_unsynced_writes_and_tears_the_next_at_a_sector() {
-        let mut disk = Disk::new(Tree::empty());
-        disk.change(Op::Link {
-            dir: ROOT,
-            name: "f".into(),
-            ino: 2,
-            is_dir: false,
-        });
+        let mut disk = with_file();
         disk.sync(|_| true);
         for k in 0..4u8 {
             disk.change(write(2, u64::from(k) * 1500, &[b'a' + k; 1500]));
