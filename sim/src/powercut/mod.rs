@@ -160,9 +160,12 @@ impl PowerCutDisk {
             if session.umount_and_join().is_err() {
                 // Busy (a file still open somewhere): detached now, gone when it is closed.
                 // Its session answers nothing but EIO meanwhile (its generation is past).
+                // (Or the unmount went through and only the session's end was untidy: then
+                // there is nothing to detach.)
                 let _ = std::process::Command::new("umount")
                     .arg("-l")
                     .arg(&self.mountpoint)
+                    .stderr(std::process::Stdio::null())
                     .status();
             }
         }
