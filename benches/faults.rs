@@ -243,5 +243,5 @@ async fn main() {
 
     let (pruned, took) = pruned_per_day().await;
     println!("pruning at 1 command/s: {pruned} rows a day (in {took:.2} s, 500 a transaction)");
-    println!("long forms: SOAK_KILLS=1000 cargo test --release --test faults kill_9; PROPTEST_CASES=1000000 cargo test --release --lib fuzz_");
+    println!("long forms: SOAK_KILLS=1000 cargo test --release --test faults kill_9; SOAK_CUTS=1000 cargo test --release --test powercut -- --nocapture; PROPTEST_CASES=1000000 cargo test --release --lib fuzz_");
 }

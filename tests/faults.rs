@@ -681,12 +681,43 @@ async fn a_full_disk_refuses_commands_says_so_everywhere_and_recovers_by_itself(
         "full"
     );
 
+    assert!(
+        refused["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("send it again with the same request_id"),
+        "{refused}"
+    );
+
     // When space returns
     std::fs::remove_file(filler).unwrap();
     // Then the store says ok by itself, and commands are applied again
     display
         .wait(&status_topic, "store ok again", |v| v["store"]["state"] == "ok")
         .await;
+    // And the refused command, sent again with its request_id, is applied: `internal` was not
+    // a final reply (docs/mqtt.md); and from then on its reply is that one
+    let resend = || async {
+        let id = refused["request_id"].clone();
+        let seen = |p: &Panel| p.replies().iter().filter(|r| r["request_id"] == id).count();
+        let before = seen(&panel);
+        let body =
+            json!({"request_id": id, "operator": "o", "mo": accepted.len() + 1, "auth_first": "1", "roll_number": "R"});
+        panel.publish("register-mo", body.to_string()).await;
+        wait_until("the reply to the resent command", Duration::from_secs(10), || {
+            seen(&panel) > before
+        })
+        .await;
+        panel
+            .replies()
+            .into_iter()
+            .rev()
+            .find(|r| r["request_id"] == id)
+            .unwrap()
+    };
+    let again = resend().await;
+    assert_eq!(again["ok"], true, "{again}");
+    assert_eq!(resend().await, again);
     let reply = panel
         .send(
             "register-mo",

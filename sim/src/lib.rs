@@ -7,6 +7,8 @@ mod clock;
 pub mod link;
 pub mod mosquitto;
 pub mod odoo;
+#[cfg(feature = "powercut")]
+pub mod powercut;
 pub mod sicantik;
 pub mod webhook;
 

@@ -342,7 +342,13 @@ fn stored(reply: &str) -> Result<Reply, Refusal> {
     serde_json::from_str(reply).map_err(|e| refuse("internal", format!("stored reply: {e}")))
 }
 
+/// `internal`: the one reply that is not final. Nothing of the command was stored, its reply
+/// neither, so the same request_id may still be applied: sent again by the panel, or handed
+/// over again by the broker when the agent stopped before acknowledging it (docs/mqtt.md).
 fn store_refusal(e: &StoreError) -> Refusal {
     tracing::error!(error = %e, "command could not be stored");
-    refuse("internal", format!("the gateway could not store the command: {e}"))
+    refuse(
+        "internal",
+        format!("the gateway could not store the command (nothing was applied; send it again with the same request_id): {e}"),
+    )
 }

@@ -148,11 +148,20 @@ pub(crate) fn steps_done_with(db: &Db, id: i64, steps: u32, outcome: &str) -> Re
 }
 
 /// Counts an attempt at result `id` before it is made, and until when (`settle_at`) its calls
-/// might still be running in Odoo if no answer is heard: one that a kill interrupts is known.
-pub(crate) fn attempt(db: &Db, id: i64, settle_at: &str) -> Result<(), StoreError> {
-    db.0.prepare_cached("UPDATE outbox SET attempts = attempts + 1, settle_at = ?2 WHERE id = ?1")?
-        .execute(params![id, settle_at])?;
-    Ok(())
+/// might still be running in Odoo if no answer is heard: one that a kill or a power cut
+/// interrupts is known, and looked up in Odoo before it is made again.
+///
+/// Durable: a call to Odoo follows. Committed as the rest of the outbox's bookkeeping is
+/// (without fsync), a power cut would take it back, the next start would take the result for
+/// never tried, and post it again. Its fsync also makes every earlier commit durable (the log
+/// is written in order): what the results before it recorded. One fsync per attempt, none
+/// while nothing is due.
+pub(crate) fn attempt(db: &mut Db, id: i64, settle_at: &str) -> Result<(), StoreError> {
+    const SQL: &str = "UPDATE outbox SET attempts = attempts + 1, settle_at = ?2 WHERE id = ?1";
+    super::durable(&mut db.0, |tx| {
+        tx.prepare_cached(SQL)?.execute(params![id, settle_at])?;
+        Ok(())
+    })
 }
 
 /// Odoo has every step of result `id` (its attempts were counted as they began).
@@ -474,7 +483,7 @@ mod tests {
         let [seven, eight] = [0, 1].map(|k| odoo_heads(&db, &due(t), 50).unwrap()[k].id);
         // MO 7's call went unanswered: even with every wait waived, it is not looked up before
         // it has settled
-        attempt(&db, seven, "2026-12-01T08:02:30Z").unwrap();
+        attempt(&mut db, seven, "2026-12-01T08:02:30Z").unwrap();
         retry_at(&db, seven, "timed out", "2026-12-01T09:00:00Z", false).unwrap();
         assert_eq!(waive_waits(&db, "2026-12-01T08:01:00Z").unwrap(), 1);
         let found: Vec<i64> = odoo_heads(&db, &due("2026-12-01T08:01:00Z"), 50)
@@ -486,7 +495,7 @@ mod tests {
         assert_eq!(heads(&db, "2026-12-01T08:02:30Z"), [7, 8]);
         assert_eq!(odoo_next_due(&db).unwrap().as_deref(), Some(t), "MO 8 is due");
         // MO 8's failure was Odoo's answer: due at its retry time alone
-        attempt(&db, eight, "2026-12-01T08:02:30Z").unwrap();
+        attempt(&mut db, eight, "2026-12-01T08:02:30Z").unwrap();
         retry_at(&db, eight, "409", "2026-12-01T08:00:10Z", true).unwrap();
         assert_eq!(heads(&db, "2026-12-01T08:00:10Z"), [8]);
         // A clock put back a year leaves waits far ahead: they are taken as passed

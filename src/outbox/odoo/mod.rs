@@ -422,7 +422,10 @@ impl OdooOutbox {
             .call(move |db| store::outbox::attempt(db, id, &settle_at))
             .await
             .map_err(stored)?;
-        let mut uncertain = earlier;
+        // After an earlier attempt, any step not recorded as done may be in Odoo: a kill leaves
+        // only the step it was on unrecorded, but a power cut takes back every step recorded
+        // since that attempt's (durable) count. So each is looked up before it is made again.
+        let uncertain = earlier;
         while let Some(step) = left.pop() {
             let mut learnt = None;
             match step {
@@ -435,7 +438,6 @@ impl OdooOutbox {
                 Step::TimeTracking => self.time_tracking(result, found.productive_loss, uncertain).await?,
             }
             done |= step as u32;
-            uncertain = false;
             if let Some(learnt) = learnt {
                 // What Odoo made of it is the result's record, and the note's, whenever made.
                 let kept = learnt.clone();
