@@ -79,8 +79,15 @@ fn raw(value: &Option<Arc<str>>) -> &str {
     value.as_deref().unwrap_or("null")
 }
 
+/// What every state message names besides the snapshot: the gateway, and (for the index) the
+/// stations, as JSON.
+struct Names<'a> {
+    gateway: &'a str,
+    stations: &'a str,
+}
+
 /// The state message for `view`, when anything it shows differs from `sent`.
-fn compose(web: &Web, view: &View, snap: &Snapshot, sent: &mut Sent) -> Option<String> {
+fn compose(names: &Names<'_>, view: &View, snap: &Snapshot, sent: &mut Sent) -> Option<String> {
     let line = match view {
         View::Line(name) => snap.lines.get(name).map(|l: &LineState| l.json.clone()),
         View::Index => None,
@@ -104,7 +111,7 @@ fn compose(web: &Web, view: &View, snap: &Snapshot, sent: &mut Sent) -> Option<S
     // The pieces are JSON already (the feed made them compact): put together, not parsed again.
     let head = format!(
         r#"{{"gateway":{},"build":"{}","link":{{"up":{},"since":{}}},"now":{},"utc_offset":{},"status":{}"#,
-        serde_json::Value::from(web.gateway.as_str()),
+        serde_json::Value::from(names.gateway),
         super::assets::build(),
         snap.link.up,
         snap.link.since,
@@ -119,7 +126,7 @@ fn compose(web: &Web, view: &View, snap: &Snapshot, sent: &mut Sent) -> Option<S
             format!(
                 r#"{head},"lines":[{}],"stations":{},"permits":{}}}"#,
                 lines.join(","),
-                serde_json::to_string(&web.config.stations).unwrap_or_else(|_| "{}".into()),
+                names.stations,
                 raw(&snap.permits)
             )
         }
@@ -142,13 +149,18 @@ async fn pump(web: Arc<Web>, view: View, tx: mpsc::Sender<Bytes>) {
     }
     let mut feed = web.feed.clone();
     let mut sent = Sent::default();
+    let stations = serde_json::to_string(&web.config.stations).unwrap_or_else(|_| "{}".into());
+    let names = Names {
+        gateway: &web.gateway,
+        stations: &stations,
+    };
     let mut tick = tokio::time::interval(TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let end = tokio::time::sleep(LIFETIME);
     tokio::pin!(end);
     loop {
         let snap = feed.borrow_and_update().clone();
-        if let Some(state) = compose(&web, &view, &snap, &mut sent) {
+        if let Some(state) = compose(&names, &view, &snap, &mut sent) {
             if !send(format!("event: state\ndata: {state}\n\n")).await {
                 return;
             }
@@ -164,5 +176,63 @@ async fn pump(web: Arc<Web>, view: View, tx: mpsc::Sender<Bytes>) {
             () = &mut end => return,
             () = web.stop.cancelled() => return,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NAMES: Names<'static> = Names {
+        gateway: "gw",
+        stations: r#"{"ws-1":"L1"}"#,
+    };
+
+    fn take(snap: &mut Snapshot, topic: &str, payload: &str) {
+        assert!(super::super::feed::apply(
+            snap,
+            "linegate/gw",
+            topic,
+            payload.as_bytes(),
+            1
+        ));
+    }
+
+    #[test]
+    fn a_page_is_sent_what_it_shows_when_that_changes_and_nothing_else() {
+        let mut snap = Snapshot::new();
+        take(
+            &mut snap,
+            "linegate/gw/line/L1",
+            r#"{"line":"L1","running":[],"ready":[]}"#,
+        );
+        let (l1, index) = (View::Line("L1".into()), View::Index);
+        let (mut to_l1, mut to_index) = (Sent::default(), Sent::default());
+        let first = compose(&NAMES, &l1, &snap, &mut to_l1).expect("the first state");
+        let first: serde_json::Value = serde_json::from_str(&first).unwrap();
+        assert_eq!(first["line"]["line"], "L1");
+        assert_eq!(first["gateway"], "gw");
+        assert!(compose(&NAMES, &index, &snap, &mut to_index).is_some());
+        // Nothing new: nothing sent
+        assert!(compose(&NAMES, &l1, &snap, &mut to_l1).is_none());
+        // Another line changes: the index hears of it, L1's display does not
+        take(
+            &mut snap,
+            "linegate/gw/line/L2",
+            r#"{"line":"L2","running":[],"ready":[]}"#,
+        );
+        assert!(compose(&NAMES, &l1, &snap, &mut to_l1).is_none());
+        let index_now: serde_json::Value =
+            serde_json::from_str(&compose(&NAMES, &index, &snap, &mut to_index).unwrap()).unwrap();
+        assert_eq!(index_now["lines"].as_array().map(Vec::len), Some(2));
+        assert_eq!(index_now["stations"]["ws-1"], "L1");
+        // The gateway's status changes: every page hears of it
+        take(&mut snap, "linegate/gw/status", r#"{"state":"offline"}"#);
+        let now: serde_json::Value = serde_json::from_str(&compose(&NAMES, &l1, &snap, &mut to_l1).unwrap()).unwrap();
+        assert_eq!(now["status"]["state"], "offline");
+        assert!(compose(&NAMES, &index, &snap, &mut to_index).is_some());
+        // The link to the broker goes: every page hears of it
+        snap.link.up = false;
+        assert!(compose(&NAMES, &l1, &snap, &mut to_l1).is_some());
     }
 }

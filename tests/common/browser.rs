@@ -16,19 +16,34 @@ pub(crate) const SHOWN: Duration = Duration::from_secs(15);
 pub(crate) struct Browser {
     pub(crate) client: Client,
     driver: Child,
+    /// chromedriver's port, and the session to end there (None once ended).
+    port: u16,
+    session: Option<String>,
     _profile: tempfile::TempDir,
 }
 
 impl Drop for Browser {
     fn drop(&mut self) {
-        // chromedriver and the Chromium it started (and that one's renderers) share a process
-        // group of their own: all of it goes, also when a test fails before `close`.
-        let _ = Command::new("kill")
-            .arg("-KILL")
-            .arg(format!("-{}", self.driver.id()))
-            .status();
+        // The session ends as `close` ends it — chromedriver quits its Chromium — also when a
+        // test fails before `close`: killing chromedriver alone leaves Chromium running.
+        if let Some(session) = self.session.take() {
+            end_session(self.port, &session);
+        }
         let _ = self.driver.kill();
         let _ = self.driver.wait();
+    }
+}
+
+/// `DELETE /session/<id>` to chromedriver, waiting (a while) for its answer.
+fn end_session(port: u16, session: &str) {
+    use std::io::{Read, Write};
+    let Ok(mut stream) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
+        return;
+    };
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
+    let request = format!("DELETE /session/{session} HTTP/1.1\r\nhost: 127.0.0.1:{port}\r\nconnection: close\r\n\r\n");
+    if stream.write_all(request.as_bytes()).is_ok() {
+        let _ = stream.read_to_end(&mut Vec::new());
     }
 }
 
@@ -43,10 +58,8 @@ impl Browser {
             .local_addr()
             .unwrap()
             .port();
-        use std::os::unix::process::CommandExt;
         let driver = Command::new("chromedriver")
             .arg(format!("--port={port}"))
-            .process_group(0)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -99,9 +112,12 @@ impl Browser {
             }
         }
         let client = client.expect("a Chromium session");
+        let session = client.session_id().await.ok().flatten();
         let browser = Browser {
             client,
             driver,
+            port,
+            session,
             _profile: profile,
         };
         browser.resize(width, height).await;
@@ -211,8 +227,10 @@ impl Browser {
         std::fs::write(path, png).unwrap();
     }
 
-    pub(crate) async fn close(self) {
-        let _ = self.client.clone().close().await;
+    pub(crate) async fn close(mut self) {
+        if self.session.take().is_some() {
+            let _ = self.client.clone().close().await;
+        }
     }
 }
 
