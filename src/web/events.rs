@@ -231,8 +231,8 @@ mod tests {
         let now: serde_json::Value = serde_json::from_str(&compose(&NAMES, &l1, &snap, &mut to_l1).unwrap()).unwrap();
         assert_eq!(now["status"]["state"], "offline");
         assert!(compose(&NAMES, &index, &snap, &mut to_index).is_some());
-        // The link to the broker goes: every page hears of it
-        snap.link.up = false;
+        // The link to the broker comes or goes: every page hears of it
+        snap.link.up = !snap.link.up;
         assert!(compose(&NAMES, &l1, &snap, &mut to_l1).is_some());
     }
 }
