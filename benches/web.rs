@@ -126,7 +126,9 @@ async fn main() {
     let config = agent_config(dir.path(), &sim, broker.port, odoo);
     let mut text = std::fs::read_to_string(&config).unwrap();
     text.push_str(&format!(
-        "[web]\nlisten = \"127.0.0.1:{web_port}\"\nstate_dir = {:?}\nstations = {{ {} }}\n",
+        // Every page comes from this one machine, where a floor's come from a device each: the
+        // quarter of the connections one device may hold must cover them all.
+        "[web]\nlisten = \"127.0.0.1:{web_port}\"\nstate_dir = {:?}\nstations = {{ {} }}\nmax_connections = 256\n",
         dir.path().join("web"),
         stations.join(", ")
     ));

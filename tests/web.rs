@@ -233,6 +233,23 @@ where
     }
 }
 
+/// MO 1 registered for line L1 (with `roll`, by `operator`) and started, from ws-1's MQTT panel.
+async fn running_on_l1(floor: &Floor, operator: &str, roll: &str) {
+    let ws1 = Panel::start_as(floor.broker.port(), PREFIX, "ws-1", Some(("ws-1", "ws-1-secret"))).await;
+    for (action, body) in [
+        (
+            "register-mo",
+            json!({"request_id": "r1", "operator": operator, "mo": 1, "auth_first": "000100", "roll_number": roll, "line": "L1"}),
+        ),
+        (
+            "start-production",
+            json!({"request_id": "r2", "operator": "ana", "mo": 1, "leader_id": "007"}),
+        ),
+    ] {
+        assert_eq!(ws1.send(action, body).await["ok"], true, "{action}");
+    }
+}
+
 /// A browser signed in as `station`'s panel, with `operator` typed in.
 async fn panel(floor: &Floor, station: &str, width: u32, height: u32) -> Browser {
     let b = Browser::start(width, height).await;
@@ -307,10 +324,17 @@ async fn the_operators_flow_through_the_panel_lands_in_the_store_and_on_the_disp
         t == "WH/MO/00001"
     })
     .await;
-    let shown = tv.text(card).await.unwrap();
-    for expected in ["ana", "007", "000100", "R-1", "Table"] {
-        assert!(shown.contains(expected), "{expected} not on the TV: {shown}");
-    }
+    // (waited for: the page redraws as states come, and an element read in between is gone)
+    tv.wait_text(
+        card,
+        "MO 1's card with its operator, leader, codes, roll, product",
+        |shown| {
+            ["ana", "007", "000100", "R-1", "Table"]
+                .iter()
+                .all(|e| shown.contains(e))
+        },
+    )
+    .await;
     assert_eq!(floor.protected(1, "leader_id").as_deref(), Some("007"));
     tv.screenshot(&screens_dir().join("display-1920x1080.png")).await;
     tv.resize(1024, 600).await;
@@ -440,7 +464,9 @@ async fn a_refusal_shows_its_sentence_in_the_operators_language_and_in_english()
             t == "This MO is not registered yet. Register it first."
         })
         .await;
-    assert_eq!(tablet.text("#action-register").await.as_deref(), Some("Register MO"));
+    tablet
+        .wait_text("#action-register", "the actions in English", |t| t == "Register MO")
+        .await;
     tablet.close().await;
     floor.stop().await;
 }
@@ -585,19 +611,7 @@ async fn wait_banner(b: &Browser, what: &str, check: impl Fn(Option<&str>) -> bo
 async fn the_display_keeps_the_last_state_under_a_banner_while_anything_is_away() {
     // Given MO 1 running on line L1, on a TV
     let mut floor = Floor::start(2, false).await;
-    let ws1 = Panel::start_as(floor.broker.port(), PREFIX, "ws-1", Some(("ws-1", "ws-1-secret"))).await;
-    for (action, body) in [
-        (
-            "register-mo",
-            json!({"request_id": "r1", "operator": "ana", "mo": 1, "auth_first": "000100", "roll_number": "R-1", "line": "L1"}),
-        ),
-        (
-            "start-production",
-            json!({"request_id": "r2", "operator": "ana", "mo": 1, "leader_id": "007"}),
-        ),
-    ] {
-        assert_eq!(ws1.send(action, body).await["ok"], true, "{action}");
-    }
+    running_on_l1(&floor, "ana", "R-1").await;
     let tv = Browser::start(1920, 1080).await;
     tv.goto(&format!("{}/line/L1", floor.url)).await;
     let running = ".mo-card[data-mo='1'] .mo-name";
@@ -618,11 +632,8 @@ async fn the_display_keeps_the_last_state_under_a_banner_while_anything_is_away(
         time.chars().nth(2) == Some(':') && time.replace(':', "").chars().all(|c| c.is_ascii_digit()),
         "{shown}"
     );
-    assert_eq!(
-        tv.text(running).await.as_deref(),
-        Some("WH/MO/00001"),
-        "the last state stays"
-    );
+    tv.wait_text(running, "the last state under the banner", |t| t == "WH/MO/00001")
+        .await;
     tv.screenshot(&screens_dir().join("display-offline-1920x1080.png"))
         .await;
     // And clears when it is back
@@ -632,7 +643,8 @@ async fn the_display_keeps_the_last_state_under_a_banner_while_anything_is_away(
     // When the broker dies (nobody says anything), and comes back
     floor.broker.kill().await;
     wait_banner(&tv, "the broker's banner", |b| b.is_some_and(|b| b.contains("broker"))).await;
-    assert_eq!(tv.text(running).await.as_deref(), Some("WH/MO/00001"));
+    tv.wait_text(running, "the last state under the banner", |t| t == "WH/MO/00001")
+        .await;
     floor.broker.resume().await;
     wait_banner(&tv, "the banner to clear", |b| b.is_none()).await;
     tv.wait_text(running, "MO 1 running again", |t| t == "WH/MO/00001")
@@ -667,19 +679,7 @@ async fn a_product_name_holding_markup_shows_as_text() {
         ..Default::default()
     });
     let floor = Floor::with(broker, sim, 1).await;
-    let ws1 = Panel::start_as(floor.broker.port(), PREFIX, "ws-1", Some(("ws-1", "ws-1-secret"))).await;
-    for (action, body) in [
-        (
-            "register-mo",
-            json!({"request_id": "r1", "operator": "<i>ana</i>", "mo": 1, "auth_first": "1", "roll_number": "<script>", "line": "L1"}),
-        ),
-        (
-            "start-production",
-            json!({"request_id": "r2", "operator": "ana", "mo": 1, "leader_id": "007"}),
-        ),
-    ] {
-        assert_eq!(ws1.send(action, body).await["ok"], true, "{action}");
-    }
+    running_on_l1(&floor, "<i>ana</i>", "<script>").await;
     // When the TV and the index show it
     let tv = Browser::start(1920, 1080).await;
     tv.goto(&format!("{}/line/L1", floor.url)).await;
@@ -688,10 +688,8 @@ async fn a_product_name_holding_markup_shows_as_text() {
         .wait_text(".mo-card .mo-product", "the product", |t| !t.is_empty())
         .await;
     assert_eq!(shown, name);
-    assert_eq!(
-        tv.text(".mo-card .field.roll .value").await.as_deref(),
-        Some("<script>")
-    );
+    tv.wait_text(".mo-card .field.roll .value", "the roll, as typed", |t| t == "<script>")
+        .await;
     let made = tv
         .eval("return document.querySelectorAll('main img, main b, main i, main script').length")
         .await;

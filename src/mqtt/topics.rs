@@ -109,12 +109,20 @@ pub(crate) fn decode(level: &str) -> Option<String> {
     if level.is_empty() || level.contains(['+', '#', '/']) {
         return None;
     }
-    let bytes = level.as_bytes();
+    let text = String::from_utf8(percent_decoded(level)?).ok()?;
+    // Only canonical encodings decode, so that build(parse(t)) == t as well.
+    (encode(&text) == level).then_some(text)
+}
+
+/// The bytes `%XX` escapes stand for, the rest as it is; None for a `%` without two hex digits.
+/// (Also how `linegate web` reads a path's segments.)
+pub(crate) fn percent_decoded(text: &str) -> Option<Vec<u8>> {
+    let bytes = text.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
     while i < bytes.len() {
         if bytes[i] == b'%' {
-            let hex = level.get(i + 1..i + 3)?;
+            let hex = text.get(i + 1..i + 3)?;
             out.push(u8::from_str_radix(hex, 16).ok()?);
             i += 3;
         } else {
@@ -122,9 +130,7 @@ pub(crate) fn decode(level: &str) -> Option<String> {
             i += 1;
         }
     }
-    let text = String::from_utf8(out).ok()?;
-    // Only canonical encodings decode, so that build(parse(t)) == t as well.
-    (encode(&text) == level).then_some(text)
+    Some(out)
 }
 
 #[cfg(test)]

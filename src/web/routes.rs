@@ -235,20 +235,7 @@ fn segments(path: &str) -> Option<Vec<String>> {
 
 /// One percent-decoded segment: UTF-8, no control characters.
 fn decode(segment: &str) -> Option<String> {
-    let bytes = segment.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
-            let hex = segment.get(i + 1..i + 3)?;
-            out.push(u8::from_str_radix(hex, 16).ok()?);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    let text = String::from_utf8(out).ok()?;
+    let text = String::from_utf8(crate::mqtt::topics::percent_decoded(segment)?).ok()?;
     (!text.chars().any(char::is_control)).then_some(text)
 }
 
