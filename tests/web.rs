@@ -261,6 +261,12 @@ async fn panel(floor: &Floor, station: &str, width: u32, height: u32) -> Browser
     b
 }
 
+/// The operator's name typed into the panel's Operator field, as a shift starts.
+async fn as_operator(b: &Browser, name: &str) {
+    b.click("#operator").await;
+    b.type_keys(&format!("{name}{ENTER}")).await;
+}
+
 async fn choose(b: &Browser, action: &str) {
     b.click(&format!("#action-{action}")).await;
     b.wait_for("#action-form").await;
@@ -285,8 +291,7 @@ async fn the_operators_flow_through_the_panel_lands_in_the_store_and_on_the_disp
     tv.wait_text(".running .empty", "an empty line", |t| !t.is_empty())
         .await;
     let tablet = panel(&floor, "ws-1", 1024, 600).await;
-    tablet.click("#operator").await;
-    tablet.type_keys(&format!("ana{ENTER}")).await;
+    as_operator(&tablet, "ana").await;
 
     // When the operator registers MO 1: picks it from the waiting list, scans the first code
     // and the roll
@@ -443,8 +448,7 @@ async fn a_refusal_shows_its_sentence_in_the_operators_language_and_in_english()
     // Given ws-1's panel on a 1280x800 tablet
     let floor = Floor::start(3, false).await;
     let tablet = panel(&floor, "ws-1", 1280, 800).await;
-    tablet.click("#operator").await;
-    tablet.type_keys(&format!("ana{ENTER}")).await;
+    as_operator(&tablet, "ana").await;
     // When the operator starts MO 3, which nobody registered, by scanning its name
     choose(&tablet, "start").await;
     tablet.click("#f-mo").await;
@@ -476,8 +480,7 @@ async fn a_double_tap_a_retry_after_a_blip_and_a_reload_are_applied_once() {
     // Given ws-1's panel, the operator's MO picked and its codes typed
     let mut floor = Floor::start(3, false).await;
     let tablet = panel(&floor, "ws-1", 1024, 600).await;
-    tablet.click("#operator").await;
-    tablet.type_keys(&format!("ana{ENTER}")).await;
+    as_operator(&tablet, "ana").await;
     choose(&tablet, "register").await;
     tablet.click("#mo-list button[data-mo='1']").await;
     tablet.type_keys("000100").await;
@@ -1015,8 +1018,7 @@ async fn what_the_broker_refuses_a_station_the_panel_says_and_nothing_is_applied
         .join("\n");
     let floor = Floor::start_with_acl(2, false, acl).await;
     let tablet = panel(&floor, "ws-1", 1024, 600).await;
-    tablet.click("#operator").await;
-    tablet.type_keys(&format!("ana{ENTER}")).await;
+    as_operator(&tablet, "ana").await;
     // When the operator registers MO 1, scanning its number
     choose(&tablet, "register").await;
     tablet.click("#f-mo").await;
